@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite (the README's test command): sets up .venv if needed, runs pytest.
+# Extra arguments go to pytest (e.g. ./run_tests.sh -k filter). pytest's "no tests
+# collected" (exit 5) stays a failure.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+"$here/scripts/setup_venv.sh"
+cd "$here"
+exec "$here/.venv/bin/python" -m pytest "$@"

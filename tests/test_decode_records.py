@@ -1,0 +1,364 @@
+"""Decode → record → write, offline: every framing and schema version to the README's CSV."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import math
+import os
+import struct
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import fastavro
+import pytest
+
+from alert_pipeline.config import ConsumerConfig
+from alert_pipeline.decode import (
+    AlertDecoder,
+    DecodeError,
+    bundled_versions,
+    encode_antares_locus,
+    schema_id_for_version,
+)
+from alert_pipeline.factory import TESTED_VERSIONS, AlertFactory, malformed_messages
+from alert_pipeline.outputs import fits_problem, safe_name
+from alert_pipeline.records import COLUMNS, DIA_SOURCE_FIELDS, extendedness_stats, format_cell
+from lsst_alert_consumer import LSSTAlertConsumer
+
+PROCESSED_AT = dt.datetime(2026, 2, 10, 2, 3, 15, tzinfo=dt.UTC)
+
+
+def make_consumer(tmp_path: Path, consumer_class=LSSTAlertConsumer, **settings) -> LSSTAlertConsumer:
+    config = ConsumerConfig(kafka_config={"bootstrap.servers": "unused:9092", "group.id": "g"}, topics=["t"],
+                            output_dir=str(tmp_path / "out"), **settings)
+    return consumer_class(config)
+
+
+def write_offline(consumer: LSSTAlertConsumer, values: list[bytes], processed_at=PROCESSED_AT):
+    messages = [(value, {"topic": "alerts", "partition": 0, "offset": offset}) for offset, value in enumerate(values)]
+    result = consumer.write_batch(messages, processed_at)
+    consumer.store.finish_batch()
+    return result
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def day_csv(tmp_path: Path, day: str = "20260210", suffix: str = "") -> Path:
+    return tmp_path / "out" / "data" / f"lsst_alerts_{day}{suffix}.csv"
+
+
+def as_written(factory: AlertFactory, packet: dict) -> dict:
+    """The packet as a reader sees it (float fields are 32-bit), decoded independently
+    of the consumer by fastavro with the bundled schema."""
+    buffer = io.BytesIO(factory.serialize(packet))
+    return fastavro.schemaless_reader(buffer, factory.schema)
+
+
+def expected_cell(value) -> str:
+    return "" if value is None else repr(value) if isinstance(value, float) else str(value)
+
+
+def check_row_against_packet(row: dict[str, str], packet: dict) -> None:
+    """Every column checked against the packet field the version spells it with."""
+    source = packet["diaSource"]
+    alert_id = packet.get("alertId", packet.get("diaSourceId"))
+    assert row["alertId"] == str(alert_id)
+    for column, names in DIA_SOURCE_FIELDS.items():
+        name = next(n for n in names if n in source)
+        assert row[column] == expected_cell(source[name]), column
+    values = [s.get("extendedness") for s in [source, *(packet.get("prvDiaSources") or [])]]
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if values:
+        ordered = sorted(values)
+        middle = len(ordered) // 2
+        median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+        assert float(row["extendednessMedian"]) == median
+        assert float(row["extendednessMin"]) == min(values)
+        assert float(row["extendednessMax"]) == max(values)
+    else:
+        assert row["extendednessMedian"] == row["extendednessMin"] == row["extendednessMax"] == ""
+    assert row["timestamp"] == "2026-02-10T02:03:15Z"
+
+
+@pytest.mark.parametrize("version", TESTED_VERSIONS)
+def test_golden_row_and_cutouts_per_schema_version(tmp_path, version):
+    factory = AlertFactory(version, seed=21)
+    packets = [factory.alert(cutout_size=40) for _ in range(3)]
+    consumer = make_consumer(tmp_path)
+    result = write_offline(consumer, [factory.frame(p) for p in packets])
+    assert (result.written, result.quarantined) == (3, 0)
+    rows = read_csv(day_csv(tmp_path))
+    assert list(rows[0].keys()) == list(COLUMNS)
+    for row, packet in zip(rows, packets, strict=True):
+        check_row_against_packet(row, as_written(factory, packet))
+        source_id = packet["diaSource"]["diaSourceId"]
+        for kind, field in (("science", "cutoutScience"), ("template", "cutoutTemplate"),
+                            ("difference", "cutoutDifference")):
+            path = row[f"{kind}_cutout_path"]
+            assert path == f"cutouts/{source_id}_{kind}_20260210_020315.fits"
+            assert (tmp_path / "out" / path).read_bytes() == packet[field]
+
+
+@pytest.mark.parametrize("version", bundled_versions())
+def test_lsst_alert_packet_sample_data_every_version(tmp_path, version):
+    """lsst-alert-packet's own sample alert of each version, as an Avro container file."""
+    from lsst.alert.packet.schema import get_schema_path
+
+    major, minor = version.split(".")
+    sample_dir = Path(get_schema_path(int(major), int(minor))) / "sample_data"
+    with open(sample_dir / "fakeAlert.avro", "rb") as handle:
+        (expected,) = list(fastavro.reader(handle))
+    as_json = json.loads((sample_dir / "alert.json").read_text())
+    consumer = make_consumer(tmp_path)
+    result = write_offline(consumer, [(sample_dir / "fakeAlert.avro").read_bytes()])
+    assert result.written == 1
+    (row,) = read_csv(day_csv(tmp_path))
+    check_row_against_packet(row, expected)
+    assert float(row["ra"]) == as_json["diaSource"]["ra"]
+    assert row["science_cutout_path"] == row["template_cutout_path"] == ""  # the samples carry no cutouts
+
+
+def test_solar_system_alert_without_dia_object(tmp_path):
+    factory = AlertFactory("11.1", seed=4)
+    packet = factory.alert(solar_system=True)
+    write_offline(make_consumer(tmp_path), [factory.frame(packet)])
+    (row,) = read_csv(day_csv(tmp_path))
+    assert row["diaObjectId"] == ""
+    assert row["diaSourceId"] == str(packet["diaSource"]["diaSourceId"])
+    check_row_against_packet(row, as_written(factory, packet))
+
+
+def test_alert_without_cutouts_has_empty_paths_and_no_files(tmp_path):
+    factory = AlertFactory("11.1", seed=6)
+    write_offline(make_consumer(tmp_path), [factory.frame(factory.alert(cutouts=False))])
+    (row,) = read_csv(day_csv(tmp_path))
+    assert row["science_cutout_path"] == row["template_cutout_path"] == row["difference_cutout_path"] == ""
+    assert os.listdir(tmp_path / "out" / "cutouts") == []
+
+
+def test_null_and_nan_extendedness_are_ignored():
+    alert = {"diaSource": {"extendedness": float("nan")},
+             "prvDiaSources": [{"extendedness": None}, {"extendedness": 0.25}, {"extendedness": 0.75},
+                               {"extendedness": 1.0}]}
+    assert extendedness_stats(alert) == (0.75, 0.25, 1.0)
+    assert extendedness_stats({"diaSource": {"extendedness": None}, "prvDiaSources": None}) == (None, None, None)
+
+
+def test_all_null_extendedness_gives_empty_cells_never_none_or_nan(tmp_path):
+    factory = AlertFactory("10.0", seed=8)
+    packet = factory.alert(extendedness=None, cutouts=False)
+    packet["diaSource"]["psfFluxErr"] = float("nan")
+    write_offline(make_consumer(tmp_path), [factory.frame(packet)])
+    text = day_csv(tmp_path).read_text()
+    assert "None" not in text and "nan" not in text.lower()
+    (row,) = read_csv(day_csv(tmp_path))
+    assert row["extendednessMedian"] == row["psFluxErr"] == ""
+
+
+def test_floats_round_trip_exactly():
+    for value in (0.1, 1 / 3, 351.570546978, 60902.993305483615, 1e-300):
+        assert float(format_cell(value)) == value
+    assert format_cell(None) == "" and format_cell(float("nan")) == ""
+
+
+def test_container_file_with_several_alerts(tmp_path):
+    factory = AlertFactory("9.0", seed=9)
+    packets = [factory.alert(cutouts=False) for _ in range(4)]
+    write_offline(make_consumer(tmp_path), [factory.container_file(packets)])
+    rows = read_csv(day_csv(tmp_path))
+    assert [row["diaSourceId"] for row in rows] == [str(p["diaSource"]["diaSourceId"]) for p in packets]
+
+
+def test_schemaless_with_configured_version(tmp_path):
+    factory = AlertFactory("8.0", seed=10)
+    packet = factory.alert(cutouts=False)
+    consumer = make_consumer(tmp_path, framing="schemaless", schema_version="8.0")
+    write_offline(consumer, [factory.serialize(packet)])
+    (row,) = read_csv(day_csv(tmp_path))
+    check_row_against_packet(row, as_written(factory, packet))
+
+
+def test_every_malformed_kind_raises_a_named_decode_error():
+    decoder = AlertDecoder()
+    reasons = {}
+    for what, value in malformed_messages(AlertFactory("11.1", seed=1)):
+        with pytest.raises(DecodeError) as caught:
+            decoder.decode(value)
+        reasons[what] = caught.value.reason
+    assert reasons == {"random bytes": "unrecognised-framing", "truncated Avro": "corrupt-payload",
+                       "unknown schema id": "unknown-schema-id", "empty message": "corrupt-payload",
+                       "wrong schema id": "corrupt-payload"}
+
+
+def test_corrupt_message_is_quarantined_with_its_coordinates(tmp_path):
+    factory = AlertFactory("11.1", seed=12)
+    good = factory.frame(factory.alert(cutouts=False))
+    value = good[:5] + b"\x00"  # the frame header, then a payload cut after one byte
+    result = write_offline(make_consumer(tmp_path), [good, value])
+    assert (result.written, result.quarantined) == (1, 1)
+    sidecar = json.loads((tmp_path / "out" / "quarantine" / "alerts_0_1.json").read_text())
+    assert sidecar["reason"] == "corrupt-payload" and sidecar["offset"] == 1 and sidecar["topic"] == "alerts"
+    assert (tmp_path / "out" / "quarantine" / "alerts_0_1.bin").read_bytes() == value
+
+
+def test_invalid_fits_cutout_row_kept_path_empty_bytes_quarantined(tmp_path):
+    factory = AlertFactory("11.1", seed=13)
+    packet = factory.alert(cutout_size=32)
+    packet["cutoutTemplate"] = b"this is not a FITS file" * 200
+    result = write_offline(make_consumer(tmp_path), [factory.frame(packet)])
+    assert (result.written, result.quarantined, result.cutouts) == (1, 1, 2)
+    (row,) = read_csv(day_csv(tmp_path))
+    assert row["template_cutout_path"] == ""
+    assert row["science_cutout_path"] and row["difference_cutout_path"]
+    source_id = packet["diaSource"]["diaSourceId"]
+    stem = tmp_path / "out" / "quarantine" / f"alerts_0_0_{source_id}_template"
+    assert stem.with_suffix(".bin").read_bytes() == packet["cutoutTemplate"]
+    assert json.loads(stem.with_suffix(".json").read_text())["reason"] == "invalid-cutout"
+
+
+def test_fits_check():
+    good = AlertFactory("11.1", seed=1).alert(cutout_size=30)["cutoutScience"]
+    assert fits_problem(good) is None
+    assert "2880" in fits_problem(good[:-1])
+    assert "SIMPLE" in fits_problem(b"X" * 2880)
+    assert fits_problem(b"SIMPLE  =                    T" + b" " * (2880 - 30)) == "no END card in the primary header"
+
+
+def test_names_from_messages_cannot_leave_the_output_dir():
+    assert "/" not in safe_name("../../etc/passwd") and not safe_name("..").startswith(".")
+
+
+class _RegistryHandler(BaseHTTPRequestHandler):
+    """The Confluent schema-registry endpoint the client uses: GET /schemas/ids/{id}."""
+
+    requests: list[str] = []
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        type(self).requests.append(self.path)
+        parts = self.path.split("?")[0].strip("/").split("/")
+        schema_id = int(parts[2]) if parts[:2] == ["schemas", "ids"] and len(parts) == 3 else -1
+        if schema_id == 1101:
+            from lsst.alert.packet import Schema
+            from lsst.alert.packet.schema import get_schema_path
+
+            definition = Schema.from_file(f"{get_schema_path(11, 1)}/lsst.v11_1.alert.avsc").definition
+            body = json.dumps({"schema": json.dumps(definition)}).encode()
+            self.send_response(200)
+        else:
+            body = json.dumps({"error_code": 40403, "message": "Schema not found"}).encode()
+            self.send_response(404)
+        self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def registry_url():
+    server = HTTPServer(("127.0.0.1", 0), _RegistryHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _RegistryHandler.requests = []
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_schema_registry_through_confluent_client(tmp_path, registry_url):
+    factory = AlertFactory("11.1", seed=14)
+    packets = [factory.alert(cutouts=False) for _ in range(3)]
+    unknown = b"\x00" + struct.pack(">I", 1102) + factory.serialize(packets[0])
+    config = make_consumer(tmp_path).config
+    config.kafka_config["schema.registry.url"] = registry_url
+    consumer = LSSTAlertConsumer(config)
+    result = write_offline(consumer, [factory.frame(p) for p in packets] + [unknown])
+    assert (result.written, result.quarantined) == (3, 1)
+    fetched = [path for path in _RegistryHandler.requests if path.startswith("/schemas/ids/1101")]
+    assert len(fetched) == 1, _RegistryHandler.requests  # cached after the first fetch
+    sidecar = json.loads((tmp_path / "out" / "quarantine" / "alerts_0_3.json").read_text())
+    assert sidecar["reason"] == "unknown-schema-id" and registry_url in sidecar["detail"]
+    assert "schema.registry.url" not in consumer.config.librdkafka_config()
+
+
+def test_antares_locus_messages_both_layouts(tmp_path):
+    properties = {"newest_alert_id": "lsst_alert:42", "newest_alert_observation_time": 61081.25,
+                  "survey": {"lsst": {"dia_object_id": [555], "ss_object_id": []}},
+                  "lsstext_extendedness_median": 0.5, "lsstext_extendedness_min": 0.125,
+                  "lsstext_extendedness_max": 0.875}
+    new_layout = {"id": "ANT2026abcdef", "ra": 150.25, "dec": -30.5, "properties": properties, "tags": ["x"]}
+    old_layout = {"data": {"id": "ANT2026zzzzzz", "attributes": {"ra": 10.5, "dec": 2.25,
+                                                                  "properties": dict(properties, newest_alert_id="lsst_alert:43")}}}
+    result = write_offline(make_consumer(tmp_path), [encode_antares_locus(new_layout), encode_antares_locus(old_layout)])
+    assert result.written == 2
+    first, second = read_csv(day_csv(tmp_path))
+    assert (first["alertId"], first["diaObjectId"], first["ra"], first["dec"]) == ("lsst_alert:42", "555", "150.25", "-30.5")
+    assert (first["extendednessMedian"], first["extendednessMin"], first["extendednessMax"]) == ("0.5", "0.125", "0.875")
+    assert first["mjd"] == "61081.25" and first["science_cutout_path"] == "" and first["psFlux"] == ""
+    assert (second["ra"], second["alertId"]) == ("10.5", "lsst_alert:43")
+
+
+class ConsumerWithExtras(LSSTAlertConsumer):
+    def process_alert(self, alert):
+        record = super().process_alert(alert)
+        dia_source = alert.get("diaSource") or {}
+        record["snr"] = dia_source.get("snr")
+        record["prv_candidates"] = len(alert.get("prvDiaSources") or [])
+        return record
+
+
+def test_subclass_columns_appended_and_new_layout_starts_a_new_file(tmp_path):
+    factory = AlertFactory("11.1", seed=15)
+    plain = factory.alert(cutouts=False)
+    write_offline(make_consumer(tmp_path), [factory.frame(plain)])
+    extended = factory.alert(cutouts=False, n_prv_sources=5)
+    write_offline(make_consumer(tmp_path, ConsumerWithExtras), [factory.frame(extended)])
+    write_offline(make_consumer(tmp_path, ConsumerWithExtras), [factory.frame(factory.alert(cutouts=False))])
+
+    assert read_csv(day_csv(tmp_path))[0]["diaSourceId"] == str(plain["diaSource"]["diaSourceId"])
+    assert len(read_csv(day_csv(tmp_path))) == 1  # the old layout's file is untouched
+    second = day_csv(tmp_path, suffix="_2")
+    header = second.read_text().splitlines()[0].split(",")
+    assert header == [*COLUMNS, "snr", "prv_candidates"]
+    rows = read_csv(second)
+    assert len(rows) == 2
+    assert rows[0]["snr"] == repr(as_written(factory, extended)["diaSource"]["snr"]) and rows[0]["prv_candidates"] == "5"
+
+
+def test_csv_is_per_utc_processing_day(tmp_path):
+    factory = AlertFactory("11.1", seed=16)
+    consumer = make_consumer(tmp_path)
+    write_offline(consumer, [factory.frame(factory.alert(cutouts=False))], PROCESSED_AT)
+    write_offline(consumer, [factory.frame(factory.alert(cutouts=False))], PROCESSED_AT + dt.timedelta(days=1))
+    assert len(read_csv(day_csv(tmp_path, "20260210"))) == 1
+    assert len(read_csv(day_csv(tmp_path, "20260211"))) == 1
+
+
+def test_schema_ids_follow_rubin_convention():
+    assert schema_id_for_version("11.1") == 1101 and schema_id_for_version("7.4") == 704
+    assert "11.1" in bundled_versions() and "3.0" in bundled_versions()
+
+
+def test_offline_command_line_on_a_frames_file(tmp_path):
+    import subprocess
+    import sys
+
+    from alert_pipeline.consumer import write_frames_file
+
+    factory = AlertFactory("11.1", seed=17)
+    frames = tmp_path / "night.frames"
+    write_frames_file(str(frames), [factory.frame(factory.alert(cutout_size=30)) for _ in range(5)])
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, str(repo / "lsst_alert_consumer.py"), "--from-file", str(frames),
+                           "--output-dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "LSST Alert Consumer finished: written=5" in done.stderr
+    assert len(os.listdir(tmp_path / "out" / "cutouts")) == 15

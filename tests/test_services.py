@@ -1,0 +1,96 @@
+"""The test services are real: a Kafka-protocol broker and a PostgreSQL server."""
+
+from __future__ import annotations
+
+import io
+
+import fastavro
+import psycopg
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from alert_pipeline.decode import bundled_schema, schema_id_for_version
+from alert_pipeline.factory import TESTED_VERSIONS, AlertFactory
+
+from .conftest import HEARTBEAT_MS, SESSION_TIMEOUT_MS, new_topic, produce
+
+
+def _consumer(bootstrap: str, group: str) -> Consumer:
+    return Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                     "enable.auto.commit": False, "session.timeout.ms": SESSION_TIMEOUT_MS,
+                     "heartbeat.interval.ms": HEARTBEAT_MS})
+
+
+def _read(consumer: Consumer, count: int) -> list[bytes]:
+    values: list[bytes] = []
+    for _ in range(200):
+        for message in consumer.consume(count - len(values), timeout=0.5):
+            assert message.error() is None, message.error()
+            values.append(message.value())
+        if len(values) >= count:
+            return values
+    raise AssertionError(f"read {len(values)} of {count} messages")
+
+
+def test_committed_offset_is_resumed_by_a_second_consumer(kafka):
+    topic = new_topic(kafka.bootstrap_servers)
+    produce(kafka.bootstrap_servers, topic, [f"m{i}".encode() for i in range(10)])
+
+    first = _consumer(kafka.bootstrap_servers, "resume-group")
+    first.subscribe([topic])
+    assert _read(first, 4) == [b"m0", b"m1", b"m2", b"m3"]
+    first.commit(offsets=[TopicPartition(topic, 0, 4)], asynchronous=False)
+    first.close()
+
+    second = _consumer(kafka.bootstrap_servers, "resume-group")
+    second.subscribe([topic])
+    assert _read(second, 6) == [f"m{i}".encode() for i in range(4, 10)]
+    assert second.committed([TopicPartition(topic, 0)], timeout=10)[0].offset == 4
+    second.close()
+
+
+def test_postgres_creates_inserts_and_queries(pg_url):
+    with psycopg.connect(pg_url, autocommit=True) as connection:
+        connection.execute("CREATE TEMP TABLE probe (id serial PRIMARY KEY, name text NOT NULL)")
+        connection.execute("INSERT INTO probe (name) VALUES (%s), (%s)", ("vega", "deneb"))
+        rows = connection.execute("SELECT name FROM probe ORDER BY id").fetchall()
+        version = connection.execute("SHOW server_version").fetchone()[0]
+    assert rows == [("vega",), ("deneb",)]
+    assert int(version.split(".")[0]) >= 13
+
+
+@pytest.mark.parametrize("version", TESTED_VERSIONS)
+def test_factory_packet_round_trips_with_bundled_schema(version):
+    factory = AlertFactory(version, seed=11)
+    for packet in (factory.alert(), factory.alert(solar_system=True, cutouts=False)):
+        buffer = io.BytesIO()
+        schema = bundled_schema(schema_id_for_version(version))
+        fastavro.schemaless_writer(buffer, schema, packet)
+        buffer.seek(0)
+        decoded = fastavro.schemaless_reader(buffer, schema)
+        assert decoded["diaSource"]["diaSourceId"] == packet["diaSource"]["diaSourceId"]
+        assert decoded["diaSource"]["ra"] == packet["diaSource"]["ra"]
+        assert len(decoded["prvDiaSources"]) == len(packet["prvDiaSources"])
+        assert fastavro.validate(packet, schema)
+
+
+def test_factory_cutouts_are_rubin_like_ccddata():
+    from astropy import units as u
+    from astropy.nddata import CCDData
+
+    packet = AlertFactory("11.1", seed=2).alert(cutout_size=45)
+    buffer = io.BytesIO(packet["cutoutScience"])
+    ccd = CCDData.read(buffer, format="fits", hdu_mask="MASK", hdu_uncertainty="UNCERT")
+    assert ccd.shape == (45, 45)
+    assert ccd.unit == u.nJy
+    assert ccd.wcs is not None and ccd.wcs.wcs.ctype[0] == "RA---TAN"
+    assert type(ccd.uncertainty).__name__ == "VarianceUncertainty"
+    assert ccd.mask is not None and ccd.mask.any()
+
+
+def test_factory_solar_system_alert_has_no_dia_object():
+    for version, field in (("7.4", "ssObject"), ("9.0", "MPCORB"), ("11.1", "mpc_orbits")):
+        packet = AlertFactory(version, seed=5).alert(solar_system=True)
+        assert packet["diaObject"] is None
+        assert packet[field] is not None
+        assert packet["diaSource"]["ssObjectId"]
