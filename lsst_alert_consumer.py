@@ -29,6 +29,7 @@ from alert_pipeline.config import (
     EXIT_OUTPUT,
     ConfigError,
     build_parser,
+    clock_from_environment,
     load_config,
 )
 from alert_pipeline.consumer import AlertConsumer
@@ -101,12 +102,12 @@ def main(argv: Sequence[str] | None = None, consumer_class: type[AlertConsumer] 
         return EXIT_OUTPUT
     try:
         if args.from_file:
-            result = app.run_files(args.from_file)
+            result = app.run_files(args.from_file, clock_from_environment())
             log.info("LSST Alert Consumer finished: written=%d duplicates_skipped=%d quarantined=%d cutouts=%d files=%s",
                      result.written, result.duplicates, result.quarantined, result.cutouts,
                      ",".join(sorted(result.csv_files)))
             return EXIT_OK
-        summary = KafkaRun(app).run()
+        summary = KafkaRun(app, clock_from_environment()).run()
         log.info("LSST Alert Consumer finished: %s", summary.line())
         return EXIT_OK
     except BrokerError as exc:

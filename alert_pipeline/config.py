@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import datetime as dt
 import os
 import re
+import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -48,6 +50,18 @@ KAFKA_REQUIRED: dict[str, Any] = {
     "enable.auto.offset.store": False,
     "enable.partition.eof": True,
 }
+
+
+def clock_from_environment(environ: Mapping[str, str] | None = None) -> Callable[[], dt.datetime] | None:
+    """``LSST_CONSUMER_TEST_START_TIME`` (ISO 8601) makes the run's clock start there and
+    tick normally: for testing day changes and for replaying a night. None when unset."""
+    environ = os.environ if environ is None else environ
+    start_text = environ.get(f"{ENV_PREFIX}TEST_START_TIME")
+    if not start_text:
+        return None
+    start = dt.datetime.fromisoformat(start_text.replace("Z", "+00:00")).astimezone(dt.UTC)
+    origin = time.monotonic()
+    return lambda: start + dt.timedelta(seconds=time.monotonic() - origin)
 
 
 class ConfigError(ValueError):

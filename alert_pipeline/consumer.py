@@ -19,7 +19,15 @@ from typing import Any
 
 from .config import ConsumerConfig
 from .decode import AlertDecoder, DecodeError
-from .outputs import BatchResult, MessageOutput, OutputStore, QuarantineItem, cutout_name, fits_problem
+from .outputs import (
+    BatchResult,
+    MessageOutput,
+    OutputStore,
+    QuarantineItem,
+    crash_point,
+    cutout_name,
+    fits_problem,
+)
 from .records import CUTOUT_FIELDS, alert_key, base_row
 
 log = logging.getLogger("lsst_alert_consumer")
@@ -63,6 +71,8 @@ class AlertConsumer:
                 self.cutout_paths, staged, problems = self._stage_cutouts(alert, processed_at)
                 row = self.process_alert(alert)
                 key = alert_key(alert)
+            except OSError:
+                raise  # the output cannot be written: stop the run, never quarantine
             except Exception as exc:  # noqa: BLE001 - a bad packet or a failing process_alert
                 reason = exc.reason if isinstance(exc, DecodeError) else "process-alert-failed"
                 suffix = f"alert{index}" if len(alerts) > 1 else ""
@@ -99,6 +109,7 @@ class AlertConsumer:
             name = cutout_name(source_id, kind, processed_at)
             staged.append((name, self.store.stage_cutout(name, data)))
             paths[kind] = f"cutouts/{name}"
+            crash_point("mid-batch")
         return paths, staged, problems
 
     # ------------------------------------------------------------------ per batch
@@ -118,7 +129,11 @@ class AlertConsumer:
         self, messages: Sequence[tuple[bytes | None, Mapping[str, Any]]], processed_at: dt.datetime
     ) -> BatchResult:
         """Prepare and durably write one batch (the caller commits, then ``finish_batch``)."""
-        outputs = self.prepare_batch(messages, processed_at)
+        try:
+            outputs = self.prepare_batch(messages, processed_at)
+        except BaseException:
+            self.store.discard_staged()
+            raise
         _, result = self.store.write_batch(outputs, processed_at)
         return result
 

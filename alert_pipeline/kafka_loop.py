@@ -26,6 +26,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from .config import EXIT_BROKER, ConsumerConfig, mask_secrets
 from .consumer import AlertConsumer
+from .outputs import crash_point
 
 log = logging.getLogger("lsst_alert_consumer")
 
@@ -214,11 +215,13 @@ class KafkaRun:
         for message in batch:
             key = (message.topic(), message.partition())
             offsets[key] = max(offsets.get(key, -1), message.offset() + 1)
+        crash_point("before-commit")
         try:
             consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
         except KafkaException as exc:
             # The batch is durable and in the ledger: a redelivery will be skipped.
             log.warning("offset commit failed (%s); the redelivered messages will be skipped", exc.args[0].str())
+        crash_point("after-commit")
         self.app.store.finish_batch()
         self.summary.consumed += len(batch)
         self.summary.written += result.written

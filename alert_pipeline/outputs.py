@@ -40,6 +40,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,24 @@ from .records import COLUMNS, format_cell
 FITS_BLOCK = 2880
 CSV_PREFIX = "lsst_alerts_"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+# ----------------------------------------------------------------------------- testing
+#: Fault injection for the crash tests: ``LSST_CONSUMER_TEST_CRASH=POINT:N`` kills the
+#: process with SIGKILL the N-th time it reaches POINT (see ``crash_point`` calls).
+_CRASH_SPEC = os.environ.get("LSST_CONSUMER_TEST_CRASH", "")
+_crash_counts: dict[str, int] = {}
+
+
+def crash_point(name: str) -> None:
+    """Die here, abruptly, when the crash tests ask for it; otherwise do nothing."""
+    if not _CRASH_SPEC:
+        return
+    point, _, nth = _CRASH_SPEC.partition(":")
+    if point == name:
+        _crash_counts[name] = _crash_counts.get(name, 0) + 1
+        if _crash_counts[name] == int(nth or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 # ----------------------------------------------------------------------------- files
@@ -278,6 +297,11 @@ class OutputStore:
         self._csv_for_layout: dict[tuple[str, tuple[str, ...]], str] = {}
 
     # -- staging (may run in worker processes)
+    def discard_staged(self) -> None:
+        """Forget cutouts staged for a batch that will not be written."""
+        shutil.rmtree(self.incoming_dir, ignore_errors=True)
+        os.makedirs(self.incoming_dir, exist_ok=True)
+
     def stage_cutout(self, name: str, data: bytes) -> str:
         """Write a cutout under ``incoming/`` (not yet durable, not yet visible)."""
         path = os.path.join(self.incoming_dir, f"{uuid.uuid4().hex}-{name}")
@@ -291,8 +315,7 @@ class OutputStore:
     # -- recovery
     def recover(self, today: dt.date) -> str | None:
         """Finish or undo a batch a crash interrupted. Returns what was done, or None."""
-        shutil.rmtree(self.incoming_dir, ignore_errors=True)
-        os.makedirs(self.incoming_dir, exist_ok=True)
+        self.discard_staged()
         self.ledger.refresh(today)
         if not os.path.exists(self.journal_path):
             return None
@@ -323,6 +346,7 @@ class OutputStore:
             by_file = self._rows_by_file(rows, today)
             csv_sizes = {path: (os.path.getsize(path) if os.path.exists(path) else None) for path in by_file}
             self._write_journal(batch_id, csv_sizes, [name for name, _ in placements])
+            crash_point("after-journal")
             try:
                 for name, staged in placements:
                     os.replace(staged, os.path.join(self.cutouts_dir, name))
@@ -330,8 +354,10 @@ class OutputStore:
                     os.unlink(staged)
                 result.quarantined = self._quarantine(outputs)
                 sync_filesystem(self.root)
+                crash_point("after-cutouts")
                 for path, file_rows in by_file.items():
                     _append_rows(path, file_rows[0], file_rows[1])
+                crash_point("after-csv")
                 self.ledger.append(batch_id, self.instance, keys, today)
             except BaseException:
                 self._undo(placements, csv_sizes)
