@@ -1,0 +1,287 @@
+"""ANTARES filter: LSST loci by DIASource extendedness and Solar-System association.
+
+Upload this one file to the ANTARES DevKit (see the README, "Part 1"). It tags a locus
+with ``OUTPUT_TAG`` when
+
+* the median, minimum and maximum of ``lsst_diaSource_extendedness`` over all of the
+  locus's LSST alerts (None and NaN ignored) satisfy::
+
+      EXTENDEDNESS_MEDIAN_MIN <= median <= EXTENDEDNESS_MEDIAN_MAX
+      min >= EXTENDEDNESS_MIN_THRESHOLD
+      max <= EXTENDEDNESS_MAX_THRESHOLD
+
+* and its Solar-System association matches ``REQUIRE_SSSOURCE`` (True: only loci
+  associated with a Solar-System object, e.g. known asteroids; False: only loci that
+  are not, e.g. extragalactic sources).
+
+A locus is associated with a Solar-System object when any of these holds:
+
+1. an LSST alert has ``lsst_diaSource_ssObjectId`` other than None, 0 or "0";
+2. an LSST alert has a non-null ``lsst_ssSource_*`` or ``lsst_ssObject_*`` property;
+3. the raw alert packet, when the runtime supplies it in an alert's
+   ``non_persistent_properties``, has a non-null ``ssSource``, ``ssObject``, ``MPCORB``
+   or ``mpc_orbits``;
+4. the locus property ``survey.lsst.ss_object_id`` is a non-empty list;
+5. the locus carries one of ``SOLAR_SYSTEM_TAGS``.
+
+On a pass the locus also gets the properties listed in ``OUTPUT_LOCUS_PROPERTIES`` (the
+figures travel with the locus in the output stream, where the consumer reads them).
+
+Edit the constants below; the filter reads them each time it runs.
+
+Local dry run, to tune the thresholds on real data before uploading::
+
+    python3 antares_extendedness_filter.py ALERTS.avro MESSAGES.frames LOCUS.json ...
+
+Only the standard library and antares_devkit are imported at module level, as the
+DevKit runtime requires; the dry run also uses fastavro and this repository's decoder.
+"""
+
+import json
+import math
+import statistics
+import sys
+
+from antares_devkit.models import BaseFilter, DevkitAlert, DevKitLocus
+
+# Extendedness thresholds
+EXTENDEDNESS_MEDIAN_MIN = 0.0  # Adjust for your science case
+EXTENDEDNESS_MEDIAN_MAX = 1.0
+EXTENDEDNESS_MIN_THRESHOLD = 0.0
+EXTENDEDNESS_MAX_THRESHOLD = 1.0
+
+# SSSource requirement
+REQUIRE_SSSOURCE = True  # True = require SSSource, False = exclude SSSource
+
+# The tag (and so the output stream) of passing loci.
+OUTPUT_TAG = "lsst_extendedness_filtered"
+
+# Tags other filters put on Solar-System loci.
+SOLAR_SYSTEM_TAGS = ("sso_candidates", "sso_confirmed", "ztf_sso_candidates", "lsst_sso_candidates")
+
+# Locus properties set on a pass (the "lsstext_" author prefix keeps them apart).
+PROPERTY_MEDIAN = "lsstext_extendedness_median"
+PROPERTY_MIN = "lsstext_extendedness_min"
+PROPERTY_MAX = "lsstext_extendedness_max"
+PROPERTY_COUNT = "lsstext_extendedness_count"
+PROPERTY_SSSOURCE = "lsstext_sssource"
+
+LSST_SURVEY = 4
+EXTENDEDNESS = "lsst_diaSource_extendedness"
+SS_OBJECT_ID = "lsst_diaSource_ssObjectId"
+SOLAR_SYSTEM_PREFIXES = ("lsst_ssSource_", "lsst_ssObject_")
+SOLAR_SYSTEM_PACKET_FIELDS = ("ssSource", "ssObject", "MPCORB", "mpc_orbits")
+
+
+def extendedness_values(locus):
+    """Finite ``lsst_diaSource_extendedness`` values of the locus's LSST alerts."""
+    values = []
+    for alert in locus.alerts:
+        properties = alert.properties
+        if properties.get("ant_survey") != LSST_SURVEY:
+            continue
+        value = properties.get(EXTENDEDNESS)
+        if value is None or isinstance(value, (bool, str)):
+            continue
+        value = float(value)
+        if math.isfinite(value):
+            values.append(value)
+    return values
+
+
+def solar_system_signals(locus):
+    """The names of the Solar-System association signals this locus shows (empty: none)."""
+    signals = []
+    for alert in locus.alerts:
+        properties = alert.properties
+        if properties.get("ant_survey") != LSST_SURVEY:
+            continue
+        if properties.get(SS_OBJECT_ID) not in (None, 0, "0", ""):
+            signals.append("ssObjectId")
+        if any(key.startswith(SOLAR_SYSTEM_PREFIXES) and value is not None for key, value in properties.items()):
+            signals.append("ssSource/ssObject property")
+        if _packet_has_solar_system(alert.non_persistent_properties):
+            signals.append("alert packet")
+    survey = locus.properties.get("survey")
+    lsst = survey.get("lsst") if isinstance(survey, dict) else None
+    ss_ids = lsst.get("ss_object_id") if isinstance(lsst, dict) else locus.properties.get("survey.lsst.ss_object_id")
+    if isinstance(ss_ids, (list, tuple)) and any(i not in (None, 0, "0", "") for i in ss_ids):
+        signals.append("survey.lsst.ss_object_id")
+    if any(tag in locus.tags for tag in SOLAR_SYSTEM_TAGS):
+        signals.append("solar-system tag")
+    return sorted(set(signals))
+
+
+def _packet_has_solar_system(extra):
+    """A raw packet (or one nested a level down) with ssSource/ssObject/MPCORB/mpc_orbits."""
+    if not isinstance(extra, dict):
+        return False
+    candidates = [extra, *(value for value in extra.values() if isinstance(value, dict))]
+    return any(packet.get(name) is not None for packet in candidates for name in SOLAR_SYSTEM_PACKET_FIELDS)
+
+
+def evaluate(locus):
+    """The filter's decision for a locus: a dict with ``passes`` and the reasons.
+
+    Reads the module constants now, so editing them takes effect without re-importing.
+    """
+    values = extendedness_values(locus)
+    signals = solar_system_signals(locus)
+    decision = {"passes": False, "values": len(values), "median": None, "min": None, "max": None,
+                "sssource": bool(signals), "signals": signals, "reason": ""}
+    if not values:
+        decision["reason"] = "no usable extendedness"
+        return decision
+    median, low, high = statistics.median(values), min(values), max(values)
+    decision.update(median=median, min=low, max=high)
+    if not EXTENDEDNESS_MEDIAN_MIN <= median <= EXTENDEDNESS_MEDIAN_MAX:
+        decision["reason"] = f"median {median:g} outside [{EXTENDEDNESS_MEDIAN_MIN:g}, {EXTENDEDNESS_MEDIAN_MAX:g}]"
+    elif low < EXTENDEDNESS_MIN_THRESHOLD:
+        decision["reason"] = f"min {low:g} < {EXTENDEDNESS_MIN_THRESHOLD:g}"
+    elif high > EXTENDEDNESS_MAX_THRESHOLD:
+        decision["reason"] = f"max {high:g} > {EXTENDEDNESS_MAX_THRESHOLD:g}"
+    elif bool(signals) != bool(REQUIRE_SSSOURCE):
+        decision["reason"] = "Solar-System association required" if REQUIRE_SSSOURCE else \
+            f"Solar-System association excluded ({', '.join(signals)})"
+    else:
+        decision["passes"] = True
+        decision["reason"] = "passes"
+    return decision
+
+
+class LsstExtendednessFilter(BaseFilter):
+    """Tags LSST loci whose extendedness statistics and Solar-System association match
+    the module constants (see the module docstring)."""
+
+    TRIGGERING_SURVEY = "lsst"
+    REQUIRED_ALERT_PROPERTIES = []  # history may hold the values when the newest alert lacks one
+    OUTPUT_LOCUS_TAGS = [
+        {
+            "name": OUTPUT_TAG,
+            "description": "LSST locus whose DIASource extendedness (median/min/max over its alerts) and "
+                           "Solar-System association match the lsst-alert-pipeline thresholds.",
+        },
+    ]
+    OUTPUT_LOCUS_PROPERTIES = [
+        {"name": PROPERTY_MEDIAN, "type": "float", "description": "Median lsst_diaSource_extendedness over the locus's LSST alerts."},
+        {"name": PROPERTY_MIN, "type": "float", "description": "Minimum lsst_diaSource_extendedness over the locus's LSST alerts."},
+        {"name": PROPERTY_MAX, "type": "float", "description": "Maximum lsst_diaSource_extendedness over the locus's LSST alerts."},
+        {"name": PROPERTY_COUNT, "type": "int", "description": "Number of extendedness values used (None and NaN ignored)."},
+        {"name": PROPERTY_SSSOURCE, "type": "int", "description": "1 when the locus is associated with a Solar-System object, else 0."},
+    ]
+
+    def _run(self, locus):
+        decision = evaluate(locus)
+        if not decision["passes"]:
+            return
+        locus.tag(OUTPUT_TAG)
+        locus.set_property(PROPERTY_MEDIAN, float(decision["median"]))
+        locus.set_property(PROPERTY_MIN, float(decision["min"]))
+        locus.set_property(PROPERTY_MAX, float(decision["max"]))
+        locus.set_property(PROPERTY_COUNT, int(decision["values"]))
+        locus.set_property(PROPERTY_SSSOURCE, int(decision["sssource"]))
+
+
+# --------------------------------------------------------------------------- dry run
+def alert_properties(packet):
+    """An LSST alert packet → the alert properties ANTARES gives filters (``lsst_diaSource_*``,
+    ``lsst_ssSource_*``, ``ant_survey`` = 4) and its MJD."""
+    source = packet.get("diaSource") or {}
+    properties = {"ant_survey": LSST_SURVEY}
+    properties.update({f"lsst_diaSource_{key}": value for key, value in source.items()
+                       if isinstance(value, (int, float, str)) or value is None})
+    solar = packet.get("ssSource") or {}
+    properties.update({f"lsst_ssSource_{key}": value for key, value in solar.items()
+                       if isinstance(value, (int, float, str))})
+    mjd = source.get("midpointMjdTai", source.get("midPointTai")) or 0.0
+    return properties, float(mjd)
+
+
+def loci_from_packets(packets):
+    """Group packets into DevKitLoci by diaObjectId (ssObjectId for Solar-System alerts),
+    as ANTARES associates them; each packet's prvDiaSources become earlier alerts."""
+    groups = {}
+    for packet in packets:
+        source = packet.get("diaSource") or {}
+        key = source.get("diaObjectId") or f"ss{source.get('ssObjectId')}"
+        locus = groups.setdefault(key, {"ra": source.get("ra") or 0.0,
+                                        "dec": source.get("dec", source.get("decl")) or 0.0, "alerts": {},
+                                        "dia": set(), "ss": set()})
+        if source.get("diaObjectId"):
+            locus["dia"].add(source["diaObjectId"])
+        if source.get("ssObjectId"):
+            locus["ss"].add(source["ssObjectId"])
+        solar = {name: packet.get(name) for name in SOLAR_SYSTEM_PACKET_FIELDS if packet.get(name) is not None}
+        for previous in packet.get("prvDiaSources") or []:
+            properties, mjd = alert_properties({"diaSource": previous})
+            locus["alerts"].setdefault(previous.get("diaSourceId"), (properties, mjd, {}))
+        properties, mjd = alert_properties(packet)
+        locus["alerts"][source.get("diaSourceId")] = (properties, mjd, {"alert_packet": solar} if solar else {})
+    loci = []
+    for key, group in groups.items():
+        alerts = [DevkitAlert(id=f"lsst_alert:{alert_id}", mjd=mjd, properties=properties,
+                              non_persistent_properties=extra)
+                  for alert_id, (properties, mjd, extra) in sorted(group["alerts"].items(), key=lambda i: i[1][1])]
+        survey = {"lsst": {"dia_object_id": sorted(group["dia"]), "ss_object_id": sorted(group["ss"])}}
+        loci.append(DevKitLocus(id=f"dryrun:{key}", ra=group["ra"], dec=group["dec"], alerts=alerts,
+                                internal_properties={"survey": survey}))
+    return loci
+
+
+def locus_from_dict(data):
+    """A DevKitLocus from exported JSON; older exports list ``grav_wave_events_metadata``
+    as bare event ids, which the current model does not accept, so those are dropped."""
+    data = dict(data)
+    if isinstance(data.get("grav_wave_events_metadata"), list):
+        data.pop("grav_wave_events_metadata")
+    return DevKitLocus.model_validate(data)
+
+
+def read_inputs(paths):
+    """Packets from Avro container files and framed-message files, loci from JSON files."""
+    packets, loci = [], []
+    for path in paths:
+        if path.endswith(".json"):
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+            for item in data if isinstance(data, list) else [data]:
+                loci.append(locus_from_dict(item))
+            continue
+        from alert_pipeline.consumer import read_message_files
+        from alert_pipeline.decode import AlertDecoder, DecodeError
+
+        decoder = AlertDecoder()
+        for value, origin in read_message_files([path]):
+            try:
+                packets.extend(decoder.decode(value))
+            except DecodeError as exc:
+                print(f"skipped {path}#{origin['index']}: {exc}", file=sys.stderr)
+    return loci_from_packets(packets) + loci
+
+
+def dry_run(paths, out=sys.stdout):
+    """Run the filter over local data; print each locus's decision and the pass rate."""
+    the_filter = LsstExtendednessFilter()
+    loci = read_inputs(paths)
+    passed = errored = 0
+    for locus in loci:
+        decision = evaluate(locus)
+        status = the_filter.run(locus).status
+        errored += status == "Errored"
+        tagged = OUTPUT_TAG in locus.tags
+        passed += tagged
+        median = "-" if decision["median"] is None else f"{decision['median']:.3f}"
+        print(f"{locus.id}\t{status}\t{'PASS' if tagged else 'fail'}\tn={decision['values']}\tmedian={median}\t"
+              f"sssource={'yes' if decision['sssource'] else 'no'}\t{decision['reason']}", file=out)
+    rate = 100.0 * passed / len(loci) if loci else 0.0
+    print(f"summary: {passed} of {len(loci)} loci pass ({rate:.1f}%), {errored} errored; thresholds: median in "
+          f"[{EXTENDEDNESS_MEDIAN_MIN}, {EXTENDEDNESS_MEDIAN_MAX}], min >= {EXTENDEDNESS_MIN_THRESHOLD}, "
+          f"max <= {EXTENDEDNESS_MAX_THRESHOLD}, REQUIRE_SSSOURCE = {REQUIRE_SSSOURCE}", file=out)
+    return 1 if errored else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+        sys.exit(0 if len(sys.argv) > 1 else 2)
+    sys.exit(dry_run(sys.argv[1:]))
