@@ -1,0 +1,115 @@
+"""Synthetic Fink ZTF alerts, shaped like the ``/api/v1/latests`` output, for the demo,
+the tests and the benchmarks (no network: nothing is fetched from Fink).
+
+The default composition matches the transient-kind roster the seed describes: 2,350
+in-scope objects (sn 708, kilonova 21, unknown 1,621), 16 of them cross-labelled so that
+the naive per-class tallies sum to 2,366, plus Solar-System objects (out of scope) and a
+few in-scope objects that also have Solar-System alerts.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import string
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+LABELS = {"sn": "SN candidate", "kilonova": "Kilonova candidate", "unknown": "Unknown"}
+SOLAR_SYSTEM_LABELS = ("Solar System MPC", "Solar System candidate")
+JD_2024 = 2460310.5
+
+
+@dataclass
+class Composition:
+    """How many objects of each kind to make."""
+
+    single: dict[str, int] = field(default_factory=lambda: {"sn": 696, "kilonova": 17, "unknown": 1621})
+    #: (subtype label first, second label, objects): the first label wins.
+    cross: list[tuple[str, str, int]] = field(default_factory=lambda: [("sn", "unknown", 12),
+                                                                      ("kilonova", "unknown", 3),
+                                                                      ("kilonova", "sn", 1)])
+    solar_system_objects: int = 150
+    mixed_with_solar_system: int = 5  # in-scope objects that also carry Solar-System alerts
+    alerts_per_object: tuple[int, int] = (1, 20)
+
+
+def seed_like() -> Composition:
+    """2,350 objects: sn 708, kilonova 21, unknown 1,621; 16 cross-labelled (naive 2,366)."""
+    return Composition()
+
+
+def object_ids(rng: random.Random) -> Iterator[str]:
+    seen: set[str] = set()
+    while True:
+        candidate = f"ZTF{rng.randint(17, 25)}{''.join(rng.choices(string.ascii_lowercase, k=7))}"
+        if candidate not in seen:
+            seen.add(candidate)
+            yield candidate
+
+
+def fink_alert(rng: random.Random, object_id: str, label: str, jd: float, ra: float, dec: float,
+               candid: int, ndethist: int, negative: bool = False) -> dict[str, Any]:
+    """One alert as a Fink API row (the keys the live fetcher stores verbatim)."""
+    fid = rng.choice((1, 2, 2, 3))
+    magpsf = round(rng.uniform(16.5, 21.0), 4)
+    return {
+        "i:objectId": object_id,
+        "i:candid": candid,
+        "i:ra": ra,
+        "i:dec": dec,
+        "i:jd": jd,
+        "i:fid": fid,
+        "i:magpsf": magpsf,
+        "i:sigmapsf": round(rng.uniform(0.02, 0.2), 4),
+        "i:ndethist": ndethist,
+        "i:isdiffpos": "f" if negative else "t",
+        "d:cdsxmatch": rng.choice(("Unknown", "Galaxy", "Unknown")),
+        "d:roid": 3 if label.startswith("Solar") else 0,
+        "v:classification": label,
+        "v:lastdate": "2024-02-01 00:00:00.000",
+    }
+
+
+def object_alerts(rng: random.Random, object_id: str, labels: list[str], count: int,
+                  candids: Iterator[int], ra: float | None = None, dec: float | None = None) -> list[dict[str, Any]]:
+    """``count`` alerts of one object at one sky position (arcsecond jitter), its labels
+    spread over them, ZTF's cumulative ndethist rising but not monotonically per alert."""
+    ra = rng.uniform(0, 360) if ra is None else ra
+    dec = rng.uniform(-30, 85) if dec is None else dec
+    start = JD_2024 + rng.uniform(0, 300)
+    rows = []
+    for index in range(count):
+        jitter_dec = rng.gauss(0, 0.3) / 3600
+        jitter_ra = rng.gauss(0, 0.3) / 3600 / max(0.05, abs(math.cos(math.radians(dec))))
+        label = labels[index % len(labels)] if index < len(labels) else rng.choice(labels)
+        rows.append(fink_alert(rng, object_id, label, start + index * rng.uniform(0.5, 3.0), (ra + jitter_ra) % 360,
+                               dec + jitter_dec, next(candids), ndethist=index + 1 + rng.randint(-1, 3),
+                               negative=rng.random() < 0.08))
+    return rows
+
+
+def dataset(composition: Composition | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    """A Fink alert list with the given composition (default: the seed's roster)."""
+    composition = composition or seed_like()
+    rng = random.Random(seed)
+    ids = object_ids(rng)
+    candids = iter(range(2_400_000_000_000_000_000 + seed * 10_000_000, 2**63))
+    low, high = composition.alerts_per_object
+    rows: list[dict[str, Any]] = []
+    for subtype, count in composition.single.items():
+        for _ in range(count):
+            rows += object_alerts(rng, next(ids), [LABELS[subtype]], rng.randint(low, high), candids)
+    for first, second, count in composition.cross:
+        for _ in range(count):
+            rows += object_alerts(rng, next(ids), [LABELS[first], LABELS[second]], rng.randint(max(2, low), high), candids)
+    for _ in range(composition.solar_system_objects):
+        rows += object_alerts(rng, next(ids), [rng.choice(SOLAR_SYSTEM_LABELS)], rng.randint(1, 4), candids)
+    mixed = [row["i:objectId"] for row in rows if row["v:classification"] == LABELS["unknown"]]
+    for object_id in sorted(set(mixed))[: composition.mixed_with_solar_system]:
+        template = next(row for row in rows if row["i:objectId"] == object_id)
+        rows.append(fink_alert(rng, object_id, SOLAR_SYSTEM_LABELS[0], template["i:jd"] + 1.0, template["i:ra"],
+                               template["i:dec"], next(candids), ndethist=1))
+    rng.shuffle(rows)
+    return rows

@@ -1,0 +1,99 @@
+"""Transient-kind build time against the floor: a bare GROUP BY over the same rows.
+
+For each scale it loads synthetic Fink alerts into an embedded PostgreSQL, times a bare
+``SELECT extra_json::jsonb->>'object_id', count(*) … GROUP BY 1`` (the cheapest query that
+must still parse every row), then runs ``transient_kind_builder.py build`` in a subprocess
+and reports its wall time, alerts/s, peak RSS and the ratio to the floor.
+
+    .venv/bin/python benchmarks/builder_scale.py [--scales 25000:2350,1000000:100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import psycopg  # noqa: E402
+
+from alert_pipeline import fink_samples  # noqa: E402
+from alert_pipeline.local import postgres_server  # noqa: E402
+
+
+def composition(alerts: int, objects: int) -> fink_samples.Composition:
+    if (alerts, objects) == (25000, 2350):
+        return fink_samples.seed_like()
+    mean = alerts / objects
+    single = {"sn": int(objects * 0.30), "kilonova": int(objects * 0.01)}
+    single["unknown"] = objects - sum(single.values()) - 16
+    return fink_samples.Composition(single=single, solar_system_objects=objects // 50,
+                                    alerts_per_object=(1, max(1, int(round(2 * mean - 1)))))
+
+
+def load(url: str, alerts: list[dict]) -> None:
+    """COPY the alerts into the events table as the live fetcher stores them."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("DROP TABLE IF EXISTS events")
+        connection.execute(open(os.path.join(REPO, "sql", "events.sql")).read())
+        with connection.cursor() as cursor, cursor.copy(
+                "COPY events (source, event_time, latitude, longitude, magnitude, extra_json) FROM STDIN") as copy:
+            for alert in alerts:
+                extra = {"object_id": alert["i:objectId"], "candid": str(alert["i:candid"]),
+                         "classification": alert["v:classification"], "filter_id": alert["i:fid"],
+                         "n_detections": alert["i:ndethist"], "jd": alert["i:jd"], "magpsf": alert["i:magpsf"],
+                         "sigmapsf": alert["i:sigmapsf"], "fink": alert}
+                seconds = (alert["i:jd"] - 2440587.5) * 86400
+                copy.write_row(("fink_transients", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds)),
+                                alert["i:dec"], alert["i:ra"], alert["i:magpsf"], json.dumps(extra)))
+        connection.execute("VACUUM ANALYZE events")
+
+
+def floor_seconds(url: str) -> float:
+    with psycopg.connect(url) as connection:
+        start = time.perf_counter()
+        connection.execute("SELECT extra_json::jsonb->>'object_id', count(*) FROM events "
+                           "WHERE source = 'fink_transients' GROUP BY 1").fetchall()
+        return time.perf_counter() - start
+
+
+def build_seconds(url: str, storehouse: str) -> tuple[float, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    subprocess.run([sys.executable, os.path.join(REPO, "transient_kind_builder.py"), "--dsn", url,
+                    "--storehouse", storehouse], check=True, capture_output=True)
+    elapsed = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, max(peak, before) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scales", default="25000:2350,1000000:100000", help="ALERTS:OBJECTS,...")
+    args = parser.parse_args()
+    print(f"{'alerts':>9} {'objects':>8} {'floor s':>8} {'build s':>8} {'ratio':>6} {'alerts/s':>9} {'peak RSS MB':>11}")
+    with postgres_server() as url:
+        for scale in args.scales.split(","):
+            alerts_wanted, objects = (int(part) for part in scale.split(":"))
+            alerts = fink_samples.dataset(composition(alerts_wanted, objects), seed=1)
+            load(url, alerts)
+            del alerts
+            with psycopg.connect(url) as connection:
+                rows = connection.execute("SELECT count(*) FROM events").fetchone()[0]
+            floor = min(floor_seconds(url) for _ in range(3))
+            with tempfile.TemporaryDirectory() as storehouse:
+                build, rss = build_seconds(url, storehouse)
+                objects_built = json.load(open(os.path.join(storehouse, "transient", "index.json")))["count"]
+            print(f"{rows:>9} {objects_built:>8} {floor:>8.2f} {build:>8.2f} {build / floor:>6.2f} "
+                  f"{rows / build:>9.0f} {rss:>11.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Transient kind builder: Fink ZTF alerts in PostgreSQL → one "transient" slot per object.
+
+Sub-commands (``build`` is the default):
+
+  build          read the events table, write <storehouse>/transient/<ZTF id>.json slots,
+                 remove slots of objects no longer in the source, rebuild index.json and
+                 write roster.json
+  rebuild-index  rebuild <storehouse>/transient/index.json from the slot files on disk
+  load-fink      insert Fink API output (JSON list from /api/v1/latests, or CSV) into the
+                 events table, skipping alerts (candids) already there
+
+Exit codes: 0 success; 2 usage error; 5 database unreachable or table missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from alert_pipeline.fink import DEFAULT_SOURCE, DEFAULT_TABLE, BuildError, build, load_fink, rebuild_index
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_DATABASE = 5
+COMMANDS = ("build", "rebuild-index", "load-fink")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="transient_kind_builder.py", description=__doc__.split("\n\n")[0],
+                                  epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = top.add_subparsers(dest="command", metavar="{build,rebuild-index,load-fink}")
+
+    def database_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--dsn", default=os.environ.get("DATABASE_URL"),
+                         help="PostgreSQL connection string (default: $DATABASE_URL)")
+        sub.add_argument("--table", default=DEFAULT_TABLE, help=f"events table (default {DEFAULT_TABLE})")
+        sub.add_argument("--source", default=DEFAULT_SOURCE, help=f"rows' source tag (default {DEFAULT_SOURCE})")
+
+    build_cmd = commands.add_parser("build", help="build the transient slots (default)",
+                                    description="Build one transient slot per ZTF object from the events table.")
+    database_options(build_cmd)
+    build_cmd.add_argument("--storehouse", required=True, metavar="DIR", help="the event storehouse directory")
+    index_cmd = commands.add_parser("rebuild-index", help="rebuild index.json from the slots on disk",
+                                    description="Rebuild <storehouse>/transient/index.json from the slot files.")
+    index_cmd.add_argument("--storehouse", required=True, metavar="DIR")
+    load_cmd = commands.add_parser("load-fink", help="load Fink API output into the events table",
+                                   description="Insert Fink alerts (JSON list or CSV from the Fink API) into the "
+                                               "events table, skipping candids already present.")
+    database_options(load_cmd)
+    load_cmd.add_argument("files", nargs="+", metavar="FILE")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
+        argv.insert(0, "build")
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log = logging.getLogger("transient_kind_builder")
+    if args.command != "rebuild-index" and not args.dsn:
+        print("transient_kind_builder: no database: pass --dsn or set DATABASE_URL", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.command == "rebuild-index":
+            index = rebuild_index(args.storehouse)
+            log.info("Transient kind index rebuilt: %d slots in %s", index["count"], args.storehouse)
+        elif args.command == "load-fink":
+            report = load_fink(args.dsn, args.files, args.table, args.source)
+            log.info("Fink load: read=%d inserted=%d already_present=%d skipped=%s", report.read, report.inserted,
+                     report.already_present, dict(report.skipped))
+        else:
+            report = build(args.dsn, args.storehouse, args.table, args.source)
+            log.info("Transient kind built: %d rows read, %d slots written, %d unchanged, %d removed",
+                     report.rows_read, report.written, report.unchanged, report.removed)
+            print(json.dumps({"roster": report.roster.as_dict()}, indent=1))
+    except BuildError as exc:
+        log.error("Transient kind builder failed: %s", exc)
+        return EXIT_DATABASE
+    except OSError as exc:
+        log.error("Transient kind builder failed: cannot read or write %s", exc)
+        return EXIT_DATABASE if args.command == "load-fink" else 4
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
