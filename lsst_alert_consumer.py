@@ -18,6 +18,7 @@ environment variables, then command-line flags. To add CSV columns, subclass
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -90,6 +91,9 @@ def main(argv: Sequence[str] | None = None, consumer_class: type[AlertConsumer] 
                         datefmt="%Y-%m-%dT%H:%M:%S%z")
     if args.show_config:
         print(config.masked())
+        return EXIT_OK
+    if args.show_output_dir:
+        print(os.path.abspath(config.output_dir))
         return EXIT_OK
     from alert_pipeline.kafka_loop import BrokerError, KafkaRun, describe
 

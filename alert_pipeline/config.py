@@ -132,6 +132,7 @@ def build_parser(prog: str, description: str, epilog: str) -> argparse.ArgumentP
     add("--instance-id", metavar="NAME", help="name of this instance when several share an output dir (env: LSST_CONSUMER_INSTANCE_ID)")
     add("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log verbosity (env: LSST_CONSUMER_LOG_LEVEL)")
     add("--show-config", action="store_true", help="print the effective configuration (secrets masked) and exit")
+    add("--show-output-dir", action="store_true", help="print the effective output directory (absolute) and exit")
     return parser
 
 

