@@ -10,7 +10,8 @@ Sub-commands (``build`` is the default):
   load-fink      insert Fink API output (JSON list from /api/v1/latests, or CSV) into the
                  events table, skipping alerts (candids) already there
 
-Exit codes: 0 success; 2 usage error; 5 database unreachable or table missing.
+Exit codes: 0 success; 2 usage error; 4 a file cannot be read or written (input, storehouse);
+5 database unreachable or table missing.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from alert_pipeline.fink import DEFAULT_SOURCE, DEFAULT_TABLE, BuildError, build
 
 EXIT_OK = 0
 EXIT_USAGE = 2
+EXIT_FILES = 4
 EXIT_DATABASE = 5
 COMMANDS = ("build", "rebuild-index", "load-fink")
 
@@ -83,8 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("Transient kind builder failed: %s", exc)
         return EXIT_DATABASE
     except OSError as exc:
-        log.error("Transient kind builder failed: cannot read or write %s", exc)
-        return EXIT_DATABASE if args.command == "load-fink" else 4
+        log.error("Transient kind builder failed: cannot read or write a file: %s", exc)
+        return EXIT_FILES
     return EXIT_OK
 
 

@@ -131,6 +131,7 @@ class AlertConsumer:
         """Prepare and durably write one batch (the caller commits, then ``finish_batch``)."""
         try:
             outputs = self.prepare_batch(messages, processed_at)
+            self.store.wait_staged()
         except BaseException:
             self.store.discard_staged()
             raise
@@ -176,7 +177,9 @@ def _adopt(consumer: AlertConsumer) -> None:
 
 def _prepare_chunk(messages: Sequence[tuple[bytes | None, Mapping[str, Any]]], processed_at: dt.datetime) -> list[MessageOutput]:
     assert _worker_consumer is not None
-    return [_worker_consumer.prepare_message(value, source, processed_at) for value, source in messages]
+    outputs = [_worker_consumer.prepare_message(value, source, processed_at) for value, source in messages]
+    _worker_consumer.store.wait_staged()  # the main process makes them durable next
+    return outputs
 
 
 def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

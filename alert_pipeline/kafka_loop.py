@@ -31,6 +31,7 @@ from .outputs import crash_point
 log = logging.getLogger("lsst_alert_consumer")
 
 POLL_SECONDS = 0.5
+CHUNK = 50  # messages per consume() call while filling a batch
 FATAL_KAFKA_ERRORS = {
     KafkaError._AUTHENTICATION: "authentication failed: check sasl.username/sasl.password and security.protocol",
     KafkaError.SASL_AUTHENTICATION_FAILED: "authentication failed: check sasl.username/sasl.password",
@@ -173,8 +174,7 @@ class KafkaRun:
             wanted = config.batch_size
             if config.max_messages is not None:
                 wanted = min(wanted, config.max_messages - self.summary.consumed)
-            messages = consumer.consume(num_messages=wanted, timeout=POLL_SECONDS)
-            batch = self._data_messages(messages)
+            batch = self._data_messages(self._next_batch(consumer, wanted))
             if batch:
                 self._write_and_commit(consumer, batch)
                 last_message = time.monotonic()
@@ -191,6 +191,20 @@ class KafkaRun:
                 return "caught-up"
             if now - max(last_message, self.assigned_since) >= config.idle_timeout:
                 return "idle-timeout"
+
+    @staticmethod
+    def _next_batch(consumer: Consumer, wanted: int) -> list[Any]:
+        """Up to ``wanted`` messages, in chunks, returning as soon as the local queue runs dry.
+
+        One ``consume(500)`` would wait out its whole timeout whenever 500 messages do not
+        fit in librdkafka's local queue (64 MB by default: ~450 heavy alerts)."""
+        messages = consumer.consume(num_messages=min(CHUNK, wanted), timeout=POLL_SECONDS)
+        while messages and len(messages) < wanted:
+            chunk = consumer.consume(num_messages=min(CHUNK, wanted - len(messages)), timeout=0.02)
+            messages.extend(chunk)
+            if len(chunk) < CHUNK:
+                break
+        return messages
 
     def _data_messages(self, messages: list[Any]) -> list[Any]:
         batch = []

@@ -43,12 +43,14 @@ import shutil
 import signal
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from .records import COLUMNS, format_cell
 
 FITS_BLOCK = 2880
+STAGING_THREADS = 2
 CSV_PREFIX = "lsst_alerts_"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -121,6 +123,11 @@ def write_atomically(path: str, data: bytes, *, durable: bool = True) -> None:
         raise
     if durable:
         fsync_directory(os.path.dirname(path) or ".")
+
+
+def _write_file(path: str, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -294,20 +301,40 @@ class OutputStore:
         for directory in (self.data_dir, self.cutouts_dir, self.quarantine_dir, self.incoming_dir):
             os.makedirs(directory, exist_ok=True)
         self.ledger = Ledger(self.state_dir, ledger_window_days)
+        self._writer: ThreadPoolExecutor | None = None
+        self._writer_pid: int | None = None
+        self._staging: list[Future] = []
         self._csv_for_layout: dict[tuple[str, tuple[str, ...]], str] = {}
 
     # -- staging (may run in worker processes)
     def discard_staged(self) -> None:
         """Forget cutouts staged for a batch that will not be written."""
+        with contextlib.suppress(OSError):
+            self.wait_staged()
         shutil.rmtree(self.incoming_dir, ignore_errors=True)
         os.makedirs(self.incoming_dir, exist_ok=True)
 
     def stage_cutout(self, name: str, data: bytes) -> str:
-        """Write a cutout under ``incoming/`` (not yet durable, not yet visible)."""
+        """Write a cutout under ``incoming/`` (not yet durable, not yet visible).
+
+        The write happens on a small thread pool: file I/O releases the GIL, so the disk
+        works while the next alert is decoded. ``wait_staged`` collects the writes (and
+        raises the first OSError, e.g. a full disk) before the batch is made durable.
+        """
         path = os.path.join(self.incoming_dir, f"{uuid.uuid4().hex}-{name}")
-        with open(path, "wb") as handle:
-            handle.write(data)
+        if self._writer_pid != os.getpid():  # first use, or a forked worker process
+            self._writer = ThreadPoolExecutor(max_workers=STAGING_THREADS, thread_name_prefix="stage")
+            self._writer_pid, self._staging = os.getpid(), []
+        self._staging.append(self._writer.submit(_write_file, path, data))
         return path
+
+    def wait_staged(self) -> None:
+        """Wait for every staged cutout write; raise the first failure."""
+        pending, self._staging = self._staging, []
+        errors = [future.exception() for future in pending]
+        failure = next((error for error in errors if error is not None), None)
+        if failure is not None:
+            raise failure
 
     def relative(self, path: str) -> str:
         return os.path.relpath(path, self.root)

@@ -1,0 +1,59 @@
+"""Shared by the consumer benchmarks: the alert cases and the bare-decode baseline."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+import fastavro  # noqa: E402
+
+from alert_pipeline.factory import AlertFactory  # noqa: E402
+
+#: name → alert() arguments: (a) no history, (b) 30 prvDiaSources, 30 prvDiaForcedSources.
+CASES = {
+    "a: v11.1, no history": dict(n_prv_sources=0, n_prv_forced=0, cutout_size=60),
+    "b: v11.1, 30+30 history": dict(n_prv_sources=30, n_prv_forced=30, cutout_size=60),
+}
+
+
+def framed_alerts(case: str, count: int, seed: int = 0) -> list[bytes]:
+    """``count`` Confluent-framed v11.1 alerts with three 60×60 CCDData cutouts each."""
+    factory = AlertFactory("11.1", seed=seed)
+    return [factory.frame(factory.alert(**CASES[case])) for _ in range(count)]
+
+
+def bare_decode_seconds(values: list[bytes]) -> float:
+    """The baseline: fastavro.schemaless_reader with the full writer schema, nothing else."""
+    schema = AlertFactory("11.1").schema
+    start = time.perf_counter()
+    for value in values:
+        stream = io.BytesIO(value)
+        stream.seek(5)
+        fastavro.schemaless_reader(stream, schema)
+    return time.perf_counter() - start
+
+
+def _decode_part(values: list[bytes]) -> float:
+    return bare_decode_seconds(values)
+
+
+def two_process_decode_speedup(values: list[bytes]) -> float:
+    """How much faster two processes decode the same messages than one: the ceiling for
+    any ``--workers 2`` gain on this machine (it is not 2 when the cores share a physical
+    core or memory bandwidth)."""
+    from multiprocessing import get_context
+
+    one = bare_decode_seconds(values)
+    half = len(values) // 2
+    with get_context("fork").Pool(2) as pool:
+        pool.map(_decode_part, [values[:2], values[2:4]])  # warm both workers
+        start = time.perf_counter()
+        pool.map(_decode_part, [values[:half], values[half:]])
+        two = time.perf_counter() - start
+    return one / two

@@ -1,0 +1,70 @@
+"""Offline decode → row → CSV + 3 FITS files (durable batches), beside bare decoding.
+
+For each case it alternates, in this one process, the bare ``fastavro.schemaless_reader``
+baseline and the consumer's batch path (``AlertConsumer.write_batch``: decode, FITS check,
+row, staged cutouts, syncfs, CSV, ledger) over the same in-memory messages, and prints the
+best of the rounds and the ratio.
+
+    .venv/bin/python benchmarks/consumer_decode_write.py [--count N] [--rounds R]
+
+Two output locations are measured: the disk (what a user gets here) and, when present, a
+tmpfs (/dev/shm), which shows the code's own cost without this machine's disk; on this
+VM the disk (mounted with online discard) is what limits case (b): ~145 kB per alert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import tempfile
+import time
+
+from _common import CASES, bare_decode_seconds, framed_alerts
+
+from alert_pipeline.config import ConsumerConfig
+from alert_pipeline.consumer import AlertConsumer
+
+
+def pipeline_seconds(values: list[bytes], output_dir: str, batch_size: int) -> float:
+    """The consumer's batch path over in-memory message values, as Kafka hands them over:
+    prepare (decode, FITS check, row, staged cutouts), then the durable batch write."""
+    config = ConsumerConfig(kafka_config={"bootstrap.servers": "-", "group.id": "-"}, topics=["-"],
+                            output_dir=output_dir, batch_size=batch_size)
+    consumer = AlertConsumer(config)
+    messages = [(value, {"topic": "bench", "partition": 0, "offset": i}) for i, value in enumerate(values)]
+    start = time.perf_counter()
+    written = 0
+    for first in range(0, len(messages), batch_size):
+        written += consumer.write_batch(messages[first:first + batch_size], dt.datetime.now(dt.UTC)).written
+        consumer.store.finish_batch()
+    elapsed = time.perf_counter() - start
+    assert written == len(values)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=500)
+    args = parser.parse_args()
+    roots = {"disk": tempfile.gettempdir()}
+    if os.path.isdir("/dev/shm"):
+        roots["tmpfs"] = "/dev/shm"
+    print(f"{'case':<26} {'output':<6} {'bare decode/s':>14} {'pipeline/s':>11} {'ratio':>6}")
+    for case in CASES:
+        values = framed_alerts(case, args.count)
+        for label, root in roots.items():
+            with tempfile.TemporaryDirectory(dir=root) as work:
+                bare, ours = [], []
+                for round_number in range(args.rounds):  # a fresh directory each round, as a night
+                    bare.append(bare_decode_seconds(values))  # only adds files
+                    ours.append(pipeline_seconds(values, os.path.join(work, f"out{round_number}"), args.batch_size))
+            bare_rate, our_rate = len(values) / min(bare), len(values) / min(ours)
+            print(f"{case:<26} {label:<6} {bare_rate:>14.0f} {our_rate:>11.0f} {our_rate / bare_rate:>6.2f}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()

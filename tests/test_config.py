@@ -1,0 +1,91 @@
+"""Configuration: defaults < TOML < environment < command line; secrets never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from alert_pipeline.config import (
+    KAFKA_DEFAULTS,
+    KAFKA_REQUIRED,
+    ConfigError,
+    build_parser,
+    load_config,
+    mask_secrets,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULTS = {"kafka_config": {"bootstrap.servers": "localhost:9092", "group.id": "lsst-alert-consumer",
+                             "auto.offset.reset": "earliest"},
+            "topic": "lsst-extendedness-filtered", "output_dir": "./lsst_alerts"}
+
+
+def load(argv=(), environ=None):
+    args = build_parser("test", "", "").parse_args(list(argv))
+    return load_config(DEFAULTS, args, environ or {})
+
+
+def test_defaults_are_the_readme_values():
+    config = load()
+    assert config.topics == ["lsst-extendedness-filtered"] and config.output_dir == "./lsst_alerts"
+    assert config.kafka_config["auto.offset.reset"] == "earliest"
+
+
+def test_precedence_file_then_environment_then_command_line(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text('topic = ["from-file"]\noutput_dir = "/file"\nidle_timeout = 5\n'
+                    '[kafka_config]\n"group.id" = "file-group"\n"fetch.min.bytes" = 7\n')
+    environ = {"LSST_CONSUMER_CONFIG": str(toml), "LSST_CONSUMER_OUTPUT_DIR": "/env",
+               "LSST_CONSUMER_GROUP_ID": "env-group"}
+    config = load([], environ)
+    assert (config.topics, config.output_dir, config.idle_timeout) == (["from-file"], "/env", 5.0)
+    assert config.kafka_config["group.id"] == "env-group" and config.kafka_config["fetch.min.bytes"] == 7
+    config = load(["--group-id", "cli-group", "--topic", "a", "--topic", "b", "--output-dir", "/cli"], environ)
+    assert config.kafka_config["group.id"] == "cli-group"
+    assert config.topics == ["a", "b"] and config.output_dir == "/cli"
+
+
+def test_librdkafka_settings_pass_through_and_delivery_settings_always_win(tmp_path):
+    environ = {"LSST_CONSUMER_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "LSST_CONSUMER_KAFKA_ENABLE_AUTO_COMMIT": "true",
+               "LSST_CONSUMER_KAFKA_SCHEMA_REGISTRY_URL": "http://registry:8081"}
+    settings = load([], environ).librdkafka_config()
+    assert settings["security.protocol"] == "SASL_SSL"
+    for key, value in KAFKA_REQUIRED.items():
+        assert settings[key] == value
+    assert settings["session.timeout.ms"] == KAFKA_DEFAULTS["session.timeout.ms"]
+    assert "schema.registry.url" not in settings  # ours, stripped before librdkafka
+
+
+def test_secrets_from_environment_or_file_are_masked(tmp_path):
+    secret_file = tmp_path / "password"
+    secret_file.write_text("from-a-file\n")
+    config = load([], {"LSST_CONSUMER_KAFKA_SASL_USERNAME": "user",
+                       "LSST_CONSUMER_KAFKA_SASL_PASSWORD_FILE": str(secret_file)})
+    assert config.kafka_config["sasl.password"] == "from-a-file"
+    shown = str(config.masked())
+    assert "from-a-file" not in shown and "user" in shown
+    assert mask_secrets({"ssl.key.password": "x", "sasl.oauthbearer.client.secret": "y", "ssl.key.location": "/k",
+                         "basic.auth.user.info": "u:p"}) == {
+        "ssl.key.password": "***", "sasl.oauthbearer.client.secret": "***", "ssl.key.location": "/k",
+        "basic.auth.user.info": "***"}
+
+
+def test_clear_errors_for_bad_configuration(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("topic = [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(["--config", str(bad)])
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load(["--config", str(tmp_path / "missing.toml")])
+    with pytest.raises(ConfigError, match="LSST_CONSUMER_KAFKA_SASL_PASSWORD_FILE"):
+        load([], {"LSST_CONSUMER_KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "nope")})
+    with pytest.raises(ConfigError, match="schema_version"):
+        load(["--framing", "schemaless"])
+    with pytest.raises(ConfigError, match="at least 1"):
+        load(["--workers", "0"])
+
+
+def test_example_config_loads_as_shipped():
+    config = load(["--config", str(REPO / "config.example.toml")])
+    assert config.topics == ["lsst-extendedness-filtered"] and config.batch_size == 500
