@@ -6,8 +6,8 @@ Layout, shared by every cosmic kind (gw, uhecr, neutrino, transient …)::
     <storehouse>/<kind>/index.json         {"kind", "count", "built_at", "slots": [...]}
 
 Slot files are replaced atomically (temp file + rename), so a reader or an interrupted
-build only ever sees a whole old slot or a whole new one; the index is rewritten last,
-from the slot files on disk. A slot whose content is unchanged is not rewritten (its
+build only ever sees a whole old slot or a whole new one; the index is rewritten last
+(``rebuild-index`` rebuilds it from the slot files on disk). A slot whose content is unchanged is not rewritten (its
 bytes and mtime stay), comparing everything but the ``VOLATILE`` fields.
 """
 
@@ -66,6 +66,13 @@ class WriteReport:
     unchanged: int = 0
     removed: int = 0
     written_ids: list[str] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)  # index entries of the slots kept
+
+
+def index_entry(slot_id: str, slot: Mapping[str, Any], summary_fields: Sequence[str]) -> dict[str, Any]:
+    entry = {"slot_id": slot.get("slot_id", slot_id)}
+    entry.update({name: slot.get(name) for name in summary_fields if name != "slot_id"})
+    return entry
 
 
 class KindStore:
@@ -88,18 +95,20 @@ class KindStore:
                 if name.endswith(".json") and name != INDEX_NAME and not name.startswith(".")
                 and name[:-5] not in RESERVED}
 
-    def write_slot(self, slot_id: str, slot: Mapping[str, Any]) -> bool:
+    def write_slot(self, slot_id: str, slot: Mapping[str, Any], exists: bool = True) -> bool:
         """Replace a slot unless only volatile fields differ. True when written.
 
         Not fsynced one by one: ``sync()`` once after a batch of slots (an fsync per file
         would cost more than building them)."""
         path = self.slot_path(slot_id)
         data = slot_bytes(slot)
-        try:
-            with open(path, "rb") as handle:
-                old = handle.read()
-        except FileNotFoundError:
-            old = None
+        old = None
+        if exists:  # the caller may know it does not: saves a failed open per new slot
+            try:
+                with open(path, "rb") as handle:
+                    old = handle.read()
+            except FileNotFoundError:
+                pass
         if old is not None:
             if old == data:
                 return False
@@ -111,20 +120,24 @@ class KindStore:
         write_atomically(path, data, durable=False)
         return True
 
-    def write_slots(self, slots: Iterable[tuple[str, Mapping[str, Any]]], keep_only: bool = True) -> WriteReport:
+    def write_slots(self, slots: Iterable[tuple[str, Mapping[str, Any]]], summary_fields: Sequence[str],
+                    keep_only: bool = True) -> WriteReport:
         """Write every slot, then (``keep_only``) remove slots not among them, then make it
-        all durable with one filesystem sync."""
+        all durable with one filesystem sync. Returns what was done and the index entries of
+        the slots now on disk. Slots are consumed one at a time, never all held at once."""
         report = WriteReport()
-        seen = set()
+        on_disk = self.slot_ids_on_disk()
+        seen: set[str] = set()
         for slot_id, slot in slots:
             seen.add(slot_id)
-            if self.write_slot(slot_id, slot):
+            report.entries.append(index_entry(slot_id, slot, summary_fields))
+            if self.write_slot(slot_id, slot, exists=slot_id in on_disk):
                 report.written += 1
                 report.written_ids.append(slot_id)
             else:
                 report.unchanged += 1
         if keep_only:
-            for stale in sorted(self.slot_ids_on_disk() - seen):
+            for stale in sorted(on_disk - seen):
                 os.unlink(self.slot_path(stale))
                 report.removed += 1
         self.sync()
@@ -144,10 +157,13 @@ class KindStore:
             except (OSError, ValueError) as exc:
                 log.warning("slot %s is unreadable and left out of the index: %s", slot_id, exc)
                 continue
-            entry = {"slot_id": slot.get("slot_id", slot_id)}
-            entry.update({name: slot.get(name) for name in summary_fields if name != "slot_id"})
-            entries.append(entry)
-        index = {"kind": self.kind, "count": len(entries), "built_at": utc_now(), "slots": entries}
+            entries.append(index_entry(slot_id, slot, summary_fields))
+        return self.write_index(entries)
+
+    def write_index(self, entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+        """Write ``index.json`` from index entries of the slots on disk."""
+        ordered = sorted(entries, key=lambda entry: entry["slot_id"])
+        index = {"kind": self.kind, "count": len(ordered), "built_at": utc_now(), "slots": ordered}
         write_atomically(os.path.join(self.directory, INDEX_NAME), json.dumps(index).encode() + b"\n")
         return index
 

@@ -250,11 +250,11 @@ def test_interrupted_build_leaves_previous_slots_and_index_valid(pg_url, table, 
 
     original, calls = storehouse.KindStore.write_slot, []
 
-    def failing(self, slot_id, slot):
+    def failing(self, slot_id, slot, **kwargs):
         calls.append(slot_id)
         if len(calls) == 4:
             raise OSError(28, "No space left on device")
-        return original(self, slot_id, slot)
+        return original(self, slot_id, slot, **kwargs)
 
     monkeypatch.setattr(storehouse.KindStore, "write_slot", failing)
     with pytest.raises(OSError):
