@@ -64,6 +64,12 @@ def clock_from_environment(environ: Mapping[str, str] | None = None) -> Callable
     return lambda: start + dt.timedelta(seconds=time.monotonic() - origin)
 
 
+NUMERIC_SETTINGS: dict[str, type] = {
+    "idle_timeout": float, "connect_timeout": float, "max_runtime": float,
+    "max_messages": int, "batch_size": int, "workers": int, "ledger_window_days": int,
+}
+
+
 class ConfigError(ValueError):
     """The configuration cannot be used; the message says which setting and why."""
 
@@ -123,7 +129,7 @@ def build_parser(prog: str, description: str, epilog: str) -> argparse.ArgumentP
     add("--max-messages", type=int, metavar="N", help="stop after N messages")
     add("--idle-timeout", type=float, metavar="SECONDS", help="stop after this long without a message, counted once partitions are assigned (env: LSST_CONSUMER_IDLE_TIMEOUT; default 60)")
     add("--max-runtime", type=float, metavar="SECONDS", help="stop after this long in all")
-    add("--connect-timeout", type=float, metavar="SECONDS", help="give up when the broker cannot be reached for this long (default 30)")
+    add("--connect-timeout", type=float, metavar="SECONDS", help="give up when the broker cannot be reached for this long (env: LSST_CONSUMER_CONNECT_TIMEOUT; default 30)")
     add("--no-stop-at-end", dest="stop_at_end", action="store_false", default=None, help="keep reading after catching up (until --idle-timeout)")
     add("--batch-size", type=int, metavar="N", help="messages written and committed together (default 500)")
     add("--workers", type=int, metavar="N", help="processes that decode and stage cutouts (default 1)")
@@ -168,6 +174,7 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         "GROUP_ID": ("kafka_config", "group.id"),
         "OUTPUT_DIR": (None, "output_dir"),
         "IDLE_TIMEOUT": (None, "idle_timeout"),
+        "CONNECT_TIMEOUT": (None, "connect_timeout"),
         "INSTANCE_ID": (None, "instance_id"),
         "LOG_LEVEL": (None, "log_level"),
         "SCHEMA_REGISTRY_URL": ("kafka_config", REGISTRY_KEY),
@@ -234,9 +241,10 @@ def _validated(merged: dict[str, Any]) -> ConsumerConfig:
     extras = {key: merged.pop(key) for key in list(merged) if key not in known}
     try:
         config = ConsumerConfig(kafka_config=kafka, topics=list(topics), extras=extras, **merged)
-        config.idle_timeout = float(config.idle_timeout)
-        config.workers = int(config.workers)
-        config.batch_size = int(config.batch_size)
+        for name, kind in NUMERIC_SETTINGS.items():  # the environment gives text
+            value = getattr(config, name)
+            if value is not None:
+                setattr(config, name, kind(value))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid setting: {exc}") from exc
     if config.workers < 1 or config.batch_size < 1:

@@ -9,7 +9,6 @@ your script works unchanged).
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -29,8 +28,6 @@ from .outputs import (
     fits_problem,
 )
 from .records import CUTOUT_FIELDS, alert_key, base_row
-
-log = logging.getLogger("lsst_alert_consumer")
 
 FRAMES_MAGIC = b"LSSTFRM1"
 

@@ -37,8 +37,9 @@ def test_precedence_file_then_environment_then_command_line(tmp_path):
     toml.write_text('topic = ["from-file"]\noutput_dir = "/file"\nidle_timeout = 5\n'
                     '[kafka_config]\n"group.id" = "file-group"\n"fetch.min.bytes" = 7\n')
     environ = {"LSST_CONSUMER_CONFIG": str(toml), "LSST_CONSUMER_OUTPUT_DIR": "/env",
-               "LSST_CONSUMER_GROUP_ID": "env-group"}
+               "LSST_CONSUMER_GROUP_ID": "env-group", "LSST_CONSUMER_CONNECT_TIMEOUT": "7.5"}
     config = load([], environ)
+    assert config.connect_timeout == 7.5
     assert (config.topics, config.output_dir, config.idle_timeout) == (["from-file"], "/env", 5.0)
     assert config.kafka_config["group.id"] == "env-group" and config.kafka_config["fetch.min.bytes"] == 7
     config = load(["--group-id", "cli-group", "--topic", "a", "--topic", "b", "--output-dir", "/cli"], environ)

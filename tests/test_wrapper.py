@@ -101,7 +101,7 @@ def test_retention_days_is_configurable(kafka, retention_tree):
 
 def test_failing_consumer_gives_its_exit_code_and_retention_still_runs(retention_tree):
     out, files, _, _ = retention_tree
-    env = wrapper_env(consumer_env("127.0.0.1:9", "alerts", out), LSST_CONSUMER_KAFKA_SOCKET_TIMEOUT_MS="1000")
+    env = wrapper_env(consumer_env("127.0.0.1:9", "alerts", out), LSST_CONSUMER_CONNECT_TIMEOUT="3")
     started = time.monotonic()
     done = subprocess.run([str(WRAPPER)], env={**env, "LSST_CONSUMER_CONFIG": ""}, capture_output=True, text=True,
                           timeout=180)
@@ -109,7 +109,7 @@ def test_failing_consumer_gives_its_exit_code_and_retention_still_runs(retention
     assert "step consumer: failed with exit code 3" in done.stdout
     assert "step retention: finished" in done.stdout
     assert not files["old_csv"].exists()
-    assert time.monotonic() - started < 120
+    assert time.monotonic() - started < 60
 
 
 def test_log_file_has_timestamped_steps_and_the_consumers_lines(kafka, tmp_path):
