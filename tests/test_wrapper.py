@@ -205,3 +205,16 @@ def test_shellcheck_is_clean():
     scripts = [WRAPPER, REPO / "run_tests.sh", REPO / "scripts" / "setup_venv.sh", REPO / ".ci" / "run"]
     done = subprocess.run([shellcheck, "--shell=bash", *map(str, scripts)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout
+
+
+def test_bare_cron_environment_uses_the_project_venv(tmp_path):
+    """No PYTHON, PATH=/usr/bin:/bin, started from another directory: the wrapper finds the
+    project's .venv (or, without one, says how to create it)."""
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "LSST_CONSUMER_OUTPUT_DIR": str(tmp_path / "out")}
+    done = subprocess.run([str(WRAPPER), "--dry-run"], env=env, cwd=str(tmp_path), capture_output=True, text=True,
+                          timeout=60)
+    if (REPO / ".venv" / "bin" / "python").exists():
+        assert done.returncode == 0, done.stderr
+        assert f"under {tmp_path / 'out'}" in done.stdout
+    else:
+        assert done.returncode == 69 and "scripts/setup_venv.sh" in done.stderr
