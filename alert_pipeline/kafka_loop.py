@@ -166,6 +166,9 @@ class KafkaRun:
     def _loop(self, consumer: Consumer, started: float) -> str:
         config = self.config
         last_message = time.monotonic()
+        # Without an assignment after this long, the group coordinator is not answering.
+        session_timeout = float(config.librdkafka_config()["session.timeout.ms"]) / 1000
+        assignment_deadline = started + config.connect_timeout + session_timeout
         while True:
             if self.stop.signal_name:
                 return self.stop.signal_name
@@ -184,7 +187,7 @@ class KafkaRun:
             if config.max_runtime is not None and now - started >= config.max_runtime:
                 return "max-runtime"
             if self.assigned_since is None:
-                if now - started > config.connect_timeout + float(config.librdkafka_config()["session.timeout.ms"]) / 1000:
+                if now > assignment_deadline:
                     raise BrokerError("no partitions were assigned: check group.id and the broker's group coordinator")
                 continue
             if config.stop_at_end and self.assigned and self.assigned <= self.at_end:

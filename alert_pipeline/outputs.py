@@ -403,14 +403,14 @@ class OutputStore:
         self, outputs: Sequence[MessageOutput], result: BatchResult
     ) -> tuple[list[dict[str, Any]], list[str], list[tuple[str, str]], list[str]]:
         rows, keys, placements, discard = [], [], [], []
-        seen = set(self.ledger.keys)
+        in_batch: set[str] = set()  # the ledger's own set is only read, never copied
         for output in outputs:
             for row, key, cutouts in zip(output.rows, output.keys, output.cutouts, strict=True):
-                if key in seen:
+                if key in self.ledger.keys or key in in_batch:
                     result.duplicates += 1
                     discard.extend(staged for _, staged in cutouts)
                     continue
-                seen.add(key)
+                in_batch.add(key)
                 rows.append(row)
                 keys.append(key)
                 placements.extend(cutouts)

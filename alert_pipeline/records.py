@@ -157,8 +157,9 @@ def locus_row(locus: Mapping[str, Any], timestamp: str) -> dict[str, Any]:
     empty.
     """
     properties = locus.get("properties") or {}
-    lsst = ((properties.get("survey") or {}).get("lsst") or {}) if isinstance(properties.get("survey"), Mapping) else {}
-    dia_object_ids = lsst.get("dia_object_id") or []
+    survey = properties.get("survey")
+    lsst = survey.get("lsst") if isinstance(survey, Mapping) else None
+    dia_object_ids = (lsst.get("dia_object_id") if isinstance(lsst, Mapping) else None) or []
     row: dict[str, Any] = {
         "alertId": properties.get("newest_alert_id"),
         "diaObjectId": dia_object_ids[-1] if dia_object_ids else None,

@@ -218,3 +218,25 @@ def test_bare_cron_environment_uses_the_project_venv(tmp_path):
         assert f"under {tmp_path / 'out'}" in done.stdout
     else:
         assert done.returncode == 69 and "scripts/setup_venv.sh" in done.stderr
+
+
+def test_retention_failure_is_logged_and_gives_exit_6(kafka, retention_tree):
+    """A file retention cannot delete (read-only data directory) is reported in the log
+    and the status; the other directories are still cleaned."""
+    out, files, _, _ = retention_tree
+    env = wrapper_env(consumer_env(kafka.bootstrap_servers, new_topic(kafka.bootstrap_servers), out))
+    data = out / "data"
+    if os.geteuid() == 0:  # root ignores permissions: a read-only bind mount instead
+        command = ["unshare", "-m", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"', str(data), str(WRAPPER)]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    else:
+        data.chmod(0o555)
+        try:
+            done = run_wrapper(env)
+        finally:
+            data.chmod(0o755)
+    assert done.returncode == 6, done.stdout + done.stderr
+    assert f"retention: could not clean {data}" in done.stdout
+    assert "step retention: failed with exit code 6" in done.stdout
+    assert files["old_csv"].exists()  # the read-only one
+    assert not files["old_fits"].exists() and not files["old_quarantine_bin"].exists()
