@@ -34,15 +34,15 @@ Local dry run, to tune the thresholds on real data before uploading::
     python3 antares_extendedness_filter.py ALERTS.avro MESSAGES.frames LOCUS.json ...
 
 Only the standard library and antares_devkit are imported at module level, as the
-DevKit runtime requires; the dry run also uses fastavro and this repository's decoder.
+DevKit runtime requires; the dry run (``alert_pipeline/devtools/filter_dry_run.py``,
+imported only when this file is run as a script) also uses this repository's decoder.
 """
 
-import json
 import math
 import statistics
 import sys
 
-from antares_devkit.models import BaseFilter, DevkitAlert, DevKitLocus
+from antares_devkit.models import BaseFilter
 
 # Extendedness thresholds
 EXTENDEDNESS_MEDIAN_MIN = 0.0  # Adjust for your science case
@@ -182,106 +182,9 @@ class LsstExtendednessFilter(BaseFilter):
         locus.set_property(PROPERTY_SSSOURCE, int(decision["sssource"]))
 
 
-# --------------------------------------------------------------------------- dry run
-def alert_properties(packet):
-    """An LSST alert packet → the alert properties ANTARES gives filters (``lsst_diaSource_*``,
-    ``lsst_ssSource_*``, ``ant_survey`` = 4) and its MJD."""
-    source = packet.get("diaSource") or {}
-    properties = {"ant_survey": LSST_SURVEY}
-    properties.update({f"lsst_diaSource_{key}": value for key, value in source.items()
-                       if isinstance(value, (int, float, str)) or value is None})
-    solar = packet.get("ssSource") or {}
-    properties.update({f"lsst_ssSource_{key}": value for key, value in solar.items()
-                       if isinstance(value, (int, float, str))})
-    mjd = source.get("midpointMjdTai", source.get("midPointTai")) or 0.0
-    return properties, float(mjd)
-
-
-def loci_from_packets(packets):
-    """Group packets into DevKitLoci by diaObjectId (ssObjectId for Solar-System alerts),
-    as ANTARES associates them; each packet's prvDiaSources become earlier alerts."""
-    groups = {}
-    for packet in packets:
-        source = packet.get("diaSource") or {}
-        key = source.get("diaObjectId") or f"ss{source.get('ssObjectId')}"
-        locus = groups.setdefault(key, {"ra": source.get("ra") or 0.0,
-                                        "dec": source.get("dec", source.get("decl")) or 0.0, "alerts": {},
-                                        "dia": set(), "ss": set()})
-        if source.get("diaObjectId"):
-            locus["dia"].add(source["diaObjectId"])
-        if source.get("ssObjectId"):
-            locus["ss"].add(source["ssObjectId"])
-        solar = {name: packet.get(name) for name in SOLAR_SYSTEM_PACKET_FIELDS if packet.get(name) is not None}
-        for previous in packet.get("prvDiaSources") or []:
-            properties, mjd = alert_properties({"diaSource": previous})
-            locus["alerts"].setdefault(previous.get("diaSourceId"), (properties, mjd, {}))
-        properties, mjd = alert_properties(packet)
-        locus["alerts"][source.get("diaSourceId")] = (properties, mjd, {"alert_packet": solar} if solar else {})
-    loci = []
-    for key, group in groups.items():
-        alerts = [DevkitAlert(id=f"lsst_alert:{alert_id}", mjd=mjd, properties=properties,
-                              non_persistent_properties=extra)
-                  for alert_id, (properties, mjd, extra) in sorted(group["alerts"].items(), key=lambda i: i[1][1])]
-        survey = {"lsst": {"dia_object_id": sorted(group["dia"]), "ss_object_id": sorted(group["ss"])}}
-        loci.append(DevKitLocus(id=f"dryrun:{key}", ra=group["ra"], dec=group["dec"], alerts=alerts,
-                                internal_properties={"survey": survey}))
-    return loci
-
-
-def locus_from_dict(data):
-    """A DevKitLocus from exported JSON; older exports list ``grav_wave_events_metadata``
-    as bare event ids, which the current model does not accept, so those are dropped."""
-    data = dict(data)
-    if isinstance(data.get("grav_wave_events_metadata"), list):
-        data.pop("grav_wave_events_metadata")
-    return DevKitLocus.model_validate(data)
-
-
-def read_inputs(paths):
-    """Packets from Avro container files and framed-message files, loci from JSON files."""
-    packets, loci = [], []
-    for path in paths:
-        if path.endswith(".json"):
-            with open(path, encoding="utf-8") as handle:
-                data = json.load(handle)
-            for item in data if isinstance(data, list) else [data]:
-                loci.append(locus_from_dict(item))
-            continue
-        from alert_pipeline.consumer import read_message_files
-        from alert_pipeline.decode import AlertDecoder, DecodeError
-
-        decoder = AlertDecoder()
-        for value, origin in read_message_files([path]):
-            try:
-                packets.extend(decoder.decode(value))
-            except DecodeError as exc:
-                print(f"skipped {path}#{origin['index']}: {exc}", file=sys.stderr)
-    return loci_from_packets(packets) + loci
-
-
-def dry_run(paths, out=sys.stdout):
-    """Run the filter over local data; print each locus's decision and the pass rate."""
-    the_filter = LsstExtendednessFilter()
-    loci = read_inputs(paths)
-    passed = errored = 0
-    for locus in loci:
-        decision = evaluate(locus)
-        status = the_filter.run(locus).status
-        errored += status == "Errored"
-        tagged = OUTPUT_TAG in locus.tags
-        passed += tagged
-        median = "-" if decision["median"] is None else f"{decision['median']:.3f}"
-        print(f"{locus.id}\t{status}\t{'PASS' if tagged else 'fail'}\tn={decision['values']}\tmedian={median}\t"
-              f"sssource={'yes' if decision['sssource'] else 'no'}\t{decision['reason']}", file=out)
-    rate = 100.0 * passed / len(loci) if loci else 0.0
-    print(f"summary: {passed} of {len(loci)} loci pass ({rate:.1f}%), {errored} errored; thresholds: median in "
-          f"[{EXTENDEDNESS_MEDIAN_MIN}, {EXTENDEDNESS_MEDIAN_MAX}], min >= {EXTENDEDNESS_MIN_THRESHOLD}, "
-          f"max <= {EXTENDEDNESS_MAX_THRESHOLD}, REQUIRE_SSSOURCE = {REQUIRE_SSSOURCE}", file=out)
-    return 1 if errored else 0
-
-
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
-        print(__doc__)
-        sys.exit(0 if len(sys.argv) > 1 else 2)
-    sys.exit(dry_run(sys.argv[1:]))
+    # The local dry run lives in the repository (alert_pipeline/devtools/filter_dry_run.py),
+    # not in this uploaded file; it is imported only when the file is run as a script.
+    from alert_pipeline.devtools.filter_dry_run import main
+
+    sys.exit(main(sys.modules[__name__], sys.argv[1:]))

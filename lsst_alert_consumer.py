@@ -24,13 +24,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from alert_pipeline.config import (
+    EXIT_BROKER,
     EXIT_CONFIG,
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_OUTPUT,
     ConfigError,
+    ConsumerConfig,
     build_parser,
-    clock_from_environment,
     load_config,
 )
 from alert_pipeline.consumer import AlertConsumer
@@ -48,8 +49,9 @@ output_dir = "./lsst_alerts"
 EXIT_CODES_HELP = f"""exit codes:
   {EXIT_OK}  the run finished (also with nothing to read, or with quarantined messages)
   {EXIT_FAILURE}  unexpected error (a bug; the traceback is logged)
-  {EXIT_CONFIG}  configuration error
-  3  broker error: unreachable, authentication failed, unknown topic
+  {EXIT_CONFIG}  configuration error (also: an input file that cannot be read, another
+     consumer of the same instance running on the output directory)
+  {EXIT_BROKER}  broker error: unreachable, authentication failed, unknown topic
   {EXIT_OUTPUT}  output error: directory not writable or disk full (that batch not committed)
 
 offline: --from-file FILE... processes message files (.frames, .avro or one framed
@@ -95,24 +97,35 @@ def main(argv: Sequence[str] | None = None, consumer_class: type[AlertConsumer] 
     if args.show_output_dir:
         print(os.path.abspath(config.output_dir))
         return EXIT_OK
-    from alert_pipeline.kafka_loop import BrokerError, KafkaRun, describe
+    return _run(config, args.from_file, consumer_class)
+
+
+def _run(config: ConsumerConfig, files: list[str] | None, consumer_class: type[AlertConsumer]) -> int:
+    """Build the source and the consumer, run them, and turn every outcome into an exit code."""
+    from alert_pipeline.kafka_source import BrokerError, KafkaSource, describe
+    from alert_pipeline.runner import run
+    from alert_pipeline.sources import FileSource, InputError
+    from alert_pipeline.store import InstanceBusyError
 
     log = logging.getLogger("lsst_alert_consumer")
-    log.info("LSST Alert Consumer starting: %s", describe(config) if not args.from_file else f"files={len(args.from_file)}")
+    log.info("LSST Alert Consumer starting: %s", describe(config) if not files else f"files={len(files)}")
     try:
+        source = FileSource(files, config.max_message_bytes) if files else KafkaSource(config)
         app = consumer_class(config)
+    except (InputError, InstanceBusyError) as exc:
+        log.error("LSST Alert Consumer failed: %s", exc)
+        return EXIT_CONFIG
     except OSError as exc:
         log.error("LSST Alert Consumer failed: output directory %s is not usable: %s", config.output_dir, exc)
         return EXIT_OUTPUT
     try:
-        if args.from_file:
-            result = app.run_files(args.from_file, clock_from_environment())
-            log.info("LSST Alert Consumer finished: written=%d duplicates_skipped=%d quarantined=%d cutouts=%d files=%s",
-                     result.written, result.duplicates, result.quarantined, result.cutouts,
-                     ",".join(sorted(result.csv_files)))
-            return EXIT_OK
-        summary = KafkaRun(app, clock_from_environment()).run()
-        log.info("LSST Alert Consumer finished: %s", summary.line())
+        summary = run(app, source, _test_clock())
+        if files:
+            log.info("LSST Alert Consumer finished: written=%d duplicates_skipped=%d quarantined=%d cutouts=%d "
+                     "files=%s", summary.written, summary.duplicates, summary.quarantined, summary.cutouts,
+                     ",".join(sorted(summary.csv_files)))
+        else:
+            log.info("LSST Alert Consumer finished: %s", summary.line())
         return EXIT_OK
     except BrokerError as exc:
         log.error("LSST Alert Consumer failed: %s", exc)
@@ -126,6 +139,15 @@ def main(argv: Sequence[str] | None = None, consumer_class: type[AlertConsumer] 
         return EXIT_FAILURE
     finally:
         app.close()
+
+
+def _test_clock():  # noqa: ANN202 - a test hook, None in production
+    """The tests' movable clock when ``LSST_CONSUMER_TEST_START_TIME`` is set, else None."""
+    if not os.environ.get("LSST_CONSUMER_TEST_START_TIME"):
+        return None
+    from alert_pipeline.devtools.clock import clock_from_environment
+
+    return clock_from_environment()
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ Sub-commands (``build`` is the default):
   load-fink      insert Fink API output (JSON list from /api/v1/latests, or CSV) into the
                  events table, skipping alerts (candids) already there
 
-Exit codes: 0 success; 2 usage error; 4 a file cannot be read or written (input, storehouse);
-5 database unreachable or table missing.
+Exit codes: 0 success; 2 usage error (also an invalid --table name); 4 a file cannot be read
+or written (input, storehouse); 5 database unreachable, table missing or a database error;
+7 the build would remove more than half of the slots on disk (a mistyped --source or
+--table?): nothing was removed; pass --allow-shrink when the objects really are gone.
 """
 
 from __future__ import annotations
@@ -23,12 +25,25 @@ import os
 import sys
 from collections.abc import Sequence
 
-from alert_pipeline.fink import DEFAULT_SOURCE, DEFAULT_TABLE, BuildError, build, load_fink, rebuild_index
+import psycopg
+
+from alert_pipeline.fink import (
+    DEFAULT_SOURCE,
+    DEFAULT_TABLE,
+    BuildError,
+    ShrinkRefused,
+    TableNameError,
+    build,
+    load_fink,
+    rebuild_index,
+)
+from alert_pipeline.fink.db import mask_secrets_in
 
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_FILES = 4
 EXIT_DATABASE = 5
+EXIT_SHRINK = 7
 COMMANDS = ("build", "rebuild-index", "load-fink")
 
 
@@ -47,6 +62,8 @@ def parser() -> argparse.ArgumentParser:
                                     description="Build one transient slot per ZTF object from the events table.")
     database_options(build_cmd)
     build_cmd.add_argument("--storehouse", required=True, metavar="DIR", help="the event storehouse directory")
+    build_cmd.add_argument("--allow-shrink", action="store_true",
+                           help="remove slots even when more than half of those on disk would go")
     index_cmd = commands.add_parser("rebuild-index", help="rebuild index.json from the slots on disk",
                                     description="Rebuild <storehouse>/transient/index.json from the slot files.")
     index_cmd.add_argument("--storehouse", required=True, metavar="DIR")
@@ -77,12 +94,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.info("Fink load: read=%d inserted=%d already_present=%d skipped=%s", report.read, report.inserted,
                      report.already_present, dict(report.skipped))
         else:
-            report = build(args.dsn, args.storehouse, args.table, args.source)
+            report = build(args.dsn, args.storehouse, args.table, args.source, allow_shrink=args.allow_shrink)
             log.info("Transient kind built: %d rows read, %d slots written, %d unchanged, %d removed",
                      report.rows_read, report.written, report.unchanged, report.removed)
             print(json.dumps({"roster": report.roster.as_dict()}, indent=1))
+    except TableNameError as exc:
+        log.error("Transient kind builder: %s", exc)
+        return EXIT_USAGE
+    except ShrinkRefused as exc:
+        log.error("Transient kind builder refused to remove slots: %s", exc)
+        return EXIT_SHRINK
     except BuildError as exc:
         log.error("Transient kind builder failed: %s", exc)
+        return EXIT_DATABASE
+    except psycopg.Error as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.error("Transient kind builder failed: database error: %s", mask_secrets_in(detail, args.dsn or ""))
         return EXIT_DATABASE
     except OSError as exc:
         log.error("Transient kind builder failed: cannot read or write a file: %s", exc)

@@ -16,12 +16,11 @@ loop quarantines the message on it. Nothing here knows about Kafka or files.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
-import os
 import struct
 import threading
-import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,24 +59,17 @@ def schema_id_for_version(version: str) -> int:
     return major * 100 + minor
 
 
-def version_for_schema_id(schema_id: int) -> str:
-    """1101 → '11.1'."""
-    return f"{schema_id // 100}.{schema_id % 100}"
+@functools.cache
+def _packet_registry() -> Any:
+    """lsst-alert-packet's own registry of every schema it ships (read once, ~0.4 s)."""
+    from lsst.alert.packet import SchemaRegistry
+
+    return SchemaRegistry.all_schemas_from_filesystem()
 
 
 def bundled_versions() -> list[str]:
     """Every alert schema version lsst-alert-packet ships, oldest first."""
-    from lsst.alert.packet.schema import get_schema_root
-
-    root = get_schema_root()
-    found = []
-    for major in os.listdir(root):
-        if not major.isdigit():
-            continue
-        for minor in os.listdir(os.path.join(root, major)):
-            if minor.isdigit():
-                found.append((int(major), int(minor)))
-    return [f"{major}.{minor}" for major, minor in sorted(found)]
+    return sorted(_packet_registry().known_versions, key=lambda version: tuple(map(int, version.split("."))))
 
 
 _bundled_lock = threading.Lock()
@@ -88,18 +80,15 @@ def bundled_schema(schema_id: int) -> Any:
     """The parsed writer schema lsst-alert-packet ships for ``schema_id`` (cached)."""
     with _bundled_lock:
         if schema_id not in _bundled:
-            from lsst.alert.packet import Schema
-            from lsst.alert.packet.schema import get_schema_path
-
-            major, minor = divmod(schema_id, 100)
-            path = os.path.join(get_schema_path(major, minor), f"lsst.v{major}_{minor}.alert.avsc")
-            if not os.path.exists(path):
+            registry = _packet_registry()
+            if schema_id not in registry.known_ids:
+                major, minor = divmod(schema_id, 100)
                 raise UnknownSchemaError(
                     f"schema id {schema_id} (v{major}.{minor}) is not among the bundled "
                     f"lsst-alert-packet schemas ({', '.join(bundled_versions())}); "
                     "configure a schema registry or upgrade lsst-alert-packet"
                 )
-            _bundled[schema_id] = fastavro.parse_schema(Schema.from_file(path).definition)
+            _bundled[schema_id] = fastavro.parse_schema(registry.get_by_id(schema_id).definition)
         return _bundled[schema_id]
 
 
@@ -253,10 +242,3 @@ def decode_antares_locus(value: bytes) -> dict[str, Any]:
             "tags": list(locus.tags or []),
         }
     }
-
-
-def encode_antares_locus(locus: Mapping[str, Any]) -> bytes:
-    """Frame a locus summary the way ANTARES publishes it (zlib-compressed BSON)."""
-    import bson
-
-    return zlib.compress(bson.dumps(dict(locus)))

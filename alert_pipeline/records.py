@@ -58,11 +58,6 @@ CUTOUT_FIELDS: dict[str, str] = {
     "difference": "cutoutDifference",
 }
 
-#: Solar-system content of a packet: v3–v7 ``ssObject``; v8–v9 ``ssSource``+``MPCORB``;
-#: v10+ ``ssSource``+``mpc_orbits``.
-SOLAR_SYSTEM_FIELDS: tuple[str, ...] = ("ssSource", "ssObject", "MPCORB", "mpc_orbits")
-
-
 def first_present(record: Mapping[str, Any], names: Iterable[str]) -> Any:
     """The value of the first of ``names`` that ``record`` has as a key (None if none)."""
     for name in names:
@@ -123,7 +118,20 @@ def dia_source_values(alert: Mapping[str, Any]) -> dict[str, Any]:
     values = {column: first_present(source, names) for column, names in DIA_SOURCE_FIELDS.items()}
     if values["diaSourceId"] is None:
         raise IncompletePacketError("diaSource has no diaSourceId")
+    values["diaObjectId"] = dia_object_id(alert)
     return values
+
+
+def dia_object_id(alert: Mapping[str, Any]) -> int | None:
+    """The alert's DIAObject id, or None for an alert with no DIAObject.
+
+    The diaSource's own ``diaObjectId`` first, else the packet's ``diaObject`` record's
+    (Rubin's sample packets leave the first null). Solar-System alerts carry 0, which
+    is "no DIAObject", not an object id."""
+    for record in (alert.get("diaSource"), alert.get("diaObject")):
+        if isinstance(record, Mapping) and record.get("diaObjectId") not in (None, 0):
+            return record["diaObjectId"]
+    return None
 
 
 def base_row(alert: Mapping[str, Any], cutout_paths: Mapping[str, str | None], timestamp: str) -> dict[str, Any]:
@@ -171,12 +179,3 @@ def locus_row(locus: Mapping[str, Any], timestamp: str) -> dict[str, Any]:
     for column, name in LOCUS_EXTENDEDNESS_PROPERTIES.items():
         row[column] = properties.get(name)
     return {column: row.get(column) for column in COLUMNS}
-
-
-def format_cell(value: Any) -> str:
-    """One CSV cell: empty for missing values, repr precision for floats."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ""
-    return str(value)

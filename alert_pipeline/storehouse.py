@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .outputs import sync_filesystem, write_atomically
+from .durable import sync_filesystem, write_atomically
 
 log = logging.getLogger("storehouse")
 
@@ -65,7 +65,7 @@ class WriteReport:
     written: int = 0
     unchanged: int = 0
     removed: int = 0
-    written_ids: list[str] = field(default_factory=list)
+    shrink_refused: int = 0  # stale slots kept because removing them looked like a mistake
     entries: list[dict[str, Any]] = field(default_factory=list)  # index entries of the slots kept
 
 
@@ -91,9 +91,18 @@ class KindStore:
         return os.path.join(self.directory, f"{slot_id}.json")
 
     def slot_ids_on_disk(self) -> set[str]:
-        return {name[:-5] for name in os.listdir(self.directory)
-                if name.endswith(".json") and name != INDEX_NAME and not name.startswith(".")
-                and name[:-5] not in RESERVED}
+        """Slot ids of the slot files on disk. Other files (someone's ``My notes.json``)
+        are left alone, never read, removed or indexed."""
+        found = set()
+        for name in os.listdir(self.directory):
+            stem = name[:-5]
+            if not name.endswith(".json") or name == INDEX_NAME or stem in RESERVED or name.startswith("."):
+                continue
+            if _SLOT_ID.match(stem):
+                found.add(stem)
+            else:
+                log.warning("%s is not a slot file (not a valid slot id); left alone", os.path.join(self.directory, name))
+        return found
 
     def write_slot(self, slot_id: str, slot: Mapping[str, Any], exists: bool = True) -> bool:
         """Replace a slot unless only volatile fields differ. True when written.
@@ -121,10 +130,14 @@ class KindStore:
         return True
 
     def write_slots(self, slots: Iterable[tuple[str, Mapping[str, Any]]], summary_fields: Sequence[str],
-                    keep_only: bool = True) -> WriteReport:
-        """Write every slot, then (``keep_only``) remove slots not among them, then make it
-        all durable with one filesystem sync. Returns what was done and the index entries of
-        the slots now on disk. Slots are consumed one at a time, never all held at once."""
+                    allow_shrink: bool = False) -> WriteReport:
+        """Write every slot, then remove slots not among them, then make it all durable
+        with one filesystem sync. Returns what was done and the index entries of the slots
+        now on disk. Slots are consumed one at a time, never all held at once.
+
+        When removing would take away more than half of the slots on disk, nothing is
+        removed unless ``allow_shrink`` (a mistyped source gives no rows, not a night in
+        which half the sky vanished): ``shrink_refused`` then says how many were kept."""
         report = WriteReport()
         on_disk = self.slot_ids_on_disk()
         seen: set[str] = set()
@@ -133,12 +146,15 @@ class KindStore:
             report.entries.append(index_entry(slot_id, slot, summary_fields))
             if self.write_slot(slot_id, slot, exists=slot_id in on_disk):
                 report.written += 1
-                report.written_ids.append(slot_id)
             else:
                 report.unchanged += 1
-        if keep_only:
-            for stale in sorted(on_disk - seen):
-                os.unlink(self.slot_path(stale))
+        stale = on_disk - seen
+        if len(stale) * 2 > len(on_disk) and not allow_shrink:
+            report.shrink_refused = len(stale)
+            report.entries.extend(self._read_entries(sorted(stale), summary_fields))
+        else:
+            for slot_id in sorted(stale):
+                os.unlink(self.slot_path(slot_id))
                 report.removed += 1
         self.sync()
         return report
@@ -149,16 +165,19 @@ class KindStore:
     def rebuild_index(self, summary_fields: Sequence[str]) -> dict[str, Any]:
         """Scan the slot files and write ``index.json`` (sorted by slot id). Unreadable
         slot files are left out and logged, never fatal."""
+        return self.write_index(self._read_entries(sorted(self.slot_ids_on_disk()), summary_fields))
+
+    def _read_entries(self, slot_ids: Iterable[str], summary_fields: Sequence[str]) -> list[dict[str, Any]]:
         entries = []
-        for slot_id in sorted(self.slot_ids_on_disk()):
+        for slot_id in slot_ids:
             try:
                 with open(self.slot_path(slot_id), "rb") as handle:
                     slot = json.load(handle)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, RecursionError) as exc:
                 log.warning("slot %s is unreadable and left out of the index: %s", slot_id, exc)
                 continue
             entries.append(index_entry(slot_id, slot, summary_fields))
-        return self.write_index(entries)
+        return entries
 
     def write_index(self, entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         """Write ``index.json`` from index entries of the slots on disk."""

@@ -24,13 +24,13 @@ sys.path.insert(0, REPO)
 
 import psycopg  # noqa: E402
 
-from alert_pipeline import fink_samples  # noqa: E402
-from alert_pipeline.local import postgres_server  # noqa: E402
+from alert_pipeline.devtools import fink_samples  # noqa: E402
+from alert_pipeline.devtools.local import postgres_server  # noqa: E402
 
 
 def composition(alerts: int, objects: int) -> fink_samples.Composition:
     if (alerts, objects) == (25000, 2350):
-        return fink_samples.seed_like()
+        return fink_samples.Composition()
     mean = alerts / objects
     single = {"sn": int(objects * 0.30), "kilonova": int(objects * 0.01)}
     single["unknown"] = objects - sum(single.values()) - 16

@@ -24,6 +24,7 @@ from _common import CASES, bare_decode_seconds, framed_alerts
 
 from alert_pipeline.config import ConsumerConfig
 from alert_pipeline.consumer import AlertConsumer
+from alert_pipeline.sources import Message
 
 
 def pipeline_seconds(values: list[bytes], output_dir: str, batch_size: int) -> float:
@@ -32,13 +33,14 @@ def pipeline_seconds(values: list[bytes], output_dir: str, batch_size: int) -> f
     config = ConsumerConfig(kafka_config={"bootstrap.servers": "-", "group.id": "-"}, topics=["-"],
                             output_dir=output_dir, batch_size=batch_size)
     consumer = AlertConsumer(config)
-    messages = [(value, {"topic": "bench", "partition": 0, "offset": i}) for i, value in enumerate(values)]
+    messages = [Message(value, {"topic": "bench", "partition": 0, "offset": i}) for i, value in enumerate(values)]
     start = time.perf_counter()
     written = 0
     for first in range(0, len(messages), batch_size):
         written += consumer.write_batch(messages[first:first + batch_size], dt.datetime.now(dt.UTC)).written
         consumer.store.finish_batch()
     elapsed = time.perf_counter() - start
+    consumer.close()
     assert written == len(values)
     return elapsed
 

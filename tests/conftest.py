@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from alert_pipeline import local
+from alert_pipeline.devtools import local
 
 REPO = Path(__file__).resolve().parent.parent
 EXTERNAL_KAFKA = bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))

@@ -90,3 +90,42 @@ def test_clear_errors_for_bad_configuration(tmp_path):
 def test_example_config_loads_as_shipped():
     config = load(["--config", str(REPO / "config.example.toml")])
     assert config.topics == ["lsst-extendedness-filtered"] and config.batch_size == 500
+
+
+def test_every_setting_has_one_flag_one_variable_and_one_toml_key(tmp_path):
+    """Each setting declared once reaches the config from all three places, typed."""
+    from alert_pipeline.config import SETTINGS
+
+    samples = {int: ("3", 3), float: ("2.5", 2.5), str: ("11.1", "11.1"), bool: ("false", False)}
+    special = {"output_dir": ("/x", "/x"), "framing": ("ocf", "ocf"), "log_level": ("ERROR", "ERROR"),
+               "instance_id": ("east", "east"), "max_message_bytes": ("4096", 4096),
+               "max_decompressed_bytes": ("4096", 4096), "max_cutout_bytes": ("4096", 4096)}
+    for setting in SETTINGS:
+        text, value = special.get(setting.name, samples[setting.kind])
+        from_env = load([], {setting.variable: text})
+        toml = tmp_path / f"{setting.name}.toml"
+        toml.write_text(f"{setting.name} = {value!r}\n".replace("False", "false").replace("'", '"'))
+        from_file = load(["--config", str(toml)])
+        argv = [f"--no-{setting.flag[2:]}"] if setting.kind is bool else [setting.flag, text]
+        from_cli = load(argv)
+        assert getattr(from_env, setting.name) == getattr(from_file, setting.name) == \
+            getattr(from_cli, setting.name) == value, setting.name
+
+
+@pytest.mark.parametrize(("variable", "key"), [
+    ("LSST_CONSUMER_KAFKA_SASL_PASSWORD", "sasl.password"),
+    ("LSST_CONSUMER_KAFKA_SASL_OAUTHBEARER_CLIENT__ID", "sasl.oauthbearer.client-id"),
+    ("LSST_CONSUMER_KAFKA_SOME___WEIRD_KEY", "some_weird.key"),
+])
+def test_confluent_env_naming_for_librdkafka_keys(variable, key):
+    from alert_pipeline.config import kafka_key_from_env
+
+    assert kafka_key_from_env(variable.removeprefix("LSST_CONSUMER_KAFKA_")) == key
+
+
+def test_librdkafka_keys_and_values_are_checked_when_the_config_is_loaded():
+    assert load([], {"LSST_CONSUMER_KAFKA_SASL_PASSWORD": "v"}).kafka_config["sasl.password"] == "v"
+    with pytest.raises(ConfigError, match="some_weird.key"):
+        load([], {"LSST_CONSUMER_KAFKA_SOME___WEIRD_KEY": "v"})
+    with pytest.raises(ConfigError, match="session.timeout.ms"):
+        load([], {"LSST_CONSUMER_KAFKA_SESSION_TIMEOUT_MS": "soon"})

@@ -17,16 +17,18 @@ import fastavro
 import pytest
 
 from alert_pipeline.config import ConsumerConfig
+from alert_pipeline.csvfiles import format_cell
+from alert_pipeline.cutouts import fits_problem
 from alert_pipeline.decode import (
     AlertDecoder,
     DecodeError,
     bundled_versions,
-    encode_antares_locus,
     schema_id_for_version,
 )
-from alert_pipeline.factory import TESTED_VERSIONS, AlertFactory, malformed_messages
-from alert_pipeline.outputs import fits_problem, safe_name
-from alert_pipeline.records import COLUMNS, DIA_SOURCE_FIELDS, extendedness_stats, format_cell
+from alert_pipeline.devtools.factory import TESTED_VERSIONS, AlertFactory, encode_antares_locus, malformed_messages
+from alert_pipeline.durable import safe_name
+from alert_pipeline.records import COLUMNS, DIA_SOURCE_FIELDS, extendedness_stats
+from alert_pipeline.sources import Message
 from lsst_alert_consumer import LSSTAlertConsumer
 
 PROCESSED_AT = dt.datetime(2026, 2, 10, 2, 3, 15, tzinfo=dt.UTC)
@@ -39,7 +41,8 @@ def make_consumer(tmp_path: Path, consumer_class=LSSTAlertConsumer, **settings) 
 
 
 def write_offline(consumer: LSSTAlertConsumer, values: list[bytes], processed_at=PROCESSED_AT):
-    messages = [(value, {"topic": "alerts", "partition": 0, "offset": offset}) for offset, value in enumerate(values)]
+    messages = [Message(value, {"topic": "alerts", "partition": 0, "offset": offset})
+                for offset, value in enumerate(values)]
     result = consumer.write_batch(messages, processed_at)
     consumer.store.finish_batch()
     return result
@@ -71,8 +74,13 @@ def check_row_against_packet(row: dict[str, str], packet: dict) -> None:
     alert_id = packet.get("alertId", packet.get("diaSourceId"))
     assert row["alertId"] == str(alert_id)
     for column, names in DIA_SOURCE_FIELDS.items():
+        if column == "diaObjectId":
+            continue
         name = next(n for n in names if n in source)
         assert row[column] == expected_cell(source[name]), column
+    # The DIAObject: the diaSource's id, else the packet's diaObject's; 0 (Solar-System) is none.
+    object_ids = [source.get("diaObjectId"), (packet.get("diaObject") or {}).get("diaObjectId")]
+    assert row["diaObjectId"] == next((str(i) for i in object_ids if i not in (None, 0)), "")
     values = [s.get("extendedness") for s in [source, *(packet.get("prvDiaSources") or [])]]
     values = [v for v in values if v is not None and not math.isnan(v)]
     if values:
@@ -351,7 +359,7 @@ def test_offline_command_line_on_a_frames_file(tmp_path):
     import subprocess
     import sys
 
-    from alert_pipeline.consumer import write_frames_file
+    from alert_pipeline.sources import write_frames_file
 
     factory = AlertFactory("11.1", seed=17)
     frames = tmp_path / "night.frames"

@@ -15,9 +15,10 @@ import pytest
 from antares_devkit.models import BaseFilter, DevkitAlert, DevKitLocus
 
 import antares_extendedness_filter as flt
-from alert_pipeline.consumer import write_frames_file
-from alert_pipeline.factory import AlertFactory
+from alert_pipeline.devtools.factory import AlertFactory
+from alert_pipeline.devtools.filter_dry_run import locus_from_dict
 from alert_pipeline.records import LOCUS_EXTENDEDNESS_PROPERTIES
+from alert_pipeline.sources import write_frames_file
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -85,7 +86,7 @@ def test_readme_defaults():
 
 @pytest.mark.parametrize("name", ["small_locus", "large_locus"])
 def test_devkit_ztf_loci_are_skipped_cleanly(name):
-    locus = flt.locus_from_dict(devkit_test_locus(name))
+    locus = locus_from_dict(devkit_test_locus(name))
     status, tagged = run(locus)
     assert status == "Skipped" and not tagged
 
@@ -93,7 +94,7 @@ def test_devkit_ztf_loci_are_skipped_cleanly(name):
 def test_devkit_locus_turned_lsst_without_extendedness_succeeds_untagged():
     data = copy.deepcopy(devkit_test_locus("large_locus"))
     data["alerts"][-1]["properties"]["ant_survey"] = 4
-    status, tagged = run(flt.locus_from_dict(data))
+    status, tagged = run(locus_from_dict(data))
     assert (status, tagged) == ("Succeeded", False)
 
 

@@ -4,21 +4,30 @@
 from __future__ import annotations
 
 import io
-import time
-from types import SimpleNamespace
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from alert_pipeline.config import EXIT_BROKER, ConsumerConfig
-from alert_pipeline.kafka_loop import BrokerError, KafkaRun, RunSummary, _progress
+from alert_pipeline.kafka_source import BrokerError, KafkaSource
+from alert_pipeline.runner import _progress
+from alert_pipeline.summary import RunSummary
 
 
-def make_run(**settings) -> KafkaRun:
+def make_run(**settings) -> KafkaSource:
     config = ConsumerConfig(kafka_config={"bootstrap.servers": "broker.example:9092", "group.id": "g",
                                           "sasl.password": "hunter2"}, topics=["alerts"], output_dir="unused",
                             **settings)
-    return KafkaRun(SimpleNamespace(config=config))
+    source = KafkaSource(config)
+    source.summary = RunSummary()  # what the runner would add up
+    return source
+
+
+def consume_all(source: KafkaSource, consumer) -> None:
+    """Drive the source's poll loop as the runner does, counting what it hands out."""
+    source._consumer = consumer
+    for batch in source._poll(lambda: 500):
+        source.summary.consumed += len(batch)
 
 
 class ErrorMessage:
@@ -63,7 +72,7 @@ def test_authentication_error_reported_during_connect_is_named():
 def test_authentication_error_mid_run_stops_the_loop_with_a_broker_error():
     run = make_run(connect_timeout=60)
     with pytest.raises(BrokerError, match="authentication failed"):
-        run._loop(ErrorStreamConsumer(), started=time.monotonic())
+        consume_all(run, ErrorStreamConsumer())
     assert run.summary.consumed == 0  # nothing processed, so nothing committed
 
 

@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from alert_pipeline.decode import bundled_schema, schema_id_for_version
-from alert_pipeline.factory import TESTED_VERSIONS, AlertFactory
+from alert_pipeline.devtools.factory import TESTED_VERSIONS, AlertFactory
 
 from .conftest import HEARTBEAT_MS, SESSION_TIMEOUT_MS, new_topic, produce
 

@@ -23,7 +23,8 @@ JD_2024 = 2460310.5
 
 @dataclass
 class Composition:
-    """How many objects of each kind to make."""
+    """How many objects of each kind to make. The defaults are the seed's roster: 2,350
+    objects, sn 708, kilonova 21, unknown 1,621; 16 cross-labelled (naive tallies 2,366)."""
 
     single: dict[str, int] = field(default_factory=lambda: {"sn": 696, "kilonova": 17, "unknown": 1621})
     #: (subtype label first, second label, objects): the first label wins.
@@ -33,11 +34,6 @@ class Composition:
     solar_system_objects: int = 150
     mixed_with_solar_system: int = 5  # in-scope objects that also carry Solar-System alerts
     alerts_per_object: tuple[int, int] = (1, 20)
-
-
-def seed_like() -> Composition:
-    """2,350 objects: sn 708, kilonova 21, unknown 1,621; 16 cross-labelled (naive 2,366)."""
-    return Composition()
 
 
 def object_ids(rng: random.Random) -> Iterator[str]:
@@ -92,7 +88,7 @@ def object_alerts(rng: random.Random, object_id: str, labels: list[str], count: 
 
 def dataset(composition: Composition | None = None, seed: int = 0) -> list[dict[str, Any]]:
     """A Fink alert list with the given composition (default: the seed's roster)."""
-    composition = composition or seed_like()
+    composition = composition or Composition()
     rng = random.Random(seed)
     ids = object_ids(rng)
     candids = iter(range(2_400_000_000_000_000_000 + seed * 10_000_000, 2**63))

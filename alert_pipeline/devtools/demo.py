@@ -17,11 +17,10 @@ import sys
 from pathlib import Path
 
 from . import fink_samples
-from .decode import encode_antares_locus
-from .factory import AlertFactory, malformed_messages
+from .factory import AlertFactory, encode_antares_locus, malformed_messages
 from .local import kafka_broker, postgres_server
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 OUTPUT = REPO / "demo_output"
 TOPIC = "lsst-extendedness-filtered"
 VERSIONS = (("11.1", 120), ("11.0", 20), ("10.0", 20), ("9.0", 10), ("7.4", 10))

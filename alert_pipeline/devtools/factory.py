@@ -15,14 +15,15 @@ from __future__ import annotations
 import io
 import random
 import struct
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterator, Mapping
 from functools import cache, lru_cache
 from typing import Any
 
 import fastavro
 
-from .decode import bundled_schema, schema_id_for_version
-from .records import ALERT_ID_FIELDS, CUTOUT_FIELDS, DIA_SOURCE_FIELDS, field_name
+from ..decode import bundled_schema, schema_id_for_version
+from ..records import ALERT_ID_FIELDS, CUTOUT_FIELDS, DIA_SOURCE_FIELDS, field_name
 
 DEFAULT_VERSION = "11.1"
 #: The versions the factory is tested on (older majors lack fields Rubin streams carry).
@@ -289,3 +290,10 @@ def malformed_messages(factory: AlertFactory) -> Iterator[tuple[str, bytes]]:
     yield "unknown schema id", b"\x00" + struct.pack(">I", 4242) + good[5:]
     yield "empty message", b""
     yield "wrong schema id", b"\x00" + struct.pack(">I", 300) + good[5:]
+
+
+def encode_antares_locus(locus: Mapping[str, Any]) -> bytes:
+    """Frame a locus summary the way ANTARES publishes it (zlib-compressed BSON)."""
+    import bson
+
+    return zlib.compress(bson.dumps(dict(locus)))

@@ -1,0 +1,119 @@
+"""FITS cutouts: the structural check, the file name, and staging writes off the main thread."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import shutil
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+
+FITS_BLOCK = 2880
+STAGING_THREADS = 2
+#: Ids that become file names must fit a signed 64-bit integer (as Rubin's ids do).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def fits_problem(data: bytes) -> str | None:
+    """Why ``data`` is not a FITS file, or None when it is one.
+
+    A structural check of the primary header (block size, SIMPLE = T, BITPIX, NAXIS, END)
+    and of the primary data size the header declares, microseconds per cutout; full
+    parsing would cost more than decoding the alert.
+    """
+    if len(data) < FITS_BLOCK:
+        return f"{len(data)} bytes: shorter than one FITS block"
+    if len(data) % FITS_BLOCK:
+        return f"{len(data)} bytes: not a whole number of 2880-byte FITS blocks"
+    if not data.startswith(b"SIMPLE  =") or data[29:30] != b"T":
+        return "does not start with the card SIMPLE = T"
+    cards: dict[bytes, bytes] = {}
+    for start in range(0, min(len(data), 100 * FITS_BLOCK), 80):
+        keyword = data[start : start + 8].rstrip()
+        if keyword == b"END":
+            return _primary_size_problem(cards, header_bytes=-(-(start + 80) // FITS_BLOCK) * FITS_BLOCK,
+                                         total=len(data))
+        cards[keyword] = data[start + 10 : start + 80].split(b"/")[0].strip()
+    return "no END card in the primary header"
+
+
+def _primary_size_problem(cards: dict[bytes, bytes], header_bytes: int, total: int) -> str | None:
+    missing = {b"BITPIX", b"NAXIS"} - set(cards)
+    if missing:
+        return f"header lacks {b', '.join(sorted(missing)).decode()}"
+    try:
+        bitpix, naxis = int(cards[b"BITPIX"]), int(cards[b"NAXIS"])
+        axes = [int(cards[f"NAXIS{axis}".encode()]) for axis in range(1, naxis + 1)]
+    except (KeyError, ValueError):
+        return "BITPIX, NAXIS or an NAXISn card is missing or not an integer"
+    if bitpix not in (8, 16, 32, 64, -32, -64) or not 0 <= naxis <= 999 or any(n < 0 for n in axes):
+        return f"invalid BITPIX {bitpix} or axes {axes}"
+    data_bytes = abs(bitpix) // 8
+    for length in axes:
+        data_bytes *= length
+    if naxis == 0:
+        data_bytes = 0
+    needed = header_bytes + -(-data_bytes // FITS_BLOCK) * FITS_BLOCK
+    if needed > total:
+        return f"truncated: the header declares {data_bytes} data bytes but the file holds only {total} bytes"
+    return None
+
+
+def id_for_file_name(value: object) -> int | None:
+    """``value`` as an id fit for a file name: an integer within int64, else None."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if INT64_MIN <= value <= INT64_MAX else None
+
+
+def cutout_name(dia_source_id: int, kind: str, processed_at: dt.datetime, copy: int = 1) -> str:
+    """``<diaSourceId>_<kind>_<YYYYMMDD>_<HHMMSS>.fits`` (``…_<copy>.fits`` from the second
+    alert of the same source and second on, so no cutout ever overwrites another)."""
+    suffix = "" if copy == 1 else f"_{copy}"
+    return f"{int(dia_source_id)}_{kind}_{processed_at:%Y%m%d_%H%M%S}{suffix}.fits"
+
+
+def _write_file(path: str, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+
+
+class CutoutStager:
+    """Writes cutouts under a private ``incoming`` directory on a small thread pool.
+
+    File I/O releases the GIL, so the disk works while the next alert is decoded.
+    ``wait`` collects the writes (raising the first OSError, e.g. a full disk) before the
+    batch is made durable. Safe across ``fork``: a worker process gets its own pool.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        os.makedirs(directory, exist_ok=True)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid: int | None = None
+        self._pending: list[Future] = []
+
+    def stage(self, name: str, data: bytes) -> str:
+        """Start writing ``data``; returns the staged path (not yet durable, not visible)."""
+        path = os.path.join(self.directory, f"{uuid.uuid4().hex}-{name}")
+        if self._pool_pid != os.getpid():  # first use, or a forked worker process
+            self._pool = ThreadPoolExecutor(max_workers=STAGING_THREADS, thread_name_prefix="stage")
+            self._pool_pid, self._pending = os.getpid(), []
+        self._pending.append(self._pool.submit(_write_file, path, data))
+        return path
+
+    def wait(self) -> None:
+        """Wait for every staged write; raise the first failure."""
+        pending, self._pending = self._pending, []
+        errors = [future.exception() for future in pending]
+        failure = next((error for error in errors if error is not None), None)
+        if failure is not None:
+            raise failure
+
+    def discard_all(self) -> None:
+        """Forget everything staged (a batch that will not be written, or a restart)."""
+        with contextlib.suppress(OSError):
+            self.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)
+        os.makedirs(self.directory, exist_ok=True)

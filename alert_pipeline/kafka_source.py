@@ -1,0 +1,214 @@
+"""The Kafka source: subscribe, hand out batches, commit what the runner acknowledges.
+
+Offsets are committed (synchronously) only in ``ack``, which the runner calls after the
+batch is durable, so a crash at any instant costs at most a redelivery, which the ledger
+turns into "duplicates skipped".
+
+The source ends its batches when every assigned partition reported end-of-partition
+(``stop_at_end``; watermarks alone are not trusted, some brokers under-report them) or
+after ``idle_timeout`` without a message, counted from when partitions are assigned.
+Broker failures (unreachable, authentication, TLS, unknown topic) raise ``BrokerError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from .config import EXIT_BROKER, ConsumerConfig
+from .masking import mask_secrets
+from .sources import Message
+
+log = logging.getLogger("lsst_alert_consumer")
+
+POLL_SECONDS = 0.5
+CHUNK = 50  # messages per consume() call while filling a batch
+FATAL_KAFKA_ERRORS = {
+    KafkaError._AUTHENTICATION: "authentication failed: check sasl.username/sasl.password and security.protocol",
+    KafkaError.SASL_AUTHENTICATION_FAILED: "authentication failed: check sasl.username/sasl.password",
+    KafkaError.TOPIC_AUTHORIZATION_FAILED: "not authorised to read the topic: check the account's ACLs",
+    KafkaError.GROUP_AUTHORIZATION_FAILED: "not authorised to use the consumer group: check group.id and ACLs",
+    KafkaError._SSL: "TLS handshake failed: check ssl.ca.location and the broker address",
+}
+
+
+class BrokerError(RuntimeError):
+    """The broker cannot be used; the message says what failed and what to check."""
+
+    exit_code = EXIT_BROKER
+
+
+class KafkaSource:
+    """The configured topics, read as a member of the consumer group."""
+
+    mode = "group"
+
+    def __init__(self, config: ConsumerConfig) -> None:
+        self.config = config
+        self.stop_reason = ""
+        self.assigned: set[tuple[str, int]] = set()
+        self.at_end: set[tuple[str, int]] = set()
+        self.assigned_since: float | None = None
+        self.fatal: str | None = None
+        self._consumer: Any = None
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_error(self, error: KafkaError) -> None:
+        if error.code() in FATAL_KAFKA_ERRORS or error.fatal():
+            self.fatal = FATAL_KAFKA_ERRORS.get(error.code(), error.str())
+        else:
+            log.debug("Kafka: %s", error.str())
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for partition in partitions:
+            self.assigned.add((partition.topic, partition.partition))
+        self.assigned_since = time.monotonic()
+        log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing")
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for partition in partitions:
+            key = (partition.topic, partition.partition)
+            self.assigned.discard(key)
+            self.at_end.discard(key)
+        log.info("revoked %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
+
+    # ------------------------------------------------------------------ the protocol
+    def batches(self, budget: Callable[[], int]) -> Iterator[list[Message]]:
+        self._connect()
+        self._consumer.subscribe(self.config.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        yield from self._poll(budget)
+
+    def ack(self, batch: list[Message]) -> None:
+        offsets: dict[tuple[str, int], int] = {}
+        for message in batch:
+            key = (message.origin["topic"], message.origin["partition"])
+            offsets[key] = max(offsets.get(key, -1), message.origin["offset"] + 1)
+        try:
+            self._consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                                  asynchronous=False)
+        except KafkaException as exc:
+            # The batch is durable and in the ledger: a redelivery will be skipped.
+            log.warning("offset commit failed (%s); the redelivered messages will be skipped", exc.args[0].str())
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+    # ------------------------------------------------------------------ internals
+    def _connect(self) -> None:
+        settings = self.config.librdkafka_config()
+        # librdkafka's own log lines (connection retries …) only at DEBUG: failures that
+        # matter surface through error_cb as one clear message.
+        librdkafka_log = logging.getLogger("librdkafka")
+        librdkafka_log.setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.CRITICAL)
+        settings.update(error_cb=self._on_error, logger=librdkafka_log)
+        try:
+            self._consumer = Consumer(settings)
+        except KafkaException as exc:
+            raise BrokerError(f"cannot create the Kafka client: {exc.args[0].str()}. Check security.protocol "
+                              "and sasl.mechanism.") from None
+        self._check_topics(self._consumer)
+
+    def _check_topics(self, consumer: Any) -> None:
+        """Fail fast and clearly: broker unreachable, authentication, unknown topic."""
+        servers = self.config.kafka_config.get("bootstrap.servers")
+        try:
+            metadata = consumer.list_topics(timeout=self.config.connect_timeout)
+        except KafkaException as exc:
+            reason = self.fatal or f"no answer within {self.config.connect_timeout:g} s ({exc.args[0].str()})"
+            raise BrokerError(
+                f"cannot reach the Kafka broker at {servers}: {reason}. Check bootstrap.servers, the network "
+                "and security settings (security.protocol, sasl.*, ssl.*)."
+            ) from None
+        if self.fatal:
+            raise BrokerError(f"Kafka broker at {servers}: {self.fatal}")
+        missing = [topic for topic in self.config.topics if topic not in metadata.topics
+                   or metadata.topics[topic].error is not None]
+        if missing:
+            raise BrokerError(
+                f"unknown topic {', '.join(missing)} on {servers}: check the topic name "
+                f"(the broker has {len(metadata.topics)} topics) and that your account may read it."
+            )
+
+    def _poll(self, budget: Callable[[], int]) -> Iterator[list[Message]]:
+        config = self.config
+        started = last_message = time.monotonic()
+        # Without an assignment after this long, the group coordinator is not answering.
+        session_timeout = float(config.librdkafka_config()["session.timeout.ms"]) / 1000
+        assignment_deadline = started + config.connect_timeout + session_timeout
+        while True:
+            if self.fatal:
+                raise BrokerError(f"Kafka: {self.fatal}")
+            batch = self._data_messages(self._next_batch(budget()))
+            yield batch
+            now = time.monotonic()
+            if batch:
+                last_message = now
+            if self.assigned_since is None:
+                if now > assignment_deadline:
+                    raise BrokerError("no partitions were assigned: check group.id and the broker's group coordinator")
+                continue
+            if config.stop_at_end and self.assigned and self.assigned <= self.at_end:
+                self.stop_reason = "caught-up"
+                return
+            if now - max(last_message, self.assigned_since) >= config.idle_timeout:
+                self.stop_reason = "idle-timeout"
+                return
+
+    def _next_batch(self, wanted: int) -> list[Any]:
+        """Up to ``wanted`` messages, in chunks, returning as soon as the local queue runs dry.
+
+        One ``consume(500)`` would wait out its whole timeout whenever 500 messages do not
+        fit in librdkafka's local queue (64 MB by default: ~450 heavy alerts)."""
+        messages = self._consumer.consume(num_messages=min(CHUNK, wanted), timeout=POLL_SECONDS)
+        while messages and len(messages) < wanted:
+            chunk = self._consumer.consume(num_messages=min(CHUNK, wanted - len(messages)), timeout=0.02)
+            messages.extend(chunk)
+            if len(chunk) < CHUNK:
+                break
+        return messages
+
+    def _data_messages(self, messages: list[Any]) -> list[Message]:
+        batch = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                _, timestamp = message.timestamp()
+                batch.append(Message(message.value(), {
+                    "topic": message.topic(), "partition": message.partition(), "offset": message.offset(),
+                    "kafka_timestamp_ms": timestamp}))
+                self.at_end.discard((message.topic(), message.partition()))
+            elif error.code() == KafkaError._PARTITION_EOF:
+                self.at_end.add((message.topic(), message.partition()))
+            elif error.code() in FATAL_KAFKA_ERRORS or error.fatal():
+                self.fatal = FATAL_KAFKA_ERRORS.get(error.code(), error.str())
+            else:
+                log.warning("Kafka: %s", error.str())
+        return batch
+
+    def positions(self) -> dict[str, tuple[int | None, int | None]]:
+        partitions = [TopicPartition(topic, partition) for topic, partition in sorted(self.assigned)]
+        if not partitions or self._consumer is None:
+            return {}
+        positions = {}
+        try:
+            for tp in self._consumer.committed(partitions, timeout=10):
+                committed = tp.offset if tp.offset >= 0 else None
+                _, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+                lag = max(high - committed, 0) if committed is not None else None
+                positions[f"{tp.topic}[{tp.partition}]"] = (committed, lag)
+        except KafkaException as exc:
+            log.warning("could not read committed offsets: %s", exc.args[0].str())
+        return positions
+
+
+def describe(config: ConsumerConfig) -> str:
+    """The start-line description of a run, secrets masked."""
+    kafka = mask_secrets(config.kafka_config)
+    return (f"topics={','.join(config.topics)} bootstrap={kafka.get('bootstrap.servers')} "
+            f"group={kafka.get('group.id')} output={config.output_dir} workers={config.workers}")
