@@ -16,7 +16,7 @@ from antares_devkit.models import BaseFilter, DevkitAlert, DevKitLocus
 
 import antares_extendedness_filter as flt
 from alert_pipeline.devtools.factory import AlertFactory
-from alert_pipeline.devtools.filter_dry_run import locus_from_dict
+from alert_pipeline.devtools.filter_dry_run import loci_from_packets, locus_from_dict
 from alert_pipeline.records import LOCUS_EXTENDEDNESS_PROPERTIES
 from alert_pipeline.sources import write_frames_file
 
@@ -221,3 +221,18 @@ def test_dry_run_reads_locus_json(tmp_path):
                           capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr
     assert "ANT2024it80v05etk1n\tSkipped\tfail" in done.stdout
+
+
+def test_dry_run_gives_alerts_with_neither_object_id_loci_of_their_own():
+    """Rubin's sample packets have no diaObjectId and no ssObjectId: each alert is its own
+    locus, never merged with unrelated alerts (an 'ssNone' locus)."""
+    factory = AlertFactory("11.1", seed=33)
+    packets = [factory.alert(cutouts=False, extendedness=0.5) for _ in range(3)]
+    for packet in packets:
+        packet["diaSource"]["diaObjectId"] = None
+        packet["diaObject"] = None
+    loci = loci_from_packets(packets)
+    assert len(loci) == 3
+    assert sorted(locus.id for locus in loci) == sorted(f"dryrun:alert{p['diaSource']['diaSourceId']}"
+                                                        for p in packets)
+    assert all("None" not in locus.id for locus in loci)
