@@ -17,8 +17,10 @@ from typing import Any
 
 from .config import ConsumerConfig
 from .cutouts import cutout_name, fits_problem, id_for_file_name
-from .decode import AlertDecoder, DecodeError, IncompletePacketError
+from .decode import AlertDecoder
 from .durable import checkpoint
+from .errors import DecodeError, UnusableIdError
+from .limits import Limits
 from .masking import mask_text
 from .quarantine import QuarantineItem
 from .records import CUTOUT_FIELDS, alert_key, base_row
@@ -27,16 +29,13 @@ from .store import AlertOutput, MessageOutput, OutputStore, StagedCutout
 from .summary import RunSummary
 
 
-class UnusableIdError(DecodeError):
-    reason = "unusable-id"
-
-
 class AlertConsumer:
     """Decode → record → write for one output directory (Kafka or offline input)."""
 
     def __init__(self, config: ConsumerConfig) -> None:
         self.config = config
-        self.decoder = AlertDecoder(config.framing, config.schema_version, config.registry_url)
+        self.decoder = AlertDecoder(config.framing, config.schema_version, config.registry_url,
+                                    Limits(config.max_decompressed_bytes, config.max_records_per_message))
         self.store = OutputStore(config.output_dir, config.instance_id, config.ledger_window_days, mask_text)
         #: Paths of the current alert's cutouts ({kind: relative path or None}), set
         #: before ``process_alert`` is called.
@@ -56,6 +55,9 @@ class AlertConsumer:
         """Everything one message turns into; never raises for bad input."""
         output = MessageOutput(source=message.origin, value=message.value or b"")
         self.timestamp = processed_at.isoformat(timespec="seconds").replace("+00:00", "Z")
+        if message.problem:
+            output.quarantine.append(QuarantineItem(*message.problem))
+            return output
         try:
             alerts = self.decoder.decode(message.value)
         except DecodeError as exc:
@@ -78,6 +80,8 @@ class AlertConsumer:
                 continue
             output.alerts.append(AlertOutput(row, key, staged))
             output.quarantine.extend(problems)
+        if all(item.data is not None for item in output.quarantine):
+            output.value = b""  # not needed: no need to carry it back from a worker process
         return output
 
     def _stage_cutouts(
@@ -96,6 +100,10 @@ class AlertConsumer:
             data = alert.get(field_name)
             paths[kind] = None
             if not data or raw_id is None:
+                continue
+            if len(data) > self.config.max_cutout_bytes:
+                problems.append(QuarantineItem("exceeds-max-cutout-bytes", f"{kind} cutout of {len(data)} bytes "
+                                               f"(limit: max_cutout_bytes = {self.config.max_cutout_bytes})"))
                 continue
             if source_id is None:
                 raise UnusableIdError(f"diaSourceId {str(raw_id)[:40]!r} is not a 64-bit integer: "
@@ -160,5 +168,3 @@ def _prepare_chunk(messages: Sequence[Message], processed_at: dt.datetime) -> li
     _worker_consumer.store.stager.wait()  # the main process makes them durable next
     return outputs
 
-
-__all__ = ["AlertConsumer", "IncompletePacketError", "UnusableIdError"]

@@ -26,31 +26,16 @@ from typing import Any
 
 import fastavro
 
+from .errors import (
+    CorruptPayloadError,
+    UnknownSchemaError,
+    UnrecognisedFramingError,
+)
+from .limits import Limits, check_container, inflate_bounded
+
 OCF_MAGIC = b"Obj\x01"
 CONFLUENT_MAGIC = 0
 FRAMINGS = ("auto", "confluent", "ocf", "schemaless", "antares")
-
-
-class DecodeError(ValueError):
-    """A message could not be turned into alerts. ``reason`` is a short machine tag."""
-
-    reason = "undecodable"
-
-
-class UnknownSchemaError(DecodeError):
-    reason = "unknown-schema-id"
-
-
-class CorruptPayloadError(DecodeError):
-    reason = "corrupt-payload"
-
-
-class UnrecognisedFramingError(DecodeError):
-    reason = "unrecognised-framing"
-
-
-class IncompletePacketError(DecodeError):
-    reason = "incomplete-packet"
 
 
 def schema_id_for_version(version: str) -> int:
@@ -131,7 +116,8 @@ class AlertDecoder:
     """Turns one message value into a list of alert dicts.
 
     ``framing`` is one of FRAMINGS; ``schema_version`` is needed for ``schemaless``;
-    ``registry_url`` switches Confluent-framed schemas from the bundled set to a registry.
+    ``registry_url`` switches Confluent-framed schemas from the bundled set to a registry;
+    ``limits`` bound what one message may expand to (see ``alert_pipeline.limits``).
     """
 
     def __init__(
@@ -139,6 +125,7 @@ class AlertDecoder:
         framing: str = "auto",
         schema_version: str | None = None,
         registry_url: str | None = None,
+        limits: Limits = Limits(),  # noqa: B008 - frozen, shared safely
     ) -> None:
         if framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}, not {framing!r}")
@@ -147,6 +134,7 @@ class AlertDecoder:
         self.framing = framing
         self.schema_version = schema_version
         self.schema_for_id = RegistrySchemas(registry_url) if registry_url else bundled_schema
+        self.limits = limits
 
     def decode(self, value: bytes | None) -> list[dict[str, Any]]:
         """All alerts carried by one message value."""
@@ -156,9 +144,11 @@ class AlertDecoder:
         if framing == "confluent":
             return [self._decode_confluent(value)]
         if framing == "ocf":
+            check_container(value, self.limits)
             return decode_ocf(value)
         if framing == "schemaless":
             return [schemaless(value, self.schema_for_id(schema_id_for_version(self.schema_version)), 0)]
+        inflate_bounded(value, self.limits.max_decompressed_bytes)  # refuse a bomb before the parser inflates it
         return [decode_antares_locus(value)]
 
     def _decode_confluent(self, value: bytes) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .decode import IncompletePacketError
+from .errors import IncompletePacketError
 
 #: The CSV columns, in order, exactly as the project README documents them.
 COLUMNS: tuple[str, ...] = (

@@ -19,14 +19,10 @@ import pytest
 from alert_pipeline.config import ConsumerConfig
 from alert_pipeline.csvfiles import format_cell
 from alert_pipeline.cutouts import fits_problem
-from alert_pipeline.decode import (
-    AlertDecoder,
-    DecodeError,
-    bundled_versions,
-    schema_id_for_version,
-)
+from alert_pipeline.decode import AlertDecoder, bundled_versions, schema_id_for_version
 from alert_pipeline.devtools.factory import TESTED_VERSIONS, AlertFactory, encode_antares_locus, malformed_messages
 from alert_pipeline.durable import safe_name
+from alert_pipeline.errors import DecodeError
 from alert_pipeline.records import COLUMNS, DIA_SOURCE_FIELDS, extendedness_stats
 from alert_pipeline.sources import Message
 from lsst_alert_consumer import LSSTAlertConsumer
@@ -370,3 +366,16 @@ def test_offline_command_line_on_a_frames_file(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "LSST Alert Consumer finished: written=5" in done.stderr
     assert len(os.listdir(tmp_path / "out" / "cutouts")) == 15
+
+
+def test_registry_credentials_never_reach_a_quarantine_sidecar(tmp_path, registry_url):
+    factory = AlertFactory("11.1", seed=15)
+    unknown = b"\x00" + struct.pack(">I", 1102) + factory.serialize(factory.alert(cutouts=False))
+    config = make_consumer(tmp_path).config
+    config.kafka_config["schema.registry.url"] = registry_url.replace("http://", "http://reader:hunter2@")
+    result = write_offline(LSSTAlertConsumer(config), [unknown])
+    assert result.quarantined == 1
+    (sidecar,) = (tmp_path / "out" / "quarantine").glob("*.json")
+    text = sidecar.read_text()
+    assert json.loads(text)["reason"] == "unknown-schema-id"
+    assert "hunter2" not in text and "127.0.0.1" in text

@@ -17,7 +17,8 @@ from typing import Any, TextIO
 
 from antares_devkit.models import DevkitAlert, DevKitLocus
 
-from ..decode import AlertDecoder, DecodeError
+from ..decode import AlertDecoder
+from ..errors import DecodeError
 from ..records import dia_object_id
 from ..sources import read_message_files
 

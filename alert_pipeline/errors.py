@@ -1,0 +1,47 @@
+"""Why a message could not be used: the quarantine reasons of decoding and records.
+
+Every failure that is the message's own fault raises a ``DecodeError`` subclass whose
+``reason`` is the short tag written in the quarantine sidecar.
+"""
+
+from __future__ import annotations
+
+
+class DecodeError(ValueError):
+    """A message could not be turned into alerts. ``reason`` is a short machine tag."""
+
+    reason = "undecodable"
+
+
+class UnknownSchemaError(DecodeError):
+    reason = "unknown-schema-id"
+
+
+class CorruptPayloadError(DecodeError):
+    reason = "corrupt-payload"
+
+
+class UnrecognisedFramingError(DecodeError):
+    reason = "unrecognised-framing"
+
+
+class IncompletePacketError(DecodeError):
+    reason = "incomplete-packet"
+
+
+class UnusableIdError(DecodeError):
+    """An id that must name a file is not a signed 64-bit integer."""
+
+    reason = "unusable-id"
+
+
+class LimitExceededError(DecodeError):
+    """The message would cost more than a configured limit; ``reason`` names the limit."""
+
+    def __init__(self, setting: str, detail: str) -> None:
+        super().__init__(f"{detail} (limit: {setting})")
+        self.reason = f"exceeds-{setting.replace('_', '-')}"
+
+
+__all__ = ["CorruptPayloadError", "DecodeError", "IncompletePacketError", "LimitExceededError",
+           "UnknownSchemaError", "UnrecognisedFramingError", "UnusableIdError"]
