@@ -11,6 +11,8 @@ readonly EXIT_USAGE=64
 readonly EXIT_LOCKED=75
 readonly EXIT_RETENTION=6
 readonly EXIT_NO_PYTHON=69
+readonly EXIT_CANT_CREATE=73
+readonly MAX_RETENTION_DAYS=36500
 
 SCRIPT_DIR="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)"
 readonly SCRIPT_DIR
@@ -40,14 +42,17 @@ Environment (all optional):
   DATABASE_URL                  PostgreSQL of the Fink events; unset = skip the builder
   EVENT_STOREHOUSE              storehouse for the builder (default ./data/event_storehouse)
   TRANSIENT_TABLE, TRANSIENT_SOURCE   builder --table / --source
-  RETENTION_DAYS                keep this many days of CSV, FITS and quarantine files (default 30)
+  RETENTION_DAYS                keep this many days of CSV, FITS and quarantine files: a whole
+                                number of days from 1 to $MAX_RETENTION_DAYS, read as decimal (default 30)
   LSST_LOCK_FILE                lock file (default <output dir>/state/run_lsst_consumer.lock)
   LOG_FILE                      append all output here instead of stdout/stderr
 
 Exit status: 0 all steps succeeded; the consumer's code if it failed (1 unexpected,
 2 configuration, 3 broker, 4 output), else the builder's (2 usage, 4 storehouse,
 5 database); $EXIT_RETENTION retention failed; $EXIT_LOCKED another run holds the lock;
-$EXIT_USAGE bad option; $EXIT_NO_PYTHON no usable Python (run scripts/setup_venv.sh).
+$EXIT_USAGE bad option, bad RETENTION_DAYS or an output directory retention must not touch
+(/ or empty); $EXIT_NO_PYTHON no usable Python (run scripts/setup_venv.sh); $EXIT_CANT_CREATE LOG_FILE
+or the lock file cannot be written.
 EOF
 }
 
@@ -66,6 +71,16 @@ done
 
 cd "$SCRIPT_DIR"
 
+# RETENTION_DAYS as a decimal whole number of days (010 is ten, not octal eight), in range,
+# checked before any step runs: a bad value must never delete files early or skip silently.
+retention_text="${RETENTION_DAYS:-30}"
+if ! [[ "$retention_text" =~ ^[0-9]{1,12}$ ]] || ((10#$retention_text < 1 || 10#$retention_text > MAX_RETENTION_DAYS)); then
+  echo "run_lsst_consumer.sh: RETENTION_DAYS must be a whole number of days from 1 to $MAX_RETENTION_DAYS," \
+    "not '$retention_text'" >&2
+  exit "$EXIT_USAGE"
+fi
+readonly retention_days=$((10#$retention_text))
+
 if [[ "$demo" == true ]]; then
   if [[ -z "${PYTHON:-}" ]]; then
     "$SCRIPT_DIR/scripts/setup_venv.sh"
@@ -80,19 +95,25 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 fi
 
 if [[ -n "${LOG_FILE:-}" ]]; then
+  if ! (: >>"$LOG_FILE") 2>/dev/null; then
+    echo "run_lsst_consumer.sh: cannot write LOG_FILE '$LOG_FILE': check the directory and permissions" >&2
+    exit "$EXIT_CANT_CREATE"
+  fi
   exec >>"$LOG_FILE" 2>&1
 fi
 
-output_dir="$("$PYTHON" lsst_alert_consumer.py --show-output-dir)"
-retention_days="${RETENTION_DAYS:-30}"
-if ! [[ "$retention_days" =~ ^[0-9]+$ ]]; then
-  log "RETENTION_DAYS must be a whole number of days, not '$retention_days'"
+output_dir="$("$PYTHON" lsst_alert_consumer.py --show-output-dir)" || exit $?
+if [[ -z "$output_dir" || "$(readlink -f -- "$output_dir" 2>/dev/null || echo "$output_dir")" == "/" ]]; then
+  log "the output directory is '$output_dir': refusing to run retention on / or an empty path;" \
+    "set LSST_CONSUMER_OUTPUT_DIR to the pipeline's own directory"
   exit "$EXIT_USAGE"
 fi
 
 # Delete (or, with --dry-run, list) regular files matching the output patterns that are
-# older than the retention period. find -P never follows a symbolic link, and -type f
-# skips the links themselves, so nothing outside the output directory is touched.
+# older than the retention period. The output's own subdirectories are cleaned even when
+# they are symbolic links (the consumer writes through them): find -H follows only that
+# starting point, never a link inside it, and -type f skips links themselves, so nothing
+# outside those directories is touched.
 retention() {
   local action=(-delete)
   [[ "$dry_run" == true ]] && action=(-print)
@@ -106,8 +127,8 @@ retention() {
   local i
   for ((i = 0; i < ${#targets[@]}; i += 3)); do
     local directory="${targets[i]}" pattern="${targets[i + 2]}"
-    [[ -d "$directory" && ! -L "$directory" ]] || continue
-    if ! find -P "$directory" -type f -name "$pattern" -mmin "+$minutes" "${action[@]}"; then
+    [[ -d "$directory" ]] || continue
+    if ! find -H "$directory" -type f -name "$pattern" -mmin "+$minutes" "${action[@]}"; then
       log "retention: could not clean $directory ($pattern)"
       status=$EXIT_RETENTION
     fi
@@ -121,8 +142,11 @@ if [[ "$dry_run" == true ]]; then
   exit $?
 fi
 
-mkdir -p "$output_dir/state"
 lock_file="${LSST_LOCK_FILE:-$output_dir/state/run_lsst_consumer.lock}"
+if ! { [[ -n "${LSST_LOCK_FILE:-}" ]] || mkdir -p "$output_dir/state" 2>/dev/null; } || ! (: >>"$lock_file") 2>/dev/null; then
+  log "cannot create the lock file '$lock_file': check LSST_LOCK_FILE, the output directory and permissions"
+  exit "$EXIT_CANT_CREATE"
+fi
 exec 9>>"$lock_file"
 if ! flock --nonblock 9; then
   log "another run holds $lock_file; not starting a second one (exit $EXIT_LOCKED)"

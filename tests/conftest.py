@@ -13,11 +13,13 @@ import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from alert_pipeline.devtools import local
+from alert_pipeline.fink.load import create_table
 
 REPO = Path(__file__).resolve().parent.parent
 EXTERNAL_KAFKA = bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
@@ -39,6 +41,17 @@ def kafka() -> Iterator[local.LocalBroker]:
 def pg_url() -> Iterator[str]:
     with local.postgres_server() as url:
         yield url
+
+
+@pytest.fixture
+def table(pg_url):
+    """A fresh events table of its own (sql/events.sql with another name)."""
+    name = f"events_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url, autocommit=True) as connection:
+        create_table(connection, name)
+    yield name
+    with psycopg.connect(pg_url, autocommit=True) as connection:
+        connection.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def new_topic(bootstrap: str, partitions: int = 1) -> str:

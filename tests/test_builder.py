@@ -10,7 +10,6 @@ import os
 import random
 import subprocess
 import sys
-import uuid
 from collections import defaultdict
 from pathlib import Path
 
@@ -20,22 +19,10 @@ import pytest
 
 from alert_pipeline import fink
 from alert_pipeline.devtools import fink_samples
-from alert_pipeline.fink.load import create_table
 
 REPO = Path(__file__).resolve().parent.parent
 LABEL_RANK = {"Kilonova candidate": 3, "SN candidate": 2, "Unknown": 1}
 SUBTYPE = {"Kilonova candidate": "kilonova", "SN candidate": "sn", "Unknown": "unknown"}
-
-
-@pytest.fixture
-def table(pg_url):
-    """A fresh events table of its own (sql/events.sql with another name)."""
-    name = f"events_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_url, autocommit=True) as connection:
-        create_table(connection, name)
-    yield name
-    with psycopg.connect(pg_url, autocommit=True) as connection:
-        connection.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def insert_rows(pg_url: str, table: str, rows: list[tuple]) -> None:

@@ -241,3 +241,68 @@ def test_retention_failure_is_logged_and_gives_exit_6(kafka, retention_tree):
     assert "step retention: failed with exit code 6" in done.stdout
     assert files["old_csv"].exists()  # the read-only one
     assert not files["old_fits"].exists() and not files["old_quarantine_bin"].exists()
+
+
+@pytest.mark.parametrize("days", ["0", "-1", "08x", "abc", "", "12810065243147791", "36501", " 30"])
+def test_bad_retention_days_refused_before_any_step(retention_tree, days):
+    out, files, _, _ = retention_tree
+    env = wrapper_env(consumer_env("127.0.0.1:9", "alerts", out), RETENTION_DAYS=days)
+    if days == "":
+        env["RETENTION_DAYS"] = " "  # set but blank (unset means the default)
+    for args in ((), ("--dry-run",)):
+        done = run_wrapper(env, *args)
+        assert done.returncode == 64, done.stdout + done.stderr
+        assert "RETENTION_DAYS must be a whole number of days from 1 to 36500" in done.stderr
+        assert "step consumer" not in done.stdout and not done.stdout.strip()
+    assert all(path.exists() for path in files.values())
+
+
+@pytest.mark.parametrize(("days", "kept", "deleted"), [("010", 9.5, 10.5), ("08", 7.5, 8.5), ("09", 8.5, 9.5)])
+def test_retention_days_are_decimal_even_with_leading_zeros(tmp_path, days, kept, deleted):
+    out = tmp_path / "out"
+    young = touch(out / "data" / "lsst_alerts_20260101.csv", kept)
+    old = touch(out / "data" / "lsst_alerts_20250101.csv", deleted)
+    env = wrapper_env(consumer_env("127.0.0.1:9", "alerts", out), RETENTION_DAYS=days)
+    done = run_wrapper(env, "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert str(old) in done.stdout and str(young) not in done.stdout
+    assert young.exists() and old.exists()
+
+
+def test_unwritable_log_file_has_its_own_exit_code(tmp_path):
+    env = wrapper_env(consumer_env("127.0.0.1:9", "alerts", tmp_path / "out"),
+                      LOG_FILE=str(tmp_path / "no" / "such" / "dir" / "run.log"))
+    done = run_wrapper(env)
+    assert done.returncode == 73 and "cannot write LOG_FILE" in done.stderr
+
+
+def test_unwritable_lock_file_has_its_own_exit_code(tmp_path):
+    env = wrapper_env(consumer_env("127.0.0.1:9", "alerts", tmp_path / "out"),
+                      LSST_LOCK_FILE=str(tmp_path / "no" / "such" / "run.lock"))
+    done = run_wrapper(env)
+    assert done.returncode == 73 and "cannot create the lock file" in done.stdout
+    assert "step consumer" not in done.stdout
+
+
+@pytest.mark.parametrize("output_dir", ["/", "/tmp/.."])
+def test_root_output_directory_is_refused_for_retention(tmp_path, output_dir):
+    env = wrapper_env(consumer_env("127.0.0.1:9", "alerts", tmp_path), LSST_CONSUMER_OUTPUT_DIR=output_dir)
+    for args in ((), ("--dry-run",)):
+        done = run_wrapper(env, *args)
+        assert done.returncode == 64 and "refusing to run retention on /" in done.stdout
+        assert "step consumer" not in done.stdout
+
+
+def test_a_symlinked_data_directory_is_cleaned_like_a_real_one(tmp_path):
+    out = tmp_path / "out"
+    target = tmp_path / "big_disk" / "data"
+    old = touch(target / "lsst_alerts_20250101.csv", 45)
+    young = touch(target / "lsst_alerts_20261120.csv", 1)
+    outside = touch(tmp_path / "precious" / "lsst_alerts_20200101.csv", 400)
+    (target / "link_out").symlink_to(outside.parent, target_is_directory=True)
+    out.mkdir()
+    (out / "data").symlink_to(target, target_is_directory=True)
+    env = wrapper_env(consumer_env("127.0.0.1:9", "alerts", out), LSST_CONSUMER_CONNECT_TIMEOUT="2")
+    done = run_wrapper(env)
+    assert "step retention: finished" in done.stdout, done.stdout
+    assert not old.exists() and young.exists() and outside.exists()
