@@ -14,14 +14,18 @@ with ``OUTPUT_TAG`` when
   associated with a Solar-System object, e.g. known asteroids; False: only loci that
   are not, e.g. extragalactic sources).
 
-A locus is associated with a Solar-System object when any of these holds:
+A locus is associated with a Solar-System object when one of its alerts *identifies* one
+(presence alone is not enough: brokers that re-serialize packets keep ``ssSource`` and
+``mpc_orbits`` as records whose fields are all null when there is no association):
 
-1. an LSST alert has ``lsst_diaSource_ssObjectId`` other than None, 0 or "0";
-2. an LSST alert has a non-null ``lsst_ssSource_*`` or ``lsst_ssObject_*`` property;
+1. an LSST alert has ``lsst_diaSource_ssObjectId`` other than None, 0, "0" or "";
+2. an LSST alert has an identifying ``lsst_ssSource_*`` / ``lsst_ssObject_*`` property
+   (``ssObjectId`` non-zero, or a non-empty ``designation`` / ``mpcDesignation``);
 3. the raw alert packet, when the runtime supplies it in an alert's
-   ``non_persistent_properties``, has a non-null ``ssSource``, ``ssObject``, ``MPCORB``
-   or ``mpc_orbits``;
-4. the locus property ``survey.lsst.ss_object_id`` is a non-empty list;
+   ``non_persistent_properties``, has an ``ssSource``, ``ssObject``, ``MPCORB`` or
+   ``mpc_orbits`` record carrying such an identifying value (see ``SOLAR_SYSTEM_ID_FIELDS``;
+   the names per schema version are those of lsst-alert-packet v7–v11);
+4. the locus property ``survey.lsst.ss_object_id`` holds a non-zero id;
 5. the locus carries one of ``SOLAR_SYSTEM_TAGS``.
 
 On a pass the locus also gets the properties listed in ``OUTPUT_LOCUS_PROPERTIES`` (the
@@ -71,6 +75,22 @@ EXTENDEDNESS = "lsst_diaSource_extendedness"
 SS_OBJECT_ID = "lsst_diaSource_ssObjectId"
 SOLAR_SYSTEM_PREFIXES = ("lsst_ssSource_", "lsst_ssObject_")
 SOLAR_SYSTEM_PACKET_FIELDS = ("ssSource", "ssObject", "MPCORB", "mpc_orbits")
+# Fields that identify a Solar-System object: ssObject (v<=7) ssObjectId; ssSource (v8+)
+# ssObjectId and (v10+) designation; MPCORB (v8-9) mpcDesignation; mpc_orbits (v10+)
+# designation and the packed/unpacked provisional designations.
+SOLAR_SYSTEM_ID_FIELDS = ("ssObjectId", "designation", "mpcDesignation", "packed_primary_provisional_designation",
+                          "unpacked_primary_provisional_designation")
+NO_ID = (None, 0, "0", "", "null")
+
+
+def _identifies(field, value):
+    """True when ``field`` is one of SOLAR_SYSTEM_ID_FIELDS and ``value`` names a
+    Solar-System object (not null, 0 or blank)."""
+    if field not in SOLAR_SYSTEM_ID_FIELDS:
+        return False
+    if field == "ssObjectId":
+        return value not in NO_ID
+    return isinstance(value, str) and value.strip() not in ("", "null")
 
 
 def extendedness_values(locus):
@@ -96,16 +116,17 @@ def solar_system_signals(locus):
         properties = alert.properties
         if properties.get("ant_survey") != LSST_SURVEY:
             continue
-        if properties.get(SS_OBJECT_ID) not in (None, 0, "0", ""):
+        if properties.get(SS_OBJECT_ID) not in NO_ID:
             signals.append("ssObjectId")
-        if any(key.startswith(SOLAR_SYSTEM_PREFIXES) and value is not None for key, value in properties.items()):
+        if any(key.startswith(SOLAR_SYSTEM_PREFIXES) and _identifies(key.split("_", 2)[2], value)
+               for key, value in properties.items()):
             signals.append("ssSource/ssObject property")
         if _packet_has_solar_system(alert.non_persistent_properties):
             signals.append("alert packet")
     survey = locus.properties.get("survey")
     lsst = survey.get("lsst") if isinstance(survey, dict) else None
     ss_ids = lsst.get("ss_object_id") if isinstance(lsst, dict) else locus.properties.get("survey.lsst.ss_object_id")
-    if isinstance(ss_ids, (list, tuple)) and any(i not in (None, 0, "0", "") for i in ss_ids):
+    if isinstance(ss_ids, (list, tuple)) and any(i not in NO_ID for i in ss_ids):
         signals.append("survey.lsst.ss_object_id")
     if any(tag in locus.tags for tag in SOLAR_SYSTEM_TAGS):
         signals.append("solar-system tag")
@@ -113,11 +134,14 @@ def solar_system_signals(locus):
 
 
 def _packet_has_solar_system(extra):
-    """A raw packet (or one nested a level down) with ssSource/ssObject/MPCORB/mpc_orbits."""
+    """A raw packet (or one nested a level down) whose ssSource/ssObject/MPCORB/mpc_orbits
+    record identifies a Solar-System object."""
     if not isinstance(extra, dict):
         return False
     candidates = [extra, *(value for value in extra.values() if isinstance(value, dict))]
-    return any(packet.get(name) is not None for packet in candidates for name in SOLAR_SYSTEM_PACKET_FIELDS)
+    records = [packet.get(name) for packet in candidates for name in SOLAR_SYSTEM_PACKET_FIELDS]
+    return any(_identifies(field, record.get(field)) for record in records if isinstance(record, dict)
+               for field in SOLAR_SYSTEM_ID_FIELDS)
 
 
 def evaluate(locus):

@@ -19,13 +19,16 @@ from alert_pipeline.devtools.factory import AlertFactory  # noqa: E402
 CASES = {
     "a: v11.1, no history": dict(n_prv_sources=0, n_prv_forced=0, cutout_size=60),
     "b: v11.1, 30+30 history": dict(n_prv_sources=30, n_prv_forced=30, cutout_size=60),
+    "c: v10.0 deep drilling, 350+350": dict(version="10.0", n_prv_sources=350, n_prv_forced=350, cutout_size=30,
+                                           psf_cutouts=True),
 }
 
 
 def framed_alerts(case: str, count: int, seed: int = 0) -> list[bytes]:
-    """``count`` Confluent-framed v11.1 alerts with three 60×60 CCDData cutouts each."""
-    factory = AlertFactory("11.1", seed=seed)
-    return [factory.frame(factory.alert(**CASES[case])) for _ in range(count)]
+    """``count`` Confluent-framed alerts of one case (v11.1 unless the case names a version)."""
+    options = dict(CASES[case])
+    factory = AlertFactory(options.pop("version", "11.1"), seed=seed)
+    return [factory.frame(factory.alert(**options)) for _ in range(count)]
 
 
 def bare_decode_seconds(values: list[bytes]) -> float:

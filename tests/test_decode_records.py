@@ -379,3 +379,27 @@ def test_registry_credentials_never_reach_a_quarantine_sidecar(tmp_path, registr
     text = sidecar.read_text()
     assert json.loads(text)["reason"] == "unknown-schema-id"
     assert "hunter2" not in text and "127.0.0.1" in text
+
+
+def test_broker_delivered_container_file_through_the_consumer(tmp_path):
+    """As Fink's data transfer delivers alerts: an enriched writer schema (extra columns
+    ignored), all-null Solar-System records, diaObjectId 0 on Solar-System alerts, 350
+    prvDiaSources plus forced sources, PSFIMAGE cutouts without a mask."""
+    from astropy.io import fits
+
+    from alert_pipeline.devtools.factory import broker_container
+
+    factory = AlertFactory("10.0", seed=16)
+    ordinary = [factory.alert(cutout_size=30, psf_cutouts=True, n_prv_sources=350, n_prv_forced=350)
+                for _ in range(3)]
+    asteroid = factory.alert(cutouts=False, solar_system=True)
+    assert asteroid["diaSource"]["diaObjectId"] == 0
+    result = write_offline(make_consumer(tmp_path), [broker_container(factory, [*ordinary, asteroid])])
+    assert (result.written, result.quarantined, result.cutouts) == (4, 0, 9)
+    rows = read_csv(day_csv(tmp_path))
+    assert list(rows[0]) == list(COLUMNS)  # the broker's own columns do not leak in
+    for row, packet in zip(rows, [*ordinary, asteroid], strict=True):
+        check_row_against_packet(row, as_written(factory, packet))
+    assert rows[-1]["diaObjectId"] == "" and rows[0]["diaObjectId"] == str(ordinary[0]["diaSource"]["diaObjectId"])
+    with fits.open(tmp_path / "out" / rows[0]["science_cutout_path"]) as hdus:
+        assert [hdu.name for hdu in hdus] == ["PRIMARY", "UNCERT", "PSFIMAGE"]

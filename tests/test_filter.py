@@ -236,3 +236,54 @@ def test_dry_run_gives_alerts_with_neither_object_id_loci_of_their_own():
     assert sorted(locus.id for locus in loci) == sorted(f"dryrun:alert{p['diaSource']['diaSourceId']}"
                                                         for p in packets)
     assert all("None" not in locus.id for locus in loci)
+
+
+ALL_NULL = {
+    "all-null ssSource (v10+)": {"ssSource": {"diaSourceId": None, "ssObjectId": None, "designation": None,
+                                              "phaseAngle": None}},
+    "all-null mpc_orbits": {"mpc_orbits": {"designation": None, "packed_primary_provisional_designation": None,
+                                           "unpacked_primary_provisional_designation": None, "a": None}},
+    "all-null MPCORB (v8-9)": {"MPCORB": {"mpcDesignation": None, "ssObjectId": None}},
+    "zero ssObjectId, blank designation": {"ssSource": {"ssObjectId": 0, "designation": " "},
+                                          "mpc_orbits": {"designation": "null"}},
+}
+
+
+@pytest.mark.parametrize("packet", ALL_NULL)
+@pytest.mark.parametrize("require", [True, False])
+def test_records_whose_fields_are_all_null_are_no_association(thresholds, packet, require):
+    """Brokers that re-serialize packets keep empty Solar-System records: not an association."""
+    thresholds.setattr(flt, "REQUIRE_SSSOURCE", require)
+    locus = lsst_locus([0.5, 0.5], ss_object_ids=[0, 0], packet=ALL_NULL[packet],
+                       extra_properties={"lsst_ssSource_ssObjectId": None, "lsst_ssSource_designation": None,
+                                         "lsst_ssSource_phaseAngle": 3.0})
+    status, tagged = run(locus)
+    assert status == "Succeeded" and tagged is (not require)
+
+
+@pytest.mark.parametrize("require", [True, False])
+def test_broker_delivered_container_is_judged_by_identity(tmp_path, require):
+    """A Fink-like container (enriched schema, all-null ssSource/mpc_orbits on ordinary
+    alerts, diaObjectId 0 on Solar-System ones, deep histories, PSFIMAGE cutouts) through
+    the dry run in both REQUIRE_SSSOURCE modes: only the real Solar-System loci count."""
+    from alert_pipeline.devtools.factory import broker_container
+
+    factory = AlertFactory("10.0", seed=34)
+    ordinary = [factory.alert(cutout_size=30, psf_cutouts=True, extendedness=0.5, n_prv_sources=350,
+                              n_prv_forced=350) for _ in range(5)]
+    asteroids = [factory.alert(cutouts=False, extendedness=0.5, solar_system=True) for _ in range(2)]
+    container = tmp_path / "fink_transfer.avro"
+    container.write_bytes(broker_container(factory, ordinary + asteroids))
+    source = (REPO / "antares_extendedness_filter.py").read_text()
+    edited = tmp_path / "antares_extendedness_filter.py"
+    edited.write_text(source.replace("REQUIRE_SSSOURCE = True ", f"REQUIRE_SSSOURCE = {require} "))
+    done = subprocess.run([sys.executable, str(edited), str(container)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    decisions = [line.split("\t") for line in done.stdout.strip().splitlines()[:-1]]
+    assert len(decisions) == 7
+    passing = {d[0] for d in decisions if d[2] == "PASS"}
+    ss_loci = {f"dryrun:ss{p['diaSource']['ssObjectId']}" for p in asteroids}
+    dia_loci = {f"dryrun:dia{p['diaSource']['diaObjectId']}" for p in ordinary}
+    assert passing == (ss_loci if require else dia_loci)
+    assert all("n=351" in d for d in decisions if d[0] in dia_loci)  # the alert and its 350 prvDiaSources

@@ -92,8 +92,9 @@ def _templates(version: str) -> dict[str, Any]:
     return templates
 
 
-def make_cutout(size: int = 60, seed: int = 0, flux_njy: float = 5000.0) -> bytes:
-    """FITS bytes of a Rubin-like cutout: CCDData (nJy), WCS, variance and mask."""
+def make_cutout(size: int = 60, seed: int = 0, flux_njy: float = 5000.0, psf: bool = False) -> bytes:
+    """FITS bytes of a Rubin-like cutout: CCDData (nJy), WCS, variance and mask; with
+    ``psf``, as Rubin's 2026 cutouts: PRIMARY, UNCERT and PSFIMAGE, no mask."""
     import numpy as np
     from astropy import units as u
     from astropy.nddata import CCDData, VarianceUncertainty
@@ -119,14 +120,23 @@ def make_cutout(size: int = 60, seed: int = 0, flux_njy: float = 5000.0) -> byte
         mask=mask,
     )
     buffer = io.BytesIO()
-    ccd.to_hdu(hdu_mask="MASK", hdu_uncertainty="UNCERT").writeto(buffer)
+    if psf:
+        from astropy.io import fits
+
+        ccd.mask = None
+        hdus = ccd.to_hdu(hdu_mask=None, hdu_uncertainty="UNCERT")
+        kernel = np.exp(-((xx[:15, :15] - 7) ** 2 + (yy[:15, :15] - 7) ** 2) / (2 * 1.8**2))
+        hdus.append(fits.ImageHDU((kernel / kernel.sum()).astype(np.float32), name="PSFIMAGE"))
+        hdus.writeto(buffer)
+    else:
+        ccd.to_hdu(hdu_mask="MASK", hdu_uncertainty="UNCERT").writeto(buffer)
     return buffer.getvalue()
 
 
 @lru_cache(maxsize=64)
-def cutout_pool(size: int, count: int = 4) -> tuple[bytes, ...]:
+def cutout_pool(size: int, count: int = 4, psf: bool = False) -> tuple[bytes, ...]:
     """A few cutouts of one size, reused across alerts (making them is the slow part)."""
-    return tuple(make_cutout(size, seed) for seed in range(count))
+    return tuple(make_cutout(size, seed, psf=psf) for seed in range(count))
 
 
 class AlertFactory:
@@ -197,13 +207,19 @@ class AlertFactory:
         ra: float | None = None,
         dec: float | None = None,
         mjd: float | None = None,
+        psf_cutouts: bool = False,
     ) -> dict[str, Any]:
-        """One alert packet (a dict valid for this version's schema)."""
+        """One alert packet (a dict valid for this version's schema).
+
+        Solar-System alerts of v10+ carry ``diaObjectId = 0``, as Rubin's 2026 alerts do
+        (older versions: null). ``psf_cutouts`` gives cutouts laid out as real 2026 ones
+        (PRIMARY, UNCERT, PSFIMAGE; no mask). Deep-drilling histories: ``n_prv_sources=350``.
+        """
         rng = self.rng
         ra = rng.uniform(0, 360) if ra is None else ra
         dec = rng.uniform(-70, 20) if dec is None else dec
         mjd = MJD_2026_02_10 + rng.uniform(0, 1) if mjd is None else mjd
-        dia_object_id = None if solar_system else self.new_id()
+        dia_object_id = self.new_id() if not solar_system else 0 if self.schema_id >= 1000 else None
         ss_object_id = self.new_id() if solar_system else None
 
         def ext() -> float | None:
@@ -234,7 +250,7 @@ class AlertFactory:
                 packet["diaObject"][decl] = dec
         if cutouts:
             size = cutout_size or rng.randint(30, 102)
-            pool = cutout_pool(size)
+            pool = cutout_pool(size, psf=psf_cutouts)
             for field in CUTOUT_FIELDS.values():
                 if field in packet:
                     packet[field] = rng.choice(pool)
@@ -297,3 +313,41 @@ def encode_antares_locus(locus: Mapping[str, Any]) -> bytes:
     import bson
 
     return zlib.compress(bson.dumps(dict(locus)))
+
+
+def enriched_schema(version: str) -> dict[str, Any]:
+    """The alert schema as a broker that re-serializes packets writes it (e.g. Fink's data
+    transfer): extra top-level columns, and the Solar-System records with every field
+    nullable, so that an alert without an association carries them all-null."""
+    import copy
+
+    schema = copy.deepcopy(_writer_definition(version))
+    for field in schema["fields"]:
+        if field["name"] in ("ssSource", "ssObject", "MPCORB", "mpc_orbits"):
+            record = next(branch for branch in field["type"] if isinstance(branch, dict))
+            for sub in record["fields"]:
+                branches = sub["type"] if isinstance(sub["type"], list) else [sub["type"]]
+                sub["type"], sub["default"] = ["null", *[b for b in branches if b != "null"]], None
+    schema["fields"] += [{"name": "finkclass", "type": ["null", "string"], "default": None},
+                         {"name": "rf_snia_vs_nonia", "type": ["null", "double"], "default": None}]
+    return schema
+
+
+def broker_container(factory: AlertFactory, packets: list[dict[str, Any]]) -> bytes:
+    """An Avro container file of ``packets`` as a broker delivers them: the enriched schema,
+    the broker's own columns filled, and all-null Solar-System records on alerts without
+    an association."""
+    schema = enriched_schema(factory.version)
+    null_records = {field["name"]: {sub["name"]: None for sub in next(
+        b for b in field["type"] if isinstance(b, dict))["fields"]}
+        for field in schema["fields"] if field["name"] in ("ssSource", "ssObject", "MPCORB", "mpc_orbits")}
+    delivered = []
+    for packet in packets:
+        copy_ = dict(packet, finkclass="SN candidate", rf_snia_vs_nonia=0.42)
+        for name, record in null_records.items():
+            if copy_.get(name) is None:
+                copy_[name] = dict(record)
+        delivered.append(copy_)
+    buffer = io.BytesIO()
+    fastavro.writer(buffer, fastavro.parse_schema(schema), delivered)
+    return buffer.getvalue()
