@@ -54,7 +54,7 @@ def main() -> None:
     roots = {"disk": tempfile.gettempdir()}
     if os.path.isdir("/dev/shm"):
         roots["tmpfs"] = "/dev/shm"
-    print(f"{'case':<26} {'output':<6} {'bare decode/s':>14} {'pipeline/s':>11} {'ratio':>6}")
+    print(f"{'case':<32} {'output':<6} {'bare decode/s':>14} {'pipeline/s':>11} {'ratio':>6}")
     for case in CASES:
         values = framed_alerts(case, args.count)
         for label, root in roots.items():
@@ -64,7 +64,7 @@ def main() -> None:
                     bare.append(bare_decode_seconds(values))  # only adds files
                     ours.append(pipeline_seconds(values, os.path.join(work, f"out{round_number}"), args.batch_size))
             bare_rate, our_rate = len(values) / min(bare), len(values) / min(ours)
-            print(f"{case:<26} {label:<6} {bare_rate:>14.0f} {our_rate:>11.0f} {our_rate / bare_rate:>6.2f}",
+            print(f"{case:<32} {label:<6} {bare_rate:>14.0f} {our_rate:>11.0f} {our_rate / bare_rate:>6.2f}",
                   flush=True)
 
 
