@@ -31,7 +31,10 @@ def format_cell(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, (dict, list, tuple)):
-        text = json.dumps(value, sort_keys=True, default=str, allow_nan=False) if _json_safe(value) else ""
+        try:
+            text = json.dumps(value, sort_keys=True, default=str, allow_nan=False)
+        except (ValueError, TypeError, RecursionError):  # NaN inside, mixed keys, a cycle
+            text = ""
     elif isinstance(value, bytes):
         text = value.hex()
     else:
@@ -39,14 +42,6 @@ def format_cell(value: Any) -> str:
     if text.startswith(FORMULA_STARTS) and not _is_number(text):
         text = "'" + text
     return text
-
-
-def _json_safe(value: Any) -> bool:
-    try:
-        json.dumps(value, default=str, allow_nan=False)
-    except (ValueError, RecursionError):
-        return False
-    return True
 
 
 def _is_number(text: str) -> bool:

@@ -67,11 +67,10 @@ def id_for_file_name(value: object) -> int | None:
     return value if INT64_MIN <= value <= INT64_MAX else None
 
 
-def cutout_name(dia_source_id: int, kind: str, processed_at: dt.datetime, copy: int = 1) -> str:
-    """``<diaSourceId>_<kind>_<YYYYMMDD>_<HHMMSS>.fits`` (``…_<copy>.fits`` from the second
-    alert of the same source and second on, so no cutout ever overwrites another)."""
-    suffix = "" if copy == 1 else f"_{copy}"
-    return f"{int(dia_source_id)}_{kind}_{processed_at:%Y%m%d_%H%M%S}{suffix}.fits"
+def cutout_name(dia_source_id: int, kind: str, processed_at: dt.datetime) -> str:
+    """``<diaSourceId>_<kind>_<YYYYMMDD>_<HHMMSS>.fits`` (the store numbers a second alert
+    of the same source and second ``…_2.fits``, so no cutout ever overwrites another)."""
+    return f"{int(dia_source_id)}_{kind}_{processed_at:%Y%m%d_%H%M%S}.fits"
 
 
 def _write_file(path: str, data: bytes) -> None:

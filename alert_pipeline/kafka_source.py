@@ -45,8 +45,6 @@ class BrokerError(RuntimeError):
 class KafkaSource:
     """The configured topics, read as a member of the consumer group."""
 
-    mode = "group"
-
     def __init__(self, config: ConsumerConfig) -> None:
         self.config = config
         self.stop_reason = ""

@@ -31,7 +31,6 @@ class InputError(RuntimeError):
 
 
 class Source(Protocol):
-    mode: str  # "group", "replay" or "files": how the run history names the run
     stop_reason: str
 
     def batches(self, budget: Callable[[], int]) -> Iterator[list[Message]]:
@@ -52,8 +51,6 @@ class Source(Protocol):
 
 class FileSource:
     """``--from-file``: message files instead of Kafka (see ``read_message_files``)."""
-
-    mode = "files"
 
     def __init__(self, paths: Iterable[str], max_message_bytes: int) -> None:
         self.paths = list(paths)
