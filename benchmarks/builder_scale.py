@@ -26,6 +26,7 @@ import psycopg  # noqa: E402
 
 from alert_pipeline.devtools import fink_samples  # noqa: E402
 from alert_pipeline.devtools.local import postgres_server  # noqa: E402
+from alert_pipeline.fink.load import create_table  # noqa: E402
 
 
 def composition(alerts: int, objects: int) -> fink_samples.Composition:
@@ -42,7 +43,7 @@ def load(url: str, alerts: list[dict]) -> None:
     """COPY the alerts into the events table as the live fetcher stores them."""
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("DROP TABLE IF EXISTS events")
-        connection.execute(open(os.path.join(REPO, "sql", "events.sql")).read())
+        create_table(connection, "events")
         with connection.cursor() as cursor, cursor.copy(
                 "COPY events (source, event_time, latitude, longitude, magnitude, extra_json) FROM STDIN") as copy:
             for alert in alerts:
