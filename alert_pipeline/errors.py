@@ -14,18 +14,26 @@ class DecodeError(ValueError):
 
 
 class UnknownSchemaError(DecodeError):
+    """The schema id is neither bundled nor in the configured registry."""
+
     reason = "unknown-schema-id"
 
 
 class CorruptPayloadError(DecodeError):
+    """The bytes do not decode with their schema, or bytes are left over."""
+
     reason = "corrupt-payload"
 
 
 class UnrecognisedFramingError(DecodeError):
+    """The bytes are none of the framings the decoder knows."""
+
     reason = "unrecognised-framing"
 
 
 class IncompletePacketError(DecodeError):
+    """The packet lacks what a row needs (diaSource, its id, an alert id)."""
+
     reason = "incomplete-packet"
 
 
