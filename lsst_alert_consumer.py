@@ -8,7 +8,7 @@ v3.0–v11.1, or ANTARES locus messages) from Kafka and writes, under ``output_d
     cutouts/<diaSourceId>_<kind>_<YYYYMMDD>_<HHMMSS>.fits
     quarantine/                              messages that could not be used, with why
 
-Every alert is written exactly once, even across crashes (see alert_pipeline/outputs.py).
+Every alert is written exactly once, even across crashes (see alert_pipeline/store.py).
 
 Configuration: the defaults below, then a TOML file (--config), then LSST_CONSUMER_*
 environment variables, then command-line flags. To add CSV columns, subclass
@@ -17,6 +17,7 @@ environment variables, then command-line flags. To add CSV columns, subclass
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -24,13 +25,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from alert_pipeline.config import (
-    EXIT_BROKER,
     EXIT_CONFIG,
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_OUTPUT,
+    EXIT_SERVICE,
     ConfigError,
-    ConsumerConfig,
     build_parser,
     load_config,
 )
@@ -51,11 +51,18 @@ EXIT_CODES_HELP = f"""exit codes:
   {EXIT_FAILURE}  unexpected error (a bug; the traceback is logged)
   {EXIT_CONFIG}  configuration error (also: an input file that cannot be read, another
      consumer of the same instance running on the output directory)
-  {EXIT_BROKER}  broker error: unreachable, authentication failed, unknown topic
+  {EXIT_SERVICE}  broker or schema-registry error: unreachable, credentials refused, unknown
+     topic, registry server error (nothing of that batch committed or quarantined)
   {EXIT_OUTPUT}  output error: directory not writable or disk full (that batch not committed)
 
 offline: --from-file FILE... processes message files (.frames, .avro or one framed
-message per file) without Kafka."""
+message per file) without Kafka.
+
+replay: --from-time/--to-time re-read a window of the topics (Kafka message time) into
+--output-dir without reading or moving the consumer group's offsets.
+
+every run appends one line to OUTPUT_DIR/state/runs.jsonl (--history shows them) and,
+with --metrics-file, writes Prometheus metrics."""
 
 
 class LSSTAlertConsumer(AlertConsumer):
@@ -82,11 +89,18 @@ class LSSTAlertConsumer(AlertConsumer):
 def main(argv: Sequence[str] | None = None, consumer_class: type[AlertConsumer] = LSSTAlertConsumer) -> int:
     """Run the consumer; returns the exit code (see EXIT_CODES_HELP)."""
     parser = build_parser("lsst_alert_consumer.py", __doc__.split("\n\n")[0], EXIT_CODES_HELP)
-    parser.add_argument("--from-file", nargs="+", metavar="FILE", help="process message files instead of Kafka")
+    add = parser.add_argument
+    add("--from-file", nargs="+", metavar="FILE", help="process message files instead of Kafka")
+    add("--from-time", type=_utc_argument, metavar="TIME",
+        help="replay the topics from this Kafka message time (ISO 8601 UTC, inclusive) without the group")
+    add("--to-time", type=_utc_argument, metavar="TIME", help="replay up to this time (exclusive)")
+    add("--history", nargs="?", type=_count_argument, const=10, metavar="N",
+        help="print the last N runs (default 10) from state/runs.jsonl and exit")
     args = parser.parse_args(argv)
     try:
         config = load_config({"kafka_config": kafka_config, "topic": topic, "output_dir": output_dir}, args)
-    except ConfigError as exc:
+        window = _replay_window(args)
+    except (ConfigError, ValueError) as exc:
         print(f"LSST Alert Consumer: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(message)s",
@@ -97,48 +111,39 @@ def main(argv: Sequence[str] | None = None, consumer_class: type[AlertConsumer] 
     if args.show_output_dir:
         print(os.path.abspath(config.output_dir))
         return EXIT_OK
-    return _run(config, args.from_file, consumer_class)
+    if args.history:
+        from alert_pipeline.history import history_table, last_runs
 
-
-def _run(config: ConsumerConfig, files: list[str] | None, consumer_class: type[AlertConsumer]) -> int:
-    """Build the source and the consumer, run them, and turn every outcome into an exit code."""
-    from alert_pipeline.kafka_source import BrokerError, KafkaSource, describe
-    from alert_pipeline.runner import run
-    from alert_pipeline.sources import FileSource, InputError
-    from alert_pipeline.store import InstanceBusyError
-
-    log = logging.getLogger("lsst_alert_consumer")
-    log.info("LSST Alert Consumer starting: %s", describe(config) if not files else f"files={len(files)}")
-    try:
-        source = FileSource(files, config.max_message_bytes) if files else KafkaSource(config)
-        app = consumer_class(config)
-    except (InputError, InstanceBusyError) as exc:
-        log.error("LSST Alert Consumer failed: %s", exc)
-        return EXIT_CONFIG
-    except OSError as exc:
-        log.error("LSST Alert Consumer failed: output directory %s is not usable: %s", config.output_dir, exc)
-        return EXIT_OUTPUT
-    try:
-        summary = run(app, source, _test_clock())
-        if files:
-            log.info("LSST Alert Consumer finished: written=%d duplicates_skipped=%d quarantined=%d cutouts=%d "
-                     "files=%s", summary.written, summary.duplicates, summary.quarantined, summary.cutouts,
-                     ",".join(sorted(summary.csv_files)))
-        else:
-            log.info("LSST Alert Consumer finished: %s", summary.line())
+        print(history_table(last_runs(config.output_dir, args.history)))
         return EXIT_OK
-    except BrokerError as exc:
-        log.error("LSST Alert Consumer failed: %s", exc)
-        return exc.exit_code
-    except OSError as exc:
-        log.error("LSST Alert Consumer failed: cannot write output (%s); the batch was not committed and will "
-                  "be read again next run. Check free space and permissions of %s.", exc, config.output_dir)
-        return EXIT_OUTPUT
-    except Exception:  # noqa: BLE001 - last resort: say so, with the traceback
-        log.exception("LSST Alert Consumer failed with an unexpected error")
-        return EXIT_FAILURE
-    finally:
-        app.close()
+    from alert_pipeline.session import run_session
+
+    return run_session(config, consumer_class, args.from_file, window, _test_clock())
+
+
+def _replay_window(args: argparse.Namespace):  # noqa: ANN202 - TimeWindow | None, imported lazily
+    if args.from_time is None and args.to_time is None:
+        return None
+    if args.from_file:
+        raise ConfigError("--from-time/--to-time replay Kafka topics; they cannot be used with --from-file")
+    from alert_pipeline.replay import TimeWindow
+
+    return TimeWindow(args.from_time, args.to_time)
+
+
+def _utc_argument(text: str):  # noqa: ANN202 - datetime
+    from alert_pipeline.replay import parse_utc
+
+    try:
+        return parse_utc(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _count_argument(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 100_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of runs from 1 to 100000")
+    return int(text)
 
 
 def _test_clock():  # noqa: ANN202 - a test hook, None in production

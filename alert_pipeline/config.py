@@ -23,18 +23,16 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .decode import FRAMINGS
+from .exitcodes import EXIT_BROKER, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_OUTPUT, EXIT_SERVICE  # noqa: F401
 from .masking import mask_secrets, mask_text
-
-# Exit codes, documented in --help and the README.
-EXIT_OK = 0
-EXIT_FAILURE = 1  # an unexpected error (a bug): the traceback is in the log
-EXIT_CONFIG = 2  # configuration error (bad option, unreadable config file, unreadable input)
-EXIT_BROKER = 3  # broker unreachable, authentication failed, unknown topic
-EXIT_OUTPUT = 4  # output not writable (permissions, disk full): the batch was not committed
 
 ENV_PREFIX = "LSST_CONSUMER_"
 KAFKA_ENV_PREFIX = "LSST_CONSUMER_KAFKA_"
-REGISTRY_KEY = "schema.registry.url"
+REGISTRY_ENV_PREFIX = "LSST_CONSUMER_SCHEMA_REGISTRY_"
+REGISTRY_PREFIX = "schema.registry."
+#: SchemaRegistryClient settings that must be numbers (text from the environment is converted).
+REGISTRY_NUMBERS = ("timeout", "cache.capacity", "cache.latest.ttl.sec", "max.retries", "retries.wait.ms",
+                    "retries.max.wait.ms")
 MiB = 1024 * 1024
 
 #: Consumer settings chosen for cron runs; the user's kafka_config may override them.
@@ -83,6 +81,14 @@ def _non_empty(value: str) -> str | None:
     return None if value.strip() else "must not be empty"
 
 
+def _metrics_path(value: str) -> str | None:
+    if not value.endswith(".prom"):
+        return "must end in .prom (node_exporter's textfile collector reads only *.prom files)"
+    if not os.path.isdir(os.path.dirname(os.path.abspath(value))):
+        return "its directory does not exist"
+    return None
+
+
 def _version(value: str) -> str | None:
     return None if re.fullmatch(r"\d{1,2}\.\d{1,2}", value) else "must look like 11.1"
 
@@ -127,6 +133,8 @@ class ConsumerConfig:
     ledger_window_days: int = setting(7, "days of the de-duplication ledger kept (default 7)", _between(1, 3650),
                                       metavar="DAYS")
     log_level: str = setting("INFO", "log verbosity", _choice(*LOG_LEVELS), choices=LOG_LEVELS)
+    metrics_file: str | None = setting(None, "write Prometheus metrics of each run to this *.prom file "
+                                       "(node_exporter textfile collector)", _metrics_path, metavar="PATH")
     # Limits: what one message may cost (see the README's troubleshooting section).
     max_message_bytes: int = setting(64 * MiB, "largest message read from a file (default 64 MiB)",
                                      _between(1024, 2**31), metavar="BYTES")
@@ -137,16 +145,41 @@ class ConsumerConfig:
     max_cutout_bytes: int = setting(16 * MiB, "largest cutout written (default 16 MiB)", _between(2880, 2**31),
                                     metavar="BYTES")
 
-    @property
-    def registry_url(self) -> str | None:
-        return self.kafka_config.get(REGISTRY_KEY)
+    def registry_config(self) -> dict[str, Any] | None:
+        """confluent-kafka's ``SchemaRegistryClient`` configuration: every
+        ``schema.registry.*`` setting without its prefix, or None without a registry URL.
+
+        ``basic.auth.credentials.source`` is read here, as Confluent's Java clients read
+        it: ``USER_INFO`` and ``URL`` are what the Python client does anyway;
+        ``SASL_INHERIT`` uses the Kafka ``sasl.username``/``sasl.password``. Requests
+        time out after ``connect_timeout`` unless ``schema.registry.timeout`` says otherwise
+        (the client's own default is to wait forever)."""
+        settings = {key[len(REGISTRY_PREFIX):]: value for key, value in self.kafka_config.items()
+                    if key.startswith(REGISTRY_PREFIX)}
+        if not settings.get("url"):
+            return None
+        source = str(settings.pop("basic.auth.credentials.source", "USER_INFO")).upper()
+        if source == "SASL_INHERIT":
+            settings["basic.auth.user.info"] = (f"{self.kafka_config.get('sasl.username', '')}:"
+                                                f"{self.kafka_config.get('sasl.password', '')}")
+        elif source not in ("USER_INFO", "URL"):
+            raise ConfigError(f"schema.registry.basic.auth.credentials.source = {source!r}: must be USER_INFO, "
+                              "URL or SASL_INHERIT")
+        for key in REGISTRY_NUMBERS:
+            if isinstance(settings.get(key), str):
+                try:
+                    settings[key] = float(settings[key]) if "." in settings[key] else int(settings[key])
+                except ValueError:
+                    raise ConfigError(f"schema.registry.{key} = {settings[key]!r}: expected a number") from None
+        settings.setdefault("timeout", self.connect_timeout)
+        return settings
 
     def librdkafka_config(self) -> dict[str, Any]:
         """What reaches librdkafka: defaults, the user's settings (minus the schema
         registry's, which are ours), then the settings exactly-once depends on."""
         config = dict(KAFKA_DEFAULTS)
         config.update({key: value for key, value in self.kafka_config.items()
-                       if not key.startswith("schema.registry.")})
+                       if not key.startswith(REGISTRY_PREFIX)})
         config.update(KAFKA_REQUIRED)
         return config
 
@@ -250,8 +283,7 @@ def kafka_key_from_env(suffix: str) -> str:
 
 def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     found: dict[str, Any] = {"kafka_config": {}}
-    for variable, target in (("BOOTSTRAP_SERVERS", "bootstrap.servers"), ("GROUP_ID", "group.id"),
-                             ("SCHEMA_REGISTRY_URL", REGISTRY_KEY)):
+    for variable, target in (("BOOTSTRAP_SERVERS", "bootstrap.servers"), ("GROUP_ID", "group.id")):
         if environ.get(ENV_PREFIX + variable):
             found["kafka_config"][target] = environ[ENV_PREFIX + variable]
     for setting in SETTINGS:
@@ -260,12 +292,12 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     if environ.get(f"{ENV_PREFIX}TOPIC"):
         found["topic"] = [topic.strip() for topic in environ[f"{ENV_PREFIX}TOPIC"].split(",") if topic.strip()]
     for name, value in environ.items():
-        if not name.startswith(KAFKA_ENV_PREFIX):
-            continue
-        suffix = name[len(KAFKA_ENV_PREFIX):]
-        if suffix.endswith("_FILE"):
-            suffix, value = suffix[: -len("_FILE")], _read_secret_file(name, value)
-        found["kafka_config"][kafka_key_from_env(suffix)] = value
+        for env_prefix, key_prefix in ((KAFKA_ENV_PREFIX, ""), (REGISTRY_ENV_PREFIX, REGISTRY_PREFIX)):
+            if name.startswith(env_prefix) and value:
+                suffix = name[len(env_prefix):]
+                if suffix.endswith("_FILE"):
+                    suffix, value = suffix[: -len("_FILE")], _read_secret_file(name, value)
+                found["kafka_config"][key_prefix + kafka_key_from_env(suffix)] = value
     return found
 
 
@@ -346,7 +378,33 @@ def _validated(merged: dict[str, Any]) -> ConsumerConfig:
     if config.framing == "schemaless" and not config.schema_version:
         raise ConfigError("framing 'schemaless' needs schema_version (e.g. 11.1)")
     _check_librdkafka(config)
+    _check_registry(config)
     return config
+
+
+def _check_registry(config: ConsumerConfig) -> None:
+    """confluent-kafka's verdict on the ``schema.registry.*`` settings, now rather than at
+    the first Confluent-framed message (building a client connects to nothing)."""
+    stray = [key for key in config.kafka_config if key.startswith(REGISTRY_PREFIX)]
+    registry = config.registry_config()
+    if registry is None:
+        if stray:
+            raise ConfigError(f"{', '.join(sorted(stray))} given without schema.registry.url "
+                              f"(or {REGISTRY_ENV_PREFIX}URL)")
+        return
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    for key in ("ssl.ca.location", "ssl.certificate.location", "ssl.key.location"):
+        path = registry.get(key)
+        if isinstance(path, str) and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+            raise ConfigError(f"schema.registry.{key} = {path!r}: cannot read that file")
+    try:
+        SchemaRegistryClient(registry)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"schema registry settings are not valid: {mask_text(str(exc))}") from None
+    except OSError as exc:  # ssl.* files that cannot be read
+        raise ConfigError(f"schema registry TLS settings: cannot read {exc.filename or 'a file'}: "
+                          f"{exc.strerror or exc}; check schema.registry.ssl.*") from None
 
 
 def _check_librdkafka(config: ConsumerConfig) -> None:
@@ -357,7 +415,7 @@ def _check_librdkafka(config: ConsumerConfig) -> None:
     from confluent_kafka import Consumer, KafkaException
 
     try:
-        Consumer(config.librdkafka_config()).close()
+        Consumer({**config.librdkafka_config(), "log_level": 0}).close()  # a check: no log lines
     except (KafkaException, TypeError, ValueError) as exc:
         detail = exc.args[0].str() if isinstance(exc, KafkaException) else str(exc)
         if not detail.startswith("Failed to create"):

@@ -19,7 +19,7 @@ from .config import ConsumerConfig
 from .cutouts import cutout_name, fits_problem, id_for_file_name
 from .decode import AlertDecoder
 from .durable import checkpoint
-from .errors import DecodeError, UnusableIdError
+from .errors import DecodeError, ServiceError, UnusableIdError
 from .limits import Limits
 from .masking import mask_text
 from .quarantine import QuarantineItem
@@ -34,7 +34,7 @@ class AlertConsumer:
 
     def __init__(self, config: ConsumerConfig) -> None:
         self.config = config
-        self.decoder = AlertDecoder(config.framing, config.schema_version, config.registry_url,
+        self.decoder = AlertDecoder(config.framing, config.schema_version, config.registry_config(),
                                     Limits(config.max_decompressed_bytes, config.max_records_per_message))
         self.store = OutputStore(config.output_dir, config.instance_id, config.ledger_window_days, mask_text)
         #: Paths of the current alert's cutouts ({kind: relative path or None}), set
@@ -53,7 +53,8 @@ class AlertConsumer:
     # ------------------------------------------------------------------ per message
     def prepare_message(self, message: Message, processed_at: dt.datetime) -> MessageOutput:
         """Everything one message turns into; never raises for bad input."""
-        output = MessageOutput(source=message.origin, value=message.value or b"")
+        output = MessageOutput(source=message.origin, value=message.value or b"",
+                               schema=self.decoder.schema_label(message.value))
         self.timestamp = processed_at.isoformat(timespec="seconds").replace("+00:00", "Z")
         if message.problem:
             output.quarantine.append(QuarantineItem(*message.problem))
@@ -69,8 +70,8 @@ class AlertConsumer:
                 self.cutout_paths, staged, problems = self._stage_cutouts(alert, processed_at)
                 row = self.process_alert(alert)
                 key = alert_key(alert)
-            except OSError:
-                raise  # the output cannot be written: stop the run, never quarantine
+            except (OSError, MemoryError, ServiceError):
+                raise  # the environment's fault, not the message's: stop the run, never quarantine
             except Exception as exc:  # noqa: BLE001 - a bad packet or a failing process_alert
                 reason = exc.reason if isinstance(exc, DecodeError) else "process-alert-failed"
                 where = f"record {index}: " if len(alerts) > 1 else ""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import os
 import struct
 import threading
 from collections.abc import Mapping
@@ -28,10 +29,12 @@ import fastavro
 
 from .errors import (
     CorruptPayloadError,
+    RegistryUnavailableError,
     UnknownSchemaError,
     UnrecognisedFramingError,
 )
 from .limits import Limits, check_container, inflate_bounded
+from .masking import mask_text
 
 OCF_MAGIC = b"Obj\x01"
 CONFLUENT_MAGIC = 0
@@ -80,43 +83,88 @@ def bundled_schema(schema_id: int) -> Any:
 class RegistrySchemas:
     """Writer schemas fetched by id from a Confluent schema registry, parsed once each.
 
-    Uses confluent-kafka's own ``SchemaRegistryClient`` (which caches what it fetched).
+    ``client_config`` is confluent-kafka's ``SchemaRegistryClient`` configuration (``url``,
+    ``basic.auth.user.info``, ``ssl.*`` …). Only a definite "no such schema" (HTTP 404
+    with the registry's code 40403) is the message's fault (``UnknownSchemaError``, the
+    message is quarantined); refused credentials, server errors, timeouts and an
+    unreachable registry raise ``RegistryUnavailableError``, which stops the run before
+    anything of the batch is committed. A forked worker builds its own HTTP client: a
+    connection shared across ``fork`` would interleave two processes' requests.
     """
 
-    def __init__(self, url: str, client_config: Mapping[str, Any] | None = None) -> None:
-        from confluent_kafka.schema_registry import SchemaRegistryClient
-
-        self.url = url
-        self._client = SchemaRegistryClient({"url": url, **(client_config or {})})
+    def __init__(self, client_config: Mapping[str, Any]) -> None:
+        self.config = dict(client_config)
+        self.url = mask_text(str(self.config["url"]))
         self._parsed: dict[int, Any] = {}
         self._lock = threading.Lock()
+        self._client: Any = None
+        self._client_pid = 0
 
     def __call__(self, schema_id: int) -> Any:
         with self._lock:
             if schema_id not in self._parsed:
-                try:
-                    schema = self._client.get_schema(schema_id)
-                except Exception as exc:  # noqa: BLE001 - the client raises several types
-                    raise UnknownSchemaError(
-                        f"schema id {schema_id} could not be fetched from the schema registry "
-                        f"at {self.url}: {exc}"
-                    ) from exc
-                self._parsed[schema_id] = fastavro.parse_schema(json.loads(schema.schema_str))
+                self._parsed[schema_id] = self._fetch(schema_id)
             return self._parsed[schema_id]
 
+    def _fetch(self, schema_id: int) -> Any:
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        try:
+            schema = self._http_client().get_schema(schema_id)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404 and exc.error_code == 40403:
+                raise UnknownSchemaError(f"schema id {schema_id} is not in the schema registry at {self.url} "
+                                         f"({mask_text(str(exc.error_message))})") from None
+            raise RegistryUnavailableError(self._explain(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - httpx transport errors, TLS, OAuth token errors
+            raise RegistryUnavailableError(
+                f"the schema registry at {self.url} cannot be reached: {type(exc).__name__}: "
+                f"{mask_text(str(exc))}. Check schema.registry.url, the network and schema.registry.ssl.*; "
+                "nothing of this batch was committed, the next run reads it again."
+            ) from None
+        if (schema.schema_type or "AVRO") != "AVRO":
+            raise UnknownSchemaError(f"schema id {schema_id} in the registry at {self.url} is a "
+                                     f"{schema.schema_type} schema, not Avro")
+        try:
+            return fastavro.parse_schema(json.loads(schema.schema_str))
+        except Exception as exc:  # noqa: BLE001 - json and fastavro parse errors
+            raise UnknownSchemaError(f"schema id {schema_id} in the registry at {self.url} is not a valid "
+                                     f"Avro schema: {type(exc).__name__}: {exc}") from None
+
+    def _explain(self, exc: Any) -> str:
+        status = exc.http_status_code
+        what = {401: "refused the credentials (HTTP 401): check schema.registry.basic.auth.user.info "
+                     "(LSST_CONSUMER_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO or its _FILE variant)",
+                403: "denied access (HTTP 403): the account may not read schemas",
+                404: "answered HTTP 404 without the registry's 'schema not found' code: check that "
+                     "schema.registry.url is the registry's root URL"}.get(status)
+        if what is None:
+            what = (f"failed with HTTP {status} after {self.config.get('max.retries', 3)} retries"
+                    if status >= 500 else f"answered HTTP {status}")
+        return (f"the schema registry at {self.url} {what} ({mask_text(str(exc.error_message))}); "
+                "nothing of this batch was committed, the next run reads it again")
+
+    def _http_client(self) -> Any:
+        if self._client is None or self._client_pid != os.getpid():
+            from confluent_kafka.schema_registry import SchemaRegistryClient
+
+            self._client = SchemaRegistryClient(self.config)
+            self._client_pid = os.getpid()
+        return self._client
+
     def __getstate__(self) -> dict[str, Any]:
-        # Worker processes build their own client (it holds an HTTP session).
-        return {"url": self.url}
+        return {"config": self.config}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["url"])
+        self.__init__(state["config"])
 
 
 class AlertDecoder:
     """Turns one message value into a list of alert dicts.
 
     ``framing`` is one of FRAMINGS; ``schema_version`` is needed for ``schemaless``;
-    ``registry_url`` switches Confluent-framed schemas from the bundled set to a registry;
+    ``registry`` (a ``SchemaRegistryClient`` configuration) switches Confluent-framed
+    schemas from the bundled set to a registry;
     ``limits`` bound what one message may expand to (see ``alert_pipeline.limits``).
     """
 
@@ -124,7 +172,7 @@ class AlertDecoder:
         self,
         framing: str = "auto",
         schema_version: str | None = None,
-        registry_url: str | None = None,
+        registry: Mapping[str, Any] | None = None,
         limits: Limits = Limits(),  # noqa: B008 - frozen, shared safely
     ) -> None:
         if framing not in FRAMINGS:
@@ -133,8 +181,10 @@ class AlertDecoder:
             raise ValueError("framing 'schemaless' needs a schema version (e.g. 11.1)")
         self.framing = framing
         self.schema_version = schema_version
-        self.schema_for_id = RegistrySchemas(registry_url) if registry_url else bundled_schema
+        self.schema_for_id = RegistrySchemas(registry) if registry else bundled_schema
         self.limits = limits
+        #: The Avro library that decodes, for the start line and the run history.
+        self.name = "fastavro"
 
     def decode(self, value: bytes | None) -> list[dict[str, Any]]:
         """All alerts carried by one message value."""
@@ -150,6 +200,21 @@ class AlertDecoder:
             return [schemaless(value, self.schema_for_id(schema_id_for_version(self.schema_version)), 0)]
         inflate_bounded(value, self.limits.max_decompressed_bytes)  # refuse a bomb before the parser inflates it
         return [decode_antares_locus(value)]
+
+    def schema_label(self, value: bytes | None) -> str:
+        """Which writer schema a message names, for the run's tally: the registry id of a
+        Confluent frame ("1101"), "container", "v11.1" (schemaless), "antares-locus"."""
+        if not value:
+            return "empty"
+        framing = self.framing
+        if framing == "auto":
+            try:
+                framing = detect_framing(value)
+            except UnrecognisedFramingError:
+                return "unrecognised"
+        if framing == "confluent":
+            return str(struct.unpack_from(">I", value, 1)[0]) if len(value) >= 5 else "unrecognised"
+        return {"ocf": "container", "schemaless": f"v{self.schema_version}", "antares": "antares-locus"}[framing]
 
     def _decode_confluent(self, value: bytes) -> dict[str, Any]:
         if len(value) < 5 or value[0] != CONFLUENT_MAGIC:

@@ -6,6 +6,8 @@ Every failure that is the message's own fault raises a ``DecodeError`` subclass 
 
 from __future__ import annotations
 
+from .exitcodes import EXIT_SERVICE
+
 
 class DecodeError(ValueError):
     """A message could not be turned into alerts. ``reason`` is a short machine tag."""
@@ -51,5 +53,19 @@ class LimitExceededError(DecodeError):
         self.reason = f"exceeds-{setting.replace('_', '-')}"
 
 
+class ServiceError(RuntimeError):
+    """A service the run depends on (the broker, the schema registry) cannot be used.
+
+    Never the message's fault: the run stops with ``exit_code``, the batch in hand is
+    neither committed nor quarantined, and the next run reads the same messages."""
+
+    exit_code = EXIT_SERVICE
+
+
+class RegistryUnavailableError(ServiceError):
+    """The schema registry refused the credentials, failed or could not be reached."""
+
+
 __all__ = ["CorruptPayloadError", "DecodeError", "IncompletePacketError", "LimitExceededError",
-           "UnknownSchemaError", "UnrecognisedFramingError", "UnusableIdError"]
+           "RegistryUnavailableError", "ServiceError", "UnknownSchemaError", "UnrecognisedFramingError",
+           "UnusableIdError"]

@@ -19,9 +19,11 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from .config import EXIT_BROKER, ConsumerConfig
+from .config import ConsumerConfig
+from .errors import ServiceError
 from .masking import mask_secrets
 from .sources import Message
+from .summary import PartitionProgress
 
 log = logging.getLogger("lsst_alert_consumer")
 
@@ -36,18 +38,22 @@ FATAL_KAFKA_ERRORS = {
 }
 
 
-class BrokerError(RuntimeError):
+class BrokerError(ServiceError):
     """The broker cannot be used; the message says what failed and what to check."""
-
-    exit_code = EXIT_BROKER
 
 
 class KafkaSource:
     """The configured topics, read as a member of the consumer group."""
 
+    mode = "group"
+    #: The stop reason once every partition is done.
+    end_reason = "caught-up"
+
     def __init__(self, config: ConsumerConfig) -> None:
         self.config = config
         self.stop_reason = ""
+        #: "topic[partition]" → the first offset read this run.
+        self.first_offsets: dict[str, int] = {}
         self.assigned: set[tuple[str, int]] = set()
         self.at_end: set[tuple[str, int]] = set()
         self.assigned_since: float | None = None
@@ -151,8 +157,8 @@ class KafkaSource:
                 if now > assignment_deadline:
                     raise BrokerError("no partitions were assigned: check group.id and the broker's group coordinator")
                 continue
-            if config.stop_at_end and self.assigned and self.assigned <= self.at_end:
-                self.stop_reason = "caught-up"
+            if self.stops_at_end and self.assigned and self.assigned <= self.at_end:
+                self.stop_reason = self.end_reason
                 return
             if now - max(last_message, self.assigned_since) >= config.idle_timeout:
                 self.stop_reason = "idle-timeout"
@@ -171,16 +177,21 @@ class KafkaSource:
                 break
         return messages
 
+    @property
+    def stops_at_end(self) -> bool:
+        return self.config.stop_at_end
+
     def _data_messages(self, messages: list[Any]) -> list[Message]:
         batch = []
         for message in messages:
             error = message.error()
             if error is None:
-                _, timestamp = message.timestamp()
-                batch.append(Message(message.value(), {
-                    "topic": message.topic(), "partition": message.partition(), "offset": message.offset(),
-                    "kafka_timestamp_ms": timestamp}))
-                self.at_end.discard((message.topic(), message.partition()))
+                if self._wanted(message):
+                    _, timestamp = message.timestamp()
+                    batch.append(Message(message.value(), {
+                        "topic": message.topic(), "partition": message.partition(), "offset": message.offset(),
+                        "kafka_timestamp_ms": timestamp}))
+                    self.first_offsets.setdefault(f"{message.topic()}[{message.partition()}]", message.offset())
             elif error.code() == KafkaError._PARTITION_EOF:
                 self.at_end.add((message.topic(), message.partition()))
             elif error.code() in FATAL_KAFKA_ERRORS or error.fatal():
@@ -189,20 +200,31 @@ class KafkaSource:
                 log.warning("Kafka: %s", error.str())
         return batch
 
-    def positions(self) -> dict[str, tuple[int | None, int | None]]:
+    def _wanted(self, message: Any) -> bool:
+        """Whether a data message belongs to the run (the replay source checks its time)."""
+        self.at_end.discard((message.topic(), message.partition()))
+        return True
+
+    def positions(self) -> dict[str, PartitionProgress]:
+        """Per partition: the first offset read, where the run ended (the group's committed
+        offset; for a replay the next offset to read) and the lag behind the end."""
         partitions = [TopicPartition(topic, partition) for topic, partition in sorted(self.assigned)]
         if not partitions or self._consumer is None:
             return {}
         positions = {}
         try:
-            for tp in self._consumer.committed(partitions, timeout=10):
-                committed = tp.offset if tp.offset >= 0 else None
+            for tp in self._end_offsets(partitions):
+                end = tp.offset if tp.offset >= 0 else None
                 _, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
-                lag = max(high - committed, 0) if committed is not None else None
-                positions[f"{tp.topic}[{tp.partition}]"] = (committed, lag)
+                name = f"{tp.topic}[{tp.partition}]"
+                lag = max(high - end, 0) if end is not None else None
+                positions[name] = PartitionProgress(self.first_offsets.get(name), end, lag)
         except KafkaException as exc:
-            log.warning("could not read committed offsets: %s", exc.args[0].str())
+            log.warning("could not read the partitions' offsets: %s", exc.args[0].str())
         return positions
+
+    def _end_offsets(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return self._consumer.committed(partitions, timeout=10)
 
 
 def describe(config: ConsumerConfig) -> str:

@@ -47,12 +47,16 @@ def _stop_on_signals() -> Iterator[_StopFlag]:
             signal.signal(sig, handler)
 
 
-def run(consumer: AlertConsumer, source: Source, now: Callable[[], dt.datetime] | None = None) -> RunSummary:
-    """Process everything ``source`` gives until it ends or a limit or signal stops the run."""
+def run(consumer: AlertConsumer, source: Source, now: Callable[[], dt.datetime] | None = None,
+        summary: RunSummary | None = None) -> RunSummary:
+    """Process everything ``source`` gives until it ends or a limit or signal stops the run.
+
+    ``summary`` (filled in place) still holds what was done when the run raises."""
     now = now or (lambda: dt.datetime.now(dt.UTC))
     config = consumer.config
     started = time.monotonic()
-    summary = RunSummary()
+    summary = summary if summary is not None else RunSummary()
+    summary.mode = source.mode
     summary.recovered = consumer.store.recover(now().date())
     if summary.recovered:
         log.warning("recovered from an interrupted run: %s", summary.recovered)

@@ -13,6 +13,8 @@ import struct
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, Protocol
 
+from .summary import PartitionProgress
+
 FRAMES_MAGIC = b"LSSTFRM1"
 
 
@@ -31,6 +33,7 @@ class InputError(RuntimeError):
 
 
 class Source(Protocol):
+    mode: str  # "group", "replay" or "files", for the finish line and the run history
     stop_reason: str
 
     def batches(self, budget: Callable[[], int]) -> Iterator[list[Message]]:
@@ -42,8 +45,8 @@ class Source(Protocol):
         """``batch`` is durably written."""
         ...
 
-    def positions(self) -> dict[str, tuple[int | None, int | None]]:
-        """Per partition: committed offset and lag, for the finish line."""
+    def positions(self) -> dict[str, PartitionProgress]:
+        """Per partition: start and end offsets and lag, for the finish line."""
         ...
 
     def close(self) -> None: ...
@@ -51,6 +54,8 @@ class Source(Protocol):
 
 class FileSource:
     """``--from-file``: message files instead of Kafka (see ``read_message_files``)."""
+
+    mode = "files"
 
     def __init__(self, paths: Iterable[str], max_message_bytes: int) -> None:
         self.paths = list(paths)
@@ -75,7 +80,7 @@ class FileSource:
     def ack(self, batch: list[Message]) -> None:
         """Nothing to acknowledge: a file is read again only if named again."""
 
-    def positions(self) -> dict[str, tuple[int | None, int | None]]:
+    def positions(self) -> dict[str, PartitionProgress]:
         return {}
 
     def close(self) -> None:

@@ -76,6 +76,7 @@ class MessageOutput:
     alerts: list[AlertOutput] = field(default_factory=list)
     quarantine: list[QuarantineItem] = field(default_factory=list)
     discard: list[str] = field(default_factory=list)  # staged paths of alerts not kept
+    schema: str = ""  # which writer schema the message named (see AlertDecoder.schema_label)
 
 
 class OutputStore:
@@ -127,6 +128,7 @@ class OutputStore:
         batch_id = uuid.uuid4().hex
         today = processed_at.date()
         result = RunSummary(consumed=len(outputs))
+        result.schemas.update(output.schema for output in outputs if output.schema)
         with self.ledger.locked():
             self.ledger.refresh(today)
             kept = self._select_new(outputs, result)

@@ -99,7 +99,8 @@ def test_every_setting_has_one_flag_one_variable_and_one_toml_key(tmp_path):
     samples = {int: ("3", 3), float: ("2.5", 2.5), str: ("11.1", "11.1"), bool: ("false", False)}
     special = {"output_dir": ("/x", "/x"), "framing": ("ocf", "ocf"), "log_level": ("ERROR", "ERROR"),
                "instance_id": ("east", "east"), "max_message_bytes": ("4096", 4096),
-               "max_decompressed_bytes": ("4096", 4096), "max_cutout_bytes": ("4096", 4096)}
+               "max_decompressed_bytes": ("4096", 4096), "max_cutout_bytes": ("4096", 4096),
+               "metrics_file": (f"{tmp_path}/lsst.prom", f"{tmp_path}/lsst.prom")}
     for setting in SETTINGS:
         text, value = special.get(setting.name, samples[setting.kind])
         from_env = load([], {setting.variable: text})

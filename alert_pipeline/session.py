@@ -1,0 +1,92 @@
+"""One consumer run from start to exit code: source, consumer, runner, history, metrics.
+
+Every outcome becomes one of the documented exit codes (``alert_pipeline.exitcodes``)
+and one line in ``state/runs.jsonl``, whether the run finished, failed or was stopped
+by a signal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from .config import ConsumerConfig
+from .consumer import AlertConsumer
+from .errors import ServiceError
+from .exitcodes import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_OUTPUT
+from .history import append_run, last_runs, run_record, write_metrics
+from .masking import mask_text
+from .replay import TimeWindow
+from .summary import RunSummary
+
+log = logging.getLogger("lsst_alert_consumer")
+
+
+def run_session(config: ConsumerConfig, consumer_class: type[AlertConsumer], files: list[str] | None = None,
+                window: TimeWindow | None = None, clock: Any = None) -> int:
+    """Run once and return the exit code; the run is recorded however it ends."""
+    from .kafka_source import KafkaSource, describe
+    from .replay import ReplaySource
+    from .runner import run
+    from .sources import FileSource, InputError
+    from .store import InstanceBusyError
+
+    started = dt.datetime.now(dt.UTC)
+    summary = RunSummary(mode="files" if files else "replay" if window else "group")
+    target = f"files={len(files)}" if files else describe(config)
+    log.info("LSST Alert Consumer starting: %s%s", target, f" replay {window.describe()}" if window else "")
+    app: AlertConsumer | None = None
+    try:
+        source = (FileSource(files, config.max_message_bytes) if files
+                  else ReplaySource(config, window) if window else KafkaSource(config))
+        app = consumer_class(config)
+        log.info("decoder: %s", app.decoder.name)
+        run(app, source, clock, summary)
+        _log_finish(summary, window)
+        code, error = EXIT_OK, ""
+    except (InputError, InstanceBusyError) as exc:
+        code, error = EXIT_CONFIG, str(exc)
+    except ServiceError as exc:
+        code, error = exc.exit_code, str(exc)
+    except OSError as exc:
+        code, error = EXIT_OUTPUT, (
+            f"cannot write output ({exc}); the batch was not committed and will be read again next run. "
+            f"Check free space and permissions of {config.output_dir}." if app else
+            f"output directory {config.output_dir} is not usable: {exc}")
+    except Exception as exc:  # noqa: BLE001 - last resort: say so, with the traceback
+        log.exception("LSST Alert Consumer failed with an unexpected error")
+        code, error = EXIT_FAILURE, f"{type(exc).__name__}: {exc}"
+    finally:
+        if app is not None:
+            app.close()
+    if error and code != EXIT_FAILURE:
+        log.error("LSST Alert Consumer failed: %s", error)
+    _record(config, summary, started, code, mask_text(error), app.decoder.name if app else "", window)
+    return code
+
+
+def _log_finish(summary: RunSummary, window: TimeWindow | None) -> None:
+    if summary.mode == "files":
+        log.info("LSST Alert Consumer finished: written=%d duplicates_skipped=%d quarantined=%d cutouts=%d "
+                 "files=%s", summary.written, summary.duplicates, summary.quarantined, summary.cutouts,
+                 ",".join(sorted(summary.csv_files)))
+    elif window is not None:
+        log.info("LSST Alert Consumer finished replay %s: %s", window.describe(), summary.line())
+    else:
+        log.info("LSST Alert Consumer finished: %s", summary.line())
+
+
+def _record(config: ConsumerConfig, summary: RunSummary, started: dt.datetime, code: int, error: str,
+            decoder: str, window: TimeWindow | None) -> None:
+    """Append the run to the history and write the metrics; never changes the exit code."""
+    try:
+        previous = last_runs(config.output_dir, 1)
+        record = run_record(started=started, ended=dt.datetime.now(dt.UTC), summary=summary, exit_code=code,
+                            configuration=config.masked(), decoder=decoder, error=error,
+                            window=window.describe() if window else "", previous=previous[-1] if previous else None)
+        append_run(config.output_dir, record)
+        if config.metrics_file:
+            write_metrics(config.metrics_file, record, config.output_dir)
+    except OSError as exc:
+        log.warning("could not record the run in %s/state/runs.jsonl or the metrics file: %s", config.output_dir, exc)
