@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""Transient kind builder: Fink ZTF alerts in PostgreSQL → one "transient" slot per object.
+"""Transient kind builder: Fink ZTF alerts in PostgreSQL → event-storehouse slots.
+
+Two kinds, built from the same rows in one pass: "transient" (one slot per ZTF object of
+class SN candidate, Kilonova candidate or Unknown) and "minor_body" (one slot per
+Minor Planet Center designation for Solar System MPC alerts, one per ZTF object for
+Solar System candidates).
 
 Sub-commands (``build`` is the default):
 
-  build          read the events table, write <storehouse>/transient/<ZTF id>.json slots,
-                 remove slots of objects no longer in the source, rebuild index.json and
-                 write roster.json
-  rebuild-index  rebuild <storehouse>/transient/index.json from the slot files on disk
+  build          read the events table, write <storehouse>/<kind>/<slot>.json slots,
+                 remove slots no longer in the source, rebuild index.json and write
+                 roster.json, for both kinds (--kind restricts it to one)
+  rebuild-index  rebuild <storehouse>/<kind>/index.json from the slot files on disk
   load-fink      insert Fink API output (JSON list from /api/v1/latests, or CSV) into the
                  events table, skipping alerts (candids) already there
 
@@ -30,6 +35,7 @@ import psycopg
 from alert_pipeline.fink import (
     DEFAULT_SOURCE,
     DEFAULT_TABLE,
+    KINDS,
     BuildError,
     ShrinkRefused,
     TableNameError,
@@ -58,15 +64,17 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--table", default=DEFAULT_TABLE, help=f"events table (default {DEFAULT_TABLE})")
         sub.add_argument("--source", default=DEFAULT_SOURCE, help=f"rows' source tag (default {DEFAULT_SOURCE})")
 
-    build_cmd = commands.add_parser("build", help="build the transient slots (default)",
-                                    description="Build one transient slot per ZTF object from the events table.")
+    build_cmd = commands.add_parser("build", help="build the transient and minor_body slots (default)",
+                                    description="Build the transient and minor_body slots from the events table.")
     database_options(build_cmd)
     build_cmd.add_argument("--storehouse", required=True, metavar="DIR", help="the event storehouse directory")
+    build_cmd.add_argument("--kind", choices=KINDS, help="build only this kind (default: both)")
     build_cmd.add_argument("--allow-shrink", action="store_true",
                            help="remove slots even when more than half of those on disk would go")
     index_cmd = commands.add_parser("rebuild-index", help="rebuild index.json from the slots on disk",
-                                    description="Rebuild <storehouse>/transient/index.json from the slot files.")
+                                    description="Rebuild <storehouse>/<kind>/index.json from the slot files.")
     index_cmd.add_argument("--storehouse", required=True, metavar="DIR")
+    index_cmd.add_argument("--kind", choices=KINDS, help="rebuild only this kind's index (default: both)")
     load_cmd = commands.add_parser("load-fink", help="load Fink API output into the events table",
                                    description="Insert Fink alerts (JSON list or CSV from the Fink API) into the "
                                                "events table, skipping candids already present.")
@@ -87,17 +95,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         if args.command == "rebuild-index":
-            index = rebuild_index(args.storehouse)
-            log.info("Transient kind index rebuilt: %d slots in %s", index["count"], args.storehouse)
+            for kind in [args.kind] if args.kind else KINDS:
+                index = rebuild_index(args.storehouse, kind)
+                log.info("%s index rebuilt: %d slots in %s", kind, index["count"], args.storehouse)
         elif args.command == "load-fink":
             report = load_fink(args.dsn, args.files, args.table, args.source)
             log.info("Fink load: read=%d inserted=%d already_present=%d skipped=%s", report.read, report.inserted,
                      report.already_present, dict(report.skipped))
         else:
-            report = build(args.dsn, args.storehouse, args.table, args.source, allow_shrink=args.allow_shrink)
-            log.info("Transient kind built: %d rows read, %d slots written, %d unchanged, %d removed",
-                     report.rows_read, report.written, report.unchanged, report.removed)
-            print(json.dumps({"roster": report.roster.as_dict()}, indent=1))
+            kinds = [args.kind] if args.kind else KINDS
+            report = build(args.dsn, args.storehouse, args.table, args.source, allow_shrink=args.allow_shrink,
+                           kinds=kinds)
+            for kind, done in report.kinds.items():
+                log.info("%s kind built: %d rows read, %d slots written, %d unchanged, %d removed", kind,
+                         report.rows_read, done.written, done.unchanged, done.removed)
+            rosters = {kind: done.roster.as_dict() for kind, done in report.kinds.items()}
+            print(json.dumps({"roster": rosters.get("transient"), "rosters": rosters}, indent=1))
     except TableNameError as exc:
         log.error("Transient kind builder: %s", exc)
         return EXIT_USAGE

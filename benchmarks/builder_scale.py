@@ -1,10 +1,12 @@
-"""Transient-kind build time against the floor: a bare GROUP BY over the same rows.
+"""Build time of both kinds (transient and minor_body) against the floor: a bare GROUP BY
+over the same rows.
 
-For each scale it loads synthetic Fink alerts into an embedded PostgreSQL, times a bare
+For each scale it loads synthetic Fink alerts (about 10 % of them Solar-System alerts of
+moving bodies with designations) into an embedded PostgreSQL, times a bare
 ``SELECT extra_json::jsonb->>'object_id', count(*) … GROUP BY 1`` (the cheapest query that
 must still parse every row), then runs ``transient_kind_builder.py build`` in a subprocess
-and reports its wall time, alerts/s, peak RSS and the ratio to the faster floor (PostgreSQL's
-default plan, or the parallel plan the builder allows itself).
+and reports its wall time, the slots of each kind, alerts/s, peak RSS and the ratio to the
+faster floor (PostgreSQL's default plan, or the parallel plan the builder allows itself).
 
     .venv/bin/python benchmarks/builder_scale.py [--scales 25000:2350,1000000:100000]
 """
@@ -35,7 +37,8 @@ def composition(alerts: int, objects: int) -> fink_samples.Composition:
     mean = alerts / objects
     single = {"sn": int(objects * 0.30), "kilonova": int(objects * 0.01)}
     single["unknown"] = objects - sum(single.values()) - 16
-    return fink_samples.Composition(single=single, solar_system_objects=objects // 50,
+    # ~2.5 alerts per Solar-System ZTF object: alerts // 25 of them make ~10 % of the rows.
+    return fink_samples.Composition(single=single, solar_system_objects=alerts // 25,
                                     alerts_per_object=(1, max(1, int(round(2 * mean - 1)))))
 
 
@@ -71,8 +74,9 @@ def floor_seconds(url: str, parallel: bool) -> float:
 
 
 def build_seconds(url: str, storehouse: str) -> tuple[float, float]:
-    """Wall seconds of one build in a subprocess, and that process's peak RSS in MB
-    (sampled every 20 ms; the server's memory is PostgreSQL's, not the builder's)."""
+    """Wall seconds of one build in a subprocess, and the peak RSS in MB of that process
+    and its worker processes together (sampled every 20 ms; the server's memory is
+    PostgreSQL's, not the builder's)."""
     import psutil
 
     start = time.perf_counter()
@@ -81,9 +85,10 @@ def build_seconds(url: str, storehouse: str) -> tuple[float, float]:
     watched, peak = psutil.Process(process.pid), 0
     while process.poll() is None:
         try:
-            peak = max(peak, watched.memory_info().rss)
+            tree = [watched, *watched.children(recursive=True)]
+            peak = max(peak, sum(process.memory_info().rss for process in tree))
         except psutil.NoSuchProcess:
-            break
+            continue
         time.sleep(0.02)
     elapsed = time.perf_counter() - start
     if process.wait() != 0:
@@ -95,8 +100,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scales", default="25000:2350,1000000:100000", help="ALERTS:OBJECTS,...")
     args = parser.parse_args()
-    print(f"{'alerts':>9} {'objects':>8} {'floor s':>8} {'par. floor s':>12} {'build s':>8} {'ratio':>6} "
-          f"{'alerts/s':>9} {'peak RSS MB':>11}")
+    print(f"{'alerts':>9} {'SS rows':>8} {'transient':>9} {'bodies':>7} {'floor s':>8} {'par. floor s':>12} "
+          f"{'build s':>8} {'ratio':>6} {'alerts/s':>9} {'peak RSS MB':>11}")
     with postgres_server() as url:
         for scale in args.scales.split(","):
             alerts_wanted, objects = (int(part) for part in scale.split(":"))
@@ -104,15 +109,18 @@ def main() -> None:
             load(url, alerts)
             del alerts
             with psycopg.connect(url) as connection:
-                rows = connection.execute("SELECT count(*) FROM events").fetchone()[0]
+                rows, solar = connection.execute(
+                    "SELECT count(*), count(*) FILTER (WHERE extra_json::jsonb->>'classification' LIKE 'Solar%') "
+                    "FROM events").fetchone()
             serial = min(floor_seconds(url, parallel=False) for _ in range(3))
             parallel = min(floor_seconds(url, parallel=True) for _ in range(3))
             floor = min(serial, parallel)
             with tempfile.TemporaryDirectory() as storehouse:
                 build, rss = build_seconds(url, storehouse)
-                objects_built = json.load(open(os.path.join(storehouse, "transient", "index.json")))["count"]
-            print(f"{rows:>9} {objects_built:>8} {serial:>8.2f} {parallel:>12.2f} {build:>8.2f} "
-                  f"{build / floor:>6.2f} {rows / build:>9.0f} {rss:>11.0f}", flush=True)
+                counts = [json.load(open(os.path.join(storehouse, kind, "index.json")))["count"]
+                          for kind in ("transient", "minor_body")]
+            print(f"{rows:>9} {solar:>8} {counts[0]:>9} {counts[1]:>7} {serial:>8.2f} {parallel:>12.2f} "
+                  f"{build:>8.2f} {build / floor:>6.2f} {rows / build:>9.0f} {rss:>11.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,20 @@ def edge_case_alerts() -> list[dict]:
     return alerts
 
 
+def expected_curve(rows: list[dict]) -> dict[str, dict[str, list]]:
+    """The per-band light curve of some alerts, from the Fink rows themselves."""
+    curve: dict[str, dict[str, list]] = {}
+    for alert in sorted(rows, key=lambda a: (a["i:jd"], str(a["i:candid"]))):
+        band = {1: "g", 2: "r", 3: "i"}[alert["i:fid"]]
+        series = curve.setdefault(band, {"mjd": [], "mag": [], "mag_err": [], "candid": [], "positive": []})
+        series["mjd"].append(alert["i:jd"] - 2400000.5)
+        series["mag"].append(alert["i:magpsf"])
+        series["mag_err"].append(alert["i:sigmapsf"])
+        series["candid"].append(int(alert["i:candid"]))
+        series["positive"].append(alert["i:isdiffpos"] in ("t", "1", "true"))
+    return {band: curve[band] for band in "gri" if band in curve}
+
+
 def expected_slots(alerts: list[dict]) -> dict[str, dict]:
     """Every slot field computed from the alerts in plain Python (the reference)."""
     by_candid = {}
@@ -109,6 +123,7 @@ def expected_slots(alerts: list[dict]) -> dict[str, dict]:
             "bands": [band for fid, band in ((1, "g"), (2, "r"), (3, "i")) if any(a["i:fid"] == fid for a in rows)],
             "provisional": chosen == "Unknown",
             "source_fields": [a for a in rows if a["v:classification"] == chosen][-1],
+            "light_curve": expected_curve(rows),
         }
     return slots
 
@@ -201,7 +216,8 @@ def test_rebuild_is_idempotent_and_index_comes_back_from_disk(pg_url, table, tmp
     index_before = json.loads((kind / "index.json").read_text())
 
     second = fink.build(pg_url, str(store), table=table)
-    assert (second.written, second.removed) == (0, 0) and second.unchanged == len(before)
+    transient = second.kinds["transient"]
+    assert (transient.written, transient.removed) == (0, 0) and transient.unchanged == len(before)
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in kind.glob("ZTF*.json")} == before
 
     (kind / "index.json").unlink()

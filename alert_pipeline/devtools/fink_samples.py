@@ -5,6 +5,12 @@ The default composition matches the transient-kind roster the seed describes: 2,
 in-scope objects (sn 708, kilonova 21, unknown 1,621), 16 of them cross-labelled so that
 the naive per-class tallies sum to 2,366, plus Solar-System objects (out of scope) and a
 few in-scope objects that also have Solar-System alerts.
+
+Solar-System alerts move across the sky as asteroids do (10–60 arcsec/hour) and carry an
+``i:ssnamenr`` shaped like ZTF's: a numbered asteroid (``"4179"``) or a packed provisional
+designation (``"2015BQ311"``) for ``Solar System MPC``, the string ``"null"`` otherwise. One
+designation spans several ZTF object ids (a body seen on several nights gets a new id
+each time it has moved away), as in the real stream.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ def object_ids(rng: random.Random) -> Iterator[str]:
 
 
 def fink_alert(rng: random.Random, object_id: str, label: str, jd: float, ra: float, dec: float,
-               candid: int, ndethist: int, negative: bool = False) -> dict[str, Any]:
+               candid: int, ndethist: int, negative: bool = False, ssnamenr: str = "null") -> dict[str, Any]:
     """One alert as a Fink API row (the keys the live fetcher stores verbatim)."""
     fid = rng.choice((1, 2, 2, 3))
     magpsf = round(rng.uniform(16.5, 21.0), 4)
@@ -61,6 +67,7 @@ def fink_alert(rng: random.Random, object_id: str, label: str, jd: float, ra: fl
         "i:sigmapsf": round(rng.uniform(0.02, 0.2), 4),
         "i:ndethist": ndethist,
         "i:isdiffpos": "f" if negative else "t",
+        "i:ssnamenr": ssnamenr,
         "d:cdsxmatch": rng.choice(("Unknown", "Galaxy", "Unknown")),
         "d:roid": 3 if label.startswith("Solar") else 0,
         "v:classification": label,
@@ -100,12 +107,55 @@ def dataset(composition: Composition | None = None, seed: int = 0) -> list[dict[
     for first, second, count in composition.cross:
         for _ in range(count):
             rows += object_alerts(rng, next(ids), [LABELS[first], LABELS[second]], rng.randint(max(2, low), high), candids)
-    for _ in range(composition.solar_system_objects):
-        rows += object_alerts(rng, next(ids), [rng.choice(SOLAR_SYSTEM_LABELS)], rng.randint(1, 4), candids)
+    designations = designation_names(rng)
+    remaining = composition.solar_system_objects
+    while remaining > 0:
+        mpc = rng.random() < 0.7
+        crossings = min(rng.randint(1, 4) if mpc else 1, remaining)
+        rows += minor_body_alerts(rng, ids, candids, crossings, next(designations) if mpc else None)
+        remaining -= crossings
     mixed = [row["i:objectId"] for row in rows if row["v:classification"] == LABELS["unknown"]]
     for object_id in sorted(set(mixed))[: composition.mixed_with_solar_system]:
         template = next(row for row in rows if row["i:objectId"] == object_id)
         rows.append(fink_alert(rng, object_id, SOLAR_SYSTEM_LABELS[0], template["i:jd"] + 1.0, template["i:ra"],
-                               template["i:dec"], next(candids), ndethist=1))
+                               template["i:dec"], next(candids), ndethist=1, ssnamenr=next(designations)))
     rng.shuffle(rows)
+    return rows
+
+
+def designation_names(rng: random.Random) -> Iterator[str]:
+    """Distinct designations shaped like ZTF's ``ssnamenr``: numbered asteroids ("4179")
+    and packed provisional designations ("2015BQ311")."""
+    seen: set[str] = set()
+    while True:
+        if rng.random() < 0.6:
+            name = str(rng.randint(1, 650_000))
+        else:
+            half_month = rng.choice("ABCDEFGHJKLMNOPQRSTUVWXY")
+            name = f"{rng.randint(2000, 2024)}{half_month}{rng.choice(string.ascii_uppercase)}{rng.randint(1, 400)}"
+        if name not in seen:
+            seen.add(name)
+            yield name
+
+
+def minor_body_alerts(rng: random.Random, ids: Iterator[str], candids: Iterator[int], crossings: int,
+                      designation: str | None) -> list[dict[str, Any]]:
+    """A moving body seen on ``crossings`` nights, each night under a new ZTF object id with
+    1–4 alerts ~30 minutes apart; ``designation`` None makes it a Solar System candidate."""
+    label = SOLAR_SYSTEM_LABELS[0] if designation else SOLAR_SYSTEM_LABELS[1]
+    ra, dec = rng.uniform(0, 360), rng.uniform(-25, 30)  # near the ecliptic, mostly
+    rate = rng.uniform(10, 60) / 3600  # degrees per hour
+    angle = rng.uniform(0, 2 * math.pi)
+    start = JD_2024 + rng.uniform(0, 300)
+    rows = []
+    for night in range(crossings):
+        object_id = next(ids)
+        first = start + night * rng.randint(1, 3) + rng.uniform(0.15, 0.3)
+        for index in range(rng.randint(1, 4)):
+            jd = first + index * rng.uniform(0.015, 0.03)
+            hours = (jd - start) * 24
+            alert_dec = dec + rate * hours * math.sin(angle)
+            alert_ra = (ra + rate * hours * math.cos(angle) / math.cos(math.radians(alert_dec))) % 360
+            rows.append(fink_alert(rng, object_id, label, jd, alert_ra, alert_dec, next(candids), ndethist=index + 1,
+                                   ssnamenr=designation or "null"))
     return rows

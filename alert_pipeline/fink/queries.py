@@ -27,7 +27,8 @@ def number(field: str, to: str = "float8") -> str:
 #: string where a number belongs gives NULL instead of an error.
 PARSE = f"""
 CREATE TEMP TABLE tk_rows ON COMMIT DROP AS
-SELECT r.*, r.jd IS NULL OR r.jd NOT BETWEEN {JD_RANGE[0]} AND {JD_RANGE[1]} AS bad_time
+SELECT r.*, r.jd IS NULL OR r.jd NOT BETWEEN {JD_RANGE[0]} AND {JD_RANGE[1]} AS bad_time,
+       COALESCE(r.object_id ~ %(pattern)s, false) AS good_id    -- the regex once per row
 FROM (
     SELECT e.id, e.longitude AS ra, e.latitude AS dec,
            {{bad_json}} AS bad_json,
@@ -36,13 +37,15 @@ FROM (
                     CASE WHEN isfinite(e.event_time)
                          THEN extract(epoch FROM e.event_time)::float8 / 86400.0 + 2440587.5 END) AS jd,
            COALESCE(e.magnitude, {number("magpsf")}) AS mag,
+           {number("sigmapsf")} AS mag_err,
+           CASE WHEN starts_with(x.classification, 'Solar System') THEN x.fink->>'i:ssnamenr' END AS ssnamenr,
            round({number("filter_id")})::int AS filter_id,
            round({number("n_detections")})::int AS ndet,
            COALESCE(x.fink->>'i:isdiffpos', 't') NOT IN ('f', '0', 'false') AS positive,
            COALESCE(jsonb_path_exists(x.fink, 'lax $.**{{{{{MAX_DEPTH} to last}}}}'), false) AS too_deep
     FROM {{table}} e
     CROSS JOIN LATERAL jsonb_to_record({{document}}) AS x(object_id text, candid text, classification text,
-        jd jsonb, magpsf jsonb, filter_id jsonb, n_detections jsonb, fink jsonb)
+        jd jsonb, magpsf jsonb, sigmapsf jsonb, filter_id jsonb, n_detections jsonb, fink jsonb)
     WHERE e.source = %(source)s
 ) r
 """
@@ -51,10 +54,9 @@ _USABLE = "NOT bad_json AND object_id IS NOT NULL AND candid IS NOT NULL AND lab
 
 CLASSIFY = f"""
 CREATE TEMP TABLE tk_valid ON COMMIT DROP AS
-SELECT DISTINCT ON (candid) *                             -- a candid stored twice counts once
-FROM tk_rows
-WHERE {_USABLE} AND object_id ~ %(pattern)s AND NOT bad_time AND NOT too_deep
-ORDER BY candid, id;
+SELECT r.* FROM tk_rows r
+JOIN (SELECT min(id) AS id FROM tk_rows                   -- a candid stored twice counts once
+      WHERE {_USABLE} AND good_id AND NOT bad_time AND NOT too_deep GROUP BY candid) first USING (id);
 CREATE TEMP TABLE tk_in ON COMMIT DROP AS
 SELECT v.*, CASE v.label {{rank_cases}} END AS rank
 FROM tk_valid v WHERE v.label = ANY(%(labels)s);
@@ -64,10 +66,10 @@ ANALYZE tk_in
 SKIPPED = f"""
 SELECT count(*) FILTER (WHERE bad_json),
        count(*) FILTER (WHERE NOT bad_json AND NOT ({_USABLE})),
-       count(*) FILTER (WHERE {_USABLE} AND object_id !~ %(pattern)s),
-       count(*) FILTER (WHERE {_USABLE} AND object_id ~ %(pattern)s AND bad_time),
-       count(*) FILTER (WHERE {_USABLE} AND object_id ~ %(pattern)s AND NOT bad_time AND too_deep),
-       count(*) FILTER (WHERE {_USABLE} AND object_id ~ %(pattern)s AND NOT bad_time AND NOT too_deep),
+       count(*) FILTER (WHERE {_USABLE} AND NOT good_id),
+       count(*) FILTER (WHERE {_USABLE} AND good_id AND bad_time),
+       count(*) FILTER (WHERE {_USABLE} AND good_id AND NOT bad_time AND too_deep),
+       count(*) FILTER (WHERE {_USABLE} AND good_id AND NOT bad_time AND NOT too_deep),
        count(*),
        (SELECT count(*) FROM tk_valid)
 FROM tk_rows
@@ -80,41 +82,45 @@ FROM per_object, unnest(labels) AS label
 GROUP BY label
 """
 
+#: Every alert of a group in time order (ties by candid), as parallel arrays: the light
+#: curve and the sky track are cut from these in Python.
+SERIES = """
+           array_agg(filter_id ORDER BY jd, candid) AS s_filter, array_agg(jd ORDER BY jd, candid) AS s_jd,
+           array_agg(mag ORDER BY jd, candid) AS s_mag, array_agg(mag_err ORDER BY jd, candid) AS s_mag_err,
+           array_agg(candid ORDER BY jd, candid) AS s_candid, array_agg(positive ORDER BY jd, candid) AS s_positive"""
+
+#: One pass over the in-scope alerts: each object's alerts as arrays in time order, the
+#: row of its chosen alert (most specific label, then latest) joined for its Fink fields.
+#: The statistics are computed from the arrays in Python (``transient.transient_slot``).
 PER_OBJECT = """
-WITH stats AS (
-    SELECT object_id, count(*) AS n_alerts, max(ndet) AS max_n_detections,
-           min(jd) AS first_jd, max(jd) AS last_jd,
-           min(mag) FILTER (WHERE positive) AS mag_brightest,
-           max(mag) FILTER (WHERE positive) AS mag_faintest,
-           (array_agg(mag ORDER BY jd DESC, candid DESC) FILTER (WHERE positive))[1] AS mag_latest,
-           (array_agg(ra ORDER BY jd DESC, candid DESC))[1] AS ra_latest,
-           (array_agg(dec ORDER BY jd DESC, candid DESC))[1] AS dec_latest,
-           array_agg(DISTINCT filter_id) FILTER (WHERE filter_id IS NOT NULL) AS filters,
-           max(rank) AS best_rank
+SELECT o.object_id, o.s_rank, o.s_ndet, o.s_ra, o.s_dec, (e.extra_json::jsonb)->'fink' AS fink,
+       o.s_filter, o.s_jd, o.s_mag, o.s_mag_err, o.s_candid, o.s_positive
+FROM (
+    SELECT object_id,
+           array_agg(rank ORDER BY jd, candid) AS s_rank, array_agg(ndet ORDER BY jd, candid) AS s_ndet,
+           array_agg(ra ORDER BY jd, candid) AS s_ra, array_agg(dec ORDER BY jd, candid) AS s_dec,
+           (array_agg(id ORDER BY rank DESC, jd DESC, candid DESC))[1] AS chosen_id,""" + SERIES + """
     FROM tk_in GROUP BY object_id
-), scatter AS (
-    -- RA offsets from the latest detection wrapped into [-180, 180): correct across 0/360.
-    SELECT i.object_id,
-           stddev_pop((i.ra - s.ra_latest + 540) - 360 * floor((i.ra - s.ra_latest + 540) / 360) - 180)
-             * cos(radians(avg(i.dec))) * 3600 AS ra_scatter_arcsec,
-           stddev_pop(i.dec) * 3600 AS dec_scatter_arcsec
-    FROM tk_in i JOIN stats s USING (object_id) GROUP BY i.object_id
-), labels AS (
-    SELECT object_id, jsonb_object_agg(label, n) AS labels
-    FROM (SELECT object_id, label, count(*) AS n FROM tk_in GROUP BY object_id, label) per_label
-    GROUP BY object_id
-), chosen AS (
-    SELECT DISTINCT ON (i.object_id) i.object_id, i.label, i.id
-    FROM tk_in i JOIN stats s ON s.object_id = i.object_id AND i.rank = s.best_rank
-    ORDER BY i.object_id, i.jd DESC, i.candid DESC
+) o
+JOIN {table} e ON e.id = o.chosen_id
+"""
+
+#: Minor bodies: Solar-System MPC rows grouped by designation (``i:ssnamenr``; '' when
+#: missing), Solar-System candidates by ZTF object. The designation's checks are the
+#: storehouse's file-name rules, applied in Python.
+PER_BODY = """
+WITH bodies AS (
+    SELECT CASE WHEN label = %(mpc)s THEN COALESCE(NULLIF(ssnamenr, 'null'), '') ELSE object_id END AS body,
+           label = %(mpc)s AS mpc, *
+    FROM tk_valid WHERE label = ANY(%(labels)s)
+), stats AS (
+    SELECT body, mpc, count(*) AS n_alerts, array_agg(DISTINCT object_id ORDER BY object_id) AS object_ids,
+           array_agg(ra ORDER BY jd, candid) AS s_ra, array_agg(dec ORDER BY jd, candid) AS s_dec,
+           (array_agg(id ORDER BY jd DESC, candid DESC))[1] AS latest_id,""" + SERIES + """
+    FROM bodies GROUP BY body, mpc
 )
-SELECT s.object_id, c.label, l.labels, s.n_alerts, s.max_n_detections, s.first_jd, s.last_jd,
-       s.mag_brightest, s.mag_faintest, s.mag_latest, s.ra_latest, s.dec_latest, s.filters,
-       x.ra_scatter_arcsec, x.dec_scatter_arcsec, (e.extra_json::jsonb)->'fink' AS fink
-FROM stats s
-JOIN scatter x USING (object_id)
-JOIN labels l USING (object_id)
-JOIN chosen c USING (object_id)
-JOIN {table} e ON e.id = c.id
-ORDER BY s.object_id
+SELECT s.body, s.mpc, s.n_alerts, s.object_ids, s.s_ra, s.s_dec, (e.extra_json::jsonb)->'fink' AS fink,
+       s.s_filter, s.s_jd, s.s_mag, s.s_mag_err, s.s_candid, s.s_positive
+FROM stats s JOIN {table} e ON e.id = s.latest_id
+ORDER BY s.mpc DESC, s.body
 """

@@ -1,0 +1,89 @@
+"""The ``minor_body`` kind: Solar-System alerts, one slot per body.
+
+* ``Solar System MPC`` rows: one slot per Minor Planet Center designation, Fink's
+  ``i:ssnamenr`` (ZTF's nearest known Solar-System object). An asteroid crosses many ZTF
+  object ids, so one slot gathers them. ``subtype`` = ``mpc``.
+* ``Solar System candidate`` rows (no designation): one slot per ZTF object, ``subtype``
+  = ``candidate``, ``provisional``.
+
+A designation becomes a file name through ``EscapedSlotNames``: letters, digits, space,
+``_``, ``-``, ``/`` and ``.`` are allowed (at most 64 characters) and mapped to a safe,
+reversible file name; anything else is skipped and counted (``unsafe_designation``), as
+is an MPC row without a designation (``no_designation``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..storehouse import EscapedSlotNames
+from .curves import BANDS, finite, light_curve, motion_arcsec_per_hour, night_count
+from .db import MJD_OFFSET, jd_to_iso
+
+KIND = "minor_body"
+MPC_LABEL = "Solar System MPC"
+CANDIDATE_LABEL = "Solar System candidate"
+LABELS = (MPC_LABEL, CANDIDATE_LABEL)
+SUBTYPES = ("mpc", "candidate")
+NAMES = EscapedSlotNames()
+INDEX_FIELDS = ("slot_id", "subtype", "designation", "first_mjd", "last_mjd", "n_alerts", "n_nights",
+                "ra_deg_last", "dec_deg_last", "provisional")
+
+
+@dataclass
+class BodyRoster:
+    objects: int = 0
+    by_subtype: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUBTYPES, 0))
+    skipped_rows: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"objects": self.objects, "by_subtype": self.by_subtype, "skipped_rows": self.skipped_rows}
+
+
+def body_slot(row: tuple, provenance: dict[str, Any], roster: BodyRoster) -> dict[str, Any] | None:
+    """One minor-body slot from a ``queries.PER_BODY`` row, or None (counted) when the
+    body cannot have a slot."""
+    body, mpc, n_alerts, object_ids, ras, decs, fink, *series = row
+    filters, jds, mags, _, _, positives = series
+    if mpc and not body:
+        roster.skipped_rows["no_designation"] = roster.skipped_rows.get("no_designation", 0) + n_alerts
+        return None
+    try:
+        NAMES.stem(body)
+    except ValueError:
+        roster.skipped_rows["unsafe_designation"] = roster.skipped_rows.get("unsafe_designation", 0) + n_alerts
+        return None
+    subtype = "mpc" if mpc else "candidate"
+    roster.objects += 1
+    roster.by_subtype[subtype] += 1
+    detected = [(jd, mag) for jd, mag, positive in zip(jds, mags, positives, strict=True)
+                if positive and finite(mag) is not None]
+    return {
+        "slot_id": body,
+        "kind": KIND,
+        "subtype": subtype,
+        "designation": body if mpc else None,
+        "ztf_object_ids": list(object_ids),
+        "provisional": not mpc,
+        "lat": None,
+        "lon": None,
+        "n_alerts": n_alerts,
+        "first_mjd": jds[0] - MJD_OFFSET,
+        "last_mjd": jds[-1] - MJD_OFFSET,
+        "first_detection": jd_to_iso(jds[0]),
+        "last_detection": jd_to_iso(jds[-1]),
+        "n_nights": night_count(jds),
+        "ra_deg_first": finite(ras[0]),
+        "dec_deg_first": finite(decs[0]),
+        "ra_deg_last": finite(ras[-1]),
+        "dec_deg_last": finite(decs[-1]),
+        "motion_arcsec_per_hour": motion_arcsec_per_hour((jds[0], ras[0], decs[0]), (jds[-1], ras[-1], decs[-1])),
+        "mag_brightest": min((mag for _, mag in detected), default=None),
+        "mag_faintest": max((mag for _, mag in detected), default=None),
+        "mag_latest": detected[-1][1] if detected else None,
+        "bands": [band for number, band in BANDS.items() if number in set(filters)],
+        "light_curve": light_curve(*series),
+        "source_fields": fink,
+        "provenance": {**provenance, "rows_used": n_alerts},
+    }

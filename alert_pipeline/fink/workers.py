@@ -1,0 +1,95 @@
+"""Slots built and written in worker processes, while the main process streams rows.
+
+At 100k objects the build's client side is Python work per slot (statistics, light
+curve, JSON, one file). The database streams the aggregated rows; the main process only
+fetches them and hands batches to forked workers, which build, write and count the slots
+and return their index entries and roster counts. The workers are forked before the
+database connection is opened, so they never share its socket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from multiprocessing import get_context
+from typing import Any
+
+from ..storehouse import KindStore, WriteReport
+from . import minor_body, transient
+
+#: kind → (slot from a row, roster type, index fields, file names)
+KINDS: dict[str, tuple[Any, Any, tuple[str, ...], Any]] = {
+    transient.KIND: (transient.transient_slot, transient.Roster, transient.INDEX_FIELDS, None),
+    minor_body.KIND: (minor_body.body_slot, minor_body.BodyRoster, minor_body.INDEX_FIELDS, minor_body.NAMES),
+}
+#: Batches handed out and not yet collected, per worker (bounds the memory in flight).
+AHEAD = 2
+
+
+def store_for(storehouse: str, kind: str) -> KindStore:
+    return KindStore(storehouse, kind, KINDS[kind][3])
+
+
+@contextmanager
+def worker_pool(processes: int) -> Iterator[ProcessPoolExecutor | None]:
+    """Forked workers, started now (before any connection is opened); None for one process."""
+    if processes <= 1:
+        yield None
+        return
+    pool = ProcessPoolExecutor(processes, mp_context=get_context("fork"))
+    try:
+        for done in [pool.submit(os.getpid) for _ in range(processes)]:
+            done.result()
+        yield pool
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def write_batch(storehouse: str, kind: str, rows: Sequence[tuple], existing: Sequence[bool],
+                provenance: dict[str, Any]) -> tuple[WriteReport, Any]:
+    """Build and write the slots of some rows; their report and roster counts."""
+    make_slot, roster_type, fields, _ = KINDS[kind]
+    store, roster, report = store_for(storehouse, kind), roster_type(), WriteReport()
+    for row, exists in zip(rows, existing, strict=True):
+        slot = make_slot(row, provenance, roster)
+        if slot is not None:
+            store.write_one(slot["slot_id"], slot, fields, exists, report)
+    return report, roster
+
+
+def write_all(pool: ProcessPoolExecutor | None, storehouse: str, kind: str, batches: Iterable[list[tuple]],
+              on_disk: set[str], provenance: dict[str, Any], roster: Any) -> WriteReport:
+    """Every batch built and written (by ``pool`` when given), counted into ``roster``."""
+    report = WriteReport()
+    pending: deque[Future] = deque()
+
+    def collect(part: tuple[WriteReport, Any]) -> None:
+        report.merge(part[0])
+        add_counts(roster, part[1])
+
+    for rows in batches:
+        existing = [row[0] in on_disk for row in rows]
+        if pool is None:
+            collect(write_batch(storehouse, kind, rows, existing, provenance))
+            continue
+        pending.append(pool.submit(write_batch, storehouse, kind, rows, existing, provenance))
+        while len(pending) > AHEAD * pool._max_workers or (pending and pending[0].done()):
+            collect(pending.popleft().result())
+    while pending:
+        collect(pending.popleft().result())
+    return report
+
+
+def add_counts(into: Any, part: Any) -> None:
+    """Add a worker's roster counts (numbers, and dicts of numbers) to the build's."""
+    for item in dataclasses.fields(into):
+        mine, theirs = getattr(into, item.name), getattr(part, item.name)
+        if isinstance(mine, dict):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
+        else:
+            setattr(into, item.name, mine + theirs)
