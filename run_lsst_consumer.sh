@@ -21,9 +21,11 @@ usage() {
   cat <<EOF
 Usage: run_lsst_consumer.sh [--dry-run] [--demo] [--help]
 
-Runs the LSST alert consumer, then the transient-kind builder (when DATABASE_URL is set),
-then deletes outputs older than RETENTION_DAYS. Works from any directory and from cron:
-it runs in its own directory ($SCRIPT_DIR), so relative paths resolve there.
+Runs the LSST alert consumer, then the kind builder (transient and minor_body slots,
+when DATABASE_URL is set), then the nightly HTML report (lsst_alert_report.py), then
+deletes outputs older than RETENTION_DAYS. Works from
+any directory and from cron: it runs in its own directory ($SCRIPT_DIR), so relative
+paths resolve there.
 
 Options:
   --dry-run   run nothing; list the files retention would delete
@@ -42,15 +44,17 @@ Environment (all optional):
   DATABASE_URL                  PostgreSQL of the Fink events; unset = skip the builder
   EVENT_STOREHOUSE              storehouse for the builder (default ./data/event_storehouse)
   TRANSIENT_TABLE, TRANSIENT_SOURCE   builder --table / --source
-  RETENTION_DAYS                keep this many days of CSV, FITS and quarantine files: a whole
+  REPORT                        1 (default) make the nightly report; 0 skip that step
+  RETENTION_DAYS                keep this many days of CSV, FITS, quarantine and report files: a whole
                                 number of days from 1 to $MAX_RETENTION_DAYS, read as decimal (default 30)
   LSST_LOCK_FILE                lock file (default <output dir>/state/run_lsst_consumer.lock)
   LOG_FILE                      append all output here instead of stdout/stderr
 
-Exit status: 0 all steps succeeded; the consumer's code if it failed (1 unexpected,
-2 configuration, 3 broker, 4 output), else the builder's (2 usage, 4 storehouse,
-5 database); $EXIT_RETENTION retention failed; $EXIT_LOCKED another run holds the lock;
-$EXIT_USAGE bad option, bad RETENTION_DAYS or an output directory retention must not touch
+Exit status: 0 all steps succeeded; else the first failed step's code: the consumer's
+(1 unexpected, 2 configuration, 3 broker or schema registry, 4 output), the builder's
+(2 usage, 4 storehouse, 5 database, 7 shrink refused), the report's (1 unexpected,
+2 configuration, 4 output); $EXIT_RETENTION retention failed; $EXIT_LOCKED another run holds the lock;
+$EXIT_USAGE bad option, bad RETENTION_DAYS or REPORT, or an output directory retention must not touch
 (/ or empty); $EXIT_NO_PYTHON no usable Python (run scripts/setup_venv.sh); $EXIT_CANT_CREATE LOG_FILE
 or the lock file cannot be written.
 EOF
@@ -80,6 +84,11 @@ if ! [[ "$retention_text" =~ ^[0-9]{1,12}$ ]] || ((10#$retention_text < 1 || 10#
   exit "$EXIT_USAGE"
 fi
 readonly retention_days=$((10#$retention_text))
+report="${REPORT:-1}"
+if [[ "$report" != 0 && "$report" != 1 ]]; then
+  echo "run_lsst_consumer.sh: REPORT must be 1 (make the nightly report) or 0 (skip it), not '$report'" >&2
+  exit "$EXIT_USAGE"
+fi
 
 if [[ "$demo" == true ]]; then
   if [[ -z "${PYTHON:-}" ]]; then
@@ -123,6 +132,8 @@ retention() {
     "$output_dir/cutouts" -name '*.fits'
     "$output_dir/quarantine" -name '*.bin'
     "$output_dir/quarantine" -name '*.json'
+    "$output_dir/reports" -name 'lsst_alerts_*'
+    "$output_dir/reports/thumbs" -name '*.png'
   )
   local i
   for ((i = 0; i < ${#targets[@]}; i += 3)); do
@@ -176,6 +187,11 @@ if [[ -n "${DATABASE_URL:-}" ]]; then
     --table "${TRANSIENT_TABLE:-events}" --source "${TRANSIENT_SOURCE:-fink_transients}"
 else
   log "step transient-builder: skipped (DATABASE_URL is not set)"
+fi
+if [[ "$report" == 1 ]]; then
+  run_step report "$PYTHON" lsst_alert_report.py --output-dir "$output_dir"
+else
+  log "step report: skipped (REPORT=0)"
 fi
 run_step retention retention
 

@@ -263,6 +263,23 @@ def load_config(
     return _validated(merged)
 
 
+def configured_output_dir(default: str, config_file: str | None = None,
+                          environ: Mapping[str, str] | None = None) -> str:
+    """The consumer's ``output_dir`` from the same sources the consumer reads (for tools
+    beside it, such as the report): the environment, else the TOML file, else ``default``."""
+    environ = os.environ if environ is None else environ
+    if environ.get(SETTINGS_BY_NAME["output_dir"].variable):
+        return environ[SETTINGS_BY_NAME["output_dir"].variable]
+    config_file = config_file or environ.get(f"{ENV_PREFIX}CONFIG")
+    if config_file:
+        value = _read_toml(config_file).get("output_dir")
+        if value is not None:
+            if not isinstance(value, str) or _non_empty(value):
+                raise ConfigError(f"output_dir in {config_file} must be a non-empty string")
+            return value
+    return default
+
+
 def _read_toml(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as handle:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -55,6 +56,11 @@ def retention_tree(tmp_path):
         "old_other": touch(out / "data" / "notes.txt", 45),
         "old_other_csv": touch(out / "data" / "my_analysis.csv", 45),
         "just_inside": touch(out / "data" / "lsst_alerts_20261022.csv", 29.9),
+        "old_report": touch(out / "reports" / "lsst_alerts_20250101.html", 45),
+        "old_plot": touch(out / "reports" / "lsst_alerts_20250101_sky.png", 45),
+        "old_thumb": touch(out / "reports" / "thumbs" / "1_science_20250101_020000.png", 45),
+        "old_other_report": touch(out / "reports" / "my_notes.html", 45),
+        "new_thumb": touch(out / "reports" / "thumbs" / "2_science_20261120_020000.png", 0),
     }
     link = out / "cutouts" / "link_to_outside.fits"
     link.symlink_to(outside)
@@ -78,14 +84,17 @@ def test_retention_deletes_only_old_matching_regular_files(kafka, retention_tree
     dry = run_wrapper(env, "--dry-run")
     assert dry.returncode == 0, dry.stderr
     listed = {Path(line).name for line in dry.stdout.splitlines() if line.startswith("/")}
-    assert listed == {"lsst_alerts_20250101.csv", "1_science_20250101_020000.fits", "t_0_1.bin", "t_0_1.json"}
+    assert listed == {"lsst_alerts_20250101.csv", "1_science_20250101_020000.fits", "t_0_1.bin", "t_0_1.json",
+                      "lsst_alerts_20250101.html", "lsst_alerts_20250101_sky.png", "1_science_20250101_020000.png"}
     assert all(path.exists() for path in files.values())  # a dry run deletes nothing
 
     done = run_wrapper(env, cwd=str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
     gone = {name for name, path in files.items() if not path.exists()}
-    assert gone == {"old_csv", "old_fits", "old_quarantine_bin", "old_quarantine_json"}
+    assert gone == {"old_csv", "old_fits", "old_quarantine_bin", "old_quarantine_json", "old_report", "old_plot",
+                    "old_thumb"}
     assert link.is_symlink() and outside.exists()
+    assert "step report: finished" in done.stdout
 
 
 def test_retention_days_is_configurable(kafka, retention_tree):
@@ -178,6 +187,15 @@ def test_builder_step_runs_when_database_url_is_set(kafka, pg_url, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "step transient-builder: finished" in done.stdout
     assert len(list((tmp_path / "store" / "transient").glob("ZTF*.json"))) == 6
+    assert json.loads((tmp_path / "store" / "minor_body" / "roster.json").read_text())["objects"] >= 1
+
+
+def test_report_step_can_be_skipped_and_is_validated(tmp_path):
+    env = wrapper_env(consumer_env("127.0.0.1:9", "alerts", tmp_path / "out"), LSST_CONSUMER_CONNECT_TIMEOUT="2")
+    skipped = run_wrapper({**env, "REPORT": "0"})
+    assert "step report: skipped (REPORT=0)" in skipped.stdout
+    bad = run_wrapper({**env, "REPORT": "yes"})
+    assert bad.returncode == 64 and "REPORT must be 1" in bad.stderr and "step consumer" not in bad.stdout
 
 
 def test_no_python_is_a_clear_error(tmp_path):
@@ -197,6 +215,12 @@ def test_demo_runs_the_whole_pipeline(tmp_path):
     assert len(list((output / "lsst_alerts" / "cutouts").glob("*.fits"))) >= 500
     assert len(list((output / "lsst_alerts" / "quarantine").glob("*.json"))) == 5
     assert len(list((output / "event_storehouse" / "transient").glob("ZTF*.json"))) == 2350
+    bodies = json.loads((output / "event_storehouse" / "minor_body" / "roster.json").read_text())
+    assert bodies["by_subtype"]["mpc"] > 20 and bodies["by_subtype"]["candidate"] > 10
+    (report_line,) = [line for line in done.stdout.splitlines() if line.startswith("Report: ")]
+    report_page = Path(report_line.split()[1])
+    assert report_page.is_file() and "step report: finished" in done.stdout
+    assert report_page.read_text().count('class="alert"') >= 180
     assert "Demo finished with exit status 0" in done.stdout
 
 

@@ -84,17 +84,22 @@ def main() -> int:
                    LSST_CONSUMER_IDLE_TIMEOUT="20", LSST_CONSUMER_KAFKA_SESSION_TIMEOUT_MS="2000",
                    LSST_CONSUMER_KAFKA_HEARTBEAT_INTERVAL_MS="500", EVENT_STOREHOUSE=str(OUTPUT / "event_storehouse"),
                    LOG_FILE=str(OUTPUT / "run_lsst_consumer.log"))
-        print("Demo: running ./run_lsst_consumer.sh (consumer → transient builder → retention) ...")
+        print("Demo: running ./run_lsst_consumer.sh (consumer → kind builder → report → retention) ...")
         status = subprocess.run([str(REPO / "run_lsst_consumer.sh")], env=env).returncode
     print((OUTPUT / "run_lsst_consumer.log").read_text())
     show_tree(OUTPUT)
     csv_files = sorted((OUTPUT / "lsst_alerts" / "data").glob("lsst_alerts_*.csv"))
     rows = sum(len(p.read_text().splitlines()) - 1 for p in csv_files)
     roster = json.loads((OUTPUT / "event_storehouse" / "transient" / "roster.json").read_text())
+    bodies = json.loads((OUTPUT / "event_storehouse" / "minor_body" / "roster.json").read_text())
     print(f"\nSummary: {rows} CSV rows in {', '.join(p.name for p in csv_files)}; "
           f"{len(list((OUTPUT / 'lsst_alerts' / 'cutouts').iterdir()))} cutouts; "
           f"{len(list((OUTPUT / 'lsst_alerts' / 'quarantine').glob('*.json')))} quarantined; "
-          f"{roster['objects']} transient slots {roster['by_subtype']}")
+          f"{roster['objects']} transient slots {roster['by_subtype']}; "
+          f"{bodies['objects']} minor-body slots {bodies['by_subtype']}")
+    reports = sorted((OUTPUT / "lsst_alerts" / "reports").glob("lsst_alerts_????????.html"))
+    for report in reports:
+        print(f"Report: {report}  (open it in a browser)")
     print(f"Demo finished with exit status {status}. Outputs: {OUTPUT}")
     return status
 

@@ -1,0 +1,86 @@
+"""One day's report: read the night, make thumbnails and plots, write the pages.
+
+``reports/lsst_alerts_YYYYMMDD.json`` records the fingerprint of the inputs the report was
+made from; ``days_to_report`` picks the days whose CSVs have no up-to-date report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..durable import write_atomically
+from .night import CUTOUT_KINDS, csv_days, fingerprint, read_night
+from .pages import AlertCells, page_name, render_page
+from .plots import night_plots
+from .thumbnails import thumbnail
+
+PAGE_SIZE = 200
+
+
+@dataclass
+class ReportResult:
+    day: str
+    path: Path  # the first page
+    pages: int
+    alerts: int
+    thumbnails: int
+    unreadable: int
+
+
+def report_stem(day: str) -> str:
+    return f"lsst_alerts_{day}"
+
+
+def days_to_report(output_dir: Path) -> list[str]:
+    """Days that have a CSV and no report made from their current inputs."""
+    reports = output_dir / "reports"
+    due = []
+    for day in csv_days(output_dir):
+        try:
+            made_from = json.loads((reports / f"{report_stem(day)}.json").read_text())["fingerprint"]
+        except (OSError, ValueError, KeyError, TypeError):
+            made_from = None
+        if made_from != fingerprint(output_dir, day) or not (reports / f"{report_stem(day)}.html").exists():
+            due.append(day)
+    return due
+
+
+def build_report(output_dir: Path, day: str, page_size: int = PAGE_SIZE) -> ReportResult:
+    """Write the day's pages, thumbnails and plots under ``output_dir/reports``."""
+    reports = output_dir / "reports"
+    (reports / "thumbs").mkdir(parents=True, exist_ok=True)
+    made_from = fingerprint(output_dir, day)
+    night = read_night(output_dir, day)
+    stem = report_stem(day)
+    cells, made, unreadable = [], 0, 0
+    for row in night.alerts:
+        thumbs = {}
+        for kind in CUTOUT_KINDS:
+            cutout = row.get(f"{kind}_cutout_path") or ""
+            status, name = thumbnail(output_dir, reports, cutout, kind)
+            link = os.path.relpath(output_dir / cutout, reports) if cutout and status != "missing" else None
+            thumbs[kind] = (status, name, link)
+            made += status == "ok"
+            unreadable += status == "unreadable"
+        cells.append(AlertCells(row, thumbs))
+    plots = night_plots(night.alerts, reports, stem)
+    pages = max(1, -(-len(cells) // page_size))
+    for number in range(1, pages + 1):
+        start = (number - 1) * page_size
+        text = render_page(night, stem, number, pages, cells[start:start + page_size], plots, start)
+        write_atomically(str(reports / page_name(stem, number)), text.encode("utf-8"), durable=False)
+    _remove_stale_pages(reports, stem, pages)
+    write_atomically(str(reports / f"{stem}.json"), json.dumps(
+        {"fingerprint": made_from, "pages": pages, "alerts": len(night.alerts)}).encode(), durable=False)
+    return ReportResult(day, reports / page_name(stem, 1), pages, len(night.alerts), made, unreadable)
+
+
+def _remove_stale_pages(reports: Path, stem: str, pages: int) -> None:
+    """Pages of an earlier, longer report of the same day."""
+    number = pages + 1
+    while (reports / page_name(stem, number)).exists():
+        (reports / page_name(stem, number)).unlink()
+        number += 1

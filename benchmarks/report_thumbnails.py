@@ -1,0 +1,91 @@
+"""Nightly-report rendering speed against its floor, and against the consume it follows.
+
+In one run, on the same cutouts (written by the consumer from factory alerts, offline):
+
+* floor: a bare loop of ``astropy.io.fits.getdata`` + a linear 8-bit PNG save (Pillow) per
+  cutout, the least any thumbnail renderer must do;
+* the report's thumbnails (zscale, symmetric difference stretch, atomic rename);
+* the whole report (thumbnails, plots, pages) against the consumer run that produced the
+  night (target: not longer).
+
+    .venv/bin/python benchmarks/report_thumbnails.py [--alerts 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+from astropy.io import fits  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from alert_pipeline.devtools.factory import AlertFactory  # noqa: E402
+from alert_pipeline.report import build_report  # noqa: E402
+from alert_pipeline.report.thumbnails import thumbnail  # noqa: E402
+from alert_pipeline.sources import write_frames_file  # noqa: E402
+
+
+def floor_seconds(cutouts: list[Path], target: Path) -> float:
+    target.mkdir()
+    started = time.perf_counter()
+    for index, path in enumerate(cutouts):
+        data = np.asarray(fits.getdata(path, memmap=False), dtype=np.float64)
+        low, high = np.nanmin(data), np.nanmax(data)
+        pixels = ((data - low) / ((high - low) or 1.0) * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(target / f"{index}.png", format="PNG", compress_level=1)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--alerts", type=int, default=2000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        root = Path(work)
+        factory = AlertFactory("11.1", seed=1)
+        frames = root / "night.frames"
+        write_frames_file(str(frames), [factory.frame(factory.alert()) for _ in range(args.alerts)])
+        output = root / "out"
+        started = time.perf_counter()
+        subprocess.run([sys.executable, str(REPO / "lsst_alert_consumer.py"), "--from-file", str(frames),
+                        "--output-dir", str(output)], check=True, capture_output=True)
+        consume = time.perf_counter() - started
+        cutouts = sorted((output / "cutouts").glob("*.fits"))
+        floor = floor_seconds(cutouts, root / "floor")
+
+        reports = root / "thumbs-only"
+        (reports / "thumbs").mkdir(parents=True)
+        started = time.perf_counter()
+        for path in cutouts:
+            thumbnail(output, reports, f"cutouts/{path.name}", path.name.split("_")[1])
+        ours = time.perf_counter() - started
+
+        (day,) = {path.name.split("_")[2] for path in (output / "data").glob("lsst_alerts_*.csv")}
+        shutil.rmtree(output / "reports", ignore_errors=True)
+        started = time.perf_counter()
+        build_report(output, day[:8])
+        whole = time.perf_counter() - started
+        started = time.perf_counter()
+        build_report(output, day[:8])
+        rerun = time.perf_counter() - started
+    n = len(cutouts)
+    print(f"{args.alerts} alerts, {n} cutouts ({os.cpu_count()} cores)")
+    print(f"  floor: getdata + PNG save      {n / floor:8.0f} thumbnails/s")
+    print(f"  report thumbnails (zscale)     {n / ours:8.0f} thumbnails/s   ratio {floor / ours:.2f}x the floor")
+    print(f"  consume that made the night    {consume:8.1f} s")
+    print(f"  whole report (first time)      {whole:8.1f} s       ratio {whole / consume:.2f}x the consume")
+    print(f"  whole report (rerun, reused)   {rerun:8.1f} s")
+
+
+if __name__ == "__main__":
+    main()

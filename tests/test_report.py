@@ -1,0 +1,233 @@
+"""The nightly report (lsst_alert_report.py) over real consumer output, and in a real
+browser (Debian's chromium, driven by Playwright)."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import html.parser
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alert_pipeline.devtools.factory import AlertFactory, malformed_messages
+from alert_pipeline.report.thumbnails import stretch
+from alert_pipeline.sources import write_frames_file
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+VERSIONS = ("4.0", "6.0", "9.0", "11.1")  # v4 and v6 carry no science cutout
+
+
+def consume(tmp_path: Path, messages: list[bytes], output: Path) -> None:
+    frames = tmp_path / f"{output.name}.frames"
+    write_frames_file(str(frames), messages)
+    done = subprocess.run([sys.executable, str(REPO / "lsst_alert_consumer.py"), "--from-file", str(frames),
+                           "--output-dir", str(output)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def report(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "lsst_alert_report.py"), *args], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+@functools.cache
+def _night_messages() -> list[bytes]:
+    messages = []
+    for index, version in enumerate(VERSIONS):
+        factory = AlertFactory(version, seed=160 + index)
+        messages += [factory.frame(factory.alert(cutout_size=40)) for _ in range(6)]
+    messages += [value for _, value in list(malformed_messages(AlertFactory("11.1", seed=169)))[:2]]
+    return messages
+
+
+@pytest.fixture
+def night(tmp_path):
+    """Consumer output of 24 alerts of four schema versions and two broken messages, with
+    one difference cutout damaged on disk afterwards."""
+    output = tmp_path / "out"
+    consume(tmp_path, _night_messages(), output)
+    damaged = sorted((output / "cutouts").glob("*_difference_*.fits"))[0]
+    damaged.write_bytes(damaged.read_bytes()[:3000])
+    (csv_file,) = (output / "data").glob("lsst_alerts_*.csv")
+    return output, csv_file, damaged
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+class PageParser(html.parser.HTMLParser):
+    """Alert rows, image sources, links and the text of a report page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alerts: list[str] = []
+        self.images: list[str] = []
+        self.links: list[str] = []
+        self.unreadable = 0
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "tr" and attributes.get("class") == "alert":
+            self.alerts.append(attributes["id"].removeprefix("alert-"))
+        if tag == "img":
+            self.images.append(attributes["src"])
+        if tag == "a":
+            self.links.append(attributes["href"])
+        if tag == "td" and "unreadable" in (attributes.get("class") or ""):
+            self.unreadable += 1
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse(path: Path) -> PageParser:
+    parser = PageParser()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_report_of_a_night_holds_every_alert_thumbnail_and_count(night):
+    output, csv_file, damaged = night
+    done = report("--output-dir", str(output))
+    assert done.returncode == 0, done.stderr
+    day = csv_file.stem.split("_")[2]
+    page_path = output / "reports" / f"lsst_alerts_{day}.html"
+    page = parse(page_path)
+    rows = csv_rows(csv_file)
+    assert sorted(page.alerts) == sorted(row["diaSourceId"] for row in rows) and len(rows) == 24
+
+    cutouts = [row[f"{kind}_cutout_path"] for row in rows for kind in ("science", "template", "difference")]
+    present = [path for path in cutouts if path]
+    assert len(present) == 24 * 3 - 12  # v4 and v6: no science cutout, an empty cell
+    assert page.unreadable == 1 and len(page.images) == len(present) - 1 + 3  # + the three plots
+    for source in page.images:  # relative links only, every file there, every PNG a real image
+        assert not source.startswith(("/", "http")) and (page_path.parent / source).is_file()
+        with Image.open(page_path.parent / source) as image:
+            assert image.format == "PNG" and image.size[0] > 0
+    fits_links = [link for link in page.links if link.endswith(".fits")]
+    assert len(fits_links) == len(present)  # the unreadable one links to its file too
+    assert all((page_path.parent / link).resolve() == (output / link[3:]).resolve() for link in fits_links)
+    assert f"../cutouts/{damaged.name}" in fits_links
+
+    text = " ".join(" ".join(page.text).split())
+    assert f"Alerts 24 Cutouts {len(present)} Quarantined messages 2 (" in text
+    assert re.search(r"Quarantined messages 2 \(\S+: \d", text)
+
+
+def test_rerun_reuses_thumbnails_and_skips_up_to_date_days(night):
+    output, csv_file, _ = night
+    assert report("--output-dir", str(output)).returncode == 0
+    thumbs = {path: path.stat().st_mtime_ns for path in (output / "reports" / "thumbs").glob("*.png")}
+    again = report("--output-dir", str(output))
+    assert again.returncode == 0 and "up to date" in again.stderr
+    with open(csv_file, "a") as handle:  # the day gained a row: its report is remade
+        handle.write(csv_file.read_text().splitlines()[1].replace(",", ",", 1) + "\n")
+    third = report("--output-dir", str(output))
+    assert third.returncode == 0 and "25 alerts" in third.stderr
+    assert {path: path.stat().st_mtime_ns for path in thumbs} == thumbs  # made once, reused
+
+
+def test_big_nights_are_paginated(night):
+    output, csv_file, _ = night
+    done = report("--output-dir", str(output), "--page-size", "10")
+    assert done.returncode == 0, done.stderr
+    day = csv_file.stem.split("_")[2]
+    pages = [output / "reports" / f"lsst_alerts_{day}.html"] + \
+        [output / "reports" / f"lsst_alerts_{day}_p{n}.html" for n in (2, 3)]
+    parsed = [parse(page) for page in pages]
+    assert [len(page.alerts) for page in parsed] == [10, 10, 4]
+    assert sorted(sum((page.alerts for page in parsed), [])) == sorted(row["diaSourceId"] for row in csv_rows(csv_file))
+    assert f"lsst_alerts_{day}_p3.html" in parsed[0].links and f"lsst_alerts_{day}.html" in parsed[2].links
+    assert report("--output-dir", str(output), "--page-size", "200", "--date", day).returncode == 0
+    assert not pages[1].exists()  # a shorter report leaves no stale pages behind
+
+
+def test_empty_night_bad_date_and_default_output_dir(tmp_path):
+    output = tmp_path / "lsst"
+    (output / "data").mkdir(parents=True)
+    from alert_pipeline.records import COLUMNS
+
+    (output / "data" / "lsst_alerts_20261120.csv").write_text(",".join(COLUMNS) + "\n")
+    done = report(env={"LSST_CONSUMER_OUTPUT_DIR": str(output)})
+    assert done.returncode == 0, done.stderr
+    page = parse(output / "reports" / "lsst_alerts_20261120.html")
+    assert page.alerts == [] and "No alerts were written on this day." in page.text
+    assert report("--output-dir", str(output), "--date", "2026-11-20").returncode == 2
+    missing = report("--output-dir", str(output), "--date", "20261121")
+    assert missing.returncode == 2 and "no CSV for 20261121" in missing.stderr
+    assert report("--output-dir", str(tmp_path / "nowhere")).returncode == 2
+
+
+def test_stretch_zscale_and_a_difference_image_symmetric_around_zero():
+    rng = np.random.default_rng(3)
+    difference = rng.normal(0, 1, (40, 40))
+    difference[18:22, 18:22] = 40.0  # a brightening
+    difference[5:8, 5:8] = -40.0  # a fading
+    pixels = stretch(difference, "difference")
+    zero = stretch(np.where(np.abs(difference) < 3, 0.0, difference), "difference")
+    assert abs(int(np.median(zero)) - 128) <= 1  # zero is mid-grey
+    assert pixels.max() == 255 and pixels.min() == 0
+    science = stretch(rng.normal(1000, 10, (30, 30)), "science")
+    assert 0 < science.mean() < 255 and len(np.unique(science)) > 20  # zscale spreads the noise
+    assert stretch(np.full((5, 5), np.nan), "science").max() == 0
+
+
+def test_report_in_a_real_browser(night, tmp_path):
+    """Headless Chromium: every alert of the day is in the rendered DOM, every thumbnail
+    loads and is not blank, and the page is screenshotted (tmp_path/report.png)."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: .ci/run installs it (apt-get install chromium)"
+    output, csv_file, _ = night
+    assert report("--output-dir", str(output)).returncode == 0
+    day = csv_file.stem.split("_")[2]
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(output))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"])
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"http://127.0.0.1:{server.server_port}/reports/lsst_alerts_{day}.html", wait_until="load")
+            alerts = page.eval_on_selector_all("tr.alert", "rows => rows.map(row => row.id.slice(6))")
+            images = page.evaluate("""() => Array.from(document.images).map(img => {
+                const canvas = document.createElement('canvas');
+                canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+                const context = canvas.getContext('2d');
+                context.drawImage(img, 0, 0);
+                const data = canvas.width ? context.getImageData(0, 0, canvas.width, canvas.height).data : [];
+                let low = 255, high = 0;
+                for (let i = 0; i < data.length; i += 4) { low = Math.min(low, data[i]); high = Math.max(high, data[i]); }
+                return {src: img.getAttribute('src'), complete: img.complete, width: img.naturalWidth,
+                        range: high - low};
+            })""")
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
+            browser.close()
+    finally:
+        server.shutdown()
+    assert sorted(alerts) == sorted(row["diaSourceId"] for row in csv_rows(csv_file))
+    thumbnails = [image for image in images if image["src"].startswith("thumbs/")]
+    assert len(thumbnails) == 24 * 3 - 12 - 1
+    broken = [image for image in images if not image["complete"] or image["width"] == 0 or image["range"] == 0]
+    assert broken == []
+    with Image.open(tmp_path / "report.png") as shot:
+        assert shot.size == (1400, 900) and len(set(shot.convert("L").getdata())) > 50
+    if os.environ.get("REPORT_SCREENSHOT"):  # to look at it: REPORT_SCREENSHOT=/tmp/shot.png pytest -k browser
+        shutil.copy(tmp_path / "report.png", os.environ["REPORT_SCREENSHOT"])
