@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .avro import DECODERS, resolve_decoder
 from .decode import FRAMINGS
 from .exitcodes import EXIT_BROKER, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_OUTPUT, EXIT_SERVICE  # noqa: F401
 from .masking import mask_secrets, mask_text
@@ -89,6 +90,14 @@ def _metrics_path(value: str) -> str | None:
     return None
 
 
+def _decoder(value: str) -> str | None:
+    try:
+        resolve_decoder(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _version(value: str) -> str | None:
     return None if re.fullmatch(r"\d{1,2}\.\d{1,2}", value) else "must look like 11.1"
 
@@ -126,6 +135,8 @@ class ConsumerConfig:
                               metavar="N")
     workers: int = setting(1, "processes that decode and stage cutouts (default 1)", _between(1, 64), metavar="N")
     framing: str = setting("auto", "message framing (default auto-detect)", _choice(*FRAMINGS), choices=FRAMINGS)
+    decoder: str = setting("auto", "Avro decoder: cavro (faster) or fastavro (the reference); auto = cavro when "
+                           "installed", _decoder, choices=DECODERS)
     schema_version: str | None = setting(None, "schema for --framing schemaless, e.g. 11.1", _version,
                                          metavar="X.Y")
     instance_id: str = setting("", "name of this instance when several share an output dir", _instance_name,

@@ -35,7 +35,8 @@ class AlertConsumer:
     def __init__(self, config: ConsumerConfig) -> None:
         self.config = config
         self.decoder = AlertDecoder(config.framing, config.schema_version, config.registry_config(),
-                                    Limits(config.max_decompressed_bytes, config.max_records_per_message))
+                                    Limits(config.max_decompressed_bytes, config.max_records_per_message),
+                                    config.decoder)
         self.store = OutputStore(config.output_dir, config.instance_id, config.ledger_window_days, mask_text)
         #: Paths of the current alert's cutouts ({kind: relative path or None}), set
         #: before ``process_alert`` is called.
@@ -131,11 +132,16 @@ class AlertConsumer:
         results = pool.map(_prepare_chunk, parts, [processed_at] * len(parts))
         return [output for part in results for output in part]
 
+    def stage_batch(self, messages: Sequence[Message], processed_at: dt.datetime) -> list[MessageOutput]:
+        """``prepare_batch``, then wait until its cutouts are staged (not yet durable)."""
+        outputs = self.prepare_batch(messages, processed_at)
+        self.store.stager.wait()
+        return outputs
+
     def write_batch(self, messages: Sequence[Message], processed_at: dt.datetime) -> RunSummary:
         """Prepare and durably write one batch (the caller commits, then ``store.finish_batch``)."""
         try:
-            outputs = self.prepare_batch(messages, processed_at)
-            self.store.stager.wait()
+            outputs = self.stage_batch(messages, processed_at)
         except BaseException:
             self.store.stager.discard_all()
             raise

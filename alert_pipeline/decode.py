@@ -27,6 +27,7 @@ from typing import Any
 
 import fastavro
 
+from .avro import WriterSchema, read_record, resolve_decoder
 from .errors import (
     CorruptPayloadError,
     RegistryUnavailableError,
@@ -61,11 +62,16 @@ def bundled_versions() -> list[str]:
 
 
 _bundled_lock = threading.Lock()
-_bundled: dict[int, Any] = {}
+_bundled: dict[int, WriterSchema] = {}
 
 
 def bundled_schema(schema_id: int) -> Any:
-    """The parsed writer schema lsst-alert-packet ships for ``schema_id`` (cached)."""
+    """The fastavro-parsed writer schema lsst-alert-packet ships for ``schema_id``."""
+    return bundled_writer(schema_id).fastavro
+
+
+def bundled_writer(schema_id: int) -> WriterSchema:
+    """The writer schema lsst-alert-packet ships for ``schema_id`` (cached)."""
     with _bundled_lock:
         if schema_id not in _bundled:
             registry = _packet_registry()
@@ -76,7 +82,7 @@ def bundled_schema(schema_id: int) -> Any:
                     f"lsst-alert-packet schemas ({', '.join(bundled_versions())}); "
                     "configure a schema registry or upgrade lsst-alert-packet"
                 )
-            _bundled[schema_id] = fastavro.parse_schema(registry.get_by_id(schema_id).definition)
+            _bundled[schema_id] = WriterSchema(registry.get_by_id(schema_id).definition)
         return _bundled[schema_id]
 
 
@@ -126,10 +132,12 @@ class RegistrySchemas:
             raise UnknownSchemaError(f"schema id {schema_id} in the registry at {self.url} is a "
                                      f"{schema.schema_type} schema, not Avro")
         try:
-            return fastavro.parse_schema(json.loads(schema.schema_str))
+            writer = WriterSchema(json.loads(schema.schema_str))
+            writer.fastavro  # noqa: B018 - parsed now: a schema that does not parse is the message's problem
         except Exception as exc:  # noqa: BLE001 - json and fastavro parse errors
             raise UnknownSchemaError(f"schema id {schema_id} in the registry at {self.url} is not a valid "
                                      f"Avro schema: {type(exc).__name__}: {exc}") from None
+        return writer
 
     def _explain(self, exc: Any) -> str:
         status = exc.http_status_code
@@ -174,6 +182,7 @@ class AlertDecoder:
         schema_version: str | None = None,
         registry: Mapping[str, Any] | None = None,
         limits: Limits = Limits(),  # noqa: B008 - frozen, shared safely
+        decoder: str = "auto",
     ) -> None:
         if framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}, not {framing!r}")
@@ -181,10 +190,11 @@ class AlertDecoder:
             raise ValueError("framing 'schemaless' needs a schema version (e.g. 11.1)")
         self.framing = framing
         self.schema_version = schema_version
-        self.schema_for_id = RegistrySchemas(registry) if registry else bundled_schema
+        self.schema_for_id = RegistrySchemas(registry) if registry else bundled_writer
         self.limits = limits
-        #: The Avro library that decodes, for the start line and the run history.
-        self.name = "fastavro"
+        #: The Avro library that decodes (see ``alert_pipeline.avro``), for the start line
+        #: and the run history.
+        self.name = resolve_decoder(decoder)
 
     def decode(self, value: bytes | None) -> list[dict[str, Any]]:
         """All alerts carried by one message value."""
@@ -197,7 +207,8 @@ class AlertDecoder:
             check_container(value, self.limits)
             return decode_ocf(value)
         if framing == "schemaless":
-            return [schemaless(value, self.schema_for_id(schema_id_for_version(self.schema_version)), 0)]
+            writer = self.schema_for_id(schema_id_for_version(self.schema_version))
+            return [read_record(value, 0, writer, self.name, f"schema v{self.schema_version}")]
         inflate_bounded(value, self.limits.max_decompressed_bytes)  # refuse a bomb before the parser inflates it
         return [decode_antares_locus(value)]
 
@@ -220,7 +231,7 @@ class AlertDecoder:
         if len(value) < 5 or value[0] != CONFLUENT_MAGIC:
             raise UnrecognisedFramingError("not Confluent wire format (byte 0 is not 0)")
         (schema_id,) = struct.unpack_from(">I", value, 1)
-        return schemaless(value, self.schema_for_id(schema_id), 5, schema_id)
+        return read_record(value, 5, self.schema_for_id(schema_id), self.name, f"schema id {schema_id}")
 
 
 def detect_framing(value: bytes) -> str:
@@ -236,23 +247,6 @@ def detect_framing(value: bytes) -> str:
         "an Avro container file (Obj\\x01) nor an ANTARES zlib locus; set framing='schemaless' "
         "with schema_version for bare Avro"
     )
-
-
-def schemaless(value: bytes, schema: Any, offset: int, schema_id: int | None = None) -> dict[str, Any]:
-    """Bare Avro at ``value[offset:]`` read with ``schema``; the bytes must be used up exactly."""
-    stream = io.BytesIO(value)
-    stream.seek(offset)
-    try:
-        alert = fastavro.schemaless_reader(stream, schema)
-    except Exception as exc:  # noqa: BLE001 - fastavro raises many types on bad bytes
-        label = f"schema id {schema_id}" if schema_id is not None else "the configured schema"
-        raise CorruptPayloadError(f"Avro payload does not match {label}: {type(exc).__name__}: {exc}") from exc
-    if stream.tell() != len(value):
-        raise CorruptPayloadError(
-            f"{len(value) - stream.tell()} bytes left over after the Avro record: "
-            "wrong schema id or corrupt payload"
-        )
-    return alert
 
 
 def decode_ocf(value: bytes) -> list[dict[str, Any]]:

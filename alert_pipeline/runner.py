@@ -1,21 +1,30 @@
-"""The one loop: recover → (batch → write durably → acknowledge → finish) → summary.
+"""The one loop: recover → (batch → prepare → write durably → acknowledge → finish) → summary.
 
 ``run(consumer, source)`` drives any source (Kafka, files) through the same steps. It
 owns what is common to every run: crash recovery before the first batch, the
-``max_messages`` and ``max_runtime`` limits, SIGTERM/SIGINT (the batch in hand is
+``max_messages`` and ``max_runtime`` limits, SIGTERM/SIGINT (the batches in hand are
 finished and acknowledged first), and the totals. The source owns reading and
 acknowledging; the consumer owns decoding and writing.
+
+CPU and disk overlap: batch N is made durable (cutouts renamed, one syncfs, CSV and
+ledger appended and fsynced) on a writer thread while batch N+1 is decoded and its
+cutouts staged. The main thread alone acknowledges, and only a batch whose write has
+completed, in order, so the durability rule is unchanged: nothing is committed before it
+is on disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from .consumer import AlertConsumer
@@ -61,38 +70,79 @@ def run(consumer: AlertConsumer, source: Source, now: Callable[[], dt.datetime] 
     if summary.recovered:
         log.warning("recovered from an interrupted run: %s", summary.recovered)
 
+    in_flight: _InFlight | None = None
+
+    def settle() -> None:
+        """Wait for the batch being written, then acknowledge and count it."""
+        nonlocal in_flight
+        if in_flight is None:
+            return
+        batch, future, in_flight = in_flight.batch, in_flight.future, None
+        result = future.result()  # durable, or raises: no ack
+        checkpoint("before-commit")
+        source.ack(batch)
+        checkpoint("after-commit")
+        consumer.store.finish_batch()
+        summary.add(result)
+        _progress(summary)
+
+    def taken() -> int:
+        return summary.consumed + (len(in_flight.batch) if in_flight else 0)
+
     def budget() -> int:
         if config.max_messages is None:
             return config.batch_size
-        return max(min(config.batch_size, config.max_messages - summary.consumed), 1)
+        return max(min(config.batch_size, config.max_messages - taken()), 1)
 
-    with _stop_on_signals() as stop:
+    with _stop_on_signals() as stop, ThreadPoolExecutor(1, thread_name_prefix="batch-writer") as writer:
         try:
             batches = source.batches(budget)
             for batch in batches:
                 if batch:
-                    result = consumer.write_batch(batch, now())  # durable, or raises: no ack
-                    checkpoint("before-commit")
-                    source.ack(batch)
-                    checkpoint("after-commit")
-                    consumer.store.finish_batch()
-                    summary.add(result)
-                    _progress(summary)
-                summary.stop_reason = stop.signal_name or _limit_reached(config, summary, started) or ""
+                    processed_at = now()
+                    try:
+                        outputs = consumer.stage_batch(batch, processed_at)
+                    except BaseException:
+                        _settle_then_discard(settle, consumer)
+                        raise
+                    settle()
+                    in_flight = _InFlight(batch, writer.submit(consumer.store.write_batch, outputs, processed_at))
+                elif in_flight is not None:
+                    settle()  # nothing new arrived: commit what is written without waiting
+                summary.stop_reason = stop.signal_name or _limit_reached(config, taken(), started) or ""
                 if summary.stop_reason:
                     batches.close()
                     break
             else:
                 summary.stop_reason = source.stop_reason
+            settle()
             summary.partitions = source.positions()
         finally:
+            if in_flight is not None:  # an exception: let the write finish, never acknowledge it
+                with contextlib.suppress(BaseException):
+                    in_flight.future.result()
             summary.elapsed = time.monotonic() - started
             source.close()
     return summary
 
 
-def _limit_reached(config: Any, summary: RunSummary, started: float) -> str | None:
-    if config.max_messages is not None and summary.consumed >= config.max_messages:
+@dataclass
+class _InFlight:
+    batch: list[Any]
+    future: Future
+
+
+def _settle_then_discard(settle: Callable[[], None], consumer: AlertConsumer) -> None:
+    """A batch failed while being prepared: finish the one being written first (its
+    staged cutouts must not be discarded under it), then drop what was staged."""
+    try:
+        settle()
+    finally:
+        consumer.store.stager.discard_all()
+
+
+def _limit_reached(config: Any, taken: int, started: float) -> str | None:
+    if config.max_messages is not None and taken >= config.max_messages:
         return "max-messages"
     if config.max_runtime is not None and time.monotonic() - started >= config.max_runtime:
         return "max-runtime"

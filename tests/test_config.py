@@ -100,7 +100,7 @@ def test_every_setting_has_one_flag_one_variable_and_one_toml_key(tmp_path):
     special = {"output_dir": ("/x", "/x"), "framing": ("ocf", "ocf"), "log_level": ("ERROR", "ERROR"),
                "instance_id": ("east", "east"), "max_message_bytes": ("4096", 4096),
                "max_decompressed_bytes": ("4096", 4096), "max_cutout_bytes": ("4096", 4096),
-               "metrics_file": (f"{tmp_path}/lsst.prom", f"{tmp_path}/lsst.prom")}
+               "metrics_file": (f"{tmp_path}/lsst.prom", f"{tmp_path}/lsst.prom"), "decoder": ("fastavro", "fastavro")}
     for setting in SETTINGS:
         text, value = special.get(setting.name, samples[setting.kind])
         from_env = load([], {setting.variable: text})

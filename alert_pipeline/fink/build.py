@@ -190,6 +190,7 @@ def _plan_for_throughput(connection: psycopg.Connection) -> None:
     # documents is the costliest step; the planner underrates it and stays serial
     # unless parallel workers look cheap.
     connection.execute("SET LOCAL work_mem = '256MB'")
+    connection.execute("SET LOCAL temp_buffers = '1GB'")
     connection.execute("SET LOCAL cursor_tuple_fraction = 1.0")
     connection.execute("SET LOCAL parallel_setup_cost = 10")
     connection.execute("SET LOCAL parallel_tuple_cost = 0.001")

@@ -1,0 +1,125 @@
+"""The consumer against its floors, in one run: decode (fastavro and the chosen decoder),
+a bare 3-file cutout write on the output filesystem, then the offline (--from-file) and
+Kafka paths, with the output on tmpfs and on disk.
+
+Targets (issue "past the fastavro floor"), printed as ratios measured side by side:
+
+* Kafka path, output on tmpfs: >= 1.3x the bare fastavro decode rate of the same messages;
+* Kafka path, output on disk: >= 0.8x min(bare fastavro decode, bare 3-file write);
+* offline path within 10 % of the Kafka path, or faster.
+
+Each consumer run's fixed costs (start-up, group join, end detection) are measured by the
+same run over an empty topic / an empty file and subtracted.
+
+    .venv/bin/python benchmarks/consumer_floors.py [--count 3000] [--case "b: v11.1, 30+30 history"]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+from _common import CASES, REPO, bare_decode_seconds, framed_alerts
+from consumer_end_to_end import produce
+
+from alert_pipeline.avro import resolve_decoder
+from alert_pipeline.decode import AlertDecoder
+from alert_pipeline.devtools.local import start_broker
+from alert_pipeline.durable import sync_filesystem
+from alert_pipeline.sources import write_frames_file
+
+
+def decoder_seconds(values: list[bytes], name: str) -> float:
+    """The consumer's own decoder alone (framing, schema lookup, record) over the messages."""
+    decoder = AlertDecoder(decoder=name)
+    decoder.decode(values[0])  # schemas parsed before the clock starts
+    start = time.perf_counter()
+    for value in values:
+        decoder.decode(value)
+    return time.perf_counter() - start
+
+
+def disk_floor_seconds(values: list[bytes], directory: str) -> float:
+    """The three cutouts of every alert written as files (temp + rename), one syncfs per 500."""
+    cutouts = [[alert[field] for field in ("cutoutScience", "cutoutTemplate", "cutoutDifference")]
+               for alert in (AlertDecoder().decode(value)[0] for value in values)]
+    os.makedirs(os.path.join(directory, "tmp"))
+    os.makedirs(os.path.join(directory, "out"))
+    start = time.perf_counter()
+    for index, parts in enumerate(cutouts):
+        for kind, data in enumerate(parts):
+            temp = os.path.join(directory, "tmp", f"{index}_{kind}")
+            with open(temp, "wb") as handle:
+                handle.write(data)
+            os.replace(temp, os.path.join(directory, "out", f"{index}_{kind}.fits"))
+        if index % 500 == 499:
+            sync_filesystem(directory)
+    sync_filesystem(directory)
+    return time.perf_counter() - start
+
+
+def consumer_seconds(output_dir: str, *args: str, **env: str) -> float:
+    environment = dict(os.environ, LSST_CONSUMER_OUTPUT_DIR=output_dir, LSST_CONSUMER_LOG_LEVEL="WARNING",
+                       LSST_CONSUMER_KAFKA_SESSION_TIMEOUT_MS="2000", LSST_CONSUMER_KAFKA_HEARTBEAT_INTERVAL_MS="500",
+                       **env)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, os.path.join(REPO, "lsst_alert_consumer.py"), *args], env=environment,
+                   check=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=3000)
+    parser.add_argument("--case", default="b: v11.1, 30+30 history", choices=list(CASES))
+    args = parser.parse_args()
+    values = framed_alerts(args.case, args.count)
+    chosen = resolve_decoder("auto")
+    fast = len(values) / bare_decode_seconds(values)
+    ours = len(values) / decoder_seconds(values, chosen)
+    print(f"{len(values)} messages, case {args.case!r}, {sum(map(len, values)) / len(values) / 1024:.0f} kB each; "
+          f"decoder auto = {chosen}")
+    print(f"  decode floor, bare fastavro.schemaless_reader   {fast:8.0f} alerts/s")
+    print(f"  the consumer's decoder ({chosen:8})              {ours:8.0f} alerts/s   {ours / fast:.2f}x fastavro")
+    roots = {"tmpfs": "/dev/shm", "disk": tempfile.gettempdir()}
+    broker = start_broker()
+    try:
+        topic, empty = f"floors-{uuid.uuid4().hex[:6]}", f"empty-{uuid.uuid4().hex[:6]}"
+        produce(broker.bootstrap_servers, topic, values)
+        produce(broker.bootstrap_servers, empty, [])
+        kafka = dict(LSST_CONSUMER_BOOTSTRAP_SERVERS=broker.bootstrap_servers)
+        for label, root in roots.items():
+            if not os.path.isdir(root):
+                continue
+            with tempfile.TemporaryDirectory(dir=root) as work:
+                frames, nothing = os.path.join(work, "night.frames"), os.path.join(work, "empty.frames")
+                write_frames_file(frames, values)
+                write_frames_file(nothing, [])
+                disk = len(values) / disk_floor_seconds(values, os.path.join(work, "floor"))
+                offline = len(values) / (consumer_seconds(os.path.join(work, "offline"), "--from-file", frames)
+                                         - consumer_seconds(os.path.join(work, "offline0"), "--from-file", nothing))
+                fixed = consumer_seconds(os.path.join(work, "kafka0"), LSST_CONSUMER_TOPIC=empty,
+                                         LSST_CONSUMER_GROUP_ID=f"b-{uuid.uuid4().hex[:8]}", **kafka)
+                run = consumer_seconds(os.path.join(work, "kafka"), LSST_CONSUMER_TOPIC=topic,
+                                       LSST_CONSUMER_GROUP_ID=f"b-{uuid.uuid4().hex[:8]}", **kafka)
+                kafka_rate = len(values) / (run - fixed)
+            floor = min(fast, disk)
+            print(f"output on {label} ({root}):")
+            print(f"  3-file write floor                              {disk:8.0f} alerts/s")
+            print(f"  offline path (--from-file)                      {offline:8.0f} alerts/s   "
+                  f"{offline / kafka_rate:.2f}x the Kafka path (target >= 0.90)")
+            print(f"  Kafka path                                      {kafka_rate:8.0f} alerts/s   "
+                  f"{kafka_rate / fast:.2f}x bare fastavro, {kafka_rate / floor:.2f}x min(floors)"
+                  + ("  (target >= 1.3x bare fastavro)" if label == "tmpfs" else "  (target >= 0.8x min(floors))"),
+                  flush=True)
+    finally:
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Mutations of real alert messages through both decoders (run as a script by
+tests/test_decoders.py, so that a crash or a memory blow-up fails the test, not pytest).
+
+Prints one JSON line: mutations tried, outcomes per decoder, disagreements, peak RSS.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import resource
+import sys
+
+from alert_pipeline.decode import AlertDecoder
+from alert_pipeline.devtools.factory import AlertFactory
+from alert_pipeline.errors import DecodeError
+
+
+def same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[key], b[key]) for key in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def mutate(rng: random.Random, value: bytes) -> bytes:
+    data = bytearray(value)
+    kind = rng.randrange(6)
+    if kind == 0:  # flip bytes
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(5, len(data))] = rng.randrange(256)
+    elif kind == 1:  # truncate
+        del data[rng.randrange(5, len(data)):]
+    elif kind == 2:  # bytes left over
+        data += bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
+    elif kind == 3:  # a huge or negative varint (array, string or bytes lengths)
+        at = rng.randrange(5, len(data))
+        data[at:at + 1] = bytes([0xFF] * rng.randint(1, 9) + [rng.randrange(128)])
+    elif kind == 4:  # insert or delete a run
+        at = rng.randrange(5, len(data))
+        if rng.random() < 0.5:
+            del data[at:at + rng.randint(1, 64)]
+        else:
+            data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 64)))
+    else:  # another schema id
+        data[1:5] = rng.choice([b"\x00\x00\x03\x20", b"\x00\x00\x04\x4c", b"\x00\x00\x01\x2c"])
+    return bytes(data)
+
+
+def main(count: int) -> None:
+    rng = random.Random(20261123)
+    decoders = {name: AlertDecoder(decoder=name) for name in ("fastavro", "cavro")}
+    seeds = []
+    for index, version in enumerate(("6.0", "9.0", "11.1")):
+        factory = AlertFactory(version, seed=700 + index)
+        seeds.append(factory.frame(factory.alert(cutout_size=20, n_prv_sources=4)))
+    outcomes = {name: {} for name in decoders}
+    disagreements = []
+    for trial in range(count):
+        value = mutate(rng, rng.choice(seeds))
+        results = {}
+        for name, decoder in decoders.items():
+            try:
+                results[name] = ("ok", decoder.decode(value))
+            except DecodeError as exc:
+                results[name] = (exc.reason, None)
+            outcomes[name][results[name][0]] = outcomes[name].get(results[name][0], 0) + 1
+        (tag_a, alerts_a), (tag_b, alerts_b) = results["fastavro"], results["cavro"]
+        if tag_a != tag_b or (tag_a == "ok" and not same(alerts_a, alerts_b)):
+            disagreements.append({"trial": trial, "fastavro": tag_a, "cavro": tag_b})
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"count": count, "outcomes": outcomes, "disagreements": disagreements[:20],
+                      "disagreement_count": len(disagreements), "peak_rss_mb": peak_mb}))
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
