@@ -25,6 +25,7 @@ import time
 import uuid
 
 from _common import CASES, REPO, bare_decode_seconds, framed_alerts
+from confluent_kafka import Producer
 from consumer_end_to_end import produce
 
 from alert_pipeline.avro import resolve_decoder
@@ -92,6 +93,7 @@ def main() -> None:
         topic, empty = f"floors-{uuid.uuid4().hex[:6]}", f"empty-{uuid.uuid4().hex[:6]}"
         produce(broker.bootstrap_servers, topic, values)
         produce(broker.bootstrap_servers, empty, [])
+        Producer({"bootstrap.servers": broker.bootstrap_servers}).list_topics(empty, timeout=10)  # creates it
         kafka = dict(LSST_CONSUMER_BOOTSTRAP_SERVERS=broker.bootstrap_servers)
         for label, root in roots.items():
             if not os.path.isdir(root):
