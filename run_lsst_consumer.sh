@@ -22,8 +22,8 @@ usage() {
 Usage: run_lsst_consumer.sh [--dry-run] [--demo] [--help]
 
 Runs the LSST alert consumer, then the kind builder (transient and minor_body slots,
-when DATABASE_URL is set), then the nightly HTML report (lsst_alert_report.py), then
-deletes outputs older than RETENTION_DAYS. Works from
+when DATABASE_URL is set), then deletes outputs older than RETENTION_DAYS, then makes
+the nightly HTML report (lsst_alert_report.py). Works from
 any directory and from cron: it runs in its own directory ($SCRIPT_DIR), so relative
 paths resolve there.
 
@@ -188,12 +188,13 @@ if [[ -n "${DATABASE_URL:-}" ]]; then
 else
   log "step transient-builder: skipped (DATABASE_URL is not set)"
 fi
+run_step retention retention
+# After retention, so that a day whose CSV retention just removed gets no fresh report.
 if [[ "$report" == 1 ]]; then
   run_step report "$PYTHON" lsst_alert_report.py --output-dir "$output_dir"
 else
   log "step report: skipped (REPORT=0)"
 fi
-run_step retention retention
 
 log "pipeline run finished with exit status $status"
 exit "$status"

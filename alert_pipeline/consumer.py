@@ -98,6 +98,7 @@ class AlertConsumer:
             return paths, staged, problems
         raw_id = (alert.get("diaSource") or {}).get("diaSourceId")
         source_id = id_for_file_name(raw_id)
+        chosen: list[tuple[str, bytes]] = []
         for kind, field_name in CUTOUT_FIELDS.items():
             data = alert.get(field_name)
             paths[kind] = None
@@ -116,8 +117,11 @@ class AlertConsumer:
                                                f"{source_id}_{kind}"))
                 continue
             name = cutout_name(source_id, kind, processed_at)
-            staged.append(StagedCutout(name, self.store.stager.stage(name, data)))
+            chosen.append((name, data))
             paths[kind] = f"cutouts/{name}"
+        if chosen:  # one staging task per alert: a thread hand-off per file cost more than it saved
+            staged = [StagedCutout(name, path)
+                      for (name, _), path in zip(chosen, self.store.stager.stage_many(chosen), strict=True)]
             checkpoint("mid-batch")
         return paths, staged, problems
 

@@ -73,9 +73,10 @@ def cutout_name(dia_source_id: int, kind: str, processed_at: dt.datetime) -> str
     return f"{int(dia_source_id)}_{kind}_{processed_at:%Y%m%d_%H%M%S}.fits"
 
 
-def _write_file(path: str, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
+def _write_files(files: list[tuple[str, bytes]]) -> None:
+    for path, data in files:
+        with open(path, "wb") as handle:
+            handle.write(data)
 
 
 class CutoutStager:
@@ -95,12 +96,17 @@ class CutoutStager:
 
     def stage(self, name: str, data: bytes) -> str:
         """Start writing ``data``; returns the staged path (not yet durable, not visible)."""
-        path = os.path.join(self.directory, f"{uuid.uuid4().hex}-{name}")
+        return self.stage_many([(name, data)])[0]
+
+    def stage_many(self, files: list[tuple[str, bytes]]) -> list[str]:
+        """Start writing several files in one task; their staged paths, in order."""
+        paths = [os.path.join(self.directory, f"{uuid.uuid4().hex}-{name}") for name, _ in files]
         if self._pool_pid != os.getpid():  # first use, or a forked worker process
             self._pool = ThreadPoolExecutor(max_workers=STAGING_THREADS, thread_name_prefix="stage")
             self._pool_pid, self._pending = os.getpid(), []
-        self._pending.append(self._pool.submit(_write_file, path, data))
-        return path
+        self._pending.append(self._pool.submit(_write_files, list(zip(paths, (data for _, data in files),
+                                                                          strict=True))))
+        return paths
 
     def wait(self) -> None:
         """Wait for every staged write; raise the first failure."""

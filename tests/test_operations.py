@@ -239,7 +239,7 @@ def test_history_and_metrics_after_a_normal_a_failed_and_a_stopped_run(kafka, tm
     assert HISTORY_KEYS <= set(run) and run["mode"] == "group" and run["exit_code"] == 0
     assert (run["consumed"], run["written"], run["cutouts"], run["schemas"]) == (20, 20, 60, {"1101": 20})
     assert run["partitions"] == {f"{topic}[0]": {"start": 0, "end": 20, "lag": 0}}
-    assert run["stop_reason"] == "caught-up" and run["versions"]["fastavro"] and run["decoder"] == "fastavro"
+    assert run["stop_reason"] == "caught-up" and run["versions"]["fastavro"] and run["decoder"] == "cavro"
     families = prometheus(metrics)
     assert families["lsst_alert_consumer_last_run_alerts_written"][0].value == 20
     assert families["lsst_alert_consumer_last_run_exit_code"][0].value == 0

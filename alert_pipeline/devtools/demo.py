@@ -84,7 +84,7 @@ def main() -> int:
                    LSST_CONSUMER_IDLE_TIMEOUT="20", LSST_CONSUMER_KAFKA_SESSION_TIMEOUT_MS="2000",
                    LSST_CONSUMER_KAFKA_HEARTBEAT_INTERVAL_MS="500", EVENT_STOREHOUSE=str(OUTPUT / "event_storehouse"),
                    LOG_FILE=str(OUTPUT / "run_lsst_consumer.log"))
-        print("Demo: running ./run_lsst_consumer.sh (consumer → kind builder → report → retention) ...")
+        print("Demo: running ./run_lsst_consumer.sh (consumer → kind builder → retention → report) ...")
         status = subprocess.run([str(REPO / "run_lsst_consumer.sh")], env=env).returncode
     print((OUTPUT / "run_lsst_consumer.log").read_text())
     show_tree(OUTPUT)
