@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 from ..durable import write_atomically
@@ -18,6 +20,7 @@ from .plots import night_plots
 from .thumbnails import thumbnail
 
 PAGE_SIZE = 200
+PARALLEL_FROM = 300  # thumbnails; fewer are rendered in this process
 
 
 @dataclass
@@ -55,12 +58,14 @@ def build_report(output_dir: Path, day: str, page_size: int = PAGE_SIZE) -> Repo
     made_from = fingerprint(output_dir, day)
     night = read_night(output_dir, day)
     stem = report_stem(day)
+    jobs = [(row.get(f"{kind}_cutout_path") or "", kind) for row in night.alerts for kind in CUTOUT_KINDS]
+    results = _thumbnails(output_dir, reports, jobs)
     cells, made, unreadable = [], 0, 0
-    for row in night.alerts:
+    for index, row in enumerate(night.alerts):
         thumbs = {}
-        for kind in CUTOUT_KINDS:
-            cutout = row.get(f"{kind}_cutout_path") or ""
-            status, name = thumbnail(output_dir, reports, cutout, kind)
+        for offset, kind in enumerate(CUTOUT_KINDS):
+            cutout = jobs[index * len(CUTOUT_KINDS) + offset][0]
+            status, name = results[index * len(CUTOUT_KINDS) + offset]
             link = os.path.relpath(output_dir / cutout, reports) if cutout and status != "missing" else None
             thumbs[kind] = (status, name, link)
             made += status == "ok"
@@ -76,6 +81,16 @@ def build_report(output_dir: Path, day: str, page_size: int = PAGE_SIZE) -> Repo
     write_atomically(str(reports / f"{stem}.json"), json.dumps(
         {"fingerprint": made_from, "pages": pages, "alerts": len(night.alerts)}).encode(), durable=False)
     return ReportResult(day, reports / page_name(stem, 1), pages, len(night.alerts), made, unreadable)
+
+
+def _thumbnails(output_dir: Path, reports: Path, jobs: list[tuple[str, str]]) -> list[tuple[str, str | None]]:
+    """Every (cutout, kind)'s thumbnail, rendered by two forked processes when there are
+    many (zscale costs about twice reading the FITS file, and the cores are idle)."""
+    if len(jobs) < PARALLEL_FROM or (os.cpu_count() or 1) < 2:
+        return [thumbnail(output_dir, reports, cutout, kind) for cutout, kind in jobs]
+    with ProcessPoolExecutor(2, mp_context=get_context("fork")) as pool:
+        return list(pool.map(thumbnail, [output_dir] * len(jobs), [reports] * len(jobs),
+                             [cutout for cutout, _ in jobs], [kind for _, kind in jobs], chunksize=64))
 
 
 def _remove_stale_pages(reports: Path, stem: str, pages: int) -> None:
