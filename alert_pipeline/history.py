@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import os
 import platform
-from collections import deque
 from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
@@ -95,19 +94,31 @@ def _trim(path: str) -> None:
 
 
 def last_runs(output_dir: str, count: int) -> list[dict[str, Any]]:
-    """The newest ``count`` complete records, oldest first (a torn last line is skipped)."""
+    """The newest ``count`` complete records, oldest first (a torn line is skipped). Reads
+    the file from its end, a growing block at a time, not the whole history per run."""
     path = os.path.join(output_dir, HISTORY_FILE)
-    found: deque[dict[str, Any]] = deque(maxlen=count)
     try:
-        with open(path, "rb") as handle:
-            for line in handle:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        return []
+    with handle:
+        size = handle.seek(0, os.SEEK_END)
+        block = 64 * 1024
+        while True:
+            start = max(0, size - block)
+            handle.seek(start)
+            lines = handle.read().split(b"\n")
+            if start > 0:
+                lines = lines[1:]  # the first line may begin before the block
+            found = []
+            for line in lines:
                 try:
                     found.append(json.loads(line))
                 except ValueError:
                     continue
-    except FileNotFoundError:
-        return []
-    return list(found)
+            if len(found) >= count or start == 0:
+                return found[-count:]
+            block *= 4
 
 
 COLUMNS = (("started (UTC)", lambda r: r["started_at"].replace("T", " ").rstrip("Z")),

@@ -218,21 +218,6 @@ class KindStore:
         write_atomically(path, data, durable=False)
         return True
 
-    def write_slots(self, slots: Iterable[tuple[str, Mapping[str, Any]]], summary_fields: Sequence[str],
-                    allow_shrink: bool = False) -> WriteReport:
-        """Write every slot, then remove slots not among them, then make it all durable
-        with one filesystem sync. Returns what was done and the index entries of the slots
-        now on disk. Slots are consumed one at a time, never all held at once.
-
-        When removing would take away more than half of the slots on disk, nothing is
-        removed unless ``allow_shrink`` (a mistyped source gives no rows, not a night in
-        which half the sky vanished): ``shrink_refused`` then says how many were kept."""
-        report = WriteReport()
-        on_disk = self.slot_ids_on_disk()
-        for slot_id, slot in slots:
-            self.write_one(slot_id, slot, summary_fields, slot_id in on_disk, report)
-        return self.finish(report, on_disk, summary_fields, allow_shrink)
-
     def write_one(self, slot_id: str, slot: Mapping[str, Any], summary_fields: Sequence[str], exists: bool,
                   report: WriteReport) -> None:
         """Write one slot and count it in ``report`` (with its index entry)."""
@@ -241,8 +226,13 @@ class KindStore:
 
     def finish(self, report: WriteReport, on_disk: set[str], summary_fields: Sequence[str],
                allow_shrink: bool) -> WriteReport:
-        """After every slot of a build was written: remove the stale ones (see
-        ``write_slots``), then make it all durable with one filesystem sync."""
+        """After every slot of a build was written (``write_one``, here or in worker
+        processes): remove the slots of ``on_disk`` not written, then make it all durable
+        with one filesystem sync.
+
+        When removing would take away more than half of the slots on disk, nothing is
+        removed unless ``allow_shrink`` (a mistyped source gives no rows, not a night in
+        which half the sky vanished): ``shrink_refused`` then says how many were kept."""
         stale = on_disk - {entry["slot_id"] for entry in report.entries}
         if len(stale) * 2 > len(on_disk) and not allow_shrink:
             report.shrink_refused = len(stale)

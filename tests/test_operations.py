@@ -286,6 +286,10 @@ def test_a_torn_history_line_is_skipped(tmp_path):
         handle.write('{"n": 2, "tor')
     append_run(str(tmp_path), {"n": 3})
     assert [record["n"] for record in last_runs(str(tmp_path), 5)] == [1, 3]
+    for n in range(4, 404):  # ~400 kB: more than the first block read from the end
+        append_run(str(tmp_path), {"n": n, "padding": "x" * 1000})
+    assert [record["n"] for record in last_runs(str(tmp_path), 150)] == list(range(254, 404))
+    assert [record["n"] for record in last_runs(str(tmp_path), 1000)] == [1, 3, *range(4, 404)]
 
 
 class _OutOfMemoryConsumer(LSSTAlertConsumer):

@@ -128,6 +128,24 @@ def test_report_of_a_night_holds_every_alert_thumbnail_and_count(night):
     assert re.search(r"Quarantined messages 2 \(\S+: \d", text)
 
 
+def test_a_cutout_cell_outside_cutouts_is_never_opened(night):
+    """An edited CSV (or a process_alert column) cannot make the report read or link a file
+    outside cutouts/: the cell is marked unreadable, without a link."""
+    output, csv_file, _ = night
+    secret = output.parent / "secret.fits"
+    secret.write_bytes(next((output / "cutouts").glob("*_template_*.fits")).read_bytes())
+    rows = csv_rows(csv_file)
+    rows[0]["template_cutout_path"] = "../secret.fits"
+    with open(csv_file, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert report("--output-dir", str(output)).returncode == 0
+    page = parse(output / "reports" / f"lsst_alerts_{csv_file.stem.split('_')[2]}.html")
+    assert not [link for link in page.links if "secret" in link] and page.unreadable == 2
+    assert not list((output / "reports" / "thumbs").glob("secret*"))
+
+
 def test_rerun_reuses_thumbnails_and_skips_up_to_date_days(night):
     output, csv_file, _ = night
     assert report("--output-dir", str(output)).returncode == 0

@@ -26,8 +26,8 @@ KINDS: dict[str, tuple[Any, Any, tuple[str, ...], Any]] = {
     transient.KIND: (transient.transient_slot, transient.Roster, transient.INDEX_FIELDS, None),
     minor_body.KIND: (minor_body.body_slot, minor_body.BodyRoster, minor_body.INDEX_FIELDS, minor_body.NAMES),
 }
-#: Batches handed out and not yet collected, per worker (bounds the memory in flight).
-AHEAD = 2
+#: Batches handed out and not yet collected (bounds the memory in flight).
+IN_FLIGHT = 4
 
 
 def store_for(storehouse: str, kind: str) -> KindStore:
@@ -77,7 +77,7 @@ def write_all(pool: ProcessPoolExecutor | None, storehouse: str, kind: str, batc
             collect(write_batch(storehouse, kind, rows, existing, provenance))
             continue
         pending.append(pool.submit(write_batch, storehouse, kind, rows, existing, provenance))
-        while len(pending) > AHEAD * pool._max_workers or (pending and pending[0].done()):
+        while len(pending) > IN_FLIGHT or (pending and pending[0].done()):
             collect(pending.popleft().result())
     while pending:
         collect(pending.popleft().result())

@@ -17,7 +17,7 @@ from ..durable import write_atomically
 from .night import CUTOUT_KINDS, csv_days, fingerprint, read_night
 from .pages import AlertCells, page_name, render_page
 from .plots import night_plots
-from .thumbnails import thumbnail
+from .thumbnails import CUTOUT_CELL, thumbnail
 
 PAGE_SIZE = 200
 PARALLEL_FROM = 300  # thumbnails; fewer are rendered in this process
@@ -66,7 +66,8 @@ def build_report(output_dir: Path, day: str, page_size: int = PAGE_SIZE) -> Repo
         for offset, kind in enumerate(CUTOUT_KINDS):
             cutout = jobs[index * len(CUTOUT_KINDS) + offset][0]
             status, name = results[index * len(CUTOUT_KINDS) + offset]
-            link = os.path.relpath(output_dir / cutout, reports) if cutout and status != "missing" else None
+            ours = CUTOUT_CELL.fullmatch(cutout) and status != "missing"
+            link = os.path.relpath(output_dir / cutout, reports) if ours else None
             thumbs[kind] = (status, name, link)
             made += status == "ok"
             unreadable += status == "unreadable"

@@ -9,12 +9,16 @@ bottom). A thumbnail is made once: a rerun reuses it while it is newer than its 
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 MISSING, UNREADABLE = "missing", "unreadable"
+#: What the consumer writes in a cutout cell; anything else (an edited CSV, an added column
+#: written by ``process_alert``) is never opened: no path can lead the report outside cutouts/.
+CUTOUT_CELL = re.compile(r"cutouts/[A-Za-z0-9_-]+\.fits")
 
 
 def thumbnail_name(cutout_path: str) -> str:
@@ -68,6 +72,8 @@ def thumbnail(output_dir: Path, reports_dir: Path, cutout_path: str, kind: str) 
     """(status, thumbnail path relative to ``reports_dir``) for one CSV cutout cell."""
     if not cutout_path:
         return MISSING, None
+    if not CUTOUT_CELL.fullmatch(cutout_path):  # only the consumer's own cutouts/<name>.fits
+        return UNREADABLE, None
     fits_path = output_dir / cutout_path
     if not fits_path.is_file():
         return MISSING, None
