@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -17,10 +18,11 @@ from ..durable import write_atomically
 from .night import CUTOUT_KINDS, csv_days, fingerprint, read_night
 from .pages import AlertCells, page_name, render_page
 from .plots import night_plots
-from .thumbnails import CUTOUT_CELL, thumbnail
+from .thumbnails import CUTOUT_CELL, Job, Result, render_thumbnails
 
 PAGE_SIZE = 200
 PARALLEL_FROM = 300  # thumbnails; fewer are rendered in this process
+CHUNK = 90  # thumbnails per task: 30 alerts
 
 
 @dataclass
@@ -59,7 +61,9 @@ def build_report(output_dir: Path, day: str, page_size: int = PAGE_SIZE) -> Repo
     night = read_night(output_dir, day)
     stem = report_stem(day)
     jobs = [(row.get(f"{kind}_cutout_path") or "", kind) for row in night.alerts for kind in CUTOUT_KINDS]
-    results = _thumbnails(output_dir, reports, jobs)
+    plots: dict[str, str] = {}
+    results = _thumbnails(output_dir, reports, jobs, meanwhile=lambda: plots.update(
+        night_plots(night.alerts, reports, stem)))
     cells, made, unreadable = [], 0, 0
     for index, row in enumerate(night.alerts):
         thumbs = {}
@@ -72,7 +76,6 @@ def build_report(output_dir: Path, day: str, page_size: int = PAGE_SIZE) -> Repo
             made += status == "ok"
             unreadable += status == "unreadable"
         cells.append(AlertCells(row, thumbs))
-    plots = night_plots(night.alerts, reports, stem)
     pages = max(1, -(-len(cells) // page_size))
     for number in range(1, pages + 1):
         start = (number - 1) * page_size
@@ -84,14 +87,19 @@ def build_report(output_dir: Path, day: str, page_size: int = PAGE_SIZE) -> Repo
     return ReportResult(day, reports / page_name(stem, 1), pages, len(night.alerts), made, unreadable)
 
 
-def _thumbnails(output_dir: Path, reports: Path, jobs: list[tuple[str, str]]) -> list[tuple[str, str | None]]:
-    """Every (cutout, kind)'s thumbnail, rendered by two forked processes when there are
-    many (zscale costs about twice reading the FITS file, and the cores are idle)."""
+def _thumbnails(output_dir: Path, reports: Path, jobs: list[Job],
+                meanwhile: Callable[[], None] = lambda: None) -> list[Result]:
+    """Every (cutout, kind)'s thumbnail, in chunks (one zscale fit per chunk). Many are
+    rendered by two forked processes while this one runs ``meanwhile`` (the plots):
+    reading FITS files and writing PNGs is CPU work, and the cores are otherwise idle."""
+    chunks = [jobs[start:start + CHUNK] for start in range(0, len(jobs), CHUNK)]
     if len(jobs) < PARALLEL_FROM or (os.cpu_count() or 1) < 2:
-        return [thumbnail(output_dir, reports, cutout, kind) for cutout, kind in jobs]
+        meanwhile()
+        return [result for chunk in chunks for result in render_thumbnails(output_dir, reports, chunk)]
     with ProcessPoolExecutor(2, mp_context=get_context("fork")) as pool:
-        return list(pool.map(thumbnail, [output_dir] * len(jobs), [reports] * len(jobs),
-                             [cutout for cutout, _ in jobs], [kind for _, kind in jobs], chunksize=64))
+        rendered = pool.map(render_thumbnails, [output_dir] * len(chunks), [reports] * len(chunks), chunks)
+        meanwhile()
+        return [result for chunk in rendered for result in chunk]
 
 
 def _remove_stale_pages(reports: Path, stem: str, pages: int) -> None:

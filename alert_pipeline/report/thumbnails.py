@@ -1,24 +1,31 @@
 """FITS cutouts → PNG thumbnails, with the stretch astronomers use.
 
-Science and template images: ``ZScaleInterval`` (IRAF's zscale) limits, linear. The
-difference image: limits symmetric around zero (± the larger zscale limit), so zero is
-mid-grey, a brightening is white and a fading black. North up (FITS row 0 at the
-bottom). A thumbnail is made once: a rerun reuses it while it is newer than its FITS.
+Science and template images: zscale limits (IRAF's, as astropy's ``ZScaleInterval``
+computes them), linear. The difference image: limits symmetric around zero (± the larger
+zscale limit), so zero is mid-grey, a brightening is white and a fading black. North up
+(FITS row 0 at the bottom). A thumbnail is made once: a rerun reuses it while it is newer
+than its FITS. Cutouts are rendered in chunks so that one zscale fit serves a whole chunk.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from .images import png_bytes, read_image
+from .zscale import zscale_limits
 
 MISSING, UNREADABLE = "missing", "unreadable"
 #: What the consumer writes in a cutout cell; anything else (an edited CSV, an added column
 #: written by ``process_alert``) is never opened: no path can lead the report outside cutouts/.
 CUTOUT_CELL = re.compile(r"cutouts/[A-Za-z0-9_-]+\.fits")
+
+Job = tuple[str, str]  # (the CSV's cutout cell, "science" | "template" | "difference")
+Result = tuple[str, "str | None"]  # (status, thumbnail path relative to the reports folder)
 
 
 def thumbnail_name(cutout_path: str) -> str:
@@ -26,63 +33,87 @@ def thumbnail_name(cutout_path: str) -> str:
     return f"thumbs/{Path(cutout_path).stem}.png"
 
 
-def stretch(data: np.ndarray, kind: str) -> np.ndarray:
-    """8-bit grey levels of a 2-D image (non-finite pixels black)."""
-    from astropy.visualization import ZScaleInterval
-
+def stretch(data: np.ndarray, kind: str, limits: tuple[float, float] | None = None) -> np.ndarray:
+    """8-bit grey levels of a 2-D image (non-finite pixels black); ``limits`` are the
+    image's zscale limits when the caller has computed them already."""
     finite = np.isfinite(data)
-    if not finite.any():
+    all_finite = bool(finite.all())
+    if not all_finite and not finite.any():
         return np.zeros(data.shape, dtype=np.uint8)
-    low, high = ZScaleInterval().get_limits(data[finite])
+    if limits is None:
+        (limits,) = zscale_limits([data if all_finite else data[finite]])
+    low, high = limits
     if kind == "difference":
         high = max(abs(low), abs(high)) or 1.0
         low = -high
     if high <= low:
         high = low + 1.0
-    scaled = np.clip((np.where(finite, data, low) - low) / (high - low), 0.0, 1.0)
-    return np.flipud((scaled * 255 + 0.5).astype(np.uint8))
+    values = data if all_finite else np.where(finite, data, low)
+    scaled = np.clip((values - low) * (255.0 / (high - low)), 0.0, 255.0)
+    return np.flipud((scaled + 0.5).astype(np.uint8))
 
 
-def render(fits_path: Path, png_path: Path, kind: str) -> str:
-    """Write ``png_path`` from the first image HDU of ``fits_path``; returns "ok", or
-    UNREADABLE when the file is not a 2-D FITS image (never raises for bad input)."""
-    from astropy.io import fits
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():  # "file may have been truncated": we say so ourselves
-            warnings.simplefilter("ignore")
-            data = fits.getdata(fits_path, memmap=False)
-        if data is None or data.ndim != 2 or 0 in data.shape:
-            return UNREADABLE
-        pixels = stretch(np.asarray(data, dtype=np.float64), kind)
-    except (OSError, ValueError, TypeError, IndexError):
-        return UNREADABLE
-    temp = png_path.with_name(f".{png_path.name}.tmp-{os.getpid()}")
-    try:
-        Image.fromarray(pixels).save(temp, format="PNG", compress_level=1)
-        os.replace(temp, png_path)
-    finally:
-        if temp.exists():
-            temp.unlink()
-    return "ok"
+def render_thumbnails(output_dir: Path, reports_dir: Path, jobs: Sequence[Job]) -> list[Result]:
+    """Each job's (status, thumbnail): made now, reused, MISSING or UNREADABLE. Never raises
+    for bad input: a damaged cutout is UNREADABLE and the others are still made."""
+    results: list[Result] = []
+    pending: list[tuple[int, np.ndarray, str, Path]] = []
+    for index, (cutout_path, kind) in enumerate(jobs):
+        status, name = _classify(output_dir, reports_dir, cutout_path)
+        if status == "render":
+            data = read_image(output_dir / cutout_path)
+            if data is None:
+                status, name = UNREADABLE, None
+            else:
+                pending.append((index, data, kind, reports_dir / name))
+        results.append((status, name))
+    finite = [_finite_values(data) for _, data, _, _ in pending]
+    limits = iter(zscale_limits([values for values in finite if values is not None]))
+    for (index, data, kind, png_path), values in zip(pending, finite, strict=True):
+        _save_png(stretch(data, kind, None if values is None else next(limits)), png_path)
+        results[index] = ("ok", results[index][1])
+    return results
 
 
-def thumbnail(output_dir: Path, reports_dir: Path, cutout_path: str, kind: str) -> tuple[str, str | None]:
+def thumbnail(output_dir: Path, reports_dir: Path, cutout_path: str, kind: str) -> Result:
     """(status, thumbnail path relative to ``reports_dir``) for one CSV cutout cell."""
+    return render_thumbnails(output_dir, reports_dir, [(cutout_path, kind)])[0]
+
+
+def _classify(output_dir: Path, reports_dir: Path, cutout_path: str) -> tuple[str, str | None]:
+    """MISSING, UNREADABLE, "ok" (an earlier run made it) or "render" (make it now)."""
     if not cutout_path:
         return MISSING, None
     if not CUTOUT_CELL.fullmatch(cutout_path):  # only the consumer's own cutouts/<name>.fits
         return UNREADABLE, None
-    fits_path = output_dir / cutout_path
-    if not fits_path.is_file():
+    try:
+        fits_made = (output_dir / cutout_path).stat().st_mtime_ns
+    except FileNotFoundError:
         return MISSING, None
     name = thumbnail_name(cutout_path)
-    png_path = reports_dir / name
     try:
-        if png_path.stat().st_mtime_ns >= fits_path.stat().st_mtime_ns:
-            return "ok", name  # made by an earlier run
+        made = (reports_dir / name).stat()
+        if made.st_mtime_ns >= fits_made and made.st_size:  # empty: torn by a power cut
+            return "ok", name
     except FileNotFoundError:
         pass
-    status = render(fits_path, png_path, kind)
-    return status, name if status == "ok" else None
+    return "render", name
+
+
+def _finite_values(data: np.ndarray) -> np.ndarray | None:
+    """The pixels zscale looks at, or None when there are none."""
+    finite = np.isfinite(data)
+    if finite.all():
+        return data
+    return data[finite] if finite.any() else None
+
+
+def _save_png(pixels: np.ndarray, png_path: Path) -> None:
+    """Write atomically: a thumbnail is either whole or absent, so reuse can trust it."""
+    temp = png_path.with_name(f".{png_path.name}.tmp-{os.getpid()}")
+    try:
+        temp.write_bytes(png_bytes(pixels))
+        os.replace(temp, png_path)
+    finally:
+        if temp.exists():
+            temp.unlink()
