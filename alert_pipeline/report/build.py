@@ -71,7 +71,7 @@ def build_report(output_dir: Path, day: str, page_size: int = PAGE_SIZE) -> Repo
             cutout = jobs[index * len(CUTOUT_KINDS) + offset][0]
             status, name = results[index * len(CUTOUT_KINDS) + offset]
             ours = CUTOUT_CELL.fullmatch(cutout) and status != "missing"
-            link = os.path.relpath(output_dir / cutout, reports) if ours else None
+            link = f"../{cutout}" if ours else None  # cutouts/ beside reports/
             thumbs[kind] = (status, name, link)
             made += status == "ok"
             unreadable += status == "unreadable"
