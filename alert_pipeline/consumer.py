@@ -28,6 +28,8 @@ from .sources import Message
 from .store import AlertOutput, MessageOutput, OutputStore, StagedCutout
 from .summary import RunSummary
 
+WORKER_CHUNK = 20  # messages per task for a worker process
+
 
 class AlertConsumer:
     """Decode → record → write for one output directory (Kafka or offline input)."""
@@ -131,7 +133,9 @@ class AlertConsumer:
         if self.config.workers <= 1 or len(messages) < 2:
             return [self.prepare_message(message, processed_at) for message in messages]
         pool = self._worker_pool()
-        chunk = -(-len(messages) // self.config.workers)
+        # Small chunks, handed out as workers free up: with one chunk per worker, a batch
+        # waited for its slowest half (the broker and the writer share the same cores).
+        chunk = min(WORKER_CHUNK, -(-len(messages) // self.config.workers))
         parts = [messages[start : start + chunk] for start in range(0, len(messages), chunk)]
         results = pool.map(_prepare_chunk, parts, [processed_at] * len(parts))
         return [output for part in results for output in part]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import os
 import shutil
 import uuid
@@ -100,10 +101,13 @@ class CutoutStager:
 
     def stage_many(self, files: list[tuple[str, bytes]]) -> list[str]:
         """Start writing several files in one task; their staged paths, in order."""
-        paths = [os.path.join(self.directory, f"{uuid.uuid4().hex}-{name}") for name, _ in files]
         if self._pool_pid != os.getpid():  # first use, or a forked worker process
             self._pool = ThreadPoolExecutor(max_workers=STAGING_THREADS, thread_name_prefix="stage")
             self._pool_pid, self._pending = os.getpid(), []
+            # Unique across processes and runs; one random token per process, then a counter
+            # (a uuid4 per file is a system call that gives up the GIL to the staging threads).
+            self._token, self._numbers = uuid.uuid4().hex[:16], itertools.count()
+        paths = [os.path.join(self.directory, f"{self._token}{next(self._numbers):x}-{name}") for name, _ in files]
         self._pending.append(self._pool.submit(_write_files, list(zip(paths, (data for _, data in files),
                                                                           strict=True))))
         return paths
