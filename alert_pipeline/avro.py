@@ -83,7 +83,7 @@ def read_record(value: bytes, offset: int, writer: WriterSchema, decoder: str, l
     (``CorruptPayloadError`` otherwise, naming ``label``, the schema)."""
     if decoder == "cavro":
         try:
-            decoded = writer.cavro.binary_decode(value[offset:] + _TAIL)
+            decoded = writer.cavro.binary_decode(b"".join((memoryview(value)[offset:], _TAIL)))  # one copy
         except Exception as exc:  # noqa: BLE001 - cavro raises many types on bad bytes
             raise CorruptPayloadError(f"Avro payload does not match {label}: {type(exc).__name__}: {exc}") from None
         if decoded["end"] != _SENTINEL:

