@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any
 
 from .config import ConsumerConfig
-from .cutouts import cutout_name, fits_problem, id_for_file_name
+from .cutouts import cutout_name, fits_problem, id_for_file_name, wait_for_writes
 from .decode import AlertDecoder
 from .durable import checkpoint
 from .errors import DecodeError, ServiceError, UnusableIdError
@@ -140,20 +141,22 @@ class AlertConsumer:
         results = pool.map(_prepare_chunk, parts, [processed_at] * len(parts))
         return [output for part in results for output in part]
 
-    def stage_batch(self, messages: Sequence[Message], processed_at: dt.datetime) -> list[MessageOutput]:
-        """``prepare_batch``, then wait until its cutouts are staged (not yet durable)."""
+    def start_batch(self, messages: Sequence[Message], processed_at: dt.datetime) -> StartedBatch:
+        """``prepare_batch`` without waiting for its cutout writes: ``StartedBatch.write``
+        waits for them, then makes the batch durable (the runner calls it on its writer
+        thread, so the writes finish while the next batch is decoded)."""
         outputs = self.prepare_batch(messages, processed_at)
-        self.store.stager.wait()
-        return outputs
+        return StartedBatch(self.store, outputs, processed_at, self.store.stager.take_pending())
 
     def write_batch(self, messages: Sequence[Message], processed_at: dt.datetime) -> RunSummary:
         """Prepare and durably write one batch (the caller commits, then ``store.finish_batch``)."""
         try:
-            outputs = self.stage_batch(messages, processed_at)
+            started = self.start_batch(messages, processed_at)
+            wait_for_writes(started.staging)
         except BaseException:
             self.store.stager.discard_all()
             raise
-        return self.store.write_batch(outputs, processed_at)
+        return started.write()
 
     def _worker_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -167,6 +170,21 @@ class AlertConsumer:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
         self.store.close()
+
+
+@dataclass
+class StartedBatch:
+    """A prepared batch whose cutouts may still be being staged."""
+
+    store: OutputStore
+    outputs: list[MessageOutput]
+    processed_at: dt.datetime
+    staging: list[Future]
+
+    def write(self) -> RunSummary:
+        """Wait for the staging writes (raising the first failure), then write durably."""
+        wait_for_writes(self.staging)
+        return self.store.write_batch(self.outputs, self.processed_at)
 
 
 _worker_consumer: AlertConsumer | None = None

@@ -80,6 +80,14 @@ def _write_files(files: list[tuple[str, bytes]]) -> None:
             handle.write(data)
 
 
+def wait_for_writes(pending: list[Future]) -> None:
+    """Wait for every one of these staged writes; raise the first failure."""
+    errors = [future.exception() for future in pending]
+    failure = next((error for error in errors if error is not None), None)
+    if failure is not None:
+        raise failure
+
+
 class CutoutStager:
     """Writes cutouts under a private ``incoming`` directory on a small thread pool.
 
@@ -114,11 +122,13 @@ class CutoutStager:
 
     def wait(self) -> None:
         """Wait for every staged write; raise the first failure."""
+        wait_for_writes(self.take_pending())
+
+    def take_pending(self) -> list[Future]:
+        """The writes started so far, to be waited for elsewhere (``wait_for_writes``):
+        the runner lets the batch writer wait for them while the next batch is decoded."""
         pending, self._pending = self._pending, []
-        errors = [future.exception() for future in pending]
-        failure = next((error for error in errors if error is not None), None)
-        if failure is not None:
-            raise failure
+        return pending
 
     def discard_all(self) -> None:
         """Forget everything staged (a batch that will not be written, or a restart)."""

@@ -6,9 +6,9 @@ owns what is common to every run: crash recovery before the first batch, the
 finished and acknowledged first), and the totals. The source owns reading and
 acknowledging; the consumer owns decoding and writing.
 
-CPU and disk overlap: batch N is made durable (cutouts renamed, one syncfs, CSV and
-ledger appended and fsynced) on a writer thread while batch N+1 is decoded and its
-cutouts staged. The main thread alone acknowledges, and only a batch whose write has
+CPU and disk overlap: batch N's last cutout writes are awaited and the batch made
+durable (cutouts renamed, one syncfs, CSV and ledger appended and fsynced) on a writer
+thread while batch N+1 is decoded and its cutouts staged. The main thread alone acknowledges, and only a batch whose write has
 completed, in order, so the durability rule is unchanged: nothing is committed before it
 is on disk.
 """
@@ -101,12 +101,12 @@ def run(consumer: AlertConsumer, source: Source, now: Callable[[], dt.datetime] 
                 if batch:
                     processed_at = now()
                     try:
-                        outputs = consumer.stage_batch(batch, processed_at)
+                        started_batch = consumer.start_batch(batch, processed_at)
                     except BaseException:
                         _settle_then_discard(settle, consumer)
                         raise
                     settle()
-                    in_flight = _InFlight(batch, writer.submit(consumer.store.write_batch, outputs, processed_at))
+                    in_flight = _InFlight(batch, writer.submit(started_batch.write))
                 elif in_flight is not None:
                     settle()  # nothing new arrived: commit what is written without waiting
                 summary.stop_reason = stop.signal_name or _limit_reached(config, taken(), started) or ""
