@@ -55,7 +55,10 @@ def test_librdkafka_settings_pass_through_and_delivery_settings_always_win(tmp_p
     for key, value in KAFKA_REQUIRED.items():
         assert settings[key] == value
     assert settings["session.timeout.ms"] == KAFKA_DEFAULTS["session.timeout.ms"]
+    assert settings["fetch.queue.backoff.ms"] == 20  # librdkafka's 1000 ms stalled heavy streams
     assert "schema.registry.url" not in settings  # ours, stripped before librdkafka
+    tuned = load([], {"LSST_CONSUMER_KAFKA_FETCH_QUEUE_BACKOFF_MS": "250"}).librdkafka_config()
+    assert tuned["fetch.queue.backoff.ms"] == "250"  # a default, not a rule: the user's value wins
 
 
 def test_secrets_from_environment_or_file_are_masked(tmp_path):
