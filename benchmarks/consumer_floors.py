@@ -11,7 +11,7 @@ Targets (issue "past the fastavro floor"), printed as ratios measured side by si
 Each consumer run's fixed costs (start-up, group join, end detection) are measured by the
 same run over an empty topic / an empty file and subtracted.
 
-    .venv/bin/python benchmarks/consumer_floors.py [--count 3000] [--case "b: v11.1, 30+30 history"] [--repeat 2]
+    .venv/bin/python benchmarks/consumer_floors.py [--count 3000] [--case "b: v11.1, 30+30 history"] [--repeat 2] [--output tmpfs disk]
 """
 
 from __future__ import annotations
@@ -110,6 +110,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2,
                         help="runs of every measurement, the best one counts (default %(default)s): this VM's "
                              "speed changes from minute to minute, and floors and paths are treated alike")
+    parser.add_argument("--output", nargs="+", choices=("tmpfs", "disk"), default=["tmpfs", "disk"],
+                        help="where the consumer runs write (default: both)")
     args = parser.parse_args()
     values = framed_alerts(args.case, args.count)
     chosen = resolve_decoder("auto")
@@ -123,7 +125,8 @@ def main() -> None:
           f"decoder auto = {chosen}")
     print(f"  decode floor, bare fastavro.schemaless_reader   {fast:8.0f} alerts/s")
     print(f"  the consumer's decoder ({chosen:8})              {ours:8.0f} alerts/s   {ours / fast:.2f}x fastavro")
-    roots = {"tmpfs": "/dev/shm", "disk": tempfile.gettempdir()}
+    roots = {label: root for label, root in (("tmpfs", "/dev/shm"), ("disk", tempfile.gettempdir()))
+             if label in args.output}
     broker = start_broker()
     try:
         topic, empty = f"floors-{uuid.uuid4().hex[:6]}", f"empty-{uuid.uuid4().hex[:6]}"
