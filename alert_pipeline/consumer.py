@@ -156,7 +156,7 @@ class AlertConsumer:
         except BaseException:
             self.store.stager.discard_all()
             raise
-        return started.write()
+        return self.store.write_batch(started.outputs, processed_at)
 
     def _worker_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:

@@ -105,12 +105,9 @@ class CutoutStager:
         self._pool_pid: int | None = None
         self._pending: list[Future] = []
 
-    def stage(self, name: str, data: bytes) -> str:
-        """Start writing ``data``; returns the staged path (not yet durable, not visible)."""
-        return self.stage_many([(name, data)])[0]
-
     def stage_many(self, files: list[tuple[str, bytes]]) -> list[str]:
-        """Start writing several files in one task; their staged paths, in order."""
+        """Start writing several files in one task; their staged paths, in order (not yet
+        durable, not visible)."""
         if self._pool_pid != os.getpid():  # first use, or a forked worker process
             self._pool = ThreadPoolExecutor(max_workers=STAGING_THREADS, thread_name_prefix="stage")
             self._pool_pid, self._pending = os.getpid(), []

@@ -8,9 +8,9 @@ acknowledging; the consumer owns decoding and writing.
 
 CPU and disk overlap: batch N's last cutout writes are awaited and the batch made
 durable (cutouts renamed, one syncfs, CSV and ledger appended and fsynced) on a writer
-thread while batch N+1 is decoded and its cutouts staged. The main thread alone acknowledges, and only a batch whose write has
-completed, in order, so the durability rule is unchanged: nothing is committed before it
-is on disk.
+thread while batch N+1 is decoded and its cutouts staged. The main thread alone
+acknowledges, and only a batch whose write has completed, in order, so the durability
+rule is unchanged: nothing is committed before it is on disk.
 """
 
 from __future__ import annotations

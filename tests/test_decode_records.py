@@ -349,6 +349,11 @@ def test_csv_is_per_utc_processing_day(tmp_path):
 def test_schema_ids_follow_rubin_convention():
     assert schema_id_for_version("11.1") == 1101 and schema_id_for_version("7.4") == 704
     assert "11.1" in bundled_versions() and "3.0" in bundled_versions()
+    # The versions read from the schema tree are exactly those lsst-alert-packet's registry finds.
+    from lsst.alert.packet import SchemaRegistry
+
+    shipped = SchemaRegistry.all_schemas_from_filesystem().known_versions
+    assert bundled_versions() == sorted(shipped, key=lambda version: tuple(map(int, version.split("."))))
 
 
 def test_offline_command_line_on_a_frames_file(tmp_path):

@@ -109,6 +109,27 @@ def test_read_image_of_damaged_files_never_raises(tmp_path):
     assert read_image(tmp_path / "absent.fits") is None
 
 
+def test_a_header_declaring_terabytes_is_refused_without_allocating(tmp_path):
+    """A damaged or hostile header (10^6 x 10^6 float32 pixels, 3.6 TiB) in the primary HDU
+    or in the extension getdata would read: None, where astropy alone tries to allocate."""
+    def card(keyword: str, value: str) -> bytes:
+        return f"{keyword:<8}= {value:>20}".ljust(80).encode()
+
+    def header(*cards: bytes) -> bytes:
+        return (b"".join(cards) + b"END".ljust(80)).ljust(2880)
+
+    huge = (card("BITPIX", "-32"), card("NAXIS", "2"), card("NAXIS1", "1000000"), card("NAXIS2", "1000000"))
+    primary = header(card("SIMPLE", "T"), *huge) + bytes(2880)
+    empty_primary = header(card("SIMPLE", "T"), card("BITPIX", "8"), card("NAXIS", "0"), card("EXTEND", "T"))
+    extension = empty_primary + header(card("XTENSION", "'IMAGE   '"), *huge, card("PCOUNT", "0"),
+                                       card("GCOUNT", "1")) + bytes(2880)
+    for name, content in (("primary.fits", primary), ("extension.fits", extension)):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(MemoryError):  # what astropy's read into memory does with it
+            fits.getdata(tmp_path / name, memmap=False)
+        assert read_image(tmp_path / name) is None
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (67, 67), (3, 300), (200, 2)])
 def test_png_bytes_decode_to_the_same_pixels(shape):
     pixels = np.random.default_rng(sum(shape)).integers(0, 256, shape).astype(np.uint8)
@@ -116,3 +137,37 @@ def test_png_bytes_decode_to_the_same_pixels(shape):
     image.load()  # checks every CRC and the zlib stream
     assert image.mode == "L" and image.size == (shape[1], shape[0])
     np.testing.assert_array_equal(np.asarray(image), pixels)
+
+
+def test_thumbnails_are_astropys_zscale_in_any_grouping(tmp_path, monkeypatch):
+    """render_thumbnails over real cutouts, a damaged one, a missing one and a foreign cell:
+    every PNG shows the image stretched with astropy's own ZScaleInterval limits, and
+    fitting one image at a time (a tiny PENDING_PIXELS) gives byte-identical files."""
+    from alert_pipeline.report import thumbnails
+
+    output = tmp_path / "out"
+    (output / "cutouts").mkdir(parents=True)
+    jobs = []
+    for index, (size, kind) in enumerate([(60, "science"), (41, "template"), (67, "difference"), (30, "science")]):
+        name = f"cutouts/{index}_{kind}_20261123_000000.fits"
+        (output / name).write_bytes(make_cutout(size, index))
+        jobs.append((name, kind))
+    (output / "cutouts/9_difference_20261123_000000.fits").write_bytes(make_cutout(60, 9)[:3000])
+    jobs += [("cutouts/9_difference_20261123_000000.fits", "difference"), ("", "science"),
+             ("../etc/passwd", "template")]
+
+    def render(folder: str) -> tuple[list, dict[str, bytes]]:
+        reports = tmp_path / folder
+        (reports / "thumbs").mkdir(parents=True)
+        results = thumbnails.render_thumbnails(output, reports, jobs)
+        return results, {path.name: path.read_bytes() for path in (reports / "thumbs").iterdir()}
+
+    results, together = render("together")
+    assert [status for status, _ in results] == ["ok"] * 4 + ["unreadable", "missing", "unreadable"]
+    for (cutout, kind), (_, name) in zip(jobs[:4], results[:4], strict=True):
+        data = fits.getdata(output / cutout).astype(np.float64)
+        expected = thumbnails.stretch(data, kind, ZScaleInterval().get_limits(data))
+        shown = np.asarray(Image.open(io.BytesIO(together[Path(name).name])))
+        assert np.abs(shown.astype(int) - expected).max() <= 1  # rounding at a grey-level edge at most
+    monkeypatch.setattr(thumbnails, "PENDING_PIXELS", 1)
+    assert render("one_by_one") == (results, together)

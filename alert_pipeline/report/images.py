@@ -16,6 +16,7 @@ PNG writer (~0.35 ms, mostly plugin set-up) cost more than everything else toget
 
 from __future__ import annotations
 
+import os
 import struct
 import warnings
 import zlib
@@ -82,11 +83,14 @@ def _read_with_astropy(path: Path) -> np.ndarray | None:
         with warnings.catch_warnings():  # "file may have been truncated": we say so ourselves
             warnings.simplefilter("ignore")
             with fits.open(path, memmap=False, lazy_load_hdus=True) as hdus:
-                data = hdus[0].data if hdus[0].data is not None else hdus[1].data
+                hdu = hdus[0] if hdus[0].size else hdus[1]
+                if hdu.size > os.path.getsize(path):
+                    return None  # a header declaring more pixels than the file holds: never allocated
+                data = hdu.data
                 if data is None or data.ndim != 2 or 0 in data.shape:
                     return None
                 return np.asarray(data, dtype=np.float64)
-    except (OSError, ValueError, TypeError, IndexError):
+    except (OSError, ValueError, TypeError, IndexError, AttributeError):
         return None
 
 

@@ -24,6 +24,9 @@ MISSING, UNREADABLE = "missing", "unreadable"
 #: written by ``process_alert``) is never opened: no path can lead the report outside cutouts/.
 CUTOUT_CELL = re.compile(r"cutouts/[A-Za-z0-9_-]+\.fits")
 
+#: Pixels held for one zscale fit at most (32 MB as float64); a chunk of 90 Rubin cutouts
+#: (60x60) holds 0.3 M, so only unusually large cutouts are fitted in smaller groups.
+PENDING_PIXELS = 2**22
 Job = tuple[str, str]  # (the CSV's cutout cell, "science" | "template" | "difference")
 Result = tuple[str, "str | None"]  # (status, thumbnail path relative to the reports folder)
 
@@ -55,29 +58,36 @@ def stretch(data: np.ndarray, kind: str, limits: tuple[float, float] | None = No
 
 def render_thumbnails(output_dir: Path, reports_dir: Path, jobs: Sequence[Job]) -> list[Result]:
     """Each job's (status, thumbnail): made now, reused, MISSING or UNREADABLE. Never raises
-    for bad input: a damaged cutout is UNREADABLE and the others are still made."""
+    for bad input: a damaged cutout is UNREADABLE and the others are still made. Images
+    wait to be fitted together until they hold ``PENDING_PIXELS``: a chunk of unusually
+    large cutouts costs memory one image at a time, not a chunk at a time."""
     results: list[Result] = []
-    pending: list[tuple[int, np.ndarray, str, Path]] = []
-    for index, (cutout_path, kind) in enumerate(jobs):
+    pending: list[tuple[np.ndarray, str, Path]] = []
+    held = 0  # pixels in pending
+    for cutout_path, kind in jobs:
         status, name = _classify(output_dir, reports_dir, cutout_path)
         if status == "render":
             data = read_image(output_dir / cutout_path)
             if data is None:
                 status, name = UNREADABLE, None
             else:
-                pending.append((index, data, kind, reports_dir / name))
+                pending.append((data, kind, reports_dir / name))
+                held += data.size
+                status = "ok"
         results.append((status, name))
-    finite = [_finite_values(data) for _, data, _, _ in pending]
-    limits = iter(zscale_limits([values for values in finite if values is not None]))
-    for (index, data, kind, png_path), values in zip(pending, finite, strict=True):
-        _save_png(stretch(data, kind, None if values is None else next(limits)), png_path)
-        results[index] = ("ok", results[index][1])
+        if held >= PENDING_PIXELS:
+            _render(pending)
+            pending, held = [], 0
+    _render(pending)
     return results
 
 
-def thumbnail(output_dir: Path, reports_dir: Path, cutout_path: str, kind: str) -> Result:
-    """(status, thumbnail path relative to ``reports_dir``) for one CSV cutout cell."""
-    return render_thumbnails(output_dir, reports_dir, [(cutout_path, kind)])[0]
+def _render(pending: list[tuple[np.ndarray, str, Path]]) -> None:
+    """Stretch and save images, with one zscale fit for all of them."""
+    finite = [_finite_values(data) for data, _, _ in pending]
+    limits = iter(zscale_limits([values for values in finite if values is not None]))
+    for (data, kind, png_path), values in zip(pending, finite, strict=True):
+        _save_png(stretch(data, kind, None if values is None else next(limits)), png_path)
 
 
 def _classify(output_dir: Path, reports_dir: Path, cutout_path: str) -> tuple[str, str | None]:
