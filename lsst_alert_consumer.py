@@ -18,7 +18,6 @@ environment variables, then command-line flags. To add CSV columns, subclass
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ from alert_pipeline.config import (
     load_config,
 )
 from alert_pipeline.consumer import AlertConsumer
+from alert_pipeline.masking import configure_logging
 
 # Defaults, as the README shows them; override them in a config file, the environment
 # or on the command line rather than here.
@@ -103,8 +103,7 @@ def main(argv: Sequence[str] | None = None, consumer_class: type[AlertConsumer] 
     except (ConfigError, ValueError) as exc:
         print(f"LSST Alert Consumer: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%Y-%m-%dT%H:%M:%S%z")
+    configure_logging(config.log_level)
     if args.show_config:
         print(config.masked())
         return EXIT_OK

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from alert_pipeline.config import ConfigError, configured_output_dir
 from alert_pipeline.exitcodes import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_OUTPUT
+from alert_pipeline.masking import configure_logging
 
 EXIT_CODES_HELP = f"""exit codes:
   {EXIT_OK}  the reports were written (or were up to date)
@@ -63,8 +64,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%Y-%m-%dT%H:%M:%S%z")
+    configure_logging(logging.INFO)
     log = logging.getLogger("lsst_alert_report")
     try:
         output_dir = Path(args.output_dir or configured_output_dir("./lsst_alerts", args.config))

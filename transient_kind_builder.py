@@ -44,6 +44,7 @@ from alert_pipeline.fink import (
     rebuild_index,
 )
 from alert_pipeline.fink.db import mask_secrets_in
+from alert_pipeline.masking import configure_logging
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -88,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
         argv.insert(0, "build")
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging(logging.INFO)
     log = logging.getLogger("transient_kind_builder")
     if args.command != "rebuild-index" and not args.dsn:
         print("transient_kind_builder: no database: pass --dsn or set DATABASE_URL", file=sys.stderr)

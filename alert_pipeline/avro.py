@@ -23,6 +23,7 @@ from typing import Any
 import fastavro
 
 from .errors import CorruptPayloadError
+from .schema_guard import check_schema
 
 DECODERS = ("auto", "cavro", "fastavro")
 _SENTINEL = os.urandom(16)
@@ -50,9 +51,11 @@ def resolve_decoder(name: str) -> str:
 
 
 class WriterSchema:
-    """A writer schema, parsed for each decoder the first time that decoder needs it."""
+    """A writer schema, checked (``schema_guard``) when it is made and parsed for each
+    decoder the first time that decoder needs it."""
 
     def __init__(self, definition: Any) -> None:
+        check_schema(definition)
         self.definition = definition
         self._lock = threading.Lock()
         self._fastavro: Any = None
@@ -72,10 +75,32 @@ class WriterSchema:
                 import cavro
 
                 wrapper = {"type": "record", "name": "lsst_alert_pipeline_record_and_sentinel",
-                           "fields": [{"name": "record", "type": self.definition}, {"name": "end", "type": "bytes"}]}
+                           "fields": [{"name": "record", "type": _ints_as_longs(self.definition)},
+                                      {"name": "end", "type": "bytes"}]}
                 self._cavro = cavro.Schema(json.loads(json.dumps(wrapper)),
                                            options=cavro.DEFAULT_OPTIONS.replace(record_decodes_to_dict=True))
             return self._cavro
+
+
+def _ints_as_longs(schema: Any) -> Any:
+    """``schema`` with every plain ``int`` read as ``long``. Both are the same zig-zag
+    varint on the wire; fastavro returns an ``int`` varint beyond 32 bits as it is, cavro
+    truncates it to 32 bits. Read as a long, cavro returns fastavro's value, so the two
+    decoders agree on such (malformed) data."""
+    if schema == "int":
+        return "long"
+    if isinstance(schema, list):
+        return [_ints_as_longs(branch) for branch in schema]
+    if isinstance(schema, dict):
+        if "logicalType" in schema:
+            return schema  # e.g. a date: an int that means something else
+        converted = {key: _ints_as_longs(value) if key in ("type", "items", "values") else value
+                     for key, value in schema.items()}
+        if isinstance(converted.get("fields"), list):
+            converted["fields"] = [{**field, "type": _ints_as_longs(field.get("type"))} if isinstance(field, dict)
+                                   else field for field in converted["fields"]]
+        return converted
+    return schema
 
 
 def read_record(value: bytes, offset: int, writer: WriterSchema, decoder: str, label: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any
 from .avro import DECODERS, resolve_decoder
 from .decode import FRAMINGS
 from .exitcodes import EXIT_BROKER, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_OUTPUT, EXIT_SERVICE  # noqa: F401
-from .masking import mask_secrets, mask_text
+from .masking import is_secret_key, mask_secrets, mask_text
 
 ENV_PREFIX = "LSST_CONSUMER_"
 KAFKA_ENV_PREFIX = "LSST_CONSUMER_KAFKA_"
@@ -285,6 +285,7 @@ def configured_output_dir(default: str, config_file: str | None = None,
     beside it, such as the report): the environment, else the TOML file, else ``default``."""
     environ = os.environ if environ is None else environ
     if environ.get(SETTINGS_BY_NAME["output_dir"].variable):
+        _control_characters("output_dir", environ[SETTINGS_BY_NAME["output_dir"].variable])
         return environ[SETTINGS_BY_NAME["output_dir"].variable]
     config_file = config_file or environ.get(f"{ENV_PREFIX}CONFIG")
     if config_file:
@@ -292,6 +293,7 @@ def configured_output_dir(default: str, config_file: str | None = None,
         if value is not None:
             if not isinstance(value, str) or _non_empty(value):
                 raise ConfigError(f"output_dir in {config_file} must be a non-empty string")
+            _control_characters("output_dir", value)
             return value
     return default
 
@@ -389,19 +391,44 @@ def _typed(setting: Setting, value: Any) -> Any:
     raise ConfigError(f"{setting.name} = {value!r}: expected {'a whole number' if kind is int else kind.__name__}")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _control_characters(name: str, value: Any) -> None:
+    """Refuse text with control characters (NUL, ESC, BEL, newlines …): no path, topic,
+    broker address or name holds one, and they would reach the logs raw."""
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise ConfigError(f"{name} = {mask_text(value)!r}: contains a control character")
+
+
+def _checked_kafka_config(kafka: dict[str, Any]) -> dict[str, Any]:
+    """librdkafka and registry settings are text, numbers or booleans; a TOML table or
+    list (``bootstrap.servers = {a = 1}``) is refused here, naming the key."""
+    for key, value in kafka.items():
+        if not isinstance(value, str | int | float | bool):
+            raise ConfigError(f"kafka_config {key!r} must be text, a number or a boolean, "
+                              f"not a {'table' if isinstance(value, Mapping) else type(value).__name__}")
+        if not is_secret_key(key):
+            _control_characters(f"kafka_config {key!r}", value)
+    return kafka
+
+
 def _validated(merged: dict[str, Any]) -> ConsumerConfig:
     topics = merged.pop("topic", None)
     if isinstance(topics, str):
         topics = [topics]
     if not topics or not isinstance(topics, list) or not all(isinstance(t, str) and t.strip() for t in topics):
         raise ConfigError("no topic configured: set topic in the config file, LSST_CONSUMER_TOPIC or --topic")
-    kafka = dict(merged.pop("kafka_config", {}))
+    for topic in topics:
+        _control_characters("topic", topic)
+    kafka = _checked_kafka_config(dict(merged.pop("kafka_config", {})))
     for required in ("bootstrap.servers", "group.id"):
         if not kafka.get(required):
             raise ConfigError(f"kafka_config lacks {required!r}")
     values = {}
     for name, raw in merged.items():
         setting = SETTINGS_BY_NAME[name]
+        _control_characters(name, raw)
         value = None if raw is None else _typed(setting, raw)
         problem = setting.check(value) if value is not None and setting.check else None
         if problem:

@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .durable import append_durably, safe_name, write_atomically
+from .durable import append_durably, open_no_follow, safe_name, write_atomically
 
 CSV_PREFIX = "lsst_alerts_"
 #: A text cell starting with one of these is a formula to a spreadsheet (OWASP "CSV
@@ -74,7 +74,7 @@ def csv_bytes(columns: Sequence[str], rows: Iterable[Mapping[str, Any]], header:
 
 
 def _first_line(path: str) -> bytes:
-    with open(path, "rb") as handle:
+    with os.fdopen(open_no_follow(path, os.O_RDONLY), "rb") as handle:
         return handle.readline()
 
 
@@ -117,8 +117,11 @@ def restore_size(path: str, size: int | None) -> None:
         if size is None:
             os.unlink(path)
         elif os.path.getsize(path) > size:
-            with open(path, "r+b") as handle:
-                handle.truncate(size)
-                os.fsync(handle.fileno())
+            fd = open_no_follow(path, os.O_WRONLY)
+            try:
+                os.ftruncate(fd, size)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
     except FileNotFoundError:
         pass

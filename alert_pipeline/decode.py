@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import os
 import struct
 import threading
@@ -31,15 +30,20 @@ import fastavro
 from .avro import WriterSchema, read_record, resolve_decoder
 from .errors import (
     CorruptPayloadError,
+    DecodeError,
     RegistryUnavailableError,
     UnknownSchemaError,
     UnrecognisedFramingError,
+    UnsafeSchemaError,
 )
 from .limits import Limits, check_container, inflate_bounded
 from .masking import mask_text
+from .schema_guard import MAX_SCHEMA_BYTES, check_schema_text
 
 OCF_MAGIC = b"Obj\x01"
 CONFLUENT_MAGIC = 0
+#: The largest answer accepted from a schema registry: the largest schema, JSON-escaped.
+MAX_REGISTRY_ANSWER_BYTES = 4 * MAX_SCHEMA_BYTES
 FRAMINGS = ("auto", "confluent", "ocf", "schemaless", "antares")
 
 
@@ -113,11 +117,18 @@ class RegistrySchemas:
     unreachable registry raise ``RegistryUnavailableError``, which stops the run before
     anything of the batch is committed. A forked worker builds its own HTTP client: a
     connection shared across ``fork`` would interleave two processes' requests.
+
+    The client's ``timeout`` bounds each read, and a registry that drips its answer a
+    byte at a time restarts it with every byte; so every request also has an overall
+    ``deadline`` (see ``request_deadline``) and an answer of at most
+    ``MAX_REGISTRY_ANSWER_BYTES``. A schema the registry serves is immutable for its id,
+    so a refused one (unsafe, not Avro) is refused again without asking.
     """
 
     def __init__(self, client_config: Mapping[str, Any]) -> None:
         self.config = dict(client_config)
         self.url = mask_text(str(self.config["url"]))
+        self.deadline = request_deadline(self.config)
         self._parsed: dict[int, Any] = {}
         self._lock = threading.Lock()
         self._client: Any = None
@@ -126,35 +137,72 @@ class RegistrySchemas:
     def __call__(self, schema_id: int) -> Any:
         with self._lock:
             if schema_id not in self._parsed:
-                self._parsed[schema_id] = self._fetch(schema_id)
-            return self._parsed[schema_id]
+                schema = self._fetch(schema_id)
+                try:
+                    self._parsed[schema_id] = self._writer(schema_id, schema)
+                except DecodeError as exc:
+                    self._parsed[schema_id] = exc
+            found = self._parsed[schema_id]
+        if isinstance(found, DecodeError):
+            raise found.with_traceback(None)
+        return found
 
     def _fetch(self, schema_id: int) -> Any:
         from confluent_kafka.schema_registry.error import SchemaRegistryError
 
         try:
-            schema = self._http_client().get_schema(schema_id)
+            return self._within_deadline(lambda: self._http_client().get_schema(schema_id))
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404 and exc.error_code == 40403:
                 raise UnknownSchemaError(f"schema id {schema_id} is not in the schema registry at {self.url} "
                                          f"({mask_text(str(exc.error_message))})") from None
             raise RegistryUnavailableError(self._explain(exc)) from None
+        except RegistryUnavailableError:
+            raise
         except Exception as exc:  # noqa: BLE001 - httpx transport errors, TLS, OAuth token errors
             raise RegistryUnavailableError(
                 f"the schema registry at {self.url} cannot be reached: {type(exc).__name__}: "
                 f"{mask_text(str(exc))}. Check schema.registry.url, the network and schema.registry.ssl.*; "
                 "nothing of this batch was committed, the next run reads it again."
             ) from None
+
+    def _writer(self, schema_id: int, schema: Any) -> WriterSchema:
         if (schema.schema_type or "AVRO") != "AVRO":
             raise UnknownSchemaError(f"schema id {schema_id} in the registry at {self.url} is a "
                                      f"{schema.schema_type} schema, not Avro")
         try:
-            writer = WriterSchema(json.loads(schema.schema_str))
+            writer = WriterSchema(check_schema_text(schema.schema_str))
             writer.fastavro  # noqa: B018 - parsed now: a schema that does not parse is the message's problem
+        except UnsafeSchemaError as exc:
+            raise UnsafeSchemaError(f"schema id {schema_id} in the registry at {self.url}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - json and fastavro parse errors
             raise UnknownSchemaError(f"schema id {schema_id} in the registry at {self.url} is not a valid "
                                      f"Avro schema: {type(exc).__name__}: {exc}") from None
         return writer
+
+    def _within_deadline(self, request: Any) -> Any:
+        """``request()`` on a daemon thread, given up after ``self.deadline`` seconds: a
+        stuck connection is abandoned with its client (the run stops with exit 3 anyway)."""
+        outcome: dict[str, Any] = {}
+
+        def attempt() -> None:
+            try:
+                outcome["value"] = request()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=attempt, name="schema-registry-request", daemon=True)
+        thread.start()
+        thread.join(self.deadline)
+        if thread.is_alive():
+            self._client = None
+            raise RegistryUnavailableError(
+                f"the schema registry at {self.url} did not answer within {self.deadline:g} s (the overall "
+                "deadline: schema.registry.timeout x (max.retries + 1) plus the retry waits); nothing of this "
+                "batch was committed, the next run reads it again")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
 
     def _explain(self, exc: Any) -> str:
         status = exc.http_status_code
@@ -175,6 +223,9 @@ class RegistrySchemas:
 
             self._client = SchemaRegistryClient(self.config)
             self._client_pid = os.getpid()
+            from .registry_http import bound_answers
+
+            bound_answers(self._client, MAX_REGISTRY_ANSWER_BYTES, self.deadline)
         return self._client
 
     def __getstate__(self) -> dict[str, Any]:
@@ -182,6 +233,16 @@ class RegistrySchemas:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["config"])
+
+
+def request_deadline(client_config: Mapping[str, Any]) -> float:
+    """The longest one schema request may take in all: what the client itself would take
+    at worst if every read honoured ``timeout``: one timeout per attempt
+    (``max.retries`` + 1 attempts) plus the longest wait before each retry."""
+    timeout = float(client_config.get("timeout") or 30)
+    retries = int(client_config.get("max.retries", 3))
+    max_wait = float(client_config.get("retries.max.wait.ms", 20000)) / 1000
+    return timeout * (retries + 1) + max_wait * retries
 
 
 class AlertDecoder:

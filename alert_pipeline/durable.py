@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import re
 from collections.abc import Callable
@@ -66,10 +67,13 @@ def sync_filesystem(path: str) -> None:
 
 
 def write_atomically(path: str, data: bytes, *, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory and a rename."""
+    """Write ``data`` to ``path`` via a temp file in the same directory and a rename. The
+    temp file is created anew (``x``: a link planted under its name is not followed)."""
     temp = f"{path}.tmp-{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temp)  # left by a crashed run of the same pid
     try:
-        with open(temp, "wb") as handle:
+        with open(temp, "xb") as handle:
             handle.write(data)
             if durable:
                 handle.flush()
@@ -105,9 +109,21 @@ def create_new(path: str, data: bytes) -> None:
     os.close(fd)
 
 
+def open_no_follow(path: str, flags: int) -> int:
+    """``os.open`` that never follows a final symbolic link: a link planted in ``data/``
+    or ``state/`` must not make the run read, append to or cut a file elsewhere."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, f"{path} is a symbolic link; the pipeline does not write or cut a file "
+                                       "through one (remove the link)") from None
+        raise
+
+
 def append_durably(path: str, data: bytes) -> None:
-    """Append ``data`` in one write and fsync it."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    """Append ``data`` in one write and fsync it (never through a symbolic link)."""
+    fd = open_no_follow(path, os.O_WRONLY | os.O_APPEND)
     try:
         write_all(fd, data)
         os.fsync(fd)

@@ -39,6 +39,13 @@ class IncompletePacketError(DecodeError):
     reason = "incomplete-packet"
 
 
+class UnsafeSchemaError(DecodeError):
+    """The writer schema could make a small message cost the machine (recursive types,
+    items that take no bytes, absurd size or depth): no alert schema looks like that."""
+
+    reason = "unsafe-schema"
+
+
 class UnusableIdError(DecodeError):
     """An id that must name a file is not a signed 64-bit integer."""
 
@@ -68,4 +75,4 @@ class RegistryUnavailableError(ServiceError):
 
 __all__ = ["CorruptPayloadError", "DecodeError", "IncompletePacketError", "LimitExceededError",
            "RegistryUnavailableError", "ServiceError", "UnknownSchemaError", "UnrecognisedFramingError",
-           "UnusableIdError"]
+           "UnsafeSchemaError", "UnusableIdError"]

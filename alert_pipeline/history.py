@@ -113,12 +113,45 @@ def last_runs(output_dir: str, count: int) -> list[dict[str, Any]]:
             found = []
             for line in lines:
                 try:
-                    found.append(json.loads(line))
+                    record = json.loads(line)
                 except ValueError:
                     continue
+                if well_formed(record):
+                    found.append(record)
             if len(found) >= count or start == 0:
                 return found[-count:]
             block *= 4
+
+
+_NUMBER = (int, float)
+#: What every history line the tools read must hold, by type (a line is input: a torn,
+#: hand-edited or planted line that lacks one is skipped, never trusted).
+RECORD_FIELDS: dict[str, tuple[type, ...]] = {
+    "started_at": (str,), "ended_at": (str,), "elapsed_seconds": _NUMBER, "mode": (str,), "instance": (str,),
+    "exit_code": (int,), "stop_reason": (str,), "consumed": (int,), "written": (int,),
+    "duplicates_skipped": (int,), "quarantined": (int,), "quarantined_by_reason": (dict,), "cutouts": (int,),
+    "partitions": (dict,), "last_alert_written_at": (str, type(None)), "decoder": (str,),
+}
+
+
+def well_formed(record: Any) -> bool:
+    """Whether a parsed history line is a run record the tools can read: an object with
+    every ``RECORD_FIELDS`` key of its type, times that parse, counts per reason and
+    partitions of the shapes the history and the metrics use."""
+    if not isinstance(record, dict):
+        return False
+    for key, kinds in RECORD_FIELDS.items():
+        value = record.get(key)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            return False
+    try:
+        for key in ("started_at", "ended_at", "last_alert_written_at"):
+            _timestamp(record[key])
+    except (ValueError, OverflowError):
+        return False
+    return (all(isinstance(count, int) for count in record["quarantined_by_reason"].values())
+            and all(isinstance(name, str) and "[" in name and isinstance(progress, dict)
+                    and isinstance(progress.get("lag"), int | None) for name, progress in record["partitions"].items()))
 
 
 COLUMNS = (("started (UTC)", lambda r: r["started_at"].replace("T", " ").rstrip("Z")),

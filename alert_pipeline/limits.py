@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import CorruptPayloadError, LimitExceededError
+from .schema_guard import check_schema_text
 
 OCF_MAGIC = b"Obj\x01"
 SYNC_SIZE = 16
@@ -88,9 +89,9 @@ def _read_long(data: bytes, position: int) -> tuple[int, int]:
         shift += 7
 
 
-def _skip_header(data: bytes) -> tuple[str, int]:
-    """The container's codec and where its first block starts."""
-    position, codec = len(OCF_MAGIC), "null"
+def _skip_header(data: bytes) -> tuple[str, bytes, int]:
+    """The container's codec, its writer schema (JSON text) and where its first block starts."""
+    position, codec, schema = len(OCF_MAGIC), "null", b""
     while True:
         count, position = _read_long(data, position)
         if count == 0:
@@ -105,14 +106,18 @@ def _skip_header(data: bytes) -> tuple[str, int]:
             length, position = _read_long(data, position)
             if key == b"avro.codec":
                 codec = data[position:position + length].decode("ascii", "replace")
+            elif key == b"avro.schema":
+                schema = data[position:position + length]
             position += length
-    return codec, position + SYNC_SIZE
+    return codec, schema, position + SYNC_SIZE
 
 
 def check_container(data: bytes, limits: Limits) -> None:
-    """Refuse an Avro container file that declares more records, or decompresses to more
-    bytes, than ``limits`` allow, before fastavro reads any record."""
-    codec, position = _skip_header(data)
+    """Refuse an Avro container file whose writer schema is unsafe (``schema_guard``), or
+    that declares more records, or decompresses to more bytes, than ``limits`` allow,
+    before fastavro reads any record."""
+    codec, schema, position = _skip_header(data)
+    check_schema_text(schema)
     records = expanded = 0
     while position < len(data):
         count, position = _read_long(data, position)

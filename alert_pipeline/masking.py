@@ -6,6 +6,7 @@ Masked by key (``sasl.password``, ``ssl.key.pem``, ``basic.auth.user.info``,
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -13,6 +14,11 @@ from typing import Any
 _SECRET_KEY = re.compile(r"password|secret|user\.info|token|jaas|oauthbearer\.config|(^|\.)key(\.pem)?$",
                          re.IGNORECASE)
 _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a setting's value is a secret (masked everywhere, never echoed)."""
+    return bool(_SECRET_KEY.search(str(key)))
 
 
 def mask_secrets(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -26,3 +32,32 @@ def mask_secrets(settings: Mapping[str, Any]) -> dict[str, Any]:
 def mask_text(text: str) -> str:
     """``text`` with the user-info of every URL in it (``https://user:pw@host``) masked."""
     return _URL_USERINFO.sub(r"\g<scheme>***@", text)
+
+
+#: Third-party loggers that print request URLs (with their user-info) at INFO.
+_URL_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "urllib3", "authlib")
+
+
+class MaskingFilter(logging.Filter):
+    """Masks URL user-info in every record a handler emits, whichever logger made it
+    (httpx logs each request's URL, password included, at INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_text(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def configure_logging(level: int | str) -> None:
+    """The tools' logging: one line per record with an ISO 8601 time, every handler
+    masked, and the URL-printing third-party loggers at WARNING."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(existing, MaskingFilter) for existing in handler.filters):
+            handler.addFilter(MaskingFilter())
+    for name in _URL_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))

@@ -36,7 +36,10 @@ def parse_utc(text: str) -> dt.datetime:
         moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise ValueError(f"{text!r} is not an ISO 8601 time such as 2026-11-20T03:00:00Z") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    try:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is outside the years 1 to 9999 once converted to UTC") from None
 
 
 def _iso(moment: dt.datetime | None) -> str:
@@ -56,11 +59,15 @@ class TimeWindow:
 
     @property
     def start_ms(self) -> int | None:
-        return None if self.start is None else int(self.start.timestamp() * 1000)
+        """The window's start in Kafka time, None when open or before 1970 (Kafka
+        timestamps start there: such a window starts at each partition's beginning)."""
+        if self.start is None or self.start.timestamp() <= 0:
+            return None
+        return int(self.start.timestamp() * 1000)
 
     @property
     def end_ms(self) -> int | None:
-        return None if self.end is None else int(self.end.timestamp() * 1000)
+        return None if self.end is None else max(0, int(self.end.timestamp() * 1000))
 
     def describe(self) -> str:
         return f"from={_iso(self.start)} to={_iso(self.end)}"
@@ -98,6 +105,9 @@ class ReplaySource(KafkaSource):
         partitions = [TopicPartition(topic, number, self.window.start_ms if self.window.start_ms is not None
                                      else OFFSET_BEGINNING)
                       for topic in self.config.topics for number in sorted(metadata.topics[topic].partitions)]
+        if self.window.start is not None and self.window.start_ms is None:
+            log.info("--from-time %s is before 1970, where Kafka time begins: each partition is replayed from "
+                     "its earliest offset", _iso(self.window.start))
         if self.window.start_ms is not None:
             try:
                 partitions = self._consumer.offsets_for_times(partitions, timeout=self.config.connect_timeout)

@@ -18,8 +18,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,6 +31,7 @@ from typing import Any
 
 from .consumer import AlertConsumer
 from .durable import checkpoint
+from .exitcodes import EXIT_FAILURE
 from .sources import Source
 from .summary import RunSummary
 
@@ -94,7 +97,8 @@ def run(consumer: AlertConsumer, source: Source, now: Callable[[], dt.datetime] 
             return config.batch_size
         return max(min(config.batch_size, config.max_messages - taken()), 1)
 
-    with _stop_on_signals() as stop, ThreadPoolExecutor(1, thread_name_prefix="batch-writer") as writer:
+    with _stop_on_signals() as stop, ThreadPoolExecutor(1, thread_name_prefix="batch-writer") as writer, \
+            _runtime_watchdog(config.max_runtime):
         try:
             batches = source.batches(budget)
             for batch in batches:
@@ -139,6 +143,38 @@ def _settle_then_discard(settle: Callable[[], None], consumer: AlertConsumer) ->
         settle()
     finally:
         consumer.store.stager.discard_all()
+
+
+#: How far past ``max_runtime`` a run may go inside one batch before the watchdog ends it.
+MAX_RUNTIME_GRACE = 60.0
+
+
+@contextmanager
+def _runtime_watchdog(max_runtime: float | None) -> Iterator[None]:
+    """``max_runtime`` is checked between batches; this holds it inside one too. A run
+    still going ``min(MAX_RUNTIME_GRACE, max_runtime)`` seconds past it (a message that
+    decodes for ever, a ``process_alert`` that hangs) is ended at once, as a crash is:
+    nothing of the batch in hand was committed, the next run recovers and reads it again."""
+    if max_runtime is None:
+        yield
+        return
+    grace = min(MAX_RUNTIME_GRACE, max_runtime)
+
+    def overrun() -> None:
+        log.error("LSST Alert Consumer stopped: still inside one batch %g s past --max-runtime %g s; exiting "
+                  "now with exit code %d (the batch in hand was not committed and is read again next run)",
+                  grace, max_runtime, EXIT_FAILURE)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(EXIT_FAILURE)
+
+    timer = threading.Timer(max_runtime + grace, overrun)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def _limit_reached(config: Any, taken: int, started: float) -> str | None:

@@ -84,7 +84,7 @@ class SlotNames:
         """The file stem of a slot id; ValueError for an id that cannot name a slot file
         (including the names of the kind-level files, ``index`` and ``roster``)."""
         stem = self._encode(slot_id)
-        if stem == INDEX_NAME[:-5] or stem in RESERVED:
+        if is_reserved(stem) or is_reserved(slot_id):
             raise ValueError(f"slot id {slot_id!r} is the name of a kind-level file")
         return stem
 
@@ -99,18 +99,27 @@ class SlotNames:
 
 
 class EscapedSlotNames(SlotNames):
-    """Ids of ``allowed`` characters mapped to safe, reversible, collision-free stems:
-    ASCII letters and digits stay, every other character becomes ``_XX`` (its code in
-    hex; ``_`` itself too, so decoding is unambiguous). No '/', no leading dot: a stem
-    never leaves its directory. An id of letters and digits only is its own stem."""
+    """Ids of ``allowed`` characters mapped to safe, reversible, collision-free stems that
+    stay distinct on a case-insensitive file system: ASCII capitals and digits stay,
+    every other character becomes ``_XX`` (its code in hex; ``_`` itself and lower-case
+    letters too, so decoding is unambiguous and no two stems differ only in case). No
+    '/', no leading dot: a stem never leaves its directory. Ids matching ``verbatim``
+    (which must not match any other escaped stem, e.g. ZTF object ids, the only stems
+    with lower-case letters) are their own stem.
 
-    def __init__(self, allowed: str = r"[A-Za-z0-9 _./-]{1,64}") -> None:
+    So ``2015BQ311`` is its own stem, ``2015ab`` is ``2015_61_62`` and ``P/2010 A2`` is
+    ``P_2F2010_20A2``."""
+
+    def __init__(self, allowed: str = r"[A-Za-z0-9 _./-]{1,64}", verbatim: str | None = None) -> None:
         self.allowed = re.compile(allowed)
+        self.verbatim = re.compile(verbatim) if verbatim else None
 
     def _encode(self, slot_id: str) -> str:
+        if self.verbatim is not None and self.verbatim.fullmatch(slot_id):
+            return slot_id
         if not self.allowed.fullmatch(slot_id):
             raise ValueError(f"slot id {slot_id[:80]!r} has characters or a length a slot id may not have")
-        return "".join(char if char.isascii() and char.isalnum() else f"_{ord(char):02X}" for char in slot_id)
+        return "".join(char if char.isdigit() or "A" <= char <= "Z" else f"_{ord(char):02X}" for char in slot_id)
 
     def slot_id(self, stem: str) -> str | None:
         if not _ESCAPED_STEM.fullmatch(stem):
@@ -174,7 +183,7 @@ class KindStore:
         found = set()
         for name in os.listdir(self.directory):
             stem = name[:-5]
-            if not name.endswith(".json") or name == INDEX_NAME or stem in RESERVED or name.startswith("."):
+            if not name.endswith(".json") or is_reserved(stem) or name.startswith("."):
                 continue
             slot_id = self.names.slot_id(stem)
             if slot_id is not None:
@@ -282,3 +291,9 @@ class KindStore:
 
 #: Kind-level files that are not slots.
 RESERVED = {"roster"}
+
+
+def is_reserved(stem: str) -> bool:
+    """Whether a file stem is a kind-level file's (``index``, ``roster``), in any case:
+    ``INDEX.json`` would be ``index.json`` on a case-insensitive file system."""
+    return stem.lower() == INDEX_NAME[:-5] or stem.lower() in RESERVED

@@ -131,7 +131,10 @@ def test_minor_body_slots_match_an_independent_computation(pg_url, table, tmp_pa
 
     names = sorted(path.name for path in (store / "minor_body").iterdir())
     assert "P_2F2010_20A2.json" in names and "2015BQ311.json" in names and "4179.json" in names
-    assert "_2E_2E_2Fetc_2E" not in names and "_2E_2E_2F_2E_2E_2Fetc_2Fpasswd.json" in names
+    # lower-case letters are escaped too (case-safe): "../../etc/passwd" by hand
+    assert "_2E_2E_2F_2E_2E_2F_65_74_63_2F_70_61_73_73_77_64.json" in names
+    assert not [name for name in names if name.lower() in ("index.json", "roster.json") and name not in
+                ("index.json", "roster.json")]
     assert not [name for name in names if name.startswith(".") or ";" in name]
     assert {p.name for p in tmp_path.iterdir()} == {"store"}  # nothing written outside the storehouse
     assert sorted(p.name for p in store.iterdir()) == ["minor_body", "transient"]
@@ -189,3 +192,27 @@ def test_escaped_slot_names_are_reversible_and_collision_free():
         with pytest.raises(ValueError):
             names.stem(bad)
     assert names.slot_id("a_2f") is None and names.slot_id("My notes") is None  # not canonical: not a slot
+
+
+def test_designations_that_would_clash_on_a_case_insensitive_file_system(pg_url, table, tmp_path):
+    """INDEX/Roster in any case and a ZTF-id-shaped designation are refused; only spaces
+    is no designation; 2015ab and 2015AB get files whose names differ beyond case."""
+    rng = random.Random(23)
+    candids = iter(range(4_100_000_000_000_000_000, 2**63))
+    ids = fink_samples.object_ids(rng)
+    alerts = []
+    for designation in ("INDEX", "Roster", "ZTF21ABCDEFG", "2015ab", "2015AB", "   "):
+        alerts += fink_samples.minor_body_alerts(rng, ids, candids, 1, designation)
+    insert_rows(pg_url, table, [event_row(a) for a in alerts])
+    store = tmp_path / "store"
+    done = run_builder("--dsn", pg_url, "--storehouse", str(store), "--table", table, "--kind", "minor_body")
+    assert done.returncode == 0, done.stderr
+    roster = json.loads((store / "minor_body" / "roster.json").read_text())
+    per_body = {d: sum(1 for a in alerts if a["i:ssnamenr"] == d) for d in ("INDEX", "Roster", "ZTF21ABCDEFG", "   ")}
+    assert roster["skipped_rows"]["unsafe_designation"] == per_body["INDEX"] + per_body["Roster"] + \
+        per_body["ZTF21ABCDEFG"]
+    assert roster["skipped_rows"]["no_designation"] == per_body["   "]
+    names = sorted(p.name for p in (store / "minor_body").iterdir())
+    assert names == ["2015AB.json", "2015_61_62.json", "index.json", "roster.json"]
+    assert len({name.lower() for name in names}) == len(names)
+    assert {json.loads((store / "minor_body" / n).read_text())["slot_id"] for n in names[:2]} == {"2015AB", "2015ab"}

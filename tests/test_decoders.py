@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from alert_pipeline.avro import resolve_decoder
+from alert_pipeline.avro import WriterSchema, read_record, resolve_decoder
 from alert_pipeline.decode import AlertDecoder, bundled_versions
+from alert_pipeline.devtools import hostile
 from alert_pipeline.devtools.factory import AlertFactory, malformed_messages
 from alert_pipeline.errors import DecodeError
 from alert_pipeline.records import base_row
@@ -76,8 +77,29 @@ def test_bounded_fuzz_crashes_nothing_and_both_decoders_agree():
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
     assert result["disagreement_count"] == 0, result["disagreements"]
+    assert result["negative_union_index"] > 0  # the documented difference is exercised, and only it differs
     assert result["outcomes"]["cavro"]["corrupt-payload"] > 1000 and result["outcomes"]["cavro"]["ok"] > 100
     assert result["peak_rss_mb"] < 400
+
+
+def zigzag(value: int) -> bytes:
+    return hostile.avro_long(value)
+
+
+def test_ints_beyond_32_bits_read_alike_and_a_negative_union_index_is_the_documented_difference():
+    """Hand-made bytes of a small schema: an ``int`` varint of 2^40 reads as 2^40 under
+    both decoders (cavro alone used to truncate it to 256); a union index of -1 is refused
+    by cavro and read by fastavro as the union's last branch (documented)."""
+    writer = WriterSchema({"type": "record", "name": "R", "fields": [
+        {"name": "u", "type": ["null", "int", "string"]}, {"name": "i", "type": "int"},
+        {"name": "a", "type": {"type": "array", "items": "int"}}]})
+    big = zigzag(0) + zigzag(2**40) + zigzag(1) + zigzag(-2**31 - 1) + zigzag(0)
+    for decoder in ("cavro", "fastavro"):
+        assert read_record(big, 0, writer, decoder, "t") == {"u": None, "i": 2**40, "a": [-2**31 - 1]}
+    negative = zigzag(-1) + zigzag(2) + b"ok" + zigzag(7) + zigzag(0)
+    with pytest.raises(DecodeError, match="is not valid for a union"):
+        read_record(negative, 0, writer, "cavro", "t")
+    assert read_record(negative, 0, writer, "fastavro", "t") == {"u": "ok", "i": 7, "a": []}
 
 
 def test_decoder_setting_and_auto():

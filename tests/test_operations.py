@@ -279,15 +279,20 @@ def test_history_and_metrics_after_a_normal_a_failed_and_a_stopped_run(kafka, tm
 
 
 def test_a_torn_history_line_is_skipped(tmp_path):
-    from alert_pipeline.history import append_run, last_runs
+    import datetime as dt
 
-    append_run(str(tmp_path), {"n": 1})
+    from alert_pipeline.history import append_run, last_runs, run_record
+    from alert_pipeline.summary import RunSummary
+
+    now = dt.datetime.now(dt.UTC)
+    base = run_record(started=now, ended=now, summary=RunSummary(), exit_code=0, configuration={}, decoder="cavro")
+    append_run(str(tmp_path), {**base, "n": 1})
     with open(tmp_path / "state" / "runs.jsonl", "a") as handle:
         handle.write('{"n": 2, "tor')
-    append_run(str(tmp_path), {"n": 3})
+    append_run(str(tmp_path), {**base, "n": 3})
     assert [record["n"] for record in last_runs(str(tmp_path), 5)] == [1, 3]
     for n in range(4, 404):  # ~400 kB: more than the first block read from the end
-        append_run(str(tmp_path), {"n": n, "padding": "x" * 1000})
+        append_run(str(tmp_path), {**base, "n": n, "padding": "x" * 1000})
     assert [record["n"] for record in last_runs(str(tmp_path), 150)] == list(range(254, 404))
     assert [record["n"] for record in last_runs(str(tmp_path), 1000)] == [1, 3, *range(4, 404)]
 

@@ -100,3 +100,31 @@ def fits_with_short_data(size: int = 100) -> bytes:
              f"{'NAXIS1':<8}= {size:>20}", f"{'NAXIS2':<8}= {size:>20}", "END"]
     header = "".join(card.ljust(80) for card in cards).ljust(2880).encode("ascii")
     return header + bytes(2880)
+
+
+#: A writer schema whose record holds itself: data may nest without bound.
+RECURSIVE_SCHEMA = {"type": "record", "name": "R", "fields": [{"name": "next", "type": ["null", "R"]}]}
+#: A writer schema whose array items take no bytes: a block may claim any number of them.
+ZERO_SIZE_ITEMS_SCHEMA = {"type": "record", "name": "Z", "fields": [{"name": "a", "type": {"type": "array",
+                                                                                            "items": "null"}}]}
+
+
+def recursive_record(depth: int) -> bytes:
+    """Avro data of ``RECURSIVE_SCHEMA`` nested ``depth`` levels: union index 1 per level,
+    then null (one byte a level: 200,000 levels in 200 kB)."""
+    return b"\x02" * depth + b"\x00"
+
+
+def zero_size_items(count: int = 2**60) -> bytes:
+    """Avro data of ``ZERO_SIZE_ITEMS_SCHEMA`` whose one block declares ``count`` items."""
+    return avro_long(count) + avro_long(0)
+
+
+def recursion_container(depth: int = 200_000) -> bytes:
+    """A container file with ``RECURSIVE_SCHEMA`` and one record ``depth`` levels deep."""
+    return container_header(RECURSIVE_SCHEMA) + container_block(1, recursive_record(depth))
+
+
+def zero_size_items_container(count: int = 2**60) -> bytes:
+    """A ~180-byte container file whose one record claims ``count`` items of nothing."""
+    return container_header(ZERO_SIZE_ITEMS_SCHEMA) + container_block(1, zero_size_items(count))

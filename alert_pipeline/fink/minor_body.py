@@ -8,25 +8,31 @@
 
 A designation becomes a file name through ``EscapedSlotNames``: letters, digits, space,
 ``_``, ``-``, ``/`` and ``.`` are allowed (at most 64 characters) and mapped to a safe,
-reversible file name; anything else is skipped and counted (``unsafe_designation``), as
-is an MPC row without a designation (``no_designation``).
+reversible file name that no other slot's name equals, even ignoring case; a candidate's
+ZTF object id is its own file name. Anything else is skipped and counted
+(``unsafe_designation``: other characters, longer, a kind-level file's name such as
+``INDEX`` in any case, or a ZTF object id in any case, which would name a candidate's
+file), as is an MPC row without a designation, or one of only spaces (``no_designation``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..storehouse import EscapedSlotNames
 from .curves import BANDS, finite, light_curve, motion_arcsec_per_hour, night_count
 from .db import MJD_OFFSET, jd_to_iso
+from .queries import ZTF_OBJECT_ID
 
 KIND = "minor_body"
 MPC_LABEL = "Solar System MPC"
 CANDIDATE_LABEL = "Solar System candidate"
 LABELS = (MPC_LABEL, CANDIDATE_LABEL)
 SUBTYPES = ("mpc", "candidate")
-NAMES = EscapedSlotNames()
+NAMES = EscapedSlotNames(verbatim=ZTF_OBJECT_ID)
+_LIKE_ZTF_OBJECT_ID = re.compile(ZTF_OBJECT_ID, re.IGNORECASE)
 INDEX_FIELDS = ("slot_id", "subtype", "designation", "first_mjd", "last_mjd", "n_alerts", "n_nights",
                 "ra_deg_last", "dec_deg_last", "provisional")
 
@@ -46,11 +52,13 @@ def body_slot(row: tuple, provenance: dict[str, Any], roster: BodyRoster) -> dic
     body cannot have a slot."""
     body, mpc, n_alerts, object_ids, ras, decs, fink, *series = row
     filters, jds, mags, _, _, positives = series
-    if mpc and not body:
+    if mpc and not body.strip():
         roster.skipped_rows["no_designation"] = roster.skipped_rows.get("no_designation", 0) + n_alerts
         return None
     try:
         NAMES.stem(body)
+        if mpc and _LIKE_ZTF_OBJECT_ID.fullmatch(body):
+            raise ValueError("a designation that would name a candidate's file")
     except ValueError:
         roster.skipped_rows["unsafe_designation"] = roster.skipped_rows.get("unsafe_designation", 0) + n_alerts
         return None

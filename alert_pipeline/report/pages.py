@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -37,28 +38,37 @@ class AlertCells:
     thumbs: dict[str, tuple[str, str | None, str | None]]
 
 
+_NOT_IN_HTML = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
+def _escape(text: str) -> str:
+    """``text`` for HTML: escaped, and without the control characters HTML may not
+    hold (a NUL in a CSV cell is dropped, not passed on)."""
+    return html.escape(_NOT_IN_HTML.sub("", text))
+
+
 def page_name(stem: str, number: int) -> str:
     return f"{stem}.html" if number == 1 else f"{stem}_p{number}.html"
 
 
 def _cell(text: str | None) -> str:
-    return f"<td>{html.escape(text or '')}</td>"
+    return f"<td>{_escape(text or '')}</td>"
 
 
 def _number(text: str | None, digits: int) -> str:
     try:
         value = float(text) if text else None
     except ValueError:
-        return html.escape(text or "")
+        return _escape(text or "")
     return "" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 def _thumb(kind: str, status: str, thumb: str | None, link: str | None) -> str:
     if status == "ok" and thumb:
-        image = f'<img src="{html.escape(thumb)}" alt="{kind}" title="{kind}">'
-        return f'<td class="thumb"><a href="{html.escape(link or thumb)}">{image}</a></td>'
+        image = f'<img src="{_escape(thumb)}" alt="{kind}" title="{kind}">'
+        return f'<td class="thumb"><a href="{_escape(link or thumb)}">{image}</a></td>'
     if status == "unreadable":
-        target = f' <a href="{html.escape(link)}">FITS</a>' if link else ""
+        target = f' <a href="{_escape(link)}">FITS</a>' if link else ""
         return f'<td class="thumb unreadable" title="the {kind} cutout is not a readable FITS image">unreadable{target}</td>'
     return '<td class="thumb"></td>'
 
@@ -68,7 +78,7 @@ def alert_row(cells: AlertCells) -> str:
     flux = _number(row.get("psFlux"), 1)
     error = _number(row.get("psFluxErr"), 1)
     parts = [
-        f'<tr id="alert-{html.escape(row.get("diaSourceId") or "")}" class="alert">',
+        f'<tr id="alert-{_escape(row.get("diaSourceId") or "")}" class="alert">',
         _cell(row.get("diaSourceId")), _cell(row.get("diaObjectId")),
         f"<td>{_number(row.get('ra'), 5)}</td>", f"<td>{_number(row.get('dec'), 5)}</td>",
         f"<td>{_number(row.get('mjd'), 5)}</td>", _cell(row.get("filterName")),
@@ -102,7 +112,7 @@ def _summary(night: Night) -> str:
             ("Quarantined messages", f"{sum(night.quarantined.values())} ({quarantined})"),
             ("First processed", times[0] if times else "-"), ("Last processed", times[1] if times else "-"),
             ("Bands", bands), ("CSV files", ", ".join(path.name for path in night.csv_files))]
-    body = "".join(f"<tr><th>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>" for name, value in rows)
+    body = "".join(f"<tr><th>{_escape(name)}</th><td>{_escape(value)}</td></tr>" for name, value in rows)
     return f'<table class="summary">{body}</table>'
 
 
@@ -119,14 +129,14 @@ def render_page(night: Night, stem: str, number: int, pages: int, cells: Sequenc
              f"<style>{STYLE}</style></head><body>", f"<h1>LSST alerts of {day} (UTC processing day)</h1>"]
     if number == 1:
         parts += ["<h2>Summary</h2>", _summary(night), '<h2>Plots</h2><div class="plots">']
-        parts += [f'<img src="{html.escape(name)}" alt="{html.escape(title)}">' for title, name in plots.items()]
+        parts += [f'<img src="{_escape(name)}" alt="{_escape(title)}">' for title, name in plots.items()]
         parts.append("</div>")
     last = first_index + len(cells)
     parts += [f"<h2>Alerts {first_index + 1 if cells else 0}–{last} of {len(night.alerts)}</h2>",
               _navigation(stem, number, pages)]
     if cells:
         parts.append("<table class=\"alerts\"><thead><tr>"
-                     + "".join(f"<th>{html.escape(title)}</th>" for title in HEADERS) + "</tr></thead><tbody>")
+                     + "".join(f"<th>{_escape(title)}</th>" for title in HEADERS) + "</tr></thead><tbody>")
         parts += [alert_row(cell) for cell in cells]
         parts.append("</tbody></table>")
     else:
