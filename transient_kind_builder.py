@@ -32,6 +32,7 @@ from collections.abc import Sequence
 
 import psycopg
 
+from alert_pipeline import kinds
 from alert_pipeline.fink import (
     DEFAULT_SOURCE,
     DEFAULT_TABLE,
@@ -75,7 +76,7 @@ def parser() -> argparse.ArgumentParser:
     index_cmd = commands.add_parser("rebuild-index", help="rebuild index.json from the slots on disk",
                                     description="Rebuild <storehouse>/<kind>/index.json from the slot files.")
     index_cmd.add_argument("--storehouse", required=True, metavar="DIR")
-    index_cmd.add_argument("--kind", choices=KINDS, help="rebuild only this kind's index (default: both)")
+    index_cmd.add_argument("--kind", choices=kinds.names(), help="rebuild only this kind's index (default: all)")
     load_cmd = commands.add_parser("load-fink", help="load Fink API output into the events table",
                                    description="Insert Fink alerts (JSON list or CSV from the Fink API) into the "
                                                "events table, skipping candids already present.")
@@ -96,7 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         if args.command == "rebuild-index":
-            for kind in [args.kind] if args.kind else KINDS:
+            for kind in [args.kind] if args.kind else kinds.names():
+                if not args.kind and kind not in KINDS and not os.path.isdir(os.path.join(args.storehouse, kind)):
+                    continue  # a kind never loaded into this storehouse
                 index = rebuild_index(args.storehouse, kind)
                 log.info("%s index rebuilt: %d slots in %s", kind, index["count"], args.storehouse)
         elif args.command == "load-fink":
@@ -104,9 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.info("Fink load: read=%d inserted=%d already_present=%d skipped=%s", report.read, report.inserted,
                      report.already_present, dict(report.skipped))
         else:
-            kinds = [args.kind] if args.kind else KINDS
             report = build(args.dsn, args.storehouse, args.table, args.source, allow_shrink=args.allow_shrink,
-                           kinds=kinds)
+                           kinds=[args.kind] if args.kind else KINDS)
             for kind, done in report.kinds.items():
                 log.info("%s kind built: %d rows read, %d slots written, %d unchanged, %d removed", kind,
                          report.rows_read, done.written, done.unchanged, done.removed)

@@ -135,6 +135,34 @@ _ESCAPE = re.compile(r"_([0-9A-F]{2})")
 _ESCAPED_STEM = re.compile(r"(?:[A-Za-z0-9]|_[0-9A-F]{2})+")
 
 
+@dataclass(frozen=True)
+class RowSource:
+    """How the builder makes a kind's slots from the events table: ``query`` (SQL with a
+    ``{table}`` placeholder) streams one row per group, ``make_slot(row, provenance,
+    roster)`` turns a row into a slot (or None, counted in the ``roster``, an instance
+    of ``roster_type``)."""
+
+    query: str
+    params: Mapping[str, Any]
+    make_slot: Any
+    roster_type: type
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """Everything the tools know of one slot kind, declared once in the kind's module:
+    its name (the directory), the slot fields its ``index.json`` lists, its file-name
+    rule, and, for kinds built from the events table, its ``RowSource``."""
+
+    name: str
+    index_fields: tuple[str, ...]
+    names: SlotNames = field(default_factory=lambda: SlotNames())
+    rows: RowSource | None = None
+
+    def store(self, storehouse: str) -> KindStore:
+        return KindStore(storehouse, self.name, self.names)
+
+
 @dataclass
 class WriteReport:
     written: int = 0

@@ -29,16 +29,17 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ..storehouse import KindStore, utc_now
-from . import minor_body, queries, transient, workers
+from .. import kinds as kind_registry
+from ..storehouse import KindSpec, utc_now
+from . import queries, transient, workers
 from .db import DEFAULT_SOURCE, DEFAULT_TABLE, BuildError, connect, json_guard, require_table
 from .transient import IN_SCOPE, Roster
 
 log = logging.getLogger("transient_kind_builder")
 
 KIND = transient.KIND
-KINDS = (transient.KIND, minor_body.KIND)
-INDEX_FIELDS = transient.INDEX_FIELDS
+#: The kinds this build makes from the events table (the registry's kinds with a RowSource).
+KINDS = kind_registry.built_from_rows()
 SKIP_REASONS = ("invalid_json", "missing_keys", "bad_object_id", "bad_time", "too_deep", "duplicate_candid")
 
 
@@ -92,17 +93,16 @@ def build(dsn: str, storehouse: str, table: str = DEFAULT_TABLE, source: str = D
         with _timed("classify"):
             _classify(connection)
             rows_read, skipped = _count_skipped(connection)
-        if transient.KIND in kinds:
-            roster = Roster(skipped_rows=dict(skipped))
-            _count_scope(connection, roster)
-            reports[transient.KIND] = _write_kind(
-                pool, storehouse, transient.KIND, connection, sql.SQL(queries.PER_OBJECT).format(table=table_sql),
-                {}, roster, provenance, allow_shrink)
-        if minor_body.KIND in kinds:
-            reports[minor_body.KIND] = _write_kind(
-                pool, storehouse, minor_body.KIND, connection, sql.SQL(queries.PER_BODY).format(table=table_sql),
-                {"mpc": minor_body.MPC_LABEL, "labels": list(minor_body.LABELS)},
-                minor_body.BodyRoster(skipped_rows=dict(skipped)), provenance, allow_shrink)
+        for kind in KINDS:
+            if kind not in kinds:
+                continue
+            spec = kind_registry.spec(kind)
+            roster = spec.rows.roster_type(skipped_rows=dict(skipped))
+            if kind == transient.KIND:
+                _count_scope(connection, roster)
+            reports[kind] = _write_kind(pool, storehouse, spec, connection,
+                                        sql.SQL(spec.rows.query).format(table=table_sql), roster, provenance,
+                                        allow_shrink)
     refused = {kind: report for kind, report in reports.items() if report.shrink_refused}
     if refused:
         raise ShrinkRefused(
@@ -113,17 +113,17 @@ def build(dsn: str, storehouse: str, table: str = DEFAULT_TABLE, source: str = D
     return BuildReport(rows_read, reports)
 
 
-def _write_kind(pool: Any, storehouse: str, kind: str, connection: psycopg.Connection, query: sql.Composable,
-                params: dict[str, Any], roster: Any, provenance: dict[str, Any], allow_shrink: bool) -> KindReport:
+def _write_kind(pool: Any, storehouse: str, spec: KindSpec, connection: psycopg.Connection, query: sql.Composable,
+                roster: Any, provenance: dict[str, Any], allow_shrink: bool) -> KindReport:
     """Stream one kind's groups into slots (written by the worker processes), then its
     index and roster."""
-    store = workers.store_for(storehouse, kind)
+    store = spec.store(storehouse)
     on_disk = store.slot_ids_on_disk()
     # Binary: arrays of numbers arrive as numbers, not text to parse (measured ~2x faster).
-    with _timed(f"{kind} slots"), connection.cursor(name=f"tk_{kind}", binary=True) as cursor:
-        cursor.execute(query, params)
-        report = workers.write_all(pool, storehouse, kind, _prefetched(cursor), on_disk, provenance, roster)
-    store.finish(report, on_disk, workers.KINDS[kind][2], allow_shrink)
+    with _timed(f"{spec.name} slots"), connection.cursor(name=f"tk_{spec.name}", binary=True) as cursor:
+        cursor.execute(query, dict(spec.rows.params))
+        report = workers.write_all(pool, storehouse, spec.name, _prefetched(cursor), on_disk, provenance, roster)
+    store.finish(report, on_disk, spec.index_fields, allow_shrink)
     store.write_index(report.entries)  # the index of exactly the slots now on disk
     store.write_report_file("roster", {**roster.as_dict(), "built_at": provenance["built_at"],
                                        "source": provenance["source"], "table": provenance["table"]})
@@ -234,7 +234,6 @@ def _count_scope(connection: psycopg.Connection, roster: Roster) -> None:
 
 
 def rebuild_index(storehouse: str, kind: str = transient.KIND) -> dict[str, Any]:
-    """Rebuild one kind's ``index.json`` from its slot files."""
-    if kind == minor_body.KIND:
-        return KindStore(storehouse, kind, minor_body.NAMES).rebuild_index(minor_body.INDEX_FIELDS)
-    return KindStore(storehouse, transient.KIND).rebuild_index(transient.INDEX_FIELDS)
+    """Rebuild one kind's ``index.json`` from its slot files (any registered kind)."""
+    spec = kind_registry.spec(kind)
+    return spec.store(storehouse).rebuild_index(spec.index_fields)

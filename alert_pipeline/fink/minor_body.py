@@ -21,7 +21,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..storehouse import EscapedSlotNames
+from ..storehouse import EscapedSlotNames, KindSpec, RowSource
+from . import queries
 from .curves import BANDS, finite, light_curve, motion_arcsec_per_hour, night_count
 from .db import MJD_OFFSET, jd_to_iso
 from .queries import ZTF_OBJECT_ID
@@ -95,3 +96,7 @@ def body_slot(row: tuple, provenance: dict[str, Any], roster: BodyRoster) -> dic
         "source_fields": fink,
         "provenance": {**provenance, "rows_used": n_alerts},
     }
+
+
+SPEC = KindSpec(KIND, INDEX_FIELDS, NAMES, RowSource(queries.PER_BODY, {"mpc": MPC_LABEL, "labels": list(LABELS)},
+                                                     body_slot, BodyRoster))

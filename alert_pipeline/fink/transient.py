@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..storehouse import KindSpec, RowSource
+from . import queries
 from .curves import BANDS, finite, finite_list, light_curve
 from .db import MJD_OFFSET, jd_to_iso
 
@@ -107,3 +109,6 @@ def scatter_arcsec(ras: list[float], decs: list[float]) -> tuple[float | None, f
 def _population_std(values: list[float]) -> float:
     mean = math.fsum(values) / len(values)
     return math.sqrt(math.fsum((value - mean) ** 2 for value in values) / len(values))
+
+
+SPEC = KindSpec(KIND, INDEX_FIELDS, rows=RowSource(queries.PER_OBJECT, {}, transient_slot, Roster))

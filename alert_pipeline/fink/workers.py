@@ -18,20 +18,15 @@ from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import Any
 
+from .. import kinds
 from ..storehouse import KindStore, WriteReport
-from . import minor_body, transient
 
-#: kind → (slot from a row, roster type, index fields, file names)
-KINDS: dict[str, tuple[Any, Any, tuple[str, ...], Any]] = {
-    transient.KIND: (transient.transient_slot, transient.Roster, transient.INDEX_FIELDS, None),
-    minor_body.KIND: (minor_body.body_slot, minor_body.BodyRoster, minor_body.INDEX_FIELDS, minor_body.NAMES),
-}
 #: Batches handed out and not yet collected (bounds the memory in flight).
 IN_FLIGHT = 4
 
 
 def store_for(storehouse: str, kind: str) -> KindStore:
-    return KindStore(storehouse, kind, KINDS[kind][3])
+    return kinds.spec(kind).store(storehouse)
 
 
 @contextmanager
@@ -52,12 +47,12 @@ def worker_pool(processes: int) -> Iterator[ProcessPoolExecutor | None]:
 def write_batch(storehouse: str, kind: str, rows: Sequence[tuple], existing: Sequence[bool],
                 provenance: dict[str, Any]) -> tuple[WriteReport, Any]:
     """Build and write the slots of some rows; their report and roster counts."""
-    make_slot, roster_type, fields, _ = KINDS[kind]
-    store, roster, report = store_for(storehouse, kind), roster_type(), WriteReport()
+    spec = kinds.spec(kind)
+    store, roster, report = spec.store(storehouse), spec.rows.roster_type(), WriteReport()
     for row, exists in zip(rows, existing, strict=True):
-        slot = make_slot(row, provenance, roster)
+        slot = spec.rows.make_slot(row, provenance, roster)
         if slot is not None:
-            store.write_one(slot["slot_id"], slot, fields, exists, report)
+            store.write_one(slot["slot_id"], slot, spec.index_fields, exists, report)
     return report, roster
 
 
