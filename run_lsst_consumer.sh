@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run_lsst_consumer.sh: the nightly cron run of the LSST alert pipeline.
 #
-#   consumer (Kafka -> CSV + FITS) -> transient builder (when DATABASE_URL is set) -> retention
+#   consumer (Kafka -> CSV + FITS) -> messengers (GCN, dropped files) -> transient builder
+#   (when DATABASE_URL is set) -> retention -> report
 #
 # One run at a time (flock); every step logged with a UTC timestamp; the exit status is the
 # first failing step's. Run with --help for the options, variables and exit codes.
@@ -21,8 +22,9 @@ usage() {
   cat <<EOF
 Usage: run_lsst_consumer.sh [--dry-run] [--demo] [--help]
 
-Runs the LSST alert consumer, then the kind builder (transient and minor_body slots,
-when DATABASE_URL is set), then deletes outputs older than RETENTION_DAYS, then makes
+Runs the LSST alert consumer, then loads messenger events (GCN notices, dropped files;
+when configured), then the kind builder (transient and minor_body slots, when
+DATABASE_URL is set), then deletes outputs older than RETENTION_DAYS, then makes
 the nightly HTML report (lsst_alert_report.py). Works from
 any directory and from cron: it runs in its own directory ($SCRIPT_DIR), so relative
 paths resolve there.
@@ -43,6 +45,11 @@ Environment (all optional):
   LSST_CONSUMER_CONNECT_TIMEOUT seconds to reach the broker before the consumer gives up (default 30)
   DATABASE_URL                  PostgreSQL of the Fink events; unset = skip the builder
   EVENT_STOREHOUSE              storehouse for the builder (default ./data/event_storehouse)
+  GCN_CLIENT_ID, GCN_CLIENT_SECRET (or their _FILE variants), GCN_KAFKA_<KEY>, GCN_TOPICS
+                                set: load new GW, neutrino and cosmic-ray notices from GCN Kafka
+                                into the storehouse before the build (step messengers)
+  MESSENGER_FILES               a directory of dropped messenger files (sky maps, IceCube and
+                                cosmic-ray lists, IGWN alerts) loaded in the same step
   TRANSIENT_TABLE, TRANSIENT_SOURCE   builder --table / --source
   REPORT                        1 (default) make the nightly report; 0 skip that step
   RETENTION_DAYS                keep this many days of CSV, FITS, quarantine and report files: a whole
@@ -52,7 +59,7 @@ Environment (all optional):
 
 Exit status: 0 all steps succeeded; else the first failed step's code: the consumer's
 (1 unexpected, 2 configuration, 3 broker or schema registry, 4 output), the builder's
-(2 usage, 4 storehouse, 5 database, 7 shrink refused), the report's (1 unexpected,
+(2 usage, 3 GCN Kafka, 4 storehouse, 5 database, 7 shrink refused), the report's (1 unexpected,
 2 configuration, 4 output); $EXIT_RETENTION retention failed; $EXIT_LOCKED another run holds the lock;
 $EXIT_USAGE bad option, bad RETENTION_DAYS or REPORT, or an output directory retention must not touch
 (/ or empty); $EXIT_NO_PYTHON no usable Python (run scripts/setup_venv.sh); $EXIT_CANT_CREATE LOG_FILE
@@ -181,9 +188,30 @@ run_step() {
 }
 
 run_step consumer "$PYTHON" lsst_alert_consumer.py
+storehouse="${EVENT_STOREHOUSE:-$SCRIPT_DIR/data/event_storehouse}"
+messenger_args=()
+if [[ -n "${GCN_CLIENT_ID:-}${GCN_CLIENT_ID_FILE:-}${GCN_KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
+  messenger_args+=(--gcn)
+fi
+if [[ -n "${MESSENGER_FILES:-}" ]]; then
+  if [[ -d "$MESSENGER_FILES" ]]; then
+    # Regular files directly in the directory (no dot files); loading one again rewrites nothing.
+    while IFS= read -r -d '' file; do
+      messenger_args+=("$file")
+    done < <(find -H "$MESSENGER_FILES" -mindepth 1 -maxdepth 1 -type f ! -name '.*' -print0 | sort -z)
+  else
+    log "step messengers: MESSENGER_FILES '$MESSENGER_FILES' is not a directory; its files are not loaded"
+  fi
+fi
+if [[ ${#messenger_args[@]} -gt 0 ]]; then
+  run_step messengers "$PYTHON" transient_kind_builder.py load-messengers --storehouse "$storehouse" \
+    "${messenger_args[@]}"
+else
+  log "step messengers: skipped (neither GCN_CLIENT_ID nor MESSENGER_FILES is set)"
+fi
 if [[ -n "${DATABASE_URL:-}" ]]; then
   run_step transient-builder "$PYTHON" transient_kind_builder.py build \
-    --storehouse "${EVENT_STOREHOUSE:-$SCRIPT_DIR/data/event_storehouse}" \
+    --storehouse "$storehouse" \
     --table "${TRANSIENT_TABLE:-events}" --source "${TRANSIENT_SOURCE:-fink_transients}"
 else
   log "step transient-builder: skipped (DATABASE_URL is not set)"

@@ -14,9 +14,15 @@ Sub-commands (``build`` is the default):
   rebuild-index  rebuild <storehouse>/<kind>/index.json from the slot files on disk
   load-fink      insert Fink API output (JSON list from /api/v1/latests, or CSV) into the
                  events table, skipping alerts (candids) already there
+  load-messengers  gravitational waves, neutrinos and cosmic rays into the gw, neutrino
+                 and uhecr kinds: from files (IGWN alert JSON, LVK sky-map FITS, IceCat-1
+                 CSV, IceCube GCN notices, Auger and Telescope Array lists, a plain CSV;
+                 recognised from their content) and, with --gcn, from GCN Kafka
 
-Exit codes: 0 success; 2 usage error (also an invalid --table name); 4 a file cannot be read
-or written (input, storehouse); 5 database unreachable, table missing or a database error;
+Exit codes: 0 success (load-messengers: events that could not be used are skipped, counted
+and named in the log); 2 usage error (also an invalid --table name); 3 GCN Kafka unreachable
+or its credentials refused (nothing of the batch in hand was committed); 4 a file cannot be
+read or written (input, storehouse); 5 database unreachable, table missing or a database error;
 7 the build would remove more than half of the slots on disk (a mistyped --source or
 --table?): nothing was removed; pass --allow-shrink when the objects really are gone.
 """
@@ -52,13 +58,14 @@ EXIT_USAGE = 2
 EXIT_FILES = 4
 EXIT_DATABASE = 5
 EXIT_SHRINK = 7
-COMMANDS = ("build", "rebuild-index", "load-fink")
+EXIT_SERVICE = 3
+COMMANDS = ("build", "rebuild-index", "load-fink", "load-messengers")
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="transient_kind_builder.py", description=__doc__.split("\n\n")[0],
                                   epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = top.add_subparsers(dest="command", metavar="{build,rebuild-index,load-fink}")
+    commands = top.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
 
     def database_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--dsn", default=os.environ.get("DATABASE_URL"),
@@ -82,6 +89,19 @@ def parser() -> argparse.ArgumentParser:
                                                "events table, skipping candids already present.")
     database_options(load_cmd)
     load_cmd.add_argument("files", nargs="+", metavar="FILE")
+    messengers = commands.add_parser(
+        "load-messengers", help="load GW, neutrino and cosmic-ray events (files and/or GCN Kafka)",
+        description="Load gravitational-wave, neutrino and cosmic-ray events into the gw, neutrino and uhecr "
+                    "kinds, from files (format recognised from the content) and, with --gcn, from GCN Kafka "
+                    "(GCN_CLIENT_ID, GCN_CLIENT_SECRET or their _FILE variants; GCN_KAFKA_<KEY> settings).")
+    messengers.add_argument("--storehouse", required=True, metavar="DIR", help="the event storehouse directory")
+    messengers.add_argument("--gcn", action="store_true", help="also read new notices from GCN Kafka")
+    messengers.add_argument("--gcn-topics", metavar="T1,T2", help="GCN topics (env GCN_TOPICS; default: "
+                            "igwn.gwalert and the two IceCube track topics)")
+    messengers.add_argument("--idle-timeout", type=float, default=60.0, metavar="SECONDS",
+                            help="stop reading GCN after this long without a message (default 60)")
+    messengers.add_argument("--accept-mock", action="store_true", help="load mock GW events (MS…) too")
+    messengers.add_argument("files", nargs="*", metavar="FILE")
     return top
 
 
@@ -92,10 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(logging.INFO)
     log = logging.getLogger("transient_kind_builder")
-    if args.command != "rebuild-index" and not args.dsn:
+    if args.command not in ("rebuild-index", "load-messengers") and not args.dsn:
         print("transient_kind_builder: no database: pass --dsn or set DATABASE_URL", file=sys.stderr)
         return EXIT_USAGE
+    from alert_pipeline.messengers.gcn import GcnError
+
     try:
+        if args.command == "load-messengers":
+            return _load_messengers(args, log)
         if args.command == "rebuild-index":
             for kind in [args.kind] if args.kind else kinds.names():
                 if not args.kind and kind not in KINDS and not os.path.isdir(os.path.join(args.storehouse, kind)):
@@ -117,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TableNameError as exc:
         log.error("Transient kind builder: %s", exc)
         return EXIT_USAGE
+    except GcnError as exc:
+        log.error("Transient kind builder: %s; nothing of the batch in hand was committed", exc)
+        return EXIT_SERVICE
     except ShrinkRefused as exc:
         log.error("Transient kind builder refused to remove slots: %s", exc)
         return EXIT_SHRINK
@@ -130,6 +157,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         log.error("Transient kind builder failed: cannot read or write a file: %s", exc)
         return EXIT_FILES
+    return EXIT_OK
+
+
+def _load_messengers(args: argparse.Namespace, log: logging.Logger) -> int:
+    """Files, then GCN; a JSON summary. GcnError and OSError reach ``main``."""
+    from alert_pipeline.messengers.gcn import consume, settings_from_environment
+    from alert_pipeline.messengers.load import load_files
+
+    if not args.files and not args.gcn:
+        print("transient_kind_builder load-messengers: give FILE(s) and/or --gcn", file=sys.stderr)
+        return EXIT_USAGE
+    summary: dict = {}
+    if args.files:
+        report, rosters = load_files(args.storehouse, args.files, args.accept_mock)
+        summary["files"] = {**report.as_dict(), "rosters": rosters}
+        log.info("messenger files loaded: %s", json.dumps(report.as_dict()))
+    if args.gcn:
+        topics = tuple(t.strip() for t in args.gcn_topics.split(",") if t.strip()) if args.gcn_topics else None
+        settings = settings_from_environment(os.environ, topics)
+        log.info("reading GCN Kafka: %s", json.dumps(settings.masked()))
+        report, rosters, read = consume(args.storehouse, settings, args.idle_timeout, args.accept_mock)
+        summary["gcn"] = {"messages": read, **report.as_dict(), "rosters": rosters}
+        log.info("GCN notices read: %d, %s", read, json.dumps(report.as_dict()))
+    print(json.dumps(summary, indent=1))
     return EXIT_OK
 
 

@@ -18,8 +18,9 @@ from .storehouse import KindSpec
 def registry() -> dict[str, KindSpec]:
     """Every kind, in the order the tools build and list them."""
     from .fink import minor_body, transient
+    from .messengers import gw, neutrino, uhecr
 
-    return {spec.name: spec for spec in (transient.SPEC, minor_body.SPEC)}
+    return {spec.name: spec for spec in (transient.SPEC, minor_body.SPEC, gw.SPEC, neutrino.SPEC, uhecr.SPEC)}
 
 
 def names() -> tuple[str, ...]:

@@ -35,6 +35,9 @@ log = logging.getLogger("storehouse")
 INDEX_NAME = "index.json"
 #: Paths inside a slot that change on every build and so do not count as a change.
 VOLATILE: tuple[tuple[str, ...], ...] = (("provenance", "built_at"),)
+#: Fields that later steps add to slots another step writes (the cross-match's
+#: coincidences, the Transient Name Server's record): a rewrite of the slot keeps them.
+ENRICHMENTS = ("multimessenger", "transients", "tns", "spectroscopic_class")
 _SLOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -204,6 +207,18 @@ class KindStore:
     def slot_path(self, slot_id: str) -> str:
         """The slot's file; ValueError for an id that cannot name one."""
         return os.path.join(self.directory, f"{self.names.stem(slot_id)}.json")
+
+    def read_slot(self, slot_id: str) -> dict[str, Any] | None:
+        """The stored slot, or None when there is none (or it is unreadable: replaced)."""
+        try:
+            with open(self.slot_path(slot_id), "rb") as handle:
+                slot = _parse(handle.read())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, RecursionError) as exc:
+            log.warning("slot %s is unreadable and will be replaced: %s", slot_id, exc)
+            return None
+        return slot if isinstance(slot, dict) else None
 
     def slot_ids_on_disk(self) -> set[str]:
         """Slot ids of the slot files on disk. Other files (someone's ``My notes.json``)

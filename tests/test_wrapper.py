@@ -190,6 +190,25 @@ def test_builder_step_runs_when_database_url_is_set(kafka, pg_url, tmp_path):
     assert json.loads((tmp_path / "store" / "minor_body" / "roster.json").read_text())["objects"] >= 1
 
 
+def test_messenger_step_loads_dropped_files_before_the_build(tmp_path):
+    from .test_messengers import AUGER, ICECAT
+
+    dropped = tmp_path / "dropped"
+    dropped.mkdir()
+    shutil.copy(ICECAT, dropped / "icecat.csv")
+    shutil.copy(AUGER, dropped / "auger.dat")
+    (dropped / ".partial").write_text("a file still being copied")
+    env = wrapper_env(consumer_env("127.0.0.1:9", "alerts", tmp_path / "out"), LSST_CONSUMER_CONNECT_TIMEOUT="2",
+                      REPORT="0", MESSENGER_FILES=str(dropped), EVENT_STOREHOUSE=str(tmp_path / "store"))
+    done = run_wrapper(env)
+    assert done.returncode == 3, done.stdout + done.stderr  # the consumer's broker is unreachable: its code
+    assert "step messengers: finished" in done.stdout
+    assert (tmp_path / "store" / "neutrino" / "IC191001A.json").exists()
+    assert json.loads((tmp_path / "store" / "uhecr" / "roster.json").read_text())["objects"] == 40
+    quiet = run_wrapper({key: value for key, value in env.items() if key != "MESSENGER_FILES"})
+    assert "step messengers: skipped" in quiet.stdout
+
+
 def test_report_step_can_be_skipped_and_is_validated(tmp_path):
     env = wrapper_env(consumer_env("127.0.0.1:9", "alerts", tmp_path / "out"), LSST_CONSUMER_CONNECT_TIMEOUT="2")
     skipped = run_wrapper({**env, "REPORT": "0"})

@@ -1,0 +1,172 @@
+"""The ``neutrino`` kind: one slot per IceCube event.
+
+From track lists in the IceCat-1 column layout (``NAME, RUNID, EVENTID, START,
+EVENTMJD, I3TYPE, RA, DEC, RA_ERR_PLUS, RA_ERR_MINUS, DEC_ERR_PLUS, DEC_ERR_MINUS,
+ENERGY, FAR, SIGNAL, …``) and from IceCube's GCN JSON notices
+(``gcn.notices.icecube.gold_bronze_track_alerts``: one event;
+``gcn.notices.icecube.lvk_nu_track_search``: the neutrinos coincident with a GW alert).
+
+The 90 % region is four errors in degrees, RA errors in degrees of RA as IceCube quotes
+them; a circular error fills all four, and an elliptical one (semi-axes, angle) its
+circumscribing circle. Catalogues carry revisions: a later row for the same event (same
+run and event id) replaces the earlier one. Two different events published under one
+name keep two slots: the first stored keeps the name, the other is ``NAME-RUN-EVENT``.
+A row without EVENTMJD falls back to START.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from ..storehouse import KindSpec
+from .events import (
+    Item,
+    Skipped,
+    cosmic,
+    error_deg,
+    from_mjd,
+    iso,
+    optional,
+    parse_time,
+    positive,
+    safe_id,
+    sky_position,
+    timed,
+)
+
+KIND = "neutrino"
+INDEX_FIELDS = ("slot_id", "time", "mjd", "ra_deg", "dec_deg", "stream", "signalness", "energy_tev")
+SPEC = KindSpec(KIND, INDEX_FIELDS)
+ICECAT_COLUMNS = ("NAME", "RUNID", "EVENTID", "START", "EVENTMJD", "I3TYPE", "RA", "DEC", "RA_ERR_PLUS",
+                  "RA_ERR_MINUS", "DEC_ERR_PLUS", "DEC_ERR_MINUS")
+SECONDS_PER_YEAR = 365.25 * 86400
+_GCN_NAME = re.compile(r"IceCube-(\d{6}[A-Z]{1,2})")
+
+
+def is_icecat(header: list[str]) -> bool:
+    return all(column in header for column in ICECAT_COLUMNS)
+
+
+def from_icecat(text: str, where: str) -> Iterator[Item]:
+    """Every row of an IceCat-1 layout CSV (blank lines skipped)."""
+    for number, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        if not any((value or "").strip() for value in row.values()):
+            continue
+        place = f"{where}:{number}"
+        try:
+            name = safe_id((row.get("NAME") or "").strip(), "NAME")
+            run, event = (row.get("RUNID") or "").strip(), (row.get("EVENTID") or "").strip()
+            moment, source_mjd = _icecat_time(row)
+            ra, dec = sky_position(row.get("RA"), row.get("DEC"))
+            errors = [error_deg(row.get(key), key) for key in ("RA_ERR_PLUS", "RA_ERR_MINUS", "DEC_ERR_PLUS",
+                                                               "DEC_ERR_MINUS")]
+            far = optional(row.get("FAR"), "FAR")
+            slot = _slot(name, moment, ra, dec, errors, energy=positive(row.get("ENERGY"), "ENERGY"),
+                         signalness=optional(row.get("SIGNAL"), "SIGNAL"), far_per_year=far,
+                         stream=_stream(row.get("I3TYPE")), run=run, event=event, source_mjd=source_mjd)
+            yield Item(KIND, place, slot, order=f"{where}:{number:09d}")
+        except Skipped as problem:
+            yield Item(KIND, place, problem=problem)
+
+
+def is_notice(doc: dict[str, Any]) -> bool:
+    text = " ".join(str(doc.get(key, "")) for key in ("$schema", "type", "mission"))
+    return "icecube" in text.lower()
+
+
+def from_notice(doc: dict[str, Any], where: str) -> Iterator[Item]:
+    """An IceCube GCN notice: one event (track alerts) or its coincident events (LVK
+    search; none when no neutrino coincided)."""
+    try:
+        if "coincident_events" in doc:
+            trigger = parse_time(doc.get("trigger_time"))
+            for index, event in enumerate(doc.get("coincident_events") or []):
+                try:
+                    yield _coincident(event, trigger, f"{where}#{index}", doc)
+                except Skipped as problem:
+                    yield Item(KIND, f"{where}#{index}", problem=problem)
+            return
+        ids = doc.get("id") or []
+        run, event = (str(ids[0]).split("_", 1) + [""])[:2] if ids else ("", "")
+        names = [match.group(1) for name in doc.get("event_name") or [] if (match := _GCN_NAME.fullmatch(str(name)))]
+        name = f"IC{names[0]}" if names else f"IC{run}-{event}"
+        ra, dec = sky_position(doc.get("ra"), doc.get("dec"))
+        errors = _circle(doc.get("ra_dec_error"))
+        far_hz = optional(doc.get("far"), "far")
+        slot = _slot(safe_id(name, "event_name"), parse_time(doc.get("trigger_time")), ra, dec, errors,
+                     energy=positive(doc.get("nu_energy"), "nu_energy"), signalness=optional(doc.get("p_astro"),
+                                                                                          "p_astro"),
+                     far_per_year=None if far_hz is None else far_hz * SECONDS_PER_YEAR,
+                     stream=_stream(doc.get("pipeline")), run=run, event=event)
+        yield Item(KIND, where, slot, order=iso(parse_time(doc.get("alert_datetime") or doc.get("trigger_time"))))
+    except Skipped as problem:
+        yield Item(KIND, where, problem=problem)
+
+
+def _coincident(event: Any, trigger: dt.datetime, where: str, doc: dict[str, Any]) -> Item:
+    if not isinstance(event, dict):
+        raise Skipped("bad_value", "a coincident event that is not an object")
+    place = event.get("localization") or {}
+    ids = event.get("id") or []
+    run, number = (str(ids[0]).split("_", 1) + [""])[:2] if ids else ("", "")
+    offset = optional(event.get("event_dt"), "event_dt") or 0.0
+    ra, dec = sky_position(place.get("ra"), place.get("dec"))
+    slot = _slot(safe_id(f"IC{run}-{number}", "id"), trigger + dt.timedelta(seconds=offset), ra, dec,
+                 _circle(place.get("ra_dec_error")), energy=None, signalness=None, far_per_year=None,
+                 stream="lvk-nu-track-search", run=run, event=number)
+    slot["gw_reference"] = doc.get("ref_ID")
+    return Item(KIND, where, slot, order=iso(parse_time(doc.get("alert_datetime") or doc.get("trigger_time"))))
+
+
+def _slot(name: str, moment: dt.datetime, ra: float, dec: float, errors: list[float], *, energy: float | None,
+          signalness: float | None, far_per_year: float | None, stream: str | None, run: str, event: str,
+          source_mjd: float | None = None) -> dict:
+    slot = timed(cosmic(name, KIND), moment, source_mjd)
+    slot.update(ra_deg=ra, dec_deg=dec, ra_err_plus_deg=errors[0], ra_err_minus_deg=errors[1],
+                dec_err_plus_deg=errors[2], dec_err_minus_deg=errors[3], energy_tev=energy, signalness=signalness,
+                far_per_year=far_per_year, stream=stream, run_id=run or None, event_id=event or None)
+    return slot
+
+
+def _circle(value: Any) -> list[float]:
+    """A GCN ``ra_dec_error`` (a radius, or [semi-major, semi-minor, angle]) as four errors."""
+    if isinstance(value, list):
+        if not value:
+            raise Skipped("bad_error", "an empty ra_dec_error")
+        value = value[0]  # the semi-major axis: the ellipse's circumscribing circle
+    radius = error_deg(value, "ra_dec_error")
+    return [radius] * 4
+
+
+def _icecat_time(row: dict[str, Any]) -> tuple[dt.datetime, float | None]:
+    """The event's time and, when the row has one, its EVENTMJD as published."""
+    source_mjd = optional(row.get("EVENTMJD"), "EVENTMJD")
+    start = (row.get("START") or "").strip()
+    if start and start != "None":
+        return parse_time(start), source_mjd
+    if source_mjd is not None:
+        return from_mjd(source_mjd), source_mjd
+    raise Skipped("no_time", "neither EVENTMJD nor START")
+
+
+def _stream(text: Any) -> str | None:
+    lowered = str(text or "").lower()
+    for stream in ("gold", "bronze", "cascade"):
+        if stream in lowered:
+            return stream
+    return lowered or None
+
+
+def distinct_name(existing: dict[str, Any] | None, slot: dict[str, Any]) -> str:
+    """The slot id for ``slot`` given the slot already stored under its name: the same
+    event (run and event id) keeps the name, another event gets ``NAME-RUN-EVENT``."""
+    if existing is None or not slot.get("run_id") or not existing.get("run_id"):
+        return slot["slot_id"]
+    if (existing.get("run_id"), existing.get("event_id")) == (slot.get("run_id"), slot.get("event_id")):
+        return slot["slot_id"]
+    return f"{slot['slot_id']}-{slot['run_id']}-{slot['event_id']}"

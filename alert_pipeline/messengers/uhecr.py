@@ -1,0 +1,129 @@
+"""The ``uhecr`` kind: one slot per ultra-high-energy cosmic ray.
+
+From the event lists the collaborations publish:
+
+* the **Pierre Auger Observatory** data set of events above 32 EeV (ApJS 2022): columns
+  ``#Yr JD UTC Th Ph RA Dec E Expo`` (year, day of the year, UTC as Unix seconds,
+  zenith, azimuth, RA, Dec, energy in EeV, exposure), whitespace-separated;
+* **Telescope Array** lists (e.g. the CDS table of events above 57 EeV, ApJL 790 L21):
+  lines ``YYYY Mon DD hh mm ss zenith E RA Dec``; minus signs may be Unicode (U+2212);
+* a plain CSV ``experiment,time,ra_deg,dec_deg,energy_eev`` for anything else.
+
+The slot id is ``<experiment>-<UTC time as YYYYMMDDTHHMMSS>``, the experiment written
+``Auger`` or ``TA`` (others as given, letters and digits only).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from ..storehouse import KindSpec
+from .events import (
+    Item,
+    Skipped,
+    cosmic,
+    from_unix,
+    iso,
+    optional,
+    parse_time,
+    positive,
+    safe_id,
+    sky_position,
+    timed,
+    utc,
+)
+
+KIND = "uhecr"
+INDEX_FIELDS = ("slot_id", "time", "mjd", "ra_deg", "dec_deg", "energy_eev", "experiment")
+SPEC = KindSpec(KIND, INDEX_FIELDS)
+AUGER_COLUMNS = ("#Yr", "JD", "UTC", "Th", "Ph", "RA", "Dec", "E")
+CSV_COLUMNS = ("experiment", "time", "ra_deg", "dec_deg", "energy_eev")
+_NUMBER = r"[-+\u2212]?\d+(?:\.\d*)?"
+TA_ROW = re.compile(rf"^\s*(\d{{4}})\s+([A-Z][a-z]{{2}})\s+(\d{{1,2}})\s+(\d{{1,2}})\s+(\d{{1,2}})\s+(\d{{1,2}})\s+"
+                    rf"({_NUMBER})\s+({_NUMBER})\s+({_NUMBER})\s+({_NUMBER})\s*$")
+_EXPERIMENTS = {"auger": "Auger", "pao": "Auger", "ta": "TA", "telescopearray": "TA"}
+
+
+def is_auger(first_line: str) -> bool:
+    return first_line.split()[:len(AUGER_COLUMNS)] == list(AUGER_COLUMNS)
+
+
+def is_ta(text: str) -> bool:
+    return any(TA_ROW.match(line) for line in text.splitlines()[:400])
+
+
+def is_plain_csv(header: list[str]) -> bool:
+    return [column.strip().lower() for column in header[:len(CSV_COLUMNS)]] == list(CSV_COLUMNS)
+
+
+def from_auger(text: str, where: str) -> Iterator[Item]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        place = f"{where}:{number}"
+        try:
+            cells = line.split()
+            if len(cells) < len(AUGER_COLUMNS):
+                raise Skipped("bad_row", f"{len(cells)} columns, expected {len(AUGER_COLUMNS)} or more")
+            moment = from_unix(cells[2])
+            yield _item("Auger", moment, cells[5], cells[6], cells[7], place, zenith=cells[3])
+        except Skipped as problem:
+            yield Item(KIND, place, problem=problem)
+
+
+def from_ta(text: str, where: str) -> Iterator[Item]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = TA_ROW.match(line)
+        if not match:
+            continue
+        place = f"{where}:{number}"
+        year, month, day, hour, minute, second, zenith, energy, ra, dec = match.groups()
+        try:
+            try:
+                moment = utc(dt.datetime.strptime(f"{year} {month} {day} {hour} {minute} {second}",
+                                                  "%Y %b %d %H %M %S").replace(tzinfo=dt.UTC))
+            except ValueError:
+                raise Skipped("bad_time", f"{year} {month} {day} {hour}:{minute}:{second} is not a date") from None
+            yield _item("TA", moment, ra, dec, energy, place, zenith=zenith)
+        except Skipped as problem:
+            yield Item(KIND, place, problem=problem)
+
+
+def from_csv(text: str, where: str) -> Iterator[Item]:
+    for number, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        row = {str(key).strip().lower(): value for key, value in row.items()}
+        if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
+            continue
+        place = f"{where}:{number}"
+        try:
+            experiment = _experiment(row.get("experiment"))
+            yield _item(experiment, parse_time(row.get("time")), row.get("ra_deg"), row.get("dec_deg"),
+                        row.get("energy_eev"), place)
+        except Skipped as problem:
+            yield Item(KIND, place, problem=problem)
+
+
+def _item(experiment: str, moment: dt.datetime, ra: Any, dec: Any, energy: Any, where: str,
+          zenith: Any = None) -> Item:
+    ra_deg, dec_deg = sky_position(ra, dec)
+    energy_eev = positive(energy, "energy")
+    if energy_eev is None:
+        raise Skipped("bad_value", "no energy")
+    slot_id = safe_id(f"{experiment}-{moment:%Y%m%dT%H%M%S}", "experiment and time")
+    slot = timed(cosmic(slot_id, KIND), moment)
+    zenith_deg = optional(zenith, "zenith")
+    slot.update(ra_deg=ra_deg, dec_deg=dec_deg, energy_eev=energy_eev, experiment=experiment, zenith_deg=zenith_deg)
+    return Item(KIND, where, slot, order=iso(moment))
+
+
+def _experiment(text: Any) -> str:
+    name = re.sub(r"[^A-Za-z0-9]", "", str(text or ""))
+    if not name or len(name) > 16:
+        raise Skipped("bad_value", f"experiment {str(text)[:40]!r} is not a short name")
+    return _EXPERIMENTS.get(name.lower(), name)
+
