@@ -2,7 +2,7 @@
 # run_lsst_consumer.sh: the nightly cron run of the LSST alert pipeline.
 #
 #   consumer (Kafka -> CSV + FITS) -> messengers (GCN, dropped files) -> transient builder
-#   (when DATABASE_URL is set) -> retention -> report
+#   (when DATABASE_URL is set) -> crossmatch -> retention -> report
 #
 # One run at a time (flock); every step logged with a UTC timestamp; the exit status is the
 # first failing step's. Run with --help for the options, variables and exit codes.
@@ -24,7 +24,8 @@ Usage: run_lsst_consumer.sh [--dry-run] [--demo] [--help]
 
 Runs the LSST alert consumer, then loads messenger events (GCN notices, dropped files;
 when configured), then the kind builder (transient and minor_body slots, when
-DATABASE_URL is set), then deletes outputs older than RETENTION_DAYS, then makes
+DATABASE_URL is set), then the multi-messenger cross-match, then deletes outputs older
+than RETENTION_DAYS, then makes
 the nightly HTML report (lsst_alert_report.py). Works from
 any directory and from cron: it runs in its own directory ($SCRIPT_DIR), so relative
 paths resolve there.
@@ -51,6 +52,8 @@ Environment (all optional):
   MESSENGER_FILES               a directory of dropped messenger files (sky maps, IceCube and
                                 cosmic-ray lists, IGWN alerts) loaded in the same step
   TRANSIENT_TABLE, TRANSIENT_SOURCE   builder --table / --source
+  CROSSMATCH                    1 (default) match the transients with the gw, neutrino and uhecr
+                                events after the build; 0 skip that step
   REPORT                        1 (default) make the nightly report; 0 skip that step
   RETENTION_DAYS                keep this many days of CSV, FITS, quarantine and report files: a whole
                                 number of days from 1 to $MAX_RETENTION_DAYS, read as decimal (default 30)
@@ -61,7 +64,7 @@ Exit status: 0 all steps succeeded; else the first failed step's code: the consu
 (1 unexpected, 2 configuration, 3 broker or schema registry, 4 output), the builder's
 (2 usage, 3 GCN Kafka, 4 storehouse, 5 database, 7 shrink refused), the report's (1 unexpected,
 2 configuration, 4 output); $EXIT_RETENTION retention failed; $EXIT_LOCKED another run holds the lock;
-$EXIT_USAGE bad option, bad RETENTION_DAYS or REPORT, or an output directory retention must not touch
+$EXIT_USAGE bad option, bad RETENTION_DAYS, REPORT or CROSSMATCH, or an output directory retention must not touch
 (/ or empty); $EXIT_NO_PYTHON no usable Python (run scripts/setup_venv.sh); $EXIT_CANT_CREATE LOG_FILE
 or the lock file cannot be written.
 EOF
@@ -92,10 +95,13 @@ if ! [[ "$retention_text" =~ ^[0-9]{1,12}$ ]] || ((10#$retention_text < 1 || 10#
 fi
 readonly retention_days=$((10#$retention_text))
 report="${REPORT:-1}"
-if [[ "$report" != 0 && "$report" != 1 ]]; then
-  echo "run_lsst_consumer.sh: REPORT must be 1 (make the nightly report) or 0 (skip it), not '$report'" >&2
-  exit "$EXIT_USAGE"
-fi
+crossmatch="${CROSSMATCH:-1}"
+for switch in "REPORT=$report" "CROSSMATCH=$crossmatch"; do
+  if [[ "${switch#*=}" != 0 && "${switch#*=}" != 1 ]]; then
+    echo "run_lsst_consumer.sh: ${switch%%=*} must be 1 (run that step) or 0 (skip it), not '${switch#*=}'" >&2
+    exit "$EXIT_USAGE"
+  fi
+done
 
 if [[ "$demo" == true ]]; then
   if [[ -z "${PYTHON:-}" ]]; then
@@ -215,6 +221,11 @@ if [[ -n "${DATABASE_URL:-}" ]]; then
     --table "${TRANSIENT_TABLE:-events}" --source "${TRANSIENT_SOURCE:-fink_transients}"
 else
   log "step transient-builder: skipped (DATABASE_URL is not set)"
+fi
+if [[ "$crossmatch" == 1 && -f "$storehouse/transient/index.json" ]]; then
+  run_step crossmatch "$PYTHON" transient_kind_builder.py crossmatch --storehouse "$storehouse"
+else
+  log "step crossmatch: skipped (CROSSMATCH=0 or no transient slots in $storehouse)"
 fi
 run_step retention retention
 # After retention, so that a day whose CSV retention just removed gets no fresh report.

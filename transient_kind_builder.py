@@ -18,6 +18,8 @@ Sub-commands (``build`` is the default):
                  and uhecr kinds: from files (IGWN alert JSON, LVK sky-map FITS, IceCat-1
                  CSV, IceCube GCN notices, Auger and Telescope Array lists, a plain CSV;
                  recognised from their content) and, with --gcn, from GCN Kafka
+  crossmatch     record in both slots every transient that aligns in time and sky with a
+                 gw, neutrino or uhecr event (rules: flags or [crossmatch] in --config)
 
 Exit codes: 0 success (load-messengers: events that could not be used are skipped, counted
 and named in the log); 2 usage error (also an invalid --table name); 3 GCN Kafka unreachable
@@ -59,7 +61,7 @@ EXIT_FILES = 4
 EXIT_DATABASE = 5
 EXIT_SHRINK = 7
 EXIT_SERVICE = 3
-COMMANDS = ("build", "rebuild-index", "load-fink", "load-messengers")
+COMMANDS = ("build", "rebuild-index", "load-fink", "load-messengers", "crossmatch")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -102,6 +104,17 @@ def parser() -> argparse.ArgumentParser:
                             help="stop reading GCN after this long without a message (default 60)")
     messengers.add_argument("--accept-mock", action="store_true", help="load mock GW events (MS…) too")
     messengers.add_argument("files", nargs="*", metavar="FILE")
+    match_cmd = commands.add_parser(
+        "crossmatch", help="match the transients with the gw, neutrino and uhecr events",
+        description="Record in each transient slot (multimessenger) and each messenger slot (transients) "
+                    "every coincidence in time and sky, with n_chance; only changed slots are written.")
+    match_cmd.add_argument("--storehouse", required=True, metavar="DIR", help="the event storehouse directory")
+    match_cmd.add_argument("--config", metavar="FILE", help="TOML file whose [crossmatch] table sets the rules")
+    from alert_pipeline.messengers.crossmatch import Rules
+
+    for name, text in Rules.help().items():
+        match_cmd.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, metavar="X",
+                               help=f"{text} (default {getattr(Rules(), name):g})")
     return top
 
 
@@ -112,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(logging.INFO)
     log = logging.getLogger("transient_kind_builder")
-    if args.command not in ("rebuild-index", "load-messengers") and not args.dsn:
+    if args.command in ("build", "load-fink") and not args.dsn:
         print("transient_kind_builder: no database: pass --dsn or set DATABASE_URL", file=sys.stderr)
         return EXIT_USAGE
     from alert_pipeline.messengers.gcn import GcnError
@@ -120,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "load-messengers":
             return _load_messengers(args, log)
+        if args.command == "crossmatch":
+            return _crossmatch(args, log)
         if args.command == "rebuild-index":
             for kind in [args.kind] if args.kind else kinds.names():
                 if not args.kind and kind not in KINDS and not os.path.isdir(os.path.join(args.storehouse, kind)):
@@ -157,6 +172,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         log.error("Transient kind builder failed: cannot read or write a file: %s", exc)
         return EXIT_FILES
+    return EXIT_OK
+
+
+def _crossmatch(args: argparse.Namespace, log: logging.Logger) -> int:
+    from alert_pipeline.messengers import matching
+    from alert_pipeline.messengers.crossmatch import Rules
+    from alert_pipeline.messengers.events import Skipped
+
+    try:
+        rules = Rules.from_sources(args.config, {name: getattr(args, name) for name in Rules.help()})
+        summary = matching.run(args.storehouse, rules)
+    except (ValueError, Skipped) as exc:
+        log.error("Transient kind builder: crossmatch: %s", exc)
+        return EXIT_USAGE
+    log.info("crossmatch: %s", json.dumps({key: summary[key] for key in ("coincidences_by_kind", "skipped",
+                                                                         "slots_written")}))
+    print(json.dumps(summary, indent=1))
     return EXIT_OK
 
 

@@ -63,6 +63,21 @@ def _parse(data: bytes) -> Any:
         return json.loads(data)  # e.g. an integer beyond 64 bits, which orjson refuses
 
 
+def _with_enrichments(slot: Mapping[str, Any], old: bytes) -> Mapping[str, Any]:
+    """``slot`` plus the ``ENRICHMENTS`` of the stored slot ``old`` that it lacks (the old
+    slot is parsed only when its bytes name one)."""
+    missing = [name for name in ENRICHMENTS if name not in slot and f'"{name}"'.encode() in old]
+    if not missing:
+        return slot
+    try:
+        stored = _parse(old)
+    except (ValueError, RecursionError):
+        return slot
+    if not isinstance(stored, dict):
+        return slot
+    return {**slot, **{name: stored[name] for name in missing if name in stored}}
+
+
 def _without_volatile(slot: Any) -> Any:
     """A copy of the slot without the VOLATILE fields (copies only the dicts on the path)."""
     if not isinstance(slot, dict):
@@ -236,7 +251,8 @@ class KindStore:
         return found
 
     def write_slot(self, slot_id: str, slot: Mapping[str, Any], exists: bool = True) -> bool:
-        """Write a slot unless only volatile fields differ. True when written.
+        """Write a slot unless only volatile fields differ. True when written. The
+        ``ENRICHMENTS`` the stored slot has and ``slot`` lacks are kept.
 
         An existing slot is replaced atomically (temp file + rename): a reader sees the
         whole old slot or the whole new one. A new slot is created in place, which is ten
@@ -245,7 +261,6 @@ class KindStore:
         ``rebuild-index`` leaves it out. Not fsynced one by one: ``sync()`` once after a
         batch of slots (an fsync per file would cost more than building them)."""
         path = self.slot_path(slot_id)
-        data = slot_bytes(slot)
         old = None
         if exists:  # the caller may know it does not: saves a failed open per new slot
             try:
@@ -253,6 +268,9 @@ class KindStore:
                     old = handle.read()
             except FileNotFoundError:
                 pass
+        if old is not None:
+            slot = _with_enrichments(slot, old)
+        data = slot_bytes(slot)
         if old is None:
             try:
                 create_new(path, data)
@@ -328,6 +346,13 @@ class KindStore:
         if name not in RESERVED:
             raise ValueError(f"{name!r} is not a reserved report name")
         path = os.path.join(self.directory, f"{name}.json")
+        try:
+            with open(path, "rb") as handle:
+                previous = json.load(handle)
+        except (OSError, ValueError):
+            previous = {}
+        if isinstance(previous, dict):  # what later steps added (the cross-match's summary) stays
+            content = {**{key: previous[key] for key in ENRICHMENTS if key in previous}, **content}
         write_atomically(path, json.dumps(content, indent=1, sort_keys=True).encode() + b"\n")
         return path
 

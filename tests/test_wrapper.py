@@ -186,7 +186,9 @@ def test_builder_step_runs_when_database_url_is_set(kafka, pg_url, tmp_path):
     done = run_wrapper(env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "step transient-builder: finished" in done.stdout
-    assert len(list((tmp_path / "store" / "transient").glob("ZTF*.json"))) == 6
+    assert done.stdout.index("step transient-builder: finished") < done.stdout.index("step crossmatch: finished")
+    slots = list((tmp_path / "store" / "transient").glob("ZTF*.json"))
+    assert len(slots) == 6 and all(json.loads(p.read_text())["multimessenger"] == [] for p in slots)
     assert json.loads((tmp_path / "store" / "minor_body" / "roster.json").read_text())["objects"] >= 1
 
 

@@ -12,7 +12,8 @@ whose content did not change is not rewritten. The rules:
 * neutrino: a later row or notice of the same event replaces the earlier; another event
   under the same name is stored as ``NAME-RUN-EVENT``;
 * uhecr: a later row of the same experiment and second replaces the earlier;
-* every kind: the fields later steps add (``storehouse.ENRICHMENTS``) are kept.
+* every kind: the fields later steps add (``storehouse.ENRICHMENTS``) are kept (by the
+  storehouse's ``write_slot``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from .. import kinds
 from ..durable import write_atomically
-from ..storehouse import ENRICHMENTS, KindStore, utc_now
+from ..storehouse import KindStore, utc_now
 from . import gw, neutrino
 from .events import Item, Skipped
 from .formats import read_file
@@ -78,9 +79,6 @@ class MessengerStore:
         except Skipped as problem:
             self.skip(item.where, problem)
             return
-        for name in ENRICHMENTS:
-            if existing is not None and name in existing and name not in slot:
-                slot[name] = existing[name]
         slot["provenance"] = {"source": item.where, "built_at": utc_now()}
         written = store.write_slot(slot["slot_id"], slot, exists=existing is not None)
         (self.report.written if written else self.report.unchanged)[item.kind] += 1

@@ -1,0 +1,238 @@
+"""Does a transient align in time and sky with a gravitational wave, a neutrino or a
+cosmic ray? Every transient slot against every ``gw``, ``neutrino`` and ``uhecr`` slot.
+
+Per messenger, the pairs that fit in time are found first where the time window is
+narrow (a sorted array of the transients' first detections, one ``searchsorted`` per
+event), and the sky test is vectorised over them:
+
+* gw (0 ≤ dt ≤ 14 d): the credible level at each transient, the probability inside the
+  smallest region holding it, from one lookup of all positions in the sorted multi-order
+  map (ligo.skymap's ``crossmatch`` definition); kept at ≤ 0.90. Retracted events are
+  ignored;
+* neutrino (the event within [first − 30 d, last + 30 d]): the elliptical radius in the
+  asymmetric 90 % region, each side's offset over that side's error; kept at ≤ 1 (×
+  ``nu_scale``);
+* uhecr (±365 d, 3°): the year-long window prunes little, so the pairs come from a sky
+  match first (astropy's ``search_around_sky``) and are then checked in time.
+
+``n_chance``, the expected number of unrelated transients matching the event by chance,
+is the number of transients whose times fit its window (wherever they are on the sky)
+times its region's share of the sky (the 90 % area; the ellipse, π/4 × Σ over its
+quadrants of RA error × cos Dec × Dec error; the cap of the match radius).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from .events import Skipped
+from .skymaps import SKY_DEG2, SkyMap, SkyMapError, read_skymap
+
+log = logging.getLogger("transient_kind_builder")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The match rules; each a flag (``--gw-window-days``) and a key of the ``[crossmatch]``
+    table of the builder's config file."""
+
+    gw_window_days: float = 14.0
+    gw_credible_level: float = 0.90
+    nu_window_days: float = 30.0
+    nu_scale: float = 1.0
+    uhecr_window_days: float = 365.0
+    uhecr_radius_deg: float = 3.0
+
+    @staticmethod
+    def help() -> dict[str, str]:
+        return {"gw_window_days": "a transient first seen up to this long after a GW event (days)",
+                "gw_credible_level": "the largest credible level at the transient's position",
+                "nu_window_days": "a neutrino this long before the first or after the last detection (days)",
+                "nu_scale": "scale of the neutrino's 90 %% region (1.0: the region as published)",
+                "uhecr_window_days": "a cosmic ray this long before the first or after the last detection (days)",
+                "uhecr_radius_deg": "the largest separation from a cosmic ray (degrees)"}
+
+    @classmethod
+    def from_sources(cls, config_file: str | None, overrides: dict[str, Any]) -> Rules:
+        """Defaults, then the ``[crossmatch]`` table of ``config_file``, then ``overrides``."""
+        values: dict[str, Any] = {}
+        if config_file:
+            try:
+                with open(config_file, "rb") as handle:
+                    values.update(tomllib.load(handle).get("crossmatch", {}))
+            except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise ValueError(f"cannot read the config file {config_file}: {exc}") from None
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        known = {item.name for item in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown crossmatch setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        for key, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"crossmatch setting {key} = {value!r}: must be a positive number")
+        if values.get("gw_credible_level", 0.9) > 1:
+            raise ValueError("crossmatch setting gw_credible_level must be at most 1")
+        return cls(**{key: float(value) for key, value in values.items()})
+
+
+@dataclass
+class Transients:
+    """The transient slots with a position, as arrays sorted by first detection."""
+
+    ids: np.ndarray
+    ra: np.ndarray
+    dec: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+
+    @classmethod
+    def from_index(cls, entries: list[dict[str, Any]]) -> tuple[Transients, int]:
+        """From the transient kind's index entries; how many had no usable position or time."""
+        rows, skipped = [], 0
+        for entry in entries:
+            values = [entry.get(key) for key in ("ra_deg", "dec_deg", "first_mjd", "last_mjd")]
+            if all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values) \
+                    and 0 <= values[0] <= 360 and -90 <= values[1] <= 90:
+                rows.append((entry["slot_id"], *values))
+            else:
+                skipped += 1
+                log.warning("crossmatch: transient %s has no usable position or time; skipped", entry.get("slot_id"))
+        rows.sort(key=lambda row: row[3])
+        ids = np.array([row[0] for row in rows], dtype=object)
+        columns = [np.array([row[i] for row in rows], dtype=np.float64) for i in range(1, 5)]
+        return cls(ids, *columns), skipped
+
+    def first_between(self, start: float, stop: float) -> slice:
+        """The transients whose first detection is in [start, stop]."""
+        return slice(int(np.searchsorted(self.first, start, "left")), int(np.searchsorted(self.first, stop, "right")))
+
+    def overlapping(self, start: float, stop: float) -> np.ndarray:
+        """Indices of the transients detected at some time in [start, stop]: first ≤ stop
+        and last ≥ start."""
+        head = int(np.searchsorted(self.first, stop, "right"))
+        return np.flatnonzero(self.last[:head] >= start)
+
+
+@dataclass
+class Match:
+    transient: int  # index into Transients
+    fields: dict[str, Any]
+
+
+def gw_matches(event: dict[str, Any], skymap: SkyMap, transients: Transients, rules: Rules
+               ) -> tuple[list[Match], float]:
+    """The transients inside the event's credible region and window; its n_chance."""
+    window = transients.first_between(event["mjd"], event["mjd"] + rules.gw_window_days)
+    n_chance = (window.stop - window.start) * float(event["area_90_deg2"]) / SKY_DEG2
+    if window.stop == window.start:
+        return [], n_chance
+    indices = np.arange(window.start, window.stop)
+    levels, density = credible_levels(skymap, transients.ra[indices], transients.dec[indices])
+    keep = levels <= rules.gw_credible_level
+    matches = [Match(int(i), {"credible_level": float(level), "prob_density_deg2": float(value)})
+               for i, level, value in zip(indices[keep], levels[keep], density[keep], strict=True)]
+    return matches, n_chance
+
+
+def credible_levels(skymap: SkyMap, ra_deg: np.ndarray, dec_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each position: the searched probability (the probability in the pixels of
+    higher density, its own included) and the density there per deg²."""
+    from astropy import units as u
+    from astropy_healpix import lonlat_to_healpix
+
+    order = skymap.greedy_order()
+    uniq, density = skymap.uniq[order], skymap.probdensity[order]
+    orders = skymap.orders[order]
+    cumulative = np.cumsum(density * (4 * np.pi / (12 * np.exp2(2 * orders))))
+    top = int(orders.max())
+    starts = (uniq - 4 * np.left_shift(np.int64(1), 2 * orders)) << (2 * (top - orders))
+    by_start = np.argsort(starts)
+    pixel = lonlat_to_healpix(ra_deg * u.deg, dec_deg * u.deg, 2**top, order="nested").astype(np.int64)
+    row = by_start[np.searchsorted(starts[by_start], pixel, "right") - 1]
+    return cumulative[row], density[row] * (np.pi / 180) ** 2
+
+
+def nu_matches(event: dict[str, Any], transients: Transients, rules: Rules) -> tuple[list[Match], float]:
+    """The transients inside the neutrino's (scaled) 90 % region and window; its n_chance."""
+    candidates = transients.overlapping(event["mjd"] - rules.nu_window_days, event["mjd"] + rules.nu_window_days)
+    errors = [float(event[key]) for key in ("ra_err_plus_deg", "ra_err_minus_deg", "dec_err_plus_deg",
+                                            "dec_err_minus_deg")]
+    if any(not math.isfinite(error) or error < 0 for error in errors):
+        raise Skipped("bad_error", "an error that is not a finite, non-negative number")
+    ra_plus, ra_minus, dec_plus, dec_minus = errors
+    cos_dec = math.cos(math.radians(float(event["dec_deg"])))
+    area = math.pi / 4 * (ra_plus + ra_minus) * cos_dec * (dec_plus + dec_minus) * rules.nu_scale**2
+    n_chance = len(candidates) * area / SKY_DEG2
+    if len(candidates) == 0:
+        return [], n_chance
+    d_ra = (transients.ra[candidates] - float(event["ra_deg"]) + 180.0) % 360.0 - 180.0
+    d_dec = transients.dec[candidates] - float(event["dec_deg"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.abs(d_ra) / np.where(d_ra >= 0, ra_plus, ra_minus)
+        y = np.abs(d_dec) / np.where(d_dec >= 0, dec_plus, dec_minus)
+    x, y = np.nan_to_num(x, nan=0.0, posinf=np.inf), np.nan_to_num(y, nan=0.0, posinf=np.inf)
+    radius = np.hypot(x, y) / rules.nu_scale
+    keep = radius <= 1.0
+    separation = _separation(transients, candidates[keep], event)
+    matches = [Match(int(i), {"separation_deg": float(sep), "ellipse_r": float(r)})
+               for i, sep, r in zip(candidates[keep], separation, radius[keep], strict=True)]
+    return matches, n_chance
+
+
+def uhecr_pairs(events: list[dict[str, Any]], transients: Transients, rules: Rules) -> dict[int, list[Match]]:
+    """Per event (its position in ``events``), the transients within the radius and window."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord, search_around_sky
+
+    found: dict[int, list[Match]] = {index: [] for index in range(len(events))}
+    if not events or len(transients.ids) == 0:
+        return found
+    rays = SkyCoord([e["ra_deg"] for e in events] * u.deg, [e["dec_deg"] for e in events] * u.deg)
+    sky = SkyCoord(transients.ra * u.deg, transients.dec * u.deg)
+    ray_index, transient_index, separation, _ = search_around_sky(rays, sky, rules.uhecr_radius_deg * u.deg)
+    times = np.array([e["mjd"] for e in events])[ray_index]
+    fits = (times >= transients.first[transient_index] - rules.uhecr_window_days) & \
+           (times <= transients.last[transient_index] + rules.uhecr_window_days)
+    for ray, transient, angle in zip(ray_index[fits], transient_index[fits], separation.deg[fits], strict=True):
+        found[int(ray)].append(Match(int(transient), {"separation_deg": float(angle)}))
+    return found
+
+
+def uhecr_chance(event: dict[str, Any], transients: Transients, rules: Rules) -> float:
+    in_window = len(transients.overlapping(event["mjd"] - rules.uhecr_window_days,
+                                           event["mjd"] + rules.uhecr_window_days))
+    cap = 2 * math.pi * (1 - math.cos(math.radians(rules.uhecr_radius_deg))) * (180 / math.pi) ** 2
+    return in_window * cap / SKY_DEG2
+
+
+def _separation(transients: Transients, indices: np.ndarray, event: dict[str, Any]) -> np.ndarray:
+    from astropy.coordinates import angular_separation
+
+    return np.degrees(angular_separation(np.radians(transients.ra[indices]), np.radians(transients.dec[indices]),
+                                         math.radians(float(event["ra_deg"])), math.radians(float(event["dec_deg"]))))
+
+
+def load_skymap(directory: str, event: dict[str, Any]) -> SkyMap:
+    """The event's sky map file beside its slot (``Skipped`` when missing or corrupt)."""
+    name = event.get("skymap")
+    if not isinstance(name, str) or os.path.basename(name) != name or not name:
+        raise Skipped("missing_field", "no sky-map file name")
+    path = os.path.join(directory, name)
+    try:
+        with open(path, "rb") as handle:
+            return read_skymap(handle, os.path.getsize(path))
+    except FileNotFoundError:
+        raise Skipped("missing_skymap", f"its sky map {name} does not exist") from None
+    except (SkyMapError, OSError) as exc:
+        raise Skipped("bad_skymap", f"its sky map {name}: {exc}") from None
+
+
+def rules_dict(rules: Rules) -> dict[str, float]:
+    return asdict(rules)

@@ -1,0 +1,174 @@
+"""The multi-messenger cross-match against the floor of its bare lookups, same run.
+
+A storehouse of N transient slots (random sky positions, first detections over three
+years, 0-100 days long), G gravitational-wave events (the real S230518h sky map at G
+different times), 400 neutrinos (errors 0.3-5°) and 3,000 cosmic rays is made in a
+temporary directory. Then:
+
+* floor: ligo.skymap's ``crossmatch`` of all N positions against each sky map, plus one
+  astropy ``search_around_sky`` of the cosmic rays (3°) and one of the neutrinos (their
+  largest error) against the N positions, in this process;
+* match: the same matching by ``alert_pipeline.messengers.crossmatch`` (time windows
+  first, one vectorised sky lookup per event), in this process, and its ratio to the floor;
+* ``crossmatch`` command, first run (every slot compared and written) and rerun (nothing
+  new), in a child process, with the child's peak RSS.
+
+    .venv/bin/python benchmarks/crossmatch_scale.py [--transients 100000] [--maps 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import numpy as np  # noqa: E402
+
+from alert_pipeline.messengers import crossmatch as cm  # noqa: E402
+from alert_pipeline.messengers.skymaps import read_skymap  # noqa: E402
+
+ALERT = os.path.join(REPO, "tests", "data", "messengers", "S230518h-initial.igwn.json")
+START_MJD = 59000.0
+
+
+def make_storehouse(path: str, transients: int, maps: int, rng: np.random.Generator) -> None:
+    """Transient slots and index, gw slots and maps, neutrino and uhecr slots and indexes."""
+    from alert_pipeline import kinds
+
+    first = START_MJD + rng.uniform(0, 3 * 365, transients)
+    last = first + rng.uniform(0, 100, transients)
+    ra, dec = rng.uniform(0, 360, transients), np.degrees(np.arcsin(rng.uniform(-1, 1, transients)))
+    store = kinds.spec("transient").store(path)
+    for i in range(transients):
+        store.write_slot(f"ZTF{20 + i // 10**7:02d}{_letters(i)}", {
+            "slot_id": f"ZTF{20 + i // 10**7:02d}{_letters(i)}", "kind": "transient", "subtype": "sn",
+            "ra_deg": float(ra[i]), "dec_deg": float(dec[i]), "first_mjd": float(first[i]), "last_mjd": float(last[i]),
+            "n_alerts": 3, "provisional": False}, exists=False)
+    store.rebuild_index(kinds.spec("transient").index_fields)
+    alert = json.load(open(ALERT))
+    skymap = read_skymap(io.BytesIO(base64.b64decode(alert["event"]["skymap"])))
+    data, areas = skymap.fits_bytes(), skymap.credible_areas_deg2((0.5, 0.9))
+    gw = kinds.spec("gw").store(path)
+    for i in range(maps):
+        slot_id = f"S{230000 + i}a"
+        with open(os.path.join(gw.directory, f"{slot_id}.multiorder.fits"), "wb") as handle:
+            handle.write(data)
+        gw.write_slot(slot_id, {"slot_id": slot_id, "kind": "gw", "mjd": START_MJD + 50 * i + 10,
+                                "time": "2020-01-01T00:00:00Z", "skymap": f"{slot_id}.multiorder.fits",
+                                "area_50_deg2": areas[0], "area_90_deg2": areas[1], "retracted": False}, exists=False)
+    nu = kinds.spec("neutrino").store(path)
+    for i in range(400):
+        errors = rng.uniform(0.3, 5, 4)
+        nu.write_slot(f"IC{i:06d}A", {"slot_id": f"IC{i:06d}A", "kind": "neutrino", "time": "2020-01-01T00:00:00Z",
+                                      "mjd": START_MJD + rng.uniform(0, 3 * 365), "ra_deg": rng.uniform(0, 360),
+                                      "dec_deg": float(np.degrees(np.arcsin(rng.uniform(-1, 1)))),
+                                      "ra_err_plus_deg": errors[0], "ra_err_minus_deg": errors[1],
+                                      "dec_err_plus_deg": errors[2], "dec_err_minus_deg": errors[3]}, exists=False)
+    rays = kinds.spec("uhecr").store(path)
+    for i in range(3000):
+        rays.write_slot(f"Auger-{i:06d}", {"slot_id": f"Auger-{i:06d}", "kind": "uhecr", "time": "2020-01-01T00:00:00Z",
+                                          "mjd": START_MJD + rng.uniform(0, 3 * 365), "ra_deg": rng.uniform(0, 360),
+                                          "dec_deg": float(np.degrees(np.arcsin(rng.uniform(-1, 1)))),
+                                          "energy_eev": 40.0}, exists=False)
+    for store in (store, gw, nu, rays):
+        store.sync()
+
+
+def _letters(number: int) -> str:
+    text = ""
+    for _ in range(7):
+        number, digit = divmod(number, 26)
+        text = chr(ord("a") + digit) + text
+    return text
+
+
+def floor_seconds(path: str) -> float:
+    """ligo.skymap's crossmatch of every position per map, astropy's search_around_sky."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord, search_around_sky
+    from ligo.skymap.io import read_sky_map
+    from ligo.skymap.postprocess.crossmatch import crossmatch
+
+    index = json.load(open(os.path.join(path, "transient", "index.json")))["slots"]
+    started = time.perf_counter()
+    sky = SkyCoord([e["ra_deg"] for e in index] * u.deg, [e["dec_deg"] for e in index] * u.deg)
+    gw_dir = os.path.join(path, "gw")
+    for name in sorted(os.listdir(gw_dir)):
+        if name.endswith(".multiorder.fits"):
+            crossmatch(read_sky_map(os.path.join(gw_dir, name), moc=True), sky)
+    for kind, radius in (("uhecr", 3.0), ("neutrino", None)):
+        events = [json.load(open(os.path.join(path, kind, n))) for n in os.listdir(os.path.join(path, kind))
+                  if n.endswith(".json") and n not in ("index.json", "roster.json")]
+        if radius is None:
+            radius = max(max(e[k] for k in ("ra_err_plus_deg", "ra_err_minus_deg", "dec_err_plus_deg",
+                                            "dec_err_minus_deg")) for e in events)
+        coords = SkyCoord([e["ra_deg"] for e in events] * u.deg, [e["dec_deg"] for e in events] * u.deg)
+        search_around_sky(coords, sky, radius * u.deg)
+    return time.perf_counter() - started
+
+
+def match_seconds(path: str) -> tuple[float, int]:
+    """The module's matching of everything (reading the same inputs), and the pairs found."""
+    from collections import Counter
+
+    from alert_pipeline.messengers import matching
+
+    started = time.perf_counter()
+    index = json.load(open(os.path.join(path, "transient", "index.json")))["slots"]
+    transients, _ = cm.Transients.from_index(index)
+    rules, skipped, pairs = cm.Rules(), Counter(), 0
+    for kind, events in matching._messengers(path, skipped).items():
+        for found in matching._match_kind(kind, events, transients, rules, path, skipped).values():
+            pairs += len(found)
+    return time.perf_counter() - started, pairs
+
+
+def command(path: str) -> tuple[float, float, dict]:
+    code = ("import resource, runpy, sys\nsys.argv = sys.argv[1:]\ntry:\n    runpy.run_path(sys.argv[0], "
+            "run_name='__main__')\nexcept SystemExit:\n    pass\nprint('PEAK', resource.getrusage("
+            "resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code, os.path.join(REPO, "transient_kind_builder.py"), "crossmatch",
+                           "--storehouse", path], capture_output=True, text=True, check=True)
+    elapsed = time.perf_counter() - started
+    peak = int(next(line for line in done.stderr.splitlines() if line.startswith("PEAK")).split()[1]) / 1024
+    return elapsed, peak, json.loads(done.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--transients", type=int, default=100_000)
+    parser.add_argument("--maps", type=int, default=20)
+    parser.add_argument("--dir", default=None, help="where the temporary storehouse goes (default: the system's)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as path:
+        started = time.perf_counter()
+        make_storehouse(path, args.transients, args.maps, np.random.default_rng(25))
+        print(f"{args.transients} transients, {args.maps} sky maps, 400 neutrinos, 3000 cosmic rays "
+              f"(made in {time.perf_counter() - started:.1f} s)")
+        floor = floor_seconds(path)
+        ours, pairs = match_seconds(path)
+        print(f"  floor: ligo.skymap crossmatch per map + search_around_sky   {floor:7.2f} s")
+        print(f"  match (time windows, one sky lookup per event)            {ours:7.2f} s   ratio {ours / floor:.2f}x "
+              f"the floor   ({pairs} coincidences)")
+        first, peak, summary = command(path)
+        print(f"  crossmatch command, first run (compares, writes slots)    {first:7.2f} s   peak RSS {peak:.0f} MB"
+              f"   slots written {summary['slots_written']}")
+        again, peak, summary = command(path)
+        print(f"  crossmatch command, rerun (nothing new)                   {again:7.2f} s   peak RSS {peak:.0f} MB"
+              f"   slots written {summary['slots_written']}")
+    print(f"  benchmark peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
