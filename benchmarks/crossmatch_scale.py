@@ -80,8 +80,8 @@ def make_storehouse(path: str, transients: int, maps: int, rng: np.random.Genera
                                           "mjd": START_MJD + rng.uniform(0, 3 * 365), "ra_deg": rng.uniform(0, 360),
                                           "dec_deg": float(np.degrees(np.arcsin(rng.uniform(-1, 1)))),
                                           "energy_eev": 40.0}, exists=False)
-    for store in (store, gw, nu, rays):
-        store.sync()
+    for kind_store in (store, gw, nu, rays):
+        kind_store.sync()
 
 
 def _letters(number: int) -> str:
