@@ -99,8 +99,8 @@ def floor_seconds(path: str) -> float:
     from ligo.skymap.io import read_sky_map
     from ligo.skymap.postprocess.crossmatch import crossmatch
 
-    index = json.load(open(os.path.join(path, "transient", "index.json")))["slots"]
     started = time.perf_counter()
+    index = json.load(open(os.path.join(path, "transient", "index.json")))["slots"]
     sky = SkyCoord([e["ra_deg"] for e in index] * u.deg, [e["dec_deg"] for e in index] * u.deg)
     gw_dir = os.path.join(path, "gw")
     for name in sorted(os.listdir(gw_dir)):
@@ -121,10 +121,12 @@ def match_seconds(path: str) -> tuple[float, int]:
     """The module's matching of everything (reading the same inputs), and the pairs found."""
     from collections import Counter
 
+    import orjson
+
     from alert_pipeline.messengers import matching
 
     started = time.perf_counter()
-    index = json.load(open(os.path.join(path, "transient", "index.json")))["slots"]
+    index = orjson.loads(open(os.path.join(path, "transient", "index.json"), "rb").read())["slots"]
     transients, _ = cm.Transients.from_index(index)
     rules, skipped, pairs = cm.Rules(), Counter(), 0
     for kind, events in matching._messengers(path, skipped).items():

@@ -91,33 +91,50 @@ class Transients:
     dec: np.ndarray
     first: np.ndarray
     last: np.ndarray
+    _last_sorted: np.ndarray | None = None
 
     @classmethod
     def from_index(cls, entries: list[dict[str, Any]]) -> tuple[Transients, int]:
-        """From the transient kind's index entries; how many had no usable position or time."""
-        rows, skipped = [], 0
-        for entry in entries:
-            values = [entry.get(key) for key in ("ra_deg", "dec_deg", "first_mjd", "last_mjd")]
-            if all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values) \
-                    and 0 <= values[0] <= 360 and -90 <= values[1] <= 90:
-                rows.append((entry["slot_id"], *values))
-            else:
-                skipped += 1
-                log.warning("crossmatch: transient %s has no usable position or time; skipped", entry.get("slot_id"))
-        rows.sort(key=lambda row: row[3])
-        ids = np.array([row[0] for row in rows], dtype=object)
-        columns = [np.array([row[i] for row in rows], dtype=np.float64) for i in range(1, 5)]
-        return cls(ids, *columns), skipped
+        """From the transient kind's index entries; how many had no usable position or time
+        (missing, not a number, not finite, off the sky)."""
+        keys = ("ra_deg", "dec_deg", "first_mjd", "last_mjd")
+        try:  # None becomes NaN; anything else that is not a number fails and takes the slow path
+            table = np.array([[entry.get(key) for key in keys] for entry in entries], dtype=np.float64)
+        except (TypeError, ValueError):
+            table = np.array([[_number(entry.get(key)) for key in keys] for entry in entries], dtype=np.float64)
+        table = table.reshape(-1, 4)
+        usable = np.isfinite(table).all(axis=1) & (table[:, 0] >= 0) & (table[:, 0] <= 360) & \
+            (np.abs(table[:, 1]) <= 90)
+        ids = np.array([entry.get("slot_id") for entry in entries], dtype=object)
+        for slot_id in ids[~usable][:20]:
+            log.warning("crossmatch: transient %s has no usable position or time; skipped", slot_id)
+        order = np.argsort(table[usable, 2], kind="stable")
+        kept = table[usable][order]
+        return cls(ids[usable][order], kept[:, 0], kept[:, 1], kept[:, 2], kept[:, 3]), int((~usable).sum())
 
     def first_between(self, start: float, stop: float) -> slice:
         """The transients whose first detection is in [start, stop]."""
         return slice(int(np.searchsorted(self.first, start, "left")), int(np.searchsorted(self.first, stop, "right")))
+
+    def count_overlapping(self, start: float, stop: float) -> int:
+        """How many transients were detected at some time in [start, stop]: those first
+        seen by ``stop`` less those last seen before ``start`` (which were first seen
+        before it too). Two binary searches, no scan."""
+        if self._last_sorted is None:
+            self._last_sorted = np.sort(self.last)
+        return int(np.searchsorted(self.first, stop, "right")) - int(np.searchsorted(self._last_sorted, start, "left"))
 
     def overlapping(self, start: float, stop: float) -> np.ndarray:
         """Indices of the transients detected at some time in [start, stop]: first ≤ stop
         and last ≥ start."""
         head = int(np.searchsorted(self.first, stop, "right"))
         return np.flatnonzero(self.last[:head] >= start)
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return math.nan
 
 
 @dataclass
@@ -206,8 +223,8 @@ def uhecr_pairs(events: list[dict[str, Any]], transients: Transients, rules: Rul
 
 
 def uhecr_chance(event: dict[str, Any], transients: Transients, rules: Rules) -> float:
-    in_window = len(transients.overlapping(event["mjd"] - rules.uhecr_window_days,
-                                           event["mjd"] + rules.uhecr_window_days))
+    in_window = transients.count_overlapping(event["mjd"] - rules.uhecr_window_days,
+                                             event["mjd"] + rules.uhecr_window_days)
     cap = 2 * math.pi * (1 - math.cos(math.radians(rules.uhecr_radius_deg))) * (180 / math.pi) ** 2
     return in_window * cap / SKY_DEG2
 

@@ -13,12 +13,13 @@ skipped; the rest is matched.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 from collections import Counter, defaultdict
 from typing import Any
+
+import orjson
 
 from .. import kinds
 from ..durable import write_atomically
@@ -40,7 +41,7 @@ def run(storehouse: str, rules: Rules) -> dict[str, Any]:
     index_path = os.path.join(transient_store.directory, "index.json")
     try:
         with open(index_path, "rb") as handle:
-            entries = json.load(handle)["slots"]
+            entries = orjson.loads(handle.read())["slots"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise Skipped("no_transients", f"no readable transient index ({index_path}: {exc}); run the build first") \
             from None
@@ -143,9 +144,10 @@ def _write(storehouse: str, transient_store: KindStore, entries: list[dict[str, 
     transient_store.sync()
     for store in stores.values():
         store.sync()
-    os.makedirs(os.path.dirname(state_path), exist_ok=True)
-    write_atomically(state_path, json.dumps({"rules": rules_dict(rules), "transients": now_transients,
-                                             "messengers": now_events}, sort_keys=True).encode())
+    now = {"rules": rules_dict(rules), "transients": now_transients, "messengers": now_events}
+    if now != state:
+        os.makedirs(os.path.dirname(state_path), exist_ok=True)
+        write_atomically(state_path, orjson.dumps(now, option=orjson.OPT_SORT_KEYS))
     return written
 
 
@@ -191,6 +193,6 @@ def _require(slot: dict[str, Any], names: tuple[str, ...]) -> None:
 def _read_json(path: str) -> Any:
     try:
         with open(path, "rb") as handle:
-            return json.load(handle)
+            return orjson.loads(handle.read())
     except (OSError, ValueError):
         return None
