@@ -52,6 +52,8 @@ Environment (all optional):
   MESSENGER_FILES               a directory of dropped messenger files (sky maps, IceCube and
                                 cosmic-ray lists, IGWN alerts) loaded in the same step
   TRANSIENT_TABLE, TRANSIENT_SOURCE   builder --table / --source
+  FULL_BUILD_WEEKDAY            the UTC weekday of the full build (Monday ... Sunday or 1-7, default
+                                Sunday; 'never'); the other days build only what the new rows touch
   CROSSMATCH                    1 (default) match the transients with the gw, neutrino and uhecr
                                 events after the build; 0 skip that step
   REPORT                        1 (default) make the nightly report; 0 skip that step
@@ -64,7 +66,7 @@ Exit status: 0 all steps succeeded; else the first failed step's code: the consu
 (1 unexpected, 2 configuration, 3 broker or schema registry, 4 output), the builder's
 (2 usage, 3 GCN Kafka, 4 storehouse, 5 database, 7 shrink refused), the report's (1 unexpected,
 2 configuration, 4 output); $EXIT_RETENTION retention failed; $EXIT_LOCKED another run holds the lock;
-$EXIT_USAGE bad option, bad RETENTION_DAYS, REPORT or CROSSMATCH, or an output directory retention must not touch
+$EXIT_USAGE bad option, bad RETENTION_DAYS, REPORT, CROSSMATCH or FULL_BUILD_WEEKDAY, or an output directory retention must not touch
 (/ or empty); $EXIT_NO_PYTHON no usable Python (run scripts/setup_venv.sh); $EXIT_CANT_CREATE LOG_FILE
 or the lock file cannot be written.
 EOF
@@ -96,6 +98,23 @@ fi
 readonly retention_days=$((10#$retention_text))
 report="${REPORT:-1}"
 crossmatch="${CROSSMATCH:-1}"
+# The weekly full build (deleted or edited rows are seen only by a full build): ISO day 1-7.
+full_day_text="${FULL_BUILD_WEEKDAY:-Sunday}"
+case "${full_day_text,,}" in
+  1|mon|monday) full_build_day=1 ;;
+  2|tue|tuesday) full_build_day=2 ;;
+  3|wed|wednesday) full_build_day=3 ;;
+  4|thu|thursday) full_build_day=4 ;;
+  5|fri|friday) full_build_day=5 ;;
+  6|sat|saturday) full_build_day=6 ;;
+  7|sun|sunday) full_build_day=7 ;;
+  never) full_build_day=0 ;;
+  *)
+    echo "run_lsst_consumer.sh: FULL_BUILD_WEEKDAY must be a day (Monday ... Sunday, or 1-7) or 'never'," \
+      "not '$full_day_text'" >&2
+    exit "$EXIT_USAGE"
+    ;;
+esac
 for switch in "REPORT=$report" "CROSSMATCH=$crossmatch"; do
   if [[ "${switch#*=}" != 0 && "${switch#*=}" != 1 ]]; then
     echo "run_lsst_consumer.sh: ${switch%%=*} must be 1 (run that step) or 0 (skip it), not '${switch#*=}'" >&2
@@ -215,8 +234,12 @@ if [[ ${#messenger_args[@]} -gt 0 ]]; then
 else
   log "step messengers: skipped (neither GCN_CLIENT_ID nor MESSENGER_FILES is set)"
 fi
+build_args=()
+if [[ "$(date -u +%u)" == "$full_build_day" ]]; then
+  build_args+=(--full)
+fi
 if [[ -n "${DATABASE_URL:-}" ]]; then
-  run_step transient-builder "$PYTHON" transient_kind_builder.py build \
+  run_step transient-builder "$PYTHON" transient_kind_builder.py build "${build_args[@]}" \
     --storehouse "$storehouse" \
     --table "${TRANSIENT_TABLE:-events}" --source "${TRANSIENT_SOURCE:-fink_transients}"
 else

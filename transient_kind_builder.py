@@ -82,6 +82,9 @@ def parser() -> argparse.ArgumentParser:
     build_cmd.add_argument("--kind", choices=KINDS, help="build only this kind (default: both)")
     build_cmd.add_argument("--allow-shrink", action="store_true",
                            help="remove slots even when more than half of those on disk would go")
+    build_cmd.add_argument("--full", action="store_true",
+                           help="rebuild every group from all rows (default: only the groups that rows added since "
+                                "the last build touch; deleted or edited rows are seen only by a full build)")
     index_cmd = commands.add_parser("rebuild-index", help="rebuild index.json from the slots on disk",
                                     description="Rebuild <storehouse>/<kind>/index.json from the slot files.")
     index_cmd.add_argument("--storehouse", required=True, metavar="DIR")
@@ -147,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      report.already_present, dict(report.skipped))
         else:
             report = build(args.dsn, args.storehouse, args.table, args.source, allow_shrink=args.allow_shrink,
-                           kinds=[args.kind] if args.kind else KINDS)
+                           kinds=[args.kind] if args.kind else KINDS, full=args.full)
             for kind, done in report.kinds.items():
                 log.info("%s kind built: %d rows read, %d slots written, %d unchanged, %d removed", kind,
                          report.rows_read, done.written, done.unchanged, done.removed)

@@ -7,6 +7,9 @@ moving bodies with designations) into an embedded PostgreSQL, times a bare
 must still parse every row), then runs ``transient_kind_builder.py build`` in a subprocess
 and reports its wall time, the slots of each kind, alerts/s, peak RSS and the ratio to the
 faster floor (PostgreSQL's default plan, or the parallel plan the builder allows itself).
+Then, per scale, the incremental builds against that full build: a rebuild with nothing new,
+a rebuild after a night of 1 % new rows (half new alerts of known objects, half new
+objects), and a ``--full`` rebuild of the grown table.
 
     .venv/bin/python benchmarks/builder_scale.py [--scales 25000:2350,1000000:100000]
 """
@@ -42,11 +45,14 @@ def composition(alerts: int, objects: int) -> fink_samples.Composition:
                                     alerts_per_object=(1, max(1, int(round(2 * mean - 1)))))
 
 
-def load(url: str, alerts: list[dict]) -> None:
-    """COPY the alerts into the events table as the live fetcher stores them."""
+def load(url: str, alerts: list[dict], append: bool = False) -> None:
+    """COPY the alerts into the events table as the live fetcher stores them (into a new
+    table unless ``append``)."""
     with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute("DROP TABLE IF EXISTS events")
-        create_table(connection, "events")
+        if not append:
+            connection.execute("DROP TABLE IF EXISTS events")
+            connection.execute("DROP TABLE IF EXISTS events_tk_rows")
+            create_table(connection, "events")
         with connection.cursor() as cursor, cursor.copy(
                 "COPY events (source, event_time, latitude, longitude, magnitude, extra_json) FROM STDIN") as copy:
             for alert in alerts:
@@ -58,6 +64,30 @@ def load(url: str, alerts: list[dict]) -> None:
                 copy.write_row(("fink_transients", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds)),
                                 alert["i:dec"], alert["i:ra"], alert["i:magpsf"], json.dumps(extra)))
         connection.execute("VACUUM ANALYZE events")
+
+
+def night(url: str, rows: int, seed: int) -> list[dict]:
+    """``rows`` new alerts: half new alerts of objects already built (one day after the
+    latest alert), half new objects."""
+    import random
+
+    rng = random.Random(seed)
+    candids = iter(range(8_000_000_000_000_000_000 + seed * 10**9, 2**63))
+    with psycopg.connect(url) as connection:
+        old = connection.execute("SELECT object_id, label FROM events_tk_rows WHERE reason IS NULL AND label IN "
+                                 "('SN candidate', 'Unknown', 'Kilonova candidate') ORDER BY random() LIMIT %s",
+                                 (rows // 2,)).fetchall()
+        latest = connection.execute("SELECT max((extra_json::jsonb->>'jd')::float8) FROM events "
+                                    "WHERE id > (SELECT max(id) - 1000 FROM events)").fetchone()[0]
+    made = [fink_samples.fink_alert(rng, object_id, label, latest + 1 + rng.random(), rng.uniform(0, 360),
+                                    rng.uniform(-30, 80), next(candids), rng.choice((1, 2)))
+            for object_id, label in old]
+    fresh = fink_samples.dataset(fink_samples.Composition(
+        single={"sn": rows // 40, "kilonova": 1, "unknown": rows // 20}, cross=[], solar_system_objects=rows // 60,
+        mixed_with_solar_system=0, alerts_per_object=(1, 3)), seed=seed)
+    for alert in fresh:
+        alert["i:candid"] = next(candids)
+    return made + fresh[: rows - len(made)]
 
 
 def floor_seconds(url: str, parallel: bool) -> float:
@@ -73,7 +103,7 @@ def floor_seconds(url: str, parallel: bool) -> float:
         return time.perf_counter() - start
 
 
-def build_seconds(url: str, storehouse: str) -> tuple[float, float]:
+def build_seconds(url: str, storehouse: str, *extra: str) -> tuple[float, float]:
     """Wall seconds of one build in a subprocess, and the peak RSS in MB of that process
     and its worker processes together (sampled every 20 ms; the server's memory is
     PostgreSQL's, not the builder's)."""
@@ -81,7 +111,8 @@ def build_seconds(url: str, storehouse: str) -> tuple[float, float]:
 
     start = time.perf_counter()
     process = subprocess.Popen([sys.executable, os.path.join(REPO, "transient_kind_builder.py"), "--dsn", url,
-                                "--storehouse", storehouse], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                "--storehouse", storehouse, *extra], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
     watched, peak = psutil.Process(process.pid), 0
     while process.poll() is None:
         try:
@@ -105,6 +136,7 @@ def main() -> None:
     # Storehouses are removed only at the end: on this VM's ext4 (mounted with discard) a
     # mass delete slows file creation for minutes afterwards, which would be measured as
     # the next build's time.
+    incremental: list[tuple[int, str, float]] = []
     with postgres_server() as url, tempfile.TemporaryDirectory() as storehouses:
         for number, scale in enumerate(args.scales.split(",")):
             alerts_wanted, objects = (int(part) for part in scale.split(":"))
@@ -124,6 +156,19 @@ def main() -> None:
                       for kind in ("transient", "minor_body")]
             print(f"{rows:>9} {solar:>8} {counts[0]:>9} {counts[1]:>7} {serial:>8.2f} {parallel:>12.2f} "
                   f"{build:>8.2f} {build / floor:>6.2f} {rows / build:>9.0f} {rss:>11.0f}", flush=True)
+            incremental.append((rows, storehouse, build))
+        print("\nincremental builds (ratio to the full build above; the first build was a full one):")
+        for rows, storehouse, full in incremental:
+            again, rss = build_seconds(url, storehouse)
+            print(f"  {rows:>9} rows, nothing new:            {again:7.2f} s   ratio {again / full:.3f}   "
+                  f"peak RSS {rss:.0f} MB (target <= 0.05)", flush=True)
+            load(url, night(url, rows // 100, seed=rows), append=True)
+            step, rss = build_seconds(url, storehouse)
+            print(f"  {rows:>9} rows + 1 % new ({rows // 100} rows): {step:7.2f} s   ratio {step / full:.3f}   "
+                  f"peak RSS {rss:.0f} MB (target <= 0.15)", flush=True)
+            whole, rss = build_seconds(url, storehouse, "--full")
+            print(f"  {rows + rows // 100:>9} rows, --full rebuild:       {whole:7.2f} s   ratio {whole / full:.3f}   "
+                  f"peak RSS {rss:.0f} MB", flush=True)
 
 
 if __name__ == "__main__":

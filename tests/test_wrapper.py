@@ -189,6 +189,13 @@ def test_builder_step_runs_when_database_url_is_set(kafka, pg_url, tmp_path):
     assert done.stdout.index("step transient-builder: finished") < done.stdout.index("step crossmatch: finished")
     slots = list((tmp_path / "store" / "transient").glob("ZTF*.json"))
     assert len(slots) == 6 and all(json.loads(p.read_text())["multimessenger"] == [] for p in slots)
+    today = time.strftime("%A", time.gmtime())
+    weekly = run_wrapper({**env, "FULL_BUILD_WEEKDAY": today.lower()})
+    assert "build: full, --full" in weekly.stdout + weekly.stderr
+    nightly = run_wrapper({**env, "FULL_BUILD_WEEKDAY": "never"})
+    assert "build: incremental" in nightly.stdout + nightly.stderr and "nothing new" in nightly.stdout + nightly.stderr
+    bad = run_wrapper({**env, "FULL_BUILD_WEEKDAY": "someday"})
+    assert bad.returncode == 64 and "FULL_BUILD_WEEKDAY must be a day" in bad.stderr
     assert json.loads((tmp_path / "store" / "minor_body" / "roster.json").read_text())["objects"] >= 1
 
 

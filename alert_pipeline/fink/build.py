@@ -16,6 +16,7 @@ name; ``extra_json`` is TEXT, so every read of its keys casts it to jsonb. The b
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -30,8 +31,9 @@ import psycopg
 from psycopg import sql
 
 from .. import kinds as kind_registry
+from ..durable import checkpoint
 from ..storehouse import KindSpec, utc_now
-from . import queries, transient, workers
+from . import incremental, minor_body, queries, transient, workers
 from .db import DEFAULT_SOURCE, DEFAULT_TABLE, BuildError, connect, json_guard, require_table
 from .transient import IN_SCOPE, Roster
 
@@ -81,28 +83,48 @@ class BuildReport:
 
 
 def build(dsn: str, storehouse: str, table: str = DEFAULT_TABLE, source: str = DEFAULT_SOURCE,
-          allow_shrink: bool = False, kinds: Sequence[str] = KINDS) -> BuildReport:
-    """Build the slots of ``kinds`` from the events table (see the module docstring)."""
+          allow_shrink: bool = False, kinds: Sequence[str] = KINDS, full: bool = False) -> BuildReport:
+    """Build the slots of ``kinds`` from the events table (see the module docstring):
+    incrementally (only the groups the rows added since the last build touch; see
+    ``incremental``) unless ``full`` or the state says a full build is needed."""
     provenance = {"source": source, "table": table, "built_at": utc_now()}
     reports: dict[str, KindReport] = {}
     with workers.worker_pool(min(2, os.cpu_count() or 1)) as pool, connect(dsn) as connection:
         table_sql = require_table(connection, table)
         _plan_for_throughput(connection)
+        plan = incremental.plan(connection, table_sql, storehouse, table, source, full)
+        log.info("build: %s%s (rows %d to %d)", plan.mode, f", {plan.reason}" if plan.reason else "",
+                 plan.after + 1, plan.high)
+        if plan.mode == "incremental" and plan.high == plan.after:
+            log.info("build: nothing new since the last build")
+            return BuildReport(0, {kind: _unchanged(storehouse, kind) for kind in KINDS if kind in kinds})
+        touched = None
         with _timed("parse"):
-            _parse(connection, table_sql, source)
+            if plan.mode == "incremental":
+                _parse(connection, table_sql, source, sql.SQL("e.id > {} AND e.id <= {}").format(
+                    sql.Literal(plan.after), sql.Literal(plan.high)))
+                incremental.record_rows(connection, plan.rows_table, minor_body.MPC_LABEL, replace=False)
+                touched = incremental.touched_scope(connection, plan.rows_table, minor_body.MPC_LABEL)
+                _parse(connection, table_sql, source, sql.SQL("e.id IN (SELECT id FROM tk_scope)"))
+            else:
+                _parse(connection, table_sql, source, sql.SQL("e.id <= {}").format(sql.Literal(plan.high)))
+                if plan.rows_table is not None:
+                    incremental.record_rows(connection, plan.rows_table, minor_body.MPC_LABEL, replace=True)
         with _timed("classify"):
             _classify(connection)
             rows_read, skipped = _count_skipped(connection)
+        counts = (incremental.roster_counts(connection, plan.rows_table, list(IN_SCOPE), minor_body.MPC_LABEL)
+                  if plan.rows_table is not None else None)
         for kind in KINDS:
             if kind not in kinds:
                 continue
             spec = kind_registry.spec(kind)
             roster = spec.rows.roster_type(skipped_rows=dict(skipped))
-            if kind == transient.KIND:
+            if kind == transient.KIND and counts is None:
                 _count_scope(connection, roster)
             reports[kind] = _write_kind(pool, storehouse, spec, connection,
                                         sql.SQL(spec.rows.query).format(table=table_sql), roster, provenance,
-                                        allow_shrink)
+                                        allow_shrink, _keep(kind, touched), counts)
     refused = {kind: report for kind, report in reports.items() if report.shrink_refused}
     if refused:
         raise ShrinkRefused(
@@ -110,24 +132,97 @@ def build(dsn: str, storehouse: str, table: str = DEFAULT_TABLE, source: str = D
                       f"rows) but the storehouse holds {report.shrink_refused} more that would be removed"
                       for kind, report in refused.items())
             + "; kept them. Check --source and --table, or pass --allow-shrink if they really are gone.")
+    if plan.rows_table is not None and set(KINDS) <= set(kinds):
+        checkpoint("before-build-state")
+        incremental.write_state(storehouse, plan, table, source)  # the slots it covers are synced
     return BuildReport(rows_read, reports)
 
 
+def _keep(kind: str, touched: tuple[set, set] | None) -> Any:
+    """Which groups an incremental build writes: those the new rows touch (a group whose
+    rows were read only partly, through another group's rows, is left alone)."""
+    if touched is None:
+        return None
+    objects, designations = touched
+    if kind == transient.KIND:
+        return lambda row: row[0] in objects
+    return lambda row: row[0] in designations if row[1] else row[0] in objects
+
+
+def _unchanged(storehouse: str, kind: str) -> KindReport:
+    spec = kind_registry.spec(kind)
+    roster = _read_json(os.path.join(spec.store(storehouse).directory, "roster.json")) or {}
+    report = spec.rows.roster_type()
+    report.objects = roster.get("objects", 0)
+    return KindReport(report, 0, len(spec.store(storehouse).slot_ids_on_disk()), 0, 0)
+
+
 def _write_kind(pool: Any, storehouse: str, spec: KindSpec, connection: psycopg.Connection, query: sql.Composable,
-                roster: Any, provenance: dict[str, Any], allow_shrink: bool) -> KindReport:
+                roster: Any, provenance: dict[str, Any], allow_shrink: bool, keep: Any = None,
+                counts: dict[str, dict[str, int]] | None = None) -> KindReport:
     """Stream one kind's groups into slots (written by the worker processes), then its
-    index and roster."""
+    index and roster. An incremental build (``keep`` chooses the groups) removes no slot
+    and updates the index entries of the slots it wrote."""
     store = spec.store(storehouse)
     on_disk = store.slot_ids_on_disk()
     # Binary: arrays of numbers arrive as numbers, not text to parse (measured ~2x faster).
     with _timed(f"{spec.name} slots"), connection.cursor(name=f"tk_{spec.name}", binary=True) as cursor:
         cursor.execute(query, dict(spec.rows.params))
-        report = workers.write_all(pool, storehouse, spec.name, _prefetched(cursor), on_disk, provenance, roster)
-    store.finish(report, on_disk, spec.index_fields, allow_shrink)
-    store.write_index(report.entries)  # the index of exactly the slots now on disk
+        batches = _prefetched(cursor) if keep is None else ([row for row in rows if keep(row)]
+                                                            for rows in _prefetched(cursor))
+        report = workers.write_all(pool, storehouse, spec.name, batches, on_disk, provenance, roster)
+    if keep is None:
+        store.finish(report, on_disk, spec.index_fields, allow_shrink)
+        entries = report.entries
+    else:
+        checkpoint("before-build-sync")
+        store.sync()
+        entries = _updated_entries(store, spec, report.entries)
+    checkpoint("before-build-index")
+    index = store.write_index(entries)  # the index of exactly the slots now on disk
+    if counts is not None:
+        _roster_from_counts(spec.name, roster, counts, index["slots"])
     store.write_report_file("roster", {**roster.as_dict(), "built_at": provenance["built_at"],
                                        "source": provenance["source"], "table": provenance["table"]})
     return KindReport(roster, report.written, report.unchanged, report.removed, report.shrink_refused)
+
+
+def _updated_entries(store: Any, spec: KindSpec, written: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The index entries after an incremental build: the stored index with the written
+    slots' entries replaced or added (the index rebuilt from disk when it is unreadable)."""
+    stored = _read_json(os.path.join(store.directory, "index.json"))
+    if not isinstance(stored, dict) or not isinstance(stored.get("slots"), list):
+        return store._read_entries(sorted(store.slot_ids_on_disk()), spec.index_fields)
+    by_id = {entry.get("slot_id"): entry for entry in stored["slots"] if isinstance(entry, dict)}
+    by_id.update({entry["slot_id"]: entry for entry in written})
+    return list(by_id.values())
+
+
+def _roster_from_counts(kind: str, roster: Any, counts: dict[str, dict[str, int]], entries: list[dict]) -> None:
+    """The roster from the whole-table counts and the index (the same after a full or an
+    incremental build)."""
+    roster.objects = len(entries)
+    roster.by_subtype = dict.fromkeys(roster.by_subtype, 0)
+    for entry in entries:
+        roster.by_subtype[entry["subtype"]] = roster.by_subtype.get(entry["subtype"], 0) + 1
+    skipped = {reason: counts["skipped"].get(reason, 0) for reason in SKIP_REASONS}
+    if kind == transient.KIND:
+        roster.skipped_rows = skipped
+        roster.excluded_rows = dict(sorted(counts["excluded"].items()))
+        roster.naive_class_tallies = dict.fromkeys(roster.naive_class_tallies, 0)
+        for label, objects in counts["tally"].items():
+            roster.naive_class_tallies[IN_SCOPE[label][0]] = objects
+        roster.cross_labelled = counts["cross"].get("", 0)
+    else:
+        roster.skipped_rows = {**skipped, **minor_body.designation_skips(counts["designation"])}
+
+
+def _read_json(path: str) -> Any:
+    try:
+        with open(path, "rb") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
 
 
 def _prefetched(cursor: psycopg.ServerCursor, batch: int = 2000) -> Iterator[list[tuple]]:
@@ -196,14 +291,15 @@ def _plan_for_throughput(connection: psycopg.Connection) -> None:
     connection.execute("SET LOCAL parallel_tuple_cost = 0.001")
 
 
-def _parse(connection: psycopg.Connection, table_sql: sql.Composable, source: str) -> None:
-    """Fill tk_rows. First optimistically, casting every row (one JSON parse per row); if
-    some row is not text jsonb can read, or not a JSON object, that fails, and the rows
-    are parsed again behind a guard so the bad ones are counted instead of fatal."""
+def _parse(connection: psycopg.Connection, table_sql: sql.Composable, source: str, scope: sql.Composable) -> None:
+    """Fill tk_rows with the source's rows that ``scope`` (SQL on ``e``) selects. First
+    optimistically, casting every row (one JSON parse per row); if some row is not text
+    jsonb can read, or not a JSON object, that fails, and the rows are parsed again
+    behind a guard so the bad ones are counted instead of fatal."""
     try:
         with connection.transaction():
             connection.execute(sql.SQL(queries.PARSE).format(
-                table=table_sql, bad_json=sql.SQL("false"), document=sql.SQL("e.extra_json::jsonb")),
+                table=table_sql, bad_json=sql.SQL("false"), document=sql.SQL("e.extra_json::jsonb"), scope=scope),
                 {"source": source, "pattern": queries.ZTF_OBJECT_ID})
         return
     except (psycopg.errors.InvalidTextRepresentation, psycopg.errors.InvalidParameterValue,
@@ -214,7 +310,7 @@ def _parse(connection: psycopg.Connection, table_sql: sql.Composable, source: st
     document = sql.SQL("CASE WHEN {valid} AND jsonb_typeof(e.extra_json::jsonb) = 'object' "
                        "THEN e.extra_json::jsonb END").format(valid=valid)
     connection.execute(sql.SQL(queries.PARSE).format(table=table_sql, bad_json=sql.SQL("NOT {}").format(valid),
-                                                     document=document),
+                                                     document=document, scope=scope),
                        {"source": source, "pattern": queries.ZTF_OBJECT_ID})
 
 

@@ -48,20 +48,42 @@ class BodyRoster:
         return {"objects": self.objects, "by_subtype": self.by_subtype, "skipped_rows": self.skipped_rows}
 
 
+def designation_problem(designation: str) -> str | None:
+    """Why an MPC designation cannot have a slot (``no_designation``,
+    ``unsafe_designation``), or None."""
+    if not designation.strip():
+        return "no_designation"
+    if not _safe(designation) or _LIKE_ZTF_OBJECT_ID.fullmatch(designation):
+        return "unsafe_designation"  # a ZTF-id-shaped designation would name a candidate's file
+    return None
+
+
+def designation_skips(rows_per_designation: dict[str, int]) -> dict[str, int]:
+    """Rows skipped per reason, from the valid MPC rows counted per designation."""
+    skipped: dict[str, int] = {}
+    for designation, rows in rows_per_designation.items():
+        problem = designation_problem(designation)
+        if problem:
+            skipped[problem] = skipped.get(problem, 0) + rows
+    return skipped
+
+
+def _safe(body: str) -> bool:
+    try:
+        NAMES.stem(body)
+    except ValueError:
+        return False
+    return True
+
+
 def body_slot(row: tuple, provenance: dict[str, Any], roster: BodyRoster) -> dict[str, Any] | None:
     """One minor-body slot from a ``queries.PER_BODY`` row, or None (counted) when the
     body cannot have a slot."""
     body, mpc, n_alerts, object_ids, ras, decs, fink, *series = row
     filters, jds, mags, _, _, positives = series
-    if mpc and not body.strip():
-        roster.skipped_rows["no_designation"] = roster.skipped_rows.get("no_designation", 0) + n_alerts
-        return None
-    try:
-        NAMES.stem(body)
-        if mpc and _LIKE_ZTF_OBJECT_ID.fullmatch(body):
-            raise ValueError("a designation that would name a candidate's file")
-    except ValueError:
-        roster.skipped_rows["unsafe_designation"] = roster.skipped_rows.get("unsafe_designation", 0) + n_alerts
+    problem = designation_problem(body) if mpc else None if _safe(body) else "unsafe_designation"
+    if problem:
+        roster.skipped_rows[problem] = roster.skipped_rows.get(problem, 0) + n_alerts
         return None
     subtype = "mpc" if mpc else "candidate"
     roster.objects += 1

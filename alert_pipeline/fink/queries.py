@@ -46,7 +46,7 @@ FROM (
     FROM {{table}} e
     CROSS JOIN LATERAL jsonb_to_record({{document}}) AS x(object_id text, candid text, classification text,
         jd jsonb, magpsf jsonb, sigmapsf jsonb, filter_id jsonb, n_detections jsonb, fink jsonb)
-    WHERE e.source = %(source)s
+    WHERE e.source = %(source)s AND {{scope}}
 ) r
 """
 

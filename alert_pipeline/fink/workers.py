@@ -35,13 +35,25 @@ def worker_pool(processes: int) -> Iterator[ProcessPoolExecutor | None]:
     if processes <= 1:
         yield None
         return
-    pool = ProcessPoolExecutor(processes, mp_context=get_context("fork"))
+    pool = ProcessPoolExecutor(processes, mp_context=get_context("fork"), initializer=_die_with_parent)
     try:
         for done in [pool.submit(os.getpid) for _ in range(processes)]:
             done.result()
         yield pool
     finally:
         pool.shutdown(cancel_futures=True)
+
+
+def _die_with_parent() -> None:
+    """A worker ends when the build does, even when it is killed (Linux's parent-death
+    signal): an orphaned worker would hold the build's output pipes open."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the worker ends when it next reads from the closed queue
 
 
 def write_batch(storehouse: str, kind: str, rows: Sequence[tuple], existing: Sequence[bool],
