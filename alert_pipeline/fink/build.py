@@ -103,9 +103,13 @@ def build(dsn: str, storehouse: str, table: str = DEFAULT_TABLE, source: str = D
             if plan.mode == "incremental":
                 _parse(connection, table_sql, source, sql.SQL("e.id > {} AND e.id <= {}").format(
                     sql.Literal(plan.after), sql.Literal(plan.high)))
+                new_reasons = incremental.new_row_reasons(connection)
                 incremental.record_rows(connection, plan.rows_table, minor_body.MPC_LABEL, replace=False)
                 touched = incremental.touched_scope(connection, plan.rows_table, minor_body.MPC_LABEL)
-                _parse(connection, table_sql, source, sql.SQL("e.id IN (SELECT id FROM tk_scope)"))
+                # The ids as an array: an index lookup per row, where a semi-join on tk_scope
+                # may be planned as a scan of the whole events table.
+                scope_ids = connection.execute("SELECT COALESCE(array_agg(id), '{}') FROM tk_scope").fetchone()[0]
+                _parse(connection, table_sql, source, sql.SQL("e.id = ANY({})").format(sql.Literal(scope_ids)))
             else:
                 _parse(connection, table_sql, source, sql.SQL("e.id <= {}").format(sql.Literal(plan.high)))
                 if plan.rows_table is not None:
@@ -113,18 +117,24 @@ def build(dsn: str, storehouse: str, table: str = DEFAULT_TABLE, source: str = D
         with _timed("classify"):
             _classify(connection)
             rows_read, skipped = _count_skipped(connection)
-        counts = (incremental.roster_counts(connection, plan.rows_table, list(IN_SCOPE), minor_body.MPC_LABEL)
-                  if plan.rows_table is not None else None)
+        counts = delta = None
+        if touched is not None and all((_read_json(_roster_path(storehouse, kind)) or {}).get("rows_through") ==
+                                       plan.after for kind in kinds):  # the last roster is this build's base
+            delta = incremental.roster_delta(connection, plan.after, touched[0], new_reasons, list(IN_SCOPE),
+                                             minor_body.MPC_LABEL)
+        elif plan.rows_table is not None:
+            counts = incremental.roster_counts(connection, plan.rows_table, list(IN_SCOPE), minor_body.MPC_LABEL)
         for kind in KINDS:
             if kind not in kinds:
                 continue
             spec = kind_registry.spec(kind)
             roster = spec.rows.roster_type(skipped_rows=dict(skipped))
-            if kind == transient.KIND and counts is None:
+            if kind == transient.KIND and counts is None and delta is None:
                 _count_scope(connection, roster)
+            kind_counts = counts if delta is None else _add(_previous_counts(storehouse, kind), delta)
             reports[kind] = _write_kind(pool, storehouse, spec, connection,
                                         sql.SQL(spec.rows.query).format(table=table_sql), roster, provenance,
-                                        allow_shrink, _keep(kind, touched), counts)
+                                        allow_shrink, _keep(kind, touched), kind_counts, plan.high)
     refused = {kind: report for kind, report in reports.items() if report.shrink_refused}
     if refused:
         raise ShrinkRefused(
@@ -159,7 +169,7 @@ def _unchanged(storehouse: str, kind: str) -> KindReport:
 
 def _write_kind(pool: Any, storehouse: str, spec: KindSpec, connection: psycopg.Connection, query: sql.Composable,
                 roster: Any, provenance: dict[str, Any], allow_shrink: bool, keep: Any = None,
-                counts: dict[str, dict[str, int]] | None = None) -> KindReport:
+                counts: dict[str, dict[str, int]] | None = None, rows_through: int | None = None) -> KindReport:
     """Stream one kind's groups into slots (written by the worker processes), then its
     index and roster. An incremental build (``keep`` chooses the groups) removes no slot
     and updates the index entries of the slots it wrote."""
@@ -183,7 +193,8 @@ def _write_kind(pool: Any, storehouse: str, spec: KindSpec, connection: psycopg.
     if counts is not None:
         _roster_from_counts(spec.name, roster, counts, index["slots"])
     store.write_report_file("roster", {**roster.as_dict(), "built_at": provenance["built_at"],
-                                       "source": provenance["source"], "table": provenance["table"]})
+                                       "source": provenance["source"], "table": provenance["table"],
+                                       "rows_through": rows_through})
     return KindReport(roster, report.written, report.unchanged, report.removed, report.shrink_refused)
 
 
@@ -214,7 +225,38 @@ def _roster_from_counts(kind: str, roster: Any, counts: dict[str, dict[str, int]
             roster.naive_class_tallies[IN_SCOPE[label][0]] = objects
         roster.cross_labelled = counts["cross"].get("", 0)
     else:
-        roster.skipped_rows = {**skipped, **minor_body.designation_skips(counts["designation"])}
+        designation = counts.get("designation_skips")
+        if designation is None:
+            designation = minor_body.designation_skips(counts["designation"])
+        roster.skipped_rows = {**skipped, **{reason: count for reason, count in designation.items() if count}}
+
+
+def _roster_path(storehouse: str, kind: str) -> str:
+    return os.path.join(kind_registry.spec(kind).store(storehouse).directory, "roster.json")
+
+
+def _previous_counts(storehouse: str, kind: str) -> dict[str, dict[str, int]]:
+    """The last roster's whole-table figures, in ``incremental.ROSTER_COUNTS``' form."""
+    roster = _read_json(_roster_path(storehouse, kind)) or {}
+    label_of = {subtype: label for label, (subtype, _) in IN_SCOPE.items()}
+    skipped = dict(roster.get("skipped_rows") or {})
+    designation = {reason: skipped.pop(reason) for reason in ("no_designation", "unsafe_designation")
+                   if reason in skipped}
+    return {"skipped": skipped, "excluded": dict(roster.get("excluded_rows") or {}),
+            "tally": {label_of[subtype]: count for subtype, count in (roster.get("naive_class_tallies") or {}).items()},
+            "cross": {"": roster.get("cross_labelled", 0)}, "designation_skips": designation}
+
+
+def _add(previous: dict[str, dict[str, int]], delta: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """The last roster's figures plus what the new rows changed."""
+    total = {what: dict(values) for what, values in previous.items()}
+    for what in ("skipped", "excluded", "tally", "cross"):
+        for name, count in delta[what].items():
+            total.setdefault(what, {})[name] = total.get(what, {}).get(name, 0) + count
+    for reason, count in minor_body.designation_skips(delta["designation"]).items():
+        total["designation_skips"][reason] = total["designation_skips"].get(reason, 0) + count
+    total["excluded"] = {label: count for label, count in total["excluded"].items() if count}
+    return total
 
 
 def _read_json(path: str) -> Any:

@@ -10,7 +10,9 @@ keeps a table of its own beside the events table, ``<table>_tk_rows``: one narro
 event row it has parsed (id, object id, candid, label, designation, and why the row is
 skipped, if it is), with indexes on the object id and the designation. The roster's
 whole-table counts (skipped rows, excluded labels, naive tallies) are computed from it
-too, by the same SQL after a full or an incremental build.
+too: after a full build by ``ROSTER_COUNTS`` over the whole table, after an incremental one
+by adding to the last roster what the new rows changed (``roster_delta``: counted over the
+touched groups' rows only, before and after the new rows).
 
 A full build runs instead when asked (``--full``), when there is no state or it names
 another source or table, when the table looks truncated or restored (its largest id is
@@ -181,3 +183,52 @@ def roster_counts(connection: psycopg.Connection, rows_sql: sql.Composable, in_s
                                                 {"in_scope": in_scope, "mpc": mpc_label}):
         counts[what][name] = int(count)
     return counts
+
+
+#: What the new rows (id > mark) change in the roster's whole-table counts, from the
+#: touched groups' rows (tk_rows, tk_valid of this build): labels of the touched objects
+#: before and after, new valid rows out of scope, new valid MPC rows per designation.
+ROSTER_DELTA = """
+WITH before_valid AS (
+    SELECT DISTINCT ON (candid) object_id, label FROM tk_rows
+    WHERE id <= %(mark)s AND """ + "(" + REASON + ") IS NULL" + """ AND object_id = ANY(%(objects)s)
+    ORDER BY candid, id
+), after_valid AS (
+    SELECT object_id, label FROM tk_valid WHERE object_id = ANY(%(objects)s)
+), labels AS (
+    SELECT 'before' AS side, object_id, array_agg(DISTINCT label) FILTER (WHERE label = ANY(%(in_scope)s)) AS ls
+    FROM before_valid GROUP BY object_id
+    UNION ALL
+    SELECT 'after', object_id, array_agg(DISTINCT label) FILTER (WHERE label = ANY(%(in_scope)s))
+    FROM after_valid GROUP BY object_id
+)
+SELECT 'tally', label, sum(CASE side WHEN 'after' THEN 1 ELSE -1 END) FROM labels, unnest(ls) AS label GROUP BY label
+UNION ALL
+SELECT 'cross', '', sum(CASE side WHEN 'after' THEN 1 ELSE -1 END) FROM labels WHERE cardinality(ls) > 1
+UNION ALL
+SELECT 'excluded', label, count(*) FROM tk_valid WHERE id > %(mark)s AND NOT (label = ANY(%(in_scope)s)) GROUP BY label
+UNION ALL
+SELECT 'designation', COALESCE(NULLIF(ssnamenr, 'null'), ''), count(*) FROM tk_valid
+WHERE id > %(mark)s AND label = %(mpc)s GROUP BY 2
+UNION ALL
+SELECT 'new_valid', '', count(*) FROM tk_valid WHERE id > %(mark)s
+"""
+
+
+def new_row_reasons(connection: psycopg.Connection) -> dict[str | None, int]:
+    """The new rows (tk_rows of the first parse) per skip reason (None: usable)."""
+    return dict(connection.execute(sql.SQL("SELECT " + REASON + ", count(*) FROM tk_rows GROUP BY 1")).fetchall())
+
+
+def roster_delta(connection: psycopg.Connection, mark: int, objects: set[str], reasons: dict[str | None, int],
+                 in_scope: list[str], mpc_label: str) -> dict[str, dict[str, int]]:
+    """The change the new rows make to ``ROSTER_COUNTS``' figures (same keys)."""
+    delta: dict[str, dict[str, int]] = {"skipped": {}, "excluded": {}, "tally": {}, "cross": {}, "designation": {},
+                                        "new_valid": {}}
+    for what, name, count in connection.execute(ROSTER_DELTA, {"mark": mark, "objects": list(objects),
+                                                               "in_scope": in_scope, "mpc": mpc_label}):
+        delta[what][name] = int(count or 0)
+    delta["skipped"] = {reason: count for reason, count in reasons.items() if reason is not None}
+    delta["skipped"]["duplicate_candid"] = reasons.get(None, 0) - delta["new_valid"].get("", 0)
+    return delta
+
