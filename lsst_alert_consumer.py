@@ -18,6 +18,7 @@ environment variables, then command-line flags. To add CSV columns, subclass
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -96,6 +97,8 @@ def main(argv: Sequence[str] | None = None, consumer_class: type[AlertConsumer] 
     add("--to-time", type=_utc_argument, metavar="TIME", help="replay up to this time (exclusive)")
     add("--history", nargs="?", type=_count_argument, const=10, metavar="N",
         help="print the last N runs (default 10) from state/runs.jsonl and exit")
+    add("--merge", nargs="+", metavar="DIR",
+        help="union these output directories (consumers on other machines) into --output-dir, each alert once")
     args = parser.parse_args(argv)
     try:
         config = load_config({"kafka_config": kafka_config, "topic": topic, "output_dir": output_dir}, args)
@@ -115,9 +118,27 @@ def main(argv: Sequence[str] | None = None, consumer_class: type[AlertConsumer] 
 
         print(history_table(last_runs(config.output_dir, args.history)))
         return EXIT_OK
+    if args.merge:
+        return _merge(args.merge, config.output_dir)
     from alert_pipeline.session import run_session
 
     return run_session(config, consumer_class, args.from_file, window, _test_clock())
+
+
+def _merge(sources: list[str], destination: str) -> int:
+    from alert_pipeline.merge import merge
+
+    try:
+        report = merge(sources, destination)
+    except ValueError as exc:
+        print(f"LSST Alert Consumer: --merge: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except OSError as exc:
+        logging.getLogger("lsst_alert_consumer").error("LSST Alert Consumer merge failed: %s", exc)
+        return EXIT_OUTPUT
+    logging.getLogger("lsst_alert_consumer").info("LSST Alert Consumer merged %s into %s: %s", ", ".join(sources),
+                                                  destination, report.line())
+    return EXIT_OK
 
 
 def _replay_window(args: argparse.Namespace):  # noqa: ANN202 - TimeWindow | None, imported lazily

@@ -155,7 +155,8 @@ def well_formed(record: Any) -> bool:
 
 
 COLUMNS = (("started (UTC)", lambda r: r["started_at"].replace("T", " ").rstrip("Z")),
-           ("mode", lambda r: r["mode"]), ("exit", lambda r: r["exit_code"]),
+           ("instance", lambda r: r["instance"] or "-"), ("mode", lambda r: r["mode"]),
+           ("exit", lambda r: r["exit_code"]),
            ("stop", lambda r: r["stop_reason"]), ("seconds", lambda r: f"{r['elapsed_seconds']:.0f}"),
            ("consumed", lambda r: r["consumed"]), ("written", lambda r: r["written"]),
            ("dups", lambda r: r["duplicates_skipped"]), ("quarantined", lambda r: r["quarantined"]),

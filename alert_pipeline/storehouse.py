@@ -338,7 +338,7 @@ class KindStore:
         """Write ``index.json`` from index entries of the slots on disk."""
         ordered = sorted(entries, key=lambda entry: entry["slot_id"])
         index = {"kind": self.kind, "count": len(ordered), "built_at": utc_now(), "slots": ordered}
-        write_atomically(os.path.join(self.directory, INDEX_NAME), json.dumps(index).encode() + b"\n")
+        write_atomically(os.path.join(self.directory, INDEX_NAME), orjson.dumps(index, option=orjson.OPT_APPEND_NEWLINE))
         return index
 
     def write_report_file(self, name: str, content: Mapping[str, Any]) -> str:

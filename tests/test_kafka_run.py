@@ -349,6 +349,7 @@ def test_two_instances_in_one_group_share_four_partitions(kafka, tmp_path):
     assert [p.returncode for p in processes] == [0, 0], outputs
     names = {p.name for p in (out / "data").iterdir()}
     assert all("_east" in name or "_west" in name for name in names), names
+    assert any("_east" in name for name in names) and any("_west" in name for name in names), names  # both got some
     assert_exactly_once(out, ids)
     assert committed(kafka.bootstrap_servers, "pair", topic, 4) == [50, 50, 50, 50]
 

@@ -273,7 +273,7 @@ def test_history_and_metrics_after_a_normal_a_failed_and_a_stopped_run(kafka, tm
     table = run_consumer(env, "--history", "2")
     assert table.returncode == 0
     lines = table.stdout.splitlines()
-    assert lines[0].split()[:3] == ["started", "(UTC)", "mode"] and len(lines) == 3
+    assert lines[0].split()[:4] == ["started", "(UTC)", "instance", "mode"] and len(lines) == 3
     assert " 3 " in lines[1] and "SIGTERM" in lines[2]
     assert_exactly_once(out, {row["diaSourceId"] for row in all_rows(out)})
 

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg import sql
 
@@ -174,7 +175,9 @@ def _write_kind(pool: Any, storehouse: str, spec: KindSpec, connection: psycopg.
     index and roster. An incremental build (``keep`` chooses the groups) removes no slot
     and updates the index entries of the slots it wrote."""
     store = spec.store(storehouse)
-    on_disk = store.slot_ids_on_disk()
+    # A full build needs every slot on disk (to remove the stale ones); an incremental one
+    # only tries to open the slots it writes (listing 100,000 files cost more).
+    on_disk = store.slot_ids_on_disk() if keep is None else None
     # Binary: arrays of numbers arrive as numbers, not text to parse (measured ~2x faster).
     with _timed(f"{spec.name} slots"), connection.cursor(name=f"tk_{spec.name}", binary=True) as cursor:
         cursor.execute(query, dict(spec.rows.params))
@@ -201,7 +204,11 @@ def _write_kind(pool: Any, storehouse: str, spec: KindSpec, connection: psycopg.
 def _updated_entries(store: Any, spec: KindSpec, written: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The index entries after an incremental build: the stored index with the written
     slots' entries replaced or added (the index rebuilt from disk when it is unreadable)."""
-    stored = _read_json(os.path.join(store.directory, "index.json"))
+    try:
+        with open(os.path.join(store.directory, "index.json"), "rb") as handle:
+            stored = orjson.loads(handle.read())
+    except (OSError, ValueError):
+        stored = None
     if not isinstance(stored, dict) or not isinstance(stored.get("slots"), list):
         return store._read_entries(sorted(store.slot_ids_on_disk()), spec.index_fields)
     by_id = {entry.get("slot_id"): entry for entry in stored["slots"] if isinstance(entry, dict)}

@@ -69,7 +69,7 @@ def write_batch(storehouse: str, kind: str, rows: Sequence[tuple], existing: Seq
 
 
 def write_all(pool: ProcessPoolExecutor | None, storehouse: str, kind: str, batches: Iterable[list[tuple]],
-              on_disk: set[str], provenance: dict[str, Any], roster: Any) -> WriteReport:
+              on_disk: set[str] | None, provenance: dict[str, Any], roster: Any) -> WriteReport:
     """Every batch built and written (by ``pool`` when given), counted into ``roster``."""
     report = WriteReport()
     pending: deque[Future] = deque()
@@ -79,7 +79,7 @@ def write_all(pool: ProcessPoolExecutor | None, storehouse: str, kind: str, batc
         add_counts(roster, part[1])
 
     for rows in batches:
-        existing = [row[0] in on_disk for row in rows]
+        existing = [True] * len(rows) if on_disk is None else [row[0] in on_disk for row in rows]
         if pool is None:
             collect(write_batch(storehouse, kind, rows, existing, provenance))
             continue

@@ -6,14 +6,12 @@ import csv
 import hashlib
 import json
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: lsst_alerts_YYYYMMDD[_INSTANCE][_N].csv: every instance and column-layout file of a day.
-DAY_CSV = re.compile(r"^lsst_alerts_(\d{8})(?:_[A-Za-z0-9._-]+)?\.csv$")
+from ..csvfiles import DAY_CSV
 
 
 @dataclass
