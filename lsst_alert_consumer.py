@@ -62,6 +62,9 @@ message per file) without Kafka.
 replay: --from-time/--to-time re-read a window of the topics (Kafka message time) into
 --output-dir without reading or moving the consumer group's offsets.
 
+merge: --merge DIR... unions the output directories of instances on other machines into
+--output-dir, each alert once (a batch redelivered to another instance is in two of them).
+
 every run appends one line to OUTPUT_DIR/state/runs.jsonl (--history shows them) and,
 with --metrics-file, writes Prometheus metrics."""
 
