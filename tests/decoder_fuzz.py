@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import math
 import random
-import resource
 import sys
 
 from alert_pipeline.decode import AlertDecoder
 from alert_pipeline.devtools.factory import AlertFactory
 from alert_pipeline.errors import DecodeError
+from tests.peak import peak_rss_kb
 
 
 def same(a, b) -> bool:
@@ -93,7 +93,7 @@ def main(count: int) -> None:
                 negative_union += 1
             else:
                 disagreements.append({"trial": trial, "fastavro": tag_a, "cavro": tag_b})
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_kb() / 1024
     print(json.dumps({"count": count, "outcomes": outcomes, "disagreements": disagreements[:20],
                       "disagreement_count": len(disagreements), "negative_union_index": negative_union,
                       "peak_rss_mb": peak_mb}))

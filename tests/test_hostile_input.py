@@ -25,6 +25,7 @@ from alert_pipeline.devtools import hostile
 from alert_pipeline.devtools.factory import AlertFactory
 from alert_pipeline.sources import write_frames_file
 from tests.conftest import REPO, consumer_env, new_topic, produce
+from tests.peak import RUN_AND_MEASURE
 from tests.test_kafka_run import assert_exactly_once, committed
 
 #: A consumer that has read a bomb must stay below this (the bombs below would take it
@@ -48,17 +49,7 @@ class RaisingConsumer(LSSTAlertConsumer):
 sys.exit(main(consumer_class=RaisingConsumer))
 '''
 
-PEAK_RSS = '''
-import resource, runpy, sys
-sys.argv = sys.argv[1:]
-code = 0
-try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
-except SystemExit as stop:
-    code = stop.code
-print(f"PEAK_RSS_KB={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", file=sys.stderr)
-sys.exit(code)
-'''
+PEAK_RSS = RUN_AND_MEASURE
 
 
 def offline_env(out: Path, **extra: str) -> dict[str, str]:

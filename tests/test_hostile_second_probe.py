@@ -21,6 +21,7 @@ from alert_pipeline.devtools.factory import AlertFactory
 from alert_pipeline.history import HISTORY_FILE
 from alert_pipeline.sources import write_frames_file
 from tests.conftest import REPO, consumer_env, new_topic, produce, run_consumer
+from tests.peak import RUN_AND_MEASURE
 from tests.registry_server import SchemaRegistryServer
 from tests.test_hostile_input import offline_env, peak_rss_mb, read_rows, sidecars
 from tests.test_kafka_run import assert_exactly_once, committed
@@ -37,11 +38,7 @@ def run_limited(env: dict[str, str], *args: str, script: Path = REPO / "lsst_ale
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
 
-    peak = ("import resource, runpy, sys\nsys.argv = sys.argv[1:]\ncode = 0\ntry:\n"
-            "    runpy.run_path(sys.argv[0], run_name='__main__')\nexcept SystemExit as stop:\n    code = stop.code\n"
-            "print(f'PEAK_RSS_KB={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}', file=sys.stderr)\n"
-            "sys.exit(code)\n")
-    return subprocess.run([sys.executable, "-c", peak, str(script), *args], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-c", RUN_AND_MEASURE, str(script), *args], env=env, capture_output=True,
                           text=True, timeout=timeout, preexec_fn=limit)
 
 
