@@ -173,6 +173,15 @@ def test_rerun_rewrites_nothing_and_a_new_event_touches_only_its_slots(matched, 
     assert changed == {"transient/ZTF19aapreis.json", "uhecr/TA-20190601T000000.json"}
     kinds = [item["kind"] for item in read(store, "transient", "ZTF19aapreis")["multimessenger"]]
     assert sorted(kinds) == ["neutrino", "uhecr"]
+    # a new transient beside AT2019dsg: its slot, the events it matches, and the transients
+    # whose n_chance it changes (it falls in those events' windows); nothing else
+    write_transients(store, [transient("ZTF19aanewtr", AT2019DSG[0] + 0.1, AT2019DSG[1], 58590.0, 58800.0)])
+    before = mtimes()
+    assert builder("crossmatch", "--storehouse", str(store)).returncode == 0
+    changed = {name for name, stamp in mtimes().items() if before.get(name) != stamp}
+    assert changed == {"transient/ZTF19aanewtr.json", "transient/ZTF19aapreis.json", "neutrino/IC191001A.json",
+                       "uhecr/TA-20190601T000000.json"}
+    assert read(store, "neutrino", "IC191001A")["transients"] == ["ZTF19aanewtr", "ZTF19aapreis"]
 
 
 def test_broken_messenger_slots_are_skipped_and_the_rest_matched(matched):
@@ -230,8 +239,19 @@ def test_a_later_build_keeps_the_coincidences_and_the_roster_summary(pg_url, tab
     assert builder("crossmatch", "--storehouse", str(store)).returncode == 0
     matched = read(store, "transient", target["slot_id"])["multimessenger"]
     assert [item["kind"] for item in matched] == ["uhecr"] and matched[0]["separation_deg"] < 1e-6
+    import random
+
+    later = fink_samples.fink_alert(random.Random(8), target["slot_id"], "SN candidate", target["last_mjd"] + 2400001.5,
+                                    target["ra_deg"], target["dec_deg"], 7_000_000_000_000_000_001, 1)
+    from .test_builder import event_row, insert_rows
+
+    insert_rows(pg_url, table, [event_row(later)])  # the target's slot is rewritten by the incremental build
     rebuilt = builder("--dsn", pg_url, "--storehouse", str(store), "--table", table)
     assert rebuilt.returncode == 0, rebuilt.stderr
+    slot = read(store, "transient", target["slot_id"])
+    assert slot["n_alerts"] == target["n_alerts"] + 1 and slot["multimessenger"] == matched
+    full = builder("--dsn", pg_url, "--storehouse", str(store), "--table", table, "--full")
+    assert full.returncode == 0, full.stderr
     assert read(store, "transient", target["slot_id"])["multimessenger"] == matched
     others = [read(store, "transient", p.stem) for p in (store / "transient").glob("ZTF*.json")]
     assert all("multimessenger" in slot for slot in others)
