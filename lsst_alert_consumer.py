@@ -82,7 +82,7 @@ class LSSTAlertConsumer(AlertConsumer):
     """
 
     def process_alert(self, alert: dict[str, Any]) -> dict[str, Any]:
-        """One CSV row (a dict, the README's 16 columns) for one decoded alert.
+        """One CSV row (a dict, the README's standard columns) for one decoded alert.
 
         ``self.cutout_paths`` holds this alert's cutout paths and ``self.timestamp`` the
         processing time; keys you add become extra columns after the standard ones.

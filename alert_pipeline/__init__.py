@@ -1,6 +1,11 @@
 """Internals of the LSST alert pipeline; the entry points are the top-level scripts.
 
-config → kafka_loop → decode → records → outputs (the consumer, one way), storehouse and
-fink (the transient-kind builder), local (embedded Kafka broker and PostgreSQL), factory
-and fink_samples (sample data), demo.
+The consumer, one way: config → sources (files, ``kafka_source``, ``replay``) → decode
+(``schema_guard``, ``avro``, ``limits``) → records → store (cutouts, csvfiles, quarantine,
+ledger, durable) → ack, driven by ``runner`` and ``session``; ``report/`` the nightly
+report; ``merge`` several output directories into one. The builder: ``fink/`` (events
+table → transient and minor_body slots), ``messengers/`` (gw, neutrino, uhecr slots and the
+cross-match), ``storehouse`` and ``kinds`` (the slot store and its registry). ``devtools/``
+holds the demo, sample data, the local services and the tests' fault and clock hooks (which
+run-time code loads only when a test variable asks for them).
 """

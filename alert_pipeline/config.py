@@ -24,7 +24,7 @@ from typing import Any
 
 from .avro import DECODERS, resolve_decoder
 from .decode import FRAMINGS
-from .exitcodes import EXIT_BROKER, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_OUTPUT, EXIT_SERVICE  # noqa: F401
+from .exitcodes import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_OUTPUT, EXIT_SERVICE  # noqa: F401
 from .masking import is_secret_key, mask_secrets, mask_text
 
 ENV_PREFIX = "LSST_CONSUMER_"

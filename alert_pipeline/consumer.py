@@ -51,7 +51,7 @@ class AlertConsumer:
     # ------------------------------------------------------------------ extension point
     def process_alert(self, alert: dict[str, Any]) -> dict[str, Any]:
         """Build the CSV row of one alert. Override to add columns: keys you add are
-        appended after the standard 16, in the order you add them."""
+        appended after the standard ``records.COLUMNS``, in the order you add them."""
         return base_row(alert, self.cutout_paths, self.timestamp)
 
     # ------------------------------------------------------------------ per message

@@ -41,7 +41,7 @@ class Ledger:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
-    def _day_files(self, today: dt.date) -> Iterator[tuple[str, str]]:
+    def _day_files(self) -> Iterator[tuple[str, str]]:
         """(day, path) of the ledger files, oldest first."""
         for name in sorted(os.listdir(self.directory)):
             if name.endswith(".jsonl") and len(name) == 14 and name[:8].isdigit():
@@ -50,7 +50,7 @@ class Ledger:
     def refresh(self, today: dt.date) -> None:
         """Read what was appended since the last refresh (by anyone)."""
         oldest = f"{today - dt.timedelta(days=self.window_days):%Y%m%d}"
-        for day, path in self._day_files(today):
+        for day, path in self._day_files():
             if day < oldest:
                 continue
             with open(path, "rb") as handle:
@@ -85,7 +85,7 @@ class Ledger:
     def prune(self, today: dt.date) -> None:
         """Delete ledger files older than the window."""
         oldest = f"{today - dt.timedelta(days=self.window_days):%Y%m%d}"
-        for day, path in list(self._day_files(today)):
+        for day, path in list(self._day_files()):
             if day < oldest:
                 os.unlink(path)
 

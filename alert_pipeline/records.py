@@ -135,7 +135,7 @@ def dia_object_id(alert: Mapping[str, Any]) -> int | None:
 
 
 def base_row(alert: Mapping[str, Any], cutout_paths: Mapping[str, str | None], timestamp: str) -> dict[str, Any]:
-    """The README's 16 columns for one decoded LSST alert packet."""
+    """The README's standard columns (``COLUMNS``) for one decoded LSST alert packet."""
     locus = alert.get("antares_locus")
     if locus is not None:
         return locus_row(locus, timestamp)

@@ -8,7 +8,7 @@ import io
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from alert_pipeline.config import EXIT_BROKER, ConsumerConfig
+from alert_pipeline.config import EXIT_SERVICE, ConsumerConfig
 from alert_pipeline.kafka_source import BrokerError, KafkaSource
 from alert_pipeline.runner import _progress
 from alert_pipeline.summary import RunSummary
@@ -66,7 +66,7 @@ def test_authentication_error_reported_during_connect_is_named():
     message = str(caught.value)
     assert "authentication failed" in message and "broker.example:9092" in message
     assert "hunter2" not in message
-    assert caught.value.exit_code == EXIT_BROKER
+    assert caught.value.exit_code == EXIT_SERVICE
 
 
 def test_authentication_error_mid_run_stops_the_loop_with_a_broker_error():
