@@ -54,6 +54,8 @@ Environment (all optional):
   TRANSIENT_TABLE, TRANSIENT_SOURCE   builder --table / --source
   FULL_BUILD_WEEKDAY            the UTC weekday of the full build (Monday ... Sunday or 1-7, default
                                 Sunday; 'never'); the other days build only what the new rows touch
+  TNS_FILE                      a Transient Name Server file (tns_public_objects.csv or .zip, or a
+                                search export) refining the transient slots after the build
   CROSSMATCH                    1 (default) match the transients with the gw, neutrino and uhecr
                                 events after the build; 0 skip that step
   REPORT                        1 (default) make the nightly report; 0 skip that step
@@ -244,6 +246,11 @@ if [[ -n "${DATABASE_URL:-}" ]]; then
     --table "${TRANSIENT_TABLE:-events}" --source "${TRANSIENT_SOURCE:-fink_transients}"
 else
   log "step transient-builder: skipped (DATABASE_URL is not set)"
+fi
+if [[ -n "${TNS_FILE:-}" ]]; then
+  run_step tns "$PYTHON" transient_kind_builder.py tns --storehouse "$storehouse" "$TNS_FILE"
+else
+  log "step tns: skipped (TNS_FILE is not set)"
 fi
 if [[ "$crossmatch" == 1 && -f "$storehouse/transient/index.json" ]]; then
   run_step crossmatch "$PYTHON" transient_kind_builder.py crossmatch --storehouse "$storehouse"

@@ -20,6 +20,8 @@ Sub-commands (``build`` is the default):
                  recognised from their content) and, with --gcn, from GCN Kafka
   crossmatch     record in both slots every transient that aligns in time and sky with a
                  gw, neutrino or uhecr event (rules: flags or [crossmatch] in --config)
+  tns            refine the transient slots with the spectroscopic classes of a Transient
+                 Name Server file (public objects CSV or .zip, or a search export)
 
 Exit codes: 0 success (load-messengers: events that could not be used are skipped, counted
 and named in the log); 2 usage error (also an invalid --table name); 3 GCN Kafka unreachable
@@ -61,7 +63,7 @@ EXIT_FILES = 4
 EXIT_DATABASE = 5
 EXIT_SHRINK = 7
 EXIT_SERVICE = 3
-COMMANDS = ("build", "rebuild-index", "load-fink", "load-messengers", "crossmatch")
+COMMANDS = ("build", "rebuild-index", "load-fink", "load-messengers", "crossmatch", "tns")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -113,6 +115,15 @@ def parser() -> argparse.ArgumentParser:
                     "every coincidence in time and sky, with n_chance; only changed slots are written.")
     match_cmd.add_argument("--storehouse", required=True, metavar="DIR", help="the event storehouse directory")
     match_cmd.add_argument("--config", metavar="FILE", help="TOML file whose [crossmatch] table sets the rules")
+    tns_cmd = commands.add_parser(
+        "tns", help="refine the transient slots with a TNS file",
+        description="Match the transient slots with a TNS file (by internal name, else by position) and record "
+                    "the TNS name, type, redshift and discovery date; supernova and kilonova types refine the "
+                    "subtype.")
+    tns_cmd.add_argument("--storehouse", required=True, metavar="DIR", help="the event storehouse directory")
+    tns_cmd.add_argument("--radius-arcsec", type=float, default=1.5, metavar="ARCSEC",
+                         help="the largest separation of a position match (default 1.5)")
+    tns_cmd.add_argument("file", metavar="FILE", help="tns_public_objects.csv (or .zip) or a TNS search export")
     from alert_pipeline.messengers.crossmatch import Rules
 
     for name, text in Rules.help().items():
@@ -138,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _load_messengers(args, log)
         if args.command == "crossmatch":
             return _crossmatch(args, log)
+        if args.command == "tns":
+            return _tns(args, log)
         if args.command == "rebuild-index":
             for kind in [args.kind] if args.kind else kinds.names():
                 if not args.kind and kind not in KINDS and not os.path.isdir(os.path.join(args.storehouse, kind)):
@@ -175,6 +188,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         log.error("Transient kind builder failed: cannot read or write a file: %s", exc)
         return EXIT_FILES
+    return EXIT_OK
+
+
+def _tns(args: argparse.Namespace, log: logging.Logger) -> int:
+    from alert_pipeline import tns
+
+    if not (args.radius_arcsec > 0 and args.radius_arcsec < 3600):
+        log.error("Transient kind builder: tns: --radius-arcsec must be positive and under 3600")
+        return EXIT_USAGE
+    try:
+        summary = tns.apply(args.storehouse, args.file, args.radius_arcsec)
+    except tns.TnsFileError as exc:
+        log.error("Transient kind builder: tns: %s; nothing was changed", exc)
+        return EXIT_USAGE
+    log.info("tns: %s matched (%s), %d slots written, %d disagreements", summary["matched"],
+             summary["by_match"], summary["slots_written"], summary["disagreement_count"])
+    print(json.dumps(summary, indent=1))
     return EXIT_OK
 
 

@@ -176,9 +176,13 @@ class KindSpec:
     index_fields: tuple[str, ...]
     names: SlotNames = field(default_factory=lambda: SlotNames())
     rows: RowSource | None = None
+    #: ``refine(slot) -> slot``, applied to every slot written after its enrichments are
+    #: kept: what an enrichment changes in the slot itself (a spectroscopic class refines
+    #: the subtype) survives a rebuild.
+    refine: Any = None
 
     def store(self, storehouse: str) -> KindStore:
-        return KindStore(storehouse, self.name, self.names)
+        return KindStore(storehouse, self.name, self.names, self.refine)
 
 
 @dataclass
@@ -211,11 +215,13 @@ def index_entry(slot_id: str, slot: Mapping[str, Any], summary_fields: Sequence[
 class KindStore:
     """The slots of one kind in a storehouse."""
 
-    def __init__(self, storehouse: str, kind: str, names: SlotNames | None = None) -> None:
+    def __init__(self, storehouse: str, kind: str, names: SlotNames | None = None, refine: Any = None) -> None:
         if not _SLOT_ID.match(kind):
             raise ValueError(f"invalid kind name {kind!r}")
         self.kind = kind
         self.names = names or SlotNames()
+        self.refine = refine
+        self.last_slot: Mapping[str, Any] = {}
         self.directory = os.path.join(os.path.abspath(storehouse), kind)
         os.makedirs(self.directory, exist_ok=True)
 
@@ -270,6 +276,9 @@ class KindStore:
                 pass
         if old is not None:
             slot = _with_enrichments(slot, old)
+        if self.refine is not None:
+            slot = self.refine(slot)
+        self.last_slot = slot  # as written: what the index entry must show
         data = slot_bytes(slot)
         if old is None:
             try:
@@ -290,9 +299,10 @@ class KindStore:
 
     def write_one(self, slot_id: str, slot: Mapping[str, Any], summary_fields: Sequence[str], exists: bool,
                   report: WriteReport) -> None:
-        """Write one slot and count it in ``report`` (with its index entry)."""
-        report.entries.append(index_entry(slot_id, slot, summary_fields))
+        """Write one slot and count it in ``report`` (with its index entry, from the slot
+        as written: enrichments kept and refined)."""
         report.count(self.write_slot(slot_id, slot, exists=exists))
+        report.entries.append(index_entry(slot_id, self.last_slot, summary_fields))
 
     def finish(self, report: WriteReport, on_disk: set[str], summary_fields: Sequence[str],
                allow_shrink: bool) -> WriteReport:

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import tns
 from ..storehouse import KindSpec, RowSource
 from . import queries
 from .curves import BANDS, finite, finite_list, light_curve
@@ -111,4 +112,5 @@ def _population_std(values: list[float]) -> float:
     return math.sqrt(math.fsum((value - mean) ** 2 for value in values) / len(values))
 
 
-SPEC = KindSpec(KIND, INDEX_FIELDS, rows=RowSource(queries.PER_OBJECT, {}, transient_slot, Roster))
+SPEC = KindSpec(KIND, INDEX_FIELDS, rows=RowSource(queries.PER_OBJECT, {}, transient_slot, Roster),
+                refine=tns.refine)
