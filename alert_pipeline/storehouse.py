@@ -41,6 +41,16 @@ ENRICHMENTS = ("multimessenger", "transients", "tns", "spectroscopic_class")
 _SLOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+def read_json_file(path: str) -> Any:
+    """A JSON file's content, or None when it is missing or not JSON (orjson, falling
+    back to json for what orjson refuses)."""
+    try:
+        with open(path, "rb") as handle:
+            return _parse(handle.read())
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
 def utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 

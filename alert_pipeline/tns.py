@@ -33,6 +33,7 @@ import numpy as np
 import orjson
 
 from .durable import write_atomically
+from .storehouse import read_json_file
 
 log = logging.getLogger("transient_kind_builder")
 STATE_FILE = os.path.join("state", "tns.json")
@@ -224,7 +225,7 @@ def apply(storehouse: str, path: str, radius_arcsec: float = DEFAULT_RADIUS_ARCS
         raise TnsFileError(f"no readable transient index ({index_path}: {exc}); run the build first") from None
     records = match(catalogue, entries, radius_arcsec)
     state_path = os.path.join(storehouse, STATE_FILE)
-    state = _read(state_path) or {}
+    state = read_json_file(state_path) or {}
     trusted = state.get("radius_arcsec") == radius_arcsec
     before = state.get("slots", {}) if trusted else {}
     fink = dict(state.get("fink", {})) if trusted else {}
@@ -253,7 +254,7 @@ def apply(storehouse: str, path: str, radius_arcsec: float = DEFAULT_RADIUS_ARCS
                                               option=orjson.OPT_SORT_KEYS))
     summary = _summary(catalogue, records, fink, written)
     roster_path = os.path.join(store.directory, "roster.json")
-    store.write_report_file("roster", {**(_read(roster_path) or {}), "tns": summary})
+    store.write_report_file("roster", {**(read_json_file(roster_path) or {}), "tns": summary})
     return summary
 
 
@@ -281,11 +282,3 @@ def _summary(catalogue: Catalogue, records: dict[str, dict], fink: dict[str, str
             "by_type": dict(sorted(Counter(record["type"] or "none" for record in records.values()).items())),
             "disagreements": disagreements[:100], "disagreement_count": len(disagreements),
             "slots_written": written}
-
-
-def _read(path: str) -> Any:
-    try:
-        with open(path, "rb") as handle:
-            return orjson.loads(handle.read())
-    except (OSError, ValueError):
-        return None

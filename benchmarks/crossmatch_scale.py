@@ -24,7 +24,6 @@ import io
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
+from _measure import run_measured, ztf_name  # noqa: E402
 
 from alert_pipeline.messengers import crossmatch as cm  # noqa: E402
 from alert_pipeline.messengers.skymaps import read_skymap  # noqa: E402
@@ -50,8 +50,8 @@ def make_storehouse(path: str, transients: int, maps: int, rng: np.random.Genera
     ra, dec = rng.uniform(0, 360, transients), np.degrees(np.arcsin(rng.uniform(-1, 1, transients)))
     store = kinds.spec("transient").store(path)
     for i in range(transients):
-        store.write_slot(f"ZTF{20 + i // 10**7:02d}{_letters(i)}", {
-            "slot_id": f"ZTF{20 + i // 10**7:02d}{_letters(i)}", "kind": "transient", "subtype": "sn",
+        store.write_slot(ztf_name(i), {
+            "slot_id": ztf_name(i), "kind": "transient", "subtype": "sn",
             "ra_deg": float(ra[i]), "dec_deg": float(dec[i]), "first_mjd": float(first[i]), "last_mjd": float(last[i]),
             "n_alerts": 3, "provisional": False}, exists=False)
     store.rebuild_index(kinds.spec("transient").index_fields)
@@ -82,14 +82,6 @@ def make_storehouse(path: str, transients: int, maps: int, rng: np.random.Genera
                                           "energy_eev": 40.0}, exists=False)
     for kind_store in (store, gw, nu, rays):
         kind_store.sync()
-
-
-def _letters(number: int) -> str:
-    text = ""
-    for _ in range(7):
-        number, digit = divmod(number, 26)
-        text = chr(ord("a") + digit) + text
-    return text
 
 
 def floor_seconds(path: str) -> float:
@@ -135,18 +127,6 @@ def match_seconds(path: str) -> tuple[float, int]:
     return time.perf_counter() - started, pairs
 
 
-def command(path: str) -> tuple[float, float, dict]:
-    code = ("import resource, runpy, sys\nsys.argv = sys.argv[1:]\ntry:\n    runpy.run_path(sys.argv[0], "
-            "run_name='__main__')\nexcept SystemExit:\n    pass\nprint('PEAK', resource.getrusage("
-            "resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code, os.path.join(REPO, "transient_kind_builder.py"), "crossmatch",
-                           "--storehouse", path], capture_output=True, text=True, check=True)
-    elapsed = time.perf_counter() - started
-    peak = int(next(line for line in done.stderr.splitlines() if line.startswith("PEAK")).split()[1]) / 1024
-    return elapsed, peak, json.loads(done.stdout)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--transients", type=int, default=100_000)
@@ -163,10 +143,11 @@ def main() -> None:
         print(f"  floor: ligo.skymap crossmatch per map + search_around_sky   {floor:7.2f} s")
         print(f"  match (time windows, one sky lookup per event)            {ours:7.2f} s   ratio {ours / floor:.2f}x "
               f"the floor   ({pairs} coincidences)")
-        first, peak, summary = command(path)
+        command = (os.path.join(REPO, "transient_kind_builder.py"), "crossmatch", "--storehouse", path)
+        first, peak, summary = run_measured(*command)
         print(f"  crossmatch command, first run (compares, writes slots)    {first:7.2f} s   peak RSS {peak:.0f} MB"
               f"   slots written {summary['slots_written']}")
-        again, peak, summary = command(path)
+        again, peak, summary = run_measured(*command)
         print(f"  crossmatch command, rerun (nothing new)                   {again:7.2f} s   peak RSS {peak:.0f} MB"
               f"   slots written {summary['slots_written']}")
     print(f"  benchmark peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
+from _measure import run_measured, ztf_name  # noqa: E402
 
 HEADER = ('"objid","name_prefix","name","ra","declination","redshift","typeid","type","reporting_groupid",'
           '"reporting_group","source_groupid","source_group","discoverydate","discoverymag","discmagfilter",'
@@ -38,7 +38,7 @@ def make(path: str, tns: int, slots: int, rng: np.random.Generator) -> None:
 
     ra, dec = rng.uniform(0, 360, tns), np.degrees(np.arcsin(rng.uniform(-1, 1, tns)))
     types = np.where(rng.random(tns) < 0.25, "SN Ia", "")
-    names = [f"ZTF{20 + i // 10**7:02d}{_letters(i)}" for i in range(slots)]
+    names = [ztf_name(i) for i in range(slots)]
     with open(os.path.join(path, "tns_public_objects.csv"), "w") as handle:
         handle.write('"2026-12-01 00:00:00"\n' + HEADER + "\n")
         for i in range(tns):
@@ -58,14 +58,6 @@ def make(path: str, tns: int, slots: int, rng: np.random.Generator) -> None:
     store.sync()
 
 
-def _letters(number: int) -> str:
-    text = ""
-    for _ in range(7):
-        number, digit = divmod(number, 26)
-        text = chr(ord("a") + digit) + text
-    return text
-
-
 def floor_seconds(path: str) -> float:
     import pandas as pd
     from astropy import units as u
@@ -79,19 +71,6 @@ def floor_seconds(path: str) -> float:
     return time.perf_counter() - started
 
 
-def command(path: str) -> tuple[float, float, dict]:
-    code = ("import resource, runpy, sys\nsys.argv = sys.argv[1:]\ntry:\n    runpy.run_path(sys.argv[0], "
-            "run_name='__main__')\nexcept SystemExit:\n    pass\nprint('PEAK', resource.getrusage("
-            "resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code, os.path.join(REPO, "transient_kind_builder.py"), "tns",
-                           "--storehouse", path, os.path.join(path, "tns_public_objects.csv")],
-                          capture_output=True, text=True, check=True)
-    elapsed = time.perf_counter() - started
-    peak = int(next(line for line in done.stderr.splitlines() if line.startswith("PEAK")).split()[1]) / 1024
-    return elapsed, peak, json.loads(done.stdout)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tns", type=int, default=170_000)
@@ -100,8 +79,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as path:
         make(path, args.tns, args.slots, np.random.default_rng(26))
         floor = min(floor_seconds(path) for _ in range(2))
-        first, peak, summary = command(path)
-        again, peak_again, repeat = command(path)
+        command = (os.path.join(REPO, "transient_kind_builder.py"), "tns", "--storehouse", path,
+                   os.path.join(path, "tns_public_objects.csv"))
+        first, peak, summary = run_measured(*command)
+        again, peak_again, repeat = run_measured(*command)
         print(f"{args.tns} TNS objects, {args.slots} transient slots ({summary['matched']} matched: {summary['by_match']})")
         print(f"  floor: pandas read_csv + one match_coordinates_sky   {floor:7.2f} s")
         print(f"  tns command, first run (every slot compared)         {first:7.2f} s   ratio {first / floor:.2f}x the "

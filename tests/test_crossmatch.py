@@ -217,20 +217,28 @@ def test_retracted_events_are_ignored_and_rules_are_settings(matched, tmp_path):
     assert bad.returncode == 2 and "must be a positive number" in bad.stderr
 
 
-def test_a_later_build_keeps_the_coincidences_and_the_roster_summary(pg_url, table, tmp_path):
-    """The real build from Fink rows, a neutrino placed on one of its transients, the
-    cross-match, then the build again: every slot keeps its coincidences."""
+def built_storehouse(pg_url: str, table: str, tmp_path: Path, single: dict[str, int], seed: int) -> tuple[Path, dict]:
+    """Sample Fink alerts loaded and built by the real builder; the storehouse and the
+    first transient slot."""
     from alert_pipeline import fink
     from alert_pipeline.devtools import fink_samples
 
-    alerts = fink_samples.dataset(fink_samples.Composition(single={"sn": 3, "kilonova": 0, "unknown": 1}, cross=[],
-                                                           solar_system_objects=0, mixed_with_solar_system=0), seed=7)
+    alerts = fink_samples.dataset(fink_samples.Composition(single=single, cross=[], solar_system_objects=0,
+                                                           mixed_with_solar_system=0), seed=seed)
     source = tmp_path / "fink.json"
     source.write_text(json.dumps(alerts))
     fink.load_fink(pg_url, [str(source)], table=table)
     store = tmp_path / "store"
     assert builder("--dsn", pg_url, "--storehouse", str(store), "--table", table).returncode == 0
-    target = read(store, "transient", sorted(p.stem for p in (store / "transient").glob("ZTF*.json"))[0])
+    return store, read(store, "transient", sorted(p.stem for p in (store / "transient").glob("ZTF*.json"))[0])
+
+
+def test_a_later_build_keeps_the_coincidences_and_the_roster_summary(pg_url, table, tmp_path):
+    """The real build from Fink rows, a neutrino placed on one of its transients, the
+    cross-match, then the build again: every slot keeps its coincidences."""
+    from alert_pipeline.devtools import fink_samples
+
+    store, target = built_storehouse(pg_url, table, tmp_path, {"sn": 3, "kilonova": 0, "unknown": 1}, seed=7)
     events = tmp_path / "ray.csv"
     moment = Time(target["first_mjd"], format="mjd").isot
     events.write_text(f"experiment,time,ra_deg,dec_deg,energy_eev\nAuger,{moment}Z,{target['ra_deg']},"

@@ -14,7 +14,7 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
-from tests.test_crossmatch import builder, read, write_transients
+from tests.test_crossmatch import builder, built_storehouse, read, write_transients
 
 PUBLIC_HEADER = ('"objid","name_prefix","name","ra","declination","redshift","typeid","type","reporting_groupid",'
                  '"reporting_group","source_groupid","source_group","discoverydate","discoverymag","discmagfilter",'
@@ -150,17 +150,7 @@ def test_a_file_in_neither_layout_is_refused_and_changes_nothing(storehouse, tmp
 
 
 def test_a_later_build_keeps_the_record_and_the_refinement(pg_url, table, tmp_path):
-    from alert_pipeline import fink
-    from alert_pipeline.devtools import fink_samples
-
-    alerts = fink_samples.dataset(fink_samples.Composition(single={"sn": 0, "kilonova": 0, "unknown": 2}, cross=[],
-                                                           solar_system_objects=0, mixed_with_solar_system=0), seed=9)
-    source = tmp_path / "fink.json"
-    source.write_text(json.dumps(alerts))
-    fink.load_fink(pg_url, [str(source)], table=table)
-    store = tmp_path / "store"
-    assert builder("--dsn", pg_url, "--storehouse", str(store), "--table", table).returncode == 0
-    target = read(store, "transient", sorted(p.stem for p in (store / "transient").glob("ZTF*.json"))[0])
+    store, target = built_storehouse(pg_url, table, tmp_path, {"sn": 0, "kilonova": 0, "unknown": 2}, seed=9)
     assert target["subtype"] == "unknown" and target["provisional"] is True
     path = tmp_path / "tns.csv"
     path.write_text('"2024-03-26 00:00:00"\n' + PUBLIC_HEADER + "\n" + public_row(

@@ -16,7 +16,6 @@ name; ``extra_json`` is TEXT, so every read of its keys casts it to jsonb. The b
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -33,7 +32,7 @@ from psycopg import sql
 
 from .. import kinds as kind_registry
 from ..durable import checkpoint
-from ..storehouse import KindSpec, utc_now
+from ..storehouse import KindSpec, read_json_file, utc_now
 from . import incremental, minor_body, queries, transient, workers
 from .db import DEFAULT_SOURCE, DEFAULT_TABLE, BuildError, connect, json_guard, require_table
 from .transient import IN_SCOPE, Roster
@@ -119,7 +118,7 @@ def build(dsn: str, storehouse: str, table: str = DEFAULT_TABLE, source: str = D
             _classify(connection)
             rows_read, skipped = _count_skipped(connection)
         counts = delta = None
-        if touched is not None and all((_read_json(_roster_path(storehouse, kind)) or {}).get("rows_through") ==
+        if touched is not None and all((read_json_file(_roster_path(storehouse, kind)) or {}).get("rows_through") ==
                                        plan.after for kind in kinds):  # the last roster is this build's base
             delta = incremental.roster_delta(connection, plan.after, touched[0], new_reasons, list(IN_SCOPE),
                                              minor_body.MPC_LABEL)
@@ -162,7 +161,7 @@ def _keep(kind: str, touched: tuple[set, set] | None) -> Any:
 
 def _unchanged(storehouse: str, kind: str) -> KindReport:
     spec = kind_registry.spec(kind)
-    roster = _read_json(os.path.join(spec.store(storehouse).directory, "roster.json")) or {}
+    roster = read_json_file(os.path.join(spec.store(storehouse).directory, "roster.json")) or {}
     report = spec.rows.roster_type()
     report.objects = roster.get("objects", 0)
     return KindReport(report, 0, len(spec.store(storehouse).slot_ids_on_disk()), 0, 0)
@@ -244,7 +243,7 @@ def _roster_path(storehouse: str, kind: str) -> str:
 
 def _previous_counts(storehouse: str, kind: str) -> dict[str, dict[str, int]]:
     """The last roster's whole-table figures, in ``incremental.ROSTER_COUNTS``' form."""
-    roster = _read_json(_roster_path(storehouse, kind)) or {}
+    roster = read_json_file(_roster_path(storehouse, kind)) or {}
     label_of = {subtype: label for label, (subtype, _) in IN_SCOPE.items()}
     skipped = dict(roster.get("skipped_rows") or {})
     designation = {reason: skipped.pop(reason) for reason in ("no_designation", "unsafe_designation")
@@ -265,13 +264,6 @@ def _add(previous: dict[str, dict[str, int]], delta: dict[str, dict[str, int]]) 
     total["excluded"] = {label: count for label, count in total["excluded"].items() if count}
     return total
 
-
-def _read_json(path: str) -> Any:
-    try:
-        with open(path, "rb") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
 
 
 def _prefetched(cursor: psycopg.ServerCursor, batch: int = 2000) -> Iterator[list[tuple]]:

@@ -23,7 +23,7 @@ import orjson
 
 from .. import kinds
 from ..durable import write_atomically
-from ..storehouse import KindStore
+from ..storehouse import KindStore, read_json_file
 from . import gw, neutrino, uhecr
 from .crossmatch import Rules, Transients, gw_matches, load_skymap, nu_matches, rules_dict, uhecr_chance, uhecr_pairs
 from .events import Skipped, mjd, parse_time
@@ -61,7 +61,7 @@ def run(storehouse: str, rules: Rules) -> dict[str, Any]:
         found.sort(key=lambda item: (item["n_chance"], item["kind"], item["event"]))
     written = _write(storehouse, transient_store, entries, per_transient, per_event, rules)
     summary = _summary(per_transient, rules, skipped, written)
-    roster = _read_json(os.path.join(transient_store.directory, "roster.json")) or {}
+    roster = read_json_file(os.path.join(transient_store.directory, "roster.json")) or {}
     transient_store.write_report_file("roster", {**roster, "multimessenger": summary})
     return summary
 
@@ -125,7 +125,7 @@ def _write(storehouse: str, transient_store: KindStore, entries: list[dict[str, 
     """Write the slots whose coincidences changed since the last run (every slot without
     a usable last run), sync, then record this run."""
     state_path = os.path.join(storehouse, STATE_FILE)
-    state = _read_json(state_path) or {}
+    state = read_json_file(state_path) or {}
     trusted = state.get("rules") == rules_dict(rules)
     before_transients = state.get("transients", {}) if trusted else {}
     before_events = state.get("messengers", {}) if trusted else {}
@@ -188,11 +188,3 @@ def _require(slot: dict[str, Any], names: tuple[str, ...]) -> None:
             raise Skipped("missing_field", f"no {name}")
         if name != "skymap" and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise Skipped("missing_field", f"{name} is not a number")
-
-
-def _read_json(path: str) -> Any:
-    try:
-        with open(path, "rb") as handle:
-            return orjson.loads(handle.read())
-    except (OSError, ValueError):
-        return None
