@@ -27,6 +27,7 @@ from typing import Any
 from alert_pipeline.config import (
     EXIT_CONFIG,
     EXIT_FAILURE,
+    EXIT_NOTHING_WRITTEN,
     EXIT_OK,
     EXIT_OUTPUT,
     EXIT_SERVICE,
@@ -48,13 +49,15 @@ topic = "lsst-extendedness-filtered"
 output_dir = "./lsst_alerts"
 
 EXIT_CODES_HELP = f"""exit codes:
-  {EXIT_OK}  the run finished (also with nothing to read, or with quarantined messages)
+  {EXIT_OK}  the run finished (also with nothing to read, or with some messages quarantined)
   {EXIT_FAILURE}  unexpected error (a bug; the traceback is logged)
   {EXIT_CONFIG}  configuration error (also: an input file that cannot be read, another
      consumer of the same instance running on the output directory)
   {EXIT_SERVICE}  broker or schema-registry error: unreachable, credentials refused, unknown
      topic, registry server error (nothing of that batch committed or quarantined)
   {EXIT_OUTPUT}  output error: directory not writable or disk full (that batch not committed)
+  {EXIT_NOTHING_WRITTEN}  messages were read and every one was quarantined (nothing written: the wrong
+     topic, a broken producer?); the warning names the main reason
 
 offline: --from-file FILE... processes message files (.frames, .avro or one framed
 message per file) without Kafka.
@@ -117,8 +120,9 @@ def main(argv: Sequence[str] | None = None, consumer_class: type[AlertConsumer] 
         print(os.path.abspath(config.output_dir))
         return EXIT_OK
     if args.history:
-        from alert_pipeline.history import history_table, last_runs
+        from alert_pipeline.history import HISTORY_FILE, history_table, last_runs
 
+        print(f"runs recorded in {os.path.abspath(os.path.join(config.output_dir, HISTORY_FILE))}:", file=sys.stderr)
         print(history_table(last_runs(config.output_dir, args.history)))
         return EXIT_OK
     if args.merge:

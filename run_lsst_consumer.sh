@@ -65,7 +65,8 @@ Environment (all optional):
   LOG_FILE                      append all output here instead of stdout/stderr
 
 Exit status: 0 all steps succeeded; else the first failed step's code: the consumer's
-(1 unexpected, 2 configuration, 3 broker or schema registry, 4 output), the builder's
+(1 unexpected, 2 configuration, 3 broker or schema registry, 4 output, 8 every message
+read was quarantined), the builder's
 (2 usage, 3 GCN Kafka, 4 storehouse, 5 database, 7 shrink refused), the report's (1 unexpected,
 2 configuration, 4 output); $EXIT_RETENTION retention failed; $EXIT_LOCKED another run holds the lock;
 $EXIT_USAGE bad option, bad RETENTION_DAYS, REPORT, CROSSMATCH or FULL_BUILD_WEEKDAY, or an output directory retention must not touch

@@ -24,7 +24,14 @@ from typing import Any
 
 from .avro import DECODERS, resolve_decoder
 from .decode import FRAMINGS
-from .exitcodes import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_OUTPUT, EXIT_SERVICE  # noqa: F401
+from .exitcodes import (  # noqa: F401 - re-exported for the scripts
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_NOTHING_WRITTEN,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    EXIT_SERVICE,
+)
 from .masking import is_secret_key, mask_secrets, mask_text
 
 ENV_PREFIX = "LSST_CONSUMER_"

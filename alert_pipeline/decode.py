@@ -31,6 +31,8 @@ from .avro import WriterSchema, read_record, resolve_decoder
 from .errors import (
     CorruptPayloadError,
     DecodeError,
+    GzipPayloadError,
+    ParquetPayloadError,
     RegistryUnavailableError,
     UnknownSchemaError,
     UnrecognisedFramingError,
@@ -320,6 +322,11 @@ def detect_framing(value: bytes) -> str:
         return "confluent"
     if value[0] == 0x78 and (value[0] * 256 + value[1]) % 31 == 0:  # zlib header
         return "antares"
+    if value[:2] == b"\x1f\x8b":
+        raise GzipPayloadError("the message is gzip-compressed bytes, not an alert: decompress before "
+                               "producing, or let Kafka compress (compression.type)")
+    if value[:4] == b"PAR1":
+        raise ParquetPayloadError("the message is a Parquet file, not an alert: this topic carries tables")
     raise UnrecognisedFramingError(
         f"bytes start with {value[:5].hex()}: neither Confluent wire format (00 + schema id), "
         "an Avro container file (Obj\\x01) nor an ANTARES zlib locus; set framing='schemaless' "

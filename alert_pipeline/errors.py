@@ -33,6 +33,26 @@ class UnrecognisedFramingError(DecodeError):
     reason = "unrecognised-framing"
 
 
+class WrongSurveyError(DecodeError):
+    """A ZTF alert (``objectId``, ``candidate``) where LSST alerts are expected: the
+    consumer is reading the wrong topic."""
+
+    reason = "ztf-alert"
+
+
+class GzipPayloadError(UnrecognisedFramingError):
+    """The message is gzip-compressed bytes (a file uploaded whole, a producer compressing
+    values itself): not an alert framing."""
+
+    reason = "gzip-payload"
+
+
+class ParquetPayloadError(UnrecognisedFramingError):
+    """The message is a Parquet file (``PAR1``): a table, not an alert."""
+
+    reason = "parquet-payload"
+
+
 class IncompletePacketError(DecodeError):
     """The packet lacks what a row needs (diaSource, its id, an alert id)."""
 
@@ -75,4 +95,5 @@ class RegistryUnavailableError(ServiceError):
 
 __all__ = ["CorruptPayloadError", "DecodeError", "IncompletePacketError", "LimitExceededError",
            "RegistryUnavailableError", "ServiceError", "UnknownSchemaError", "UnrecognisedFramingError",
-           "UnsafeSchemaError", "UnusableIdError"]
+           "UnsafeSchemaError", "UnusableIdError", "WrongSurveyError", "GzipPayloadError",
+           "ParquetPayloadError"]

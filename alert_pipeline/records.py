@@ -14,7 +14,7 @@ import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import IncompletePacketError
+from .errors import IncompletePacketError, WrongSurveyError
 
 #: The CSV columns, in order, exactly as the project README documents them.
 COLUMNS: tuple[str, ...] = (
@@ -106,14 +106,24 @@ def alert_id(alert: Mapping[str, Any]) -> int:
     """The alert identifier (see ALERT_ID_FIELDS)."""
     value = first_present(alert, ALERT_ID_FIELDS)
     if value is None:
+        _refuse_other_surveys(alert)
         raise IncompletePacketError("packet has no alertId/diaSourceId")
     return int(value)
+
+
+def _refuse_other_surveys(alert: Mapping[str, Any]) -> None:
+    """A ZTF packet (``objectId`` and a ``candidate`` record) says the consumer reads the
+    wrong topic; saying so beats "incomplete packet"."""
+    if "objectId" in alert and isinstance(alert.get("candidate"), Mapping):
+        raise WrongSurveyError(f"this is a ZTF alert ({alert.get('objectId')}), not an LSST one: check the topic "
+                               "(LSST alerts carry diaSource, ZTF alerts candidate)")
 
 
 def dia_source_values(alert: Mapping[str, Any]) -> dict[str, Any]:
     """The DIASource columns of a row, whatever the schema version's field names."""
     source = alert.get("diaSource")
     if not isinstance(source, Mapping):
+        _refuse_other_surveys(alert)
         raise IncompletePacketError("packet has no diaSource record")
     values = {column: first_present(source, names) for column, names in DIA_SOURCE_FIELDS.items()}
     if values["diaSourceId"] is None:

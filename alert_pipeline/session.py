@@ -14,7 +14,7 @@ from typing import Any
 from .config import ConsumerConfig
 from .consumer import AlertConsumer
 from .errors import ServiceError
-from .exitcodes import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_OUTPUT
+from .exitcodes import EXIT_CONFIG, EXIT_FAILURE, EXIT_NOTHING_WRITTEN, EXIT_OK, EXIT_OUTPUT
 from .history import append_run, last_runs, run_record, write_metrics
 from .masking import mask_text
 from .replay import TimeWindow
@@ -44,7 +44,7 @@ def run_session(config: ConsumerConfig, consumer_class: type[AlertConsumer], fil
         log.info("decoder: %s", app.decoder.name)
         run(app, source, clock, summary)
         _log_finish(summary, window)
-        code, error = EXIT_OK, ""
+        code, error = _nothing_written(summary), ""
     except (InputError, InstanceBusyError) as exc:
         code, error = EXIT_CONFIG, str(exc)
     except ServiceError as exc:
@@ -64,6 +64,18 @@ def run_session(config: ConsumerConfig, consumer_class: type[AlertConsumer], fil
         log.error("LSST Alert Consumer failed: %s", error)
     _record(config, summary, started, code, mask_text(error), app.decoder.name if app else "", window)
     return code
+
+
+def _nothing_written(summary: RunSummary) -> int:
+    """EXIT_NOTHING_WRITTEN, with a warning naming the main reason, when the run consumed
+    messages and quarantined every one (the wrong topic, a broken producer): a broken
+    stream is noticed the first night, not the tenth. Else EXIT_OK."""
+    if not summary.consumed or summary.written or summary.duplicates or not summary.quarantined:
+        return EXIT_OK
+    reason, count = summary.quarantine_reasons.most_common(1)[0]
+    log.warning("LSST Alert Consumer wrote nothing: all %d consumed messages were quarantined, mostly %s (%d); "
+                "see quarantine/ (exit code %d)", summary.consumed, reason, count, EXIT_NOTHING_WRITTEN)
+    return EXIT_NOTHING_WRITTEN
 
 
 def _log_finish(summary: RunSummary, window: TimeWindow | None) -> None:

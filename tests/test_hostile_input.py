@@ -23,6 +23,7 @@ import pytest
 
 from alert_pipeline.devtools import hostile
 from alert_pipeline.devtools.factory import AlertFactory
+from alert_pipeline.exitcodes import EXIT_NOTHING_WRITTEN
 from alert_pipeline.sources import write_frames_file
 from tests.conftest import REPO, consumer_env, new_topic, produce
 from tests.peak import RUN_AND_MEASURE
@@ -145,7 +146,7 @@ def test_unbounded_dia_source_id_is_quarantined_not_a_poison_pill(tmp_path, avro
     message.write_bytes(hostile.container_with_schema(factory, [packet], hostile.retype_dia_source_id(avro_type)))
     out = tmp_path / "out"
     done = run_script(REPO / "lsst_alert_consumer.py", offline_env(out), "--from-file", str(message))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == EXIT_NOTHING_WRITTEN, done.stderr  # every message quarantined
     (sidecar,) = sidecars(out)
     assert sidecar["reason"] == "unusable-id" and "64-bit" in sidecar["detail"]
     assert not list((out / "cutouts").iterdir())
@@ -162,7 +163,7 @@ def test_bombs_are_quarantined_within_bounded_memory(tmp_path, name, make, reaso
     bomb.write_bytes(make())
     out = tmp_path / "out"
     done = run_script(REPO / "lsst_alert_consumer.py", offline_env(out), "--from-file", str(bomb), measure=True)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == EXIT_NOTHING_WRITTEN, done.stderr  # every message quarantined
     (sidecar,) = sidecars(out)
     assert sidecar["reason"] == reason, name
     assert peak_rss_mb(done) < RSS_BOUND_MB, name
@@ -183,7 +184,7 @@ def test_a_container_of_failing_records_is_stored_once(tmp_path):
     message.write_bytes(hostile.container_with_schema(factory, packets, nullable_alert_id))
     out = tmp_path / "out"
     done = run_script(REPO / "lsst_alert_consumer.py", offline_env(out), "--from-file", str(message))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == EXIT_NOTHING_WRITTEN, done.stderr  # every message quarantined
     bins = list((out / "quarantine").glob("*.bin"))
     assert len(bins) == 1 and bins[0].read_bytes() == message.read_bytes()
     (sidecar,) = sidecars(out)
@@ -358,7 +359,7 @@ def test_inputs_with_the_same_base_name_keep_both_quarantine_files(tmp_path):
     out = tmp_path / "out"
     done = run_script(REPO / "lsst_alert_consumer.py", offline_env(out), "--from-file",
                       str(tmp_path / "a" / "alert.bin"), str(tmp_path / "b" / "alert.bin"))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == EXIT_NOTHING_WRITTEN, done.stderr  # every message quarantined
     stored = sorted(p.read_bytes() for p in (out / "quarantine").glob("*.bin"))
     assert stored == [b"junk from a", b"junk from b"]
 

@@ -176,6 +176,7 @@ def test_history_lines_that_are_not_run_records_are_skipped(tmp_path):
                            env=offline_env(out), capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
     assert len(shown.stdout.strip().splitlines()) == 2  # the header and the one real run
+    assert f"runs recorded in {history}" in shown.stderr  # which file was read
 
 
 # ------------------------------------------------------------------ 7: replay times

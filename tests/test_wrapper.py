@@ -237,11 +237,16 @@ def test_no_python_is_a_clear_error(tmp_path):
 
 
 def test_demo_runs_the_whole_pipeline(tmp_path):
-    """The README's main-job command (its outputs go to ./demo_output)."""
-    done = subprocess.run([str(WRAPPER), "--demo"], env={**os.environ, "PYTHON": sys.executable}, cwd=str(tmp_path),
-                          capture_output=True, text=True, timeout=600)
+    """The README's main-job command (its outputs go to ./demo_output; here to the test's
+    own directory, so that the suite never touches a user's demo outputs)."""
+    users = REPO / "demo_output"
+    before = sorted(users.rglob("*")) if users.exists() else None
+    output = tmp_path / "demo_output"
+    done = subprocess.run([str(WRAPPER), "--demo"], env={**os.environ, "PYTHON": sys.executable,
+                                                         "DEMO_OUTPUT_DIR": str(output)},
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    output = REPO / "demo_output"
+    assert (sorted(users.rglob("*")) if users.exists() else None) == before
     rows = (output / "lsst_alerts" / "data").glob("lsst_alerts_*.csv")
     assert sum(len(p.read_text().splitlines()) - 1 for p in rows) >= 180
     assert len(list((output / "lsst_alerts" / "cutouts").glob("*.fits"))) >= 500

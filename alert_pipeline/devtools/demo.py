@@ -21,7 +21,9 @@ from .factory import AlertFactory, encode_antares_locus, malformed_messages
 from .local import kafka_broker, postgres_server
 
 REPO = Path(__file__).resolve().parents[2]
-OUTPUT = REPO / "demo_output"
+#: Where the demo's outputs go (emptied first): ./demo_output, or DEMO_OUTPUT_DIR (the tests'
+#: own directory, so that a test run never touches a user's demo outputs).
+OUTPUT = Path(os.environ.get("DEMO_OUTPUT_DIR") or REPO / "demo_output")
 TOPIC = "lsst-extendedness-filtered"
 VERSIONS = (("11.1", 120), ("11.0", 20), ("10.0", 20), ("9.0", 10), ("7.4", 10))
 
