@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None, consumer_class: type[AlertConsumer] 
         return EXIT_CONFIG
     configure_logging(config.log_level)
     if args.show_config:
-        print(config.masked())
+        print(config.masked_toml(), end="")
         return EXIT_OK
     if args.show_output_dir:
         print(os.path.abspath(config.output_dir))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
 import os
 import re
@@ -211,6 +212,31 @@ class ConsumerConfig:
         shown = {item.name: getattr(self, item.name) for item in fields(self)}
         shown["kafka_config"] = mask_secrets(self.kafka_config)
         return shown
+
+    def masked_toml(self) -> str:
+        """The effective configuration as the TOML a config file holds (``--show-config``),
+        secrets masked: it reads back with ``--config`` once the secrets are filled in.
+        Settings without a value are listed as comments."""
+        shown = self.masked()
+        lines = [f"topic = {_toml_value(shown.pop('topics'))}"]
+        kafka = shown.pop("kafka_config")
+        for name, value in shown.items():
+            lines.append(f"# {name}: not set" if value is None else f"{name} = {_toml_value(value)}")
+        lines.append("\n[kafka_config]")
+        lines += [f"{_toml_value(key)} = {_toml_value(value)}" for key, value in sorted(kafka.items())]
+        return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    """A TOML value: text as a basic string (JSON's escapes are TOML's), numbers, booleans,
+    lists of those."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)
 
 
 @dataclass(frozen=True)

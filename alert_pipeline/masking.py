@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,10 +54,13 @@ class MaskingFilter(logging.Filter):
 
 
 def configure_logging(level: int | str) -> None:
-    """The tools' logging: one line per record with an ISO 8601 time, every handler
-    masked, and the URL-printing third-party loggers at WARNING."""
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z")
+    """The tools' logging: one line per record with an ISO 8601 UTC time (the cron log
+    has one time format), every handler masked, and the URL-printing third-party loggers
+    at WARNING."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%SZ")
     for handler in logging.getLogger().handlers:
+        if handler.formatter is not None:
+            handler.formatter.converter = time.gmtime  # UTC, as the cron wrapper's own lines
         if not any(isinstance(existing, MaskingFilter) for existing in handler.filters):
             handler.addFilter(MaskingFilter())
     for name in _URL_LOGGERS:

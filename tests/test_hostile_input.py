@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pandas as pd
@@ -349,6 +350,13 @@ def test_show_config_masks_every_secret(tmp_path):
     for secret in ("s3cr3t-url", "SECRETPEM", "oauth-secret", "keypass-secret", "env-secret"):
         assert secret not in done.stdout + done.stderr
     assert "registry.example.org" in done.stdout
+    shown = tomllib.loads(done.stdout)  # TOML, the config file's own format: it reads back
+    assert shown["kafka_config"]["ssl.key.password"] == "***" and shown["topic"] == ["lsst-extendedness-filtered"]
+    again = tmp_path / "shown.toml"
+    again.write_text(done.stdout.replace('"***"', '"filled-in"'))
+    reread = run_script(REPO / "lsst_alert_consumer.py", env, "--config", str(again), "--show-config")
+    assert reread.returncode == 0, reread.stderr
+    assert tomllib.loads(reread.stdout)["batch_size"] == shown["batch_size"]
 
 
 # ------------------------------------------------------------------- 8. smaller

@@ -384,4 +384,4 @@ def test_consumer_settings_reach_librdkafka(tmp_path):
     shown = run_consumer(env, "--show-config")
     assert shown.returncode == 0
     assert "SASL_SSL" in shown.stdout and "antares-user" in shown.stdout
-    assert "hunter2-secret" not in shown.stdout + shown.stderr and "'sasl.password': '***'" in shown.stdout
+    assert "hunter2-secret" not in shown.stdout + shown.stderr and '"sasl.password" = "***"' in shown.stdout

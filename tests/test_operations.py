@@ -64,8 +64,8 @@ def test_registry_settings_from_environment_reach_the_client_masked(tmp_path):
     shown = run_consumer(env, "--show-config")
     assert shown.returncode == 0, shown.stderr
     assert SECRET not in shown.stdout + shown.stderr
-    assert "'schema.registry.basic.auth.user.info': '***'" in shown.stdout
-    assert f"'schema.registry.ssl.ca.location': '{ca_file}'" in shown.stdout
+    assert '"schema.registry.basic.auth.user.info" = "***"' in shown.stdout
+    assert f'"schema.registry.ssl.ca.location" = "{ca_file}"' in shown.stdout
 
     from alert_pipeline.config import build_parser, load_config
 
