@@ -102,6 +102,7 @@ def test_a_flat_gzipped_map_of_12_6_million_pixels_is_stored_as_multi_order_loss
     assert [got["area_50_deg2"], got["area_90_deg2"]] == pytest.approx(reference, rel=1e-12)
     stored = read_sky_map(str(store / "gw" / got["skymap"]), moc=True)
     assert len(stored) < len(original)  # merged where four siblings are equal
+    assert json.loads((store / "gw" / "roster.json").read_text())["by_alert_type"] == {"sky-map file": 1}
     flat = fits.getdata(FLAT, 1)["PROB"]  # nested, NSIDE 1024 (order 10)
     density = moc.rasterize(stored, order=10)["PROBDENSITY"]  # nested at order 10
     np.testing.assert_allclose(density * (4 * np.pi / len(flat)), flat, rtol=1e-14, atol=0)  # every pixel

@@ -35,6 +35,8 @@ from .formats import read_file
 log = logging.getLogger("transient_kind_builder")
 #: The slot field each messenger kind's roster counts by.
 ROSTER_FIELDS = {gw.KIND: "alert_type", neutrino.KIND: "stream", "uhecr": "experiment"}
+#: The roster's name for slots without that field (a GW event from a bare sky-map file).
+UNLABELLED = {gw.KIND: "sky-map file"}
 
 
 @dataclass
@@ -115,7 +117,8 @@ class MessengerStore:
         for kind, store in self._stores.items():
             spec = kinds.spec(kind)
             index = store.rebuild_index(spec.index_fields)
-            grouped = Counter(str(entry.get(ROSTER_FIELDS[kind])) for entry in index["slots"])
+            grouped = Counter(entry.get(ROSTER_FIELDS[kind]) or UNLABELLED.get(kind, "unknown")
+                              for entry in index["slots"])
             roster = {"objects": index["count"], f"by_{ROSTER_FIELDS[kind]}": dict(sorted(grouped.items())),
                       "last_load": {"written": self.report.written[kind], "unchanged": self.report.unchanged[kind]},
                       "built_at": index["built_at"]}
