@@ -326,7 +326,7 @@ class KindStore:
         stale = on_disk - {entry["slot_id"] for entry in report.entries}
         if len(stale) * 2 > len(on_disk) and not allow_shrink:
             report.shrink_refused = len(stale)
-            report.entries.extend(self._read_entries(sorted(stale), summary_fields))
+            report.entries.extend(self.read_entries(sorted(stale), summary_fields))
         else:
             for slot_id in sorted(stale):
                 os.unlink(self.slot_path(slot_id))
@@ -340,9 +340,10 @@ class KindStore:
     def rebuild_index(self, summary_fields: Sequence[str]) -> dict[str, Any]:
         """Scan the slot files and write ``index.json`` (sorted by slot id). Unreadable
         slot files are left out and logged, never fatal."""
-        return self.write_index(self._read_entries(sorted(self.slot_ids_on_disk()), summary_fields))
+        return self.write_index(self.read_entries(sorted(self.slot_ids_on_disk()), summary_fields))
 
-    def _read_entries(self, slot_ids: Iterable[str], summary_fields: Sequence[str]) -> list[dict[str, Any]]:
+    def read_entries(self, slot_ids: Iterable[str], summary_fields: Sequence[str]) -> list[dict[str, Any]]:
+        """The index entries of these slots, read from their files (unreadable ones logged, left out)."""
         entries = []
         for slot_id in slot_ids:
             try:

@@ -11,7 +11,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from alert_pipeline import fink
 from alert_pipeline.devtools import fink_samples
 
 from .test_builder import edge_case_alerts, event_row, insert_rows, run_builder
@@ -143,4 +142,3 @@ def test_a_read_only_role_falls_back_to_a_full_build_with_a_warning(pg_url, tabl
         assert "every build is a full build" in done["err"] and "build: full" in done["err"]
     assert len(list((store / "transient").glob("ZTF*.json"))) > 3
     assert not (store / "state" / "build.json").exists()
-    assert fink.build  # the API is the same one the CLI uses

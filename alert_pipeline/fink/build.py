@@ -209,7 +209,7 @@ def _updated_entries(store: Any, spec: KindSpec, written: list[dict[str, Any]]) 
     except (OSError, ValueError):
         stored = None
     if not isinstance(stored, dict) or not isinstance(stored.get("slots"), list):
-        return store._read_entries(sorted(store.slot_ids_on_disk()), spec.index_fields)
+        return store.read_entries(sorted(store.slot_ids_on_disk()), spec.index_fields)
     by_id = {entry.get("slot_id"): entry for entry in stored["slots"] if isinstance(entry, dict)}
     by_id.update({entry["slot_id"]: entry for entry in written})
     return list(by_id.values())

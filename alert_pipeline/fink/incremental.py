@@ -133,11 +133,12 @@ def _own_rows_table(connection: psycopg.Connection, table: str) -> sql.Composabl
     """The builder's rows table, created when missing; None when it may not (read-only)."""
     rows = rows_table(table)
     name = rows.as_string(connection)
+    base = (table.split(".")[-1] + ROWS_SUFFIX)[:50]  # index names live in the table's schema
     try:
         with connection.transaction():
             connection.execute(sql.SQL(ROWS_DDL).format(
-                rows=rows, object_index=sql.Identifier(f"{name.split('.')[-1].strip(chr(34))[:50]}_object"),
-                designation_index=sql.Identifier(f"{name.split('.')[-1].strip(chr(34))[:50]}_designation")))
+                rows=rows, object_index=sql.Identifier(f"{base}_object"),
+                designation_index=sql.Identifier(f"{base}_designation")))
             connection.execute(sql.SQL("SELECT 1 FROM {} LIMIT 0 FOR UPDATE").format(rows))
     except psycopg.Error as exc:
         log.warning("cannot create or write the builder's rows table %s (%s): every build is a full build",
