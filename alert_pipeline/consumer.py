@@ -21,10 +21,11 @@ from .cutouts import cutout_name, fits_problem, id_for_file_name, wait_for_write
 from .decode import AlertDecoder
 from .durable import checkpoint
 from .errors import DecodeError, ServiceError, UnusableIdError
+from .lightcurve import history_points, lightcurve_fits
 from .limits import Limits
 from .masking import mask_text
 from .quarantine import QuarantineItem
-from .records import CUTOUT_FIELDS, alert_key, base_row
+from .records import CUTOUT_FIELDS, LIGHTCURVE, alert_key, base_row, dia_object_id
 from .sources import Message
 from .store import AlertOutput, MessageOutput, OutputStore, StagedCutout
 from .summary import RunSummary
@@ -92,8 +93,8 @@ class AlertConsumer:
     def _stage_cutouts(
         self, alert: Mapping[str, Any], processed_at: dt.datetime
     ) -> tuple[dict[str, str | None], list[StagedCutout], list[QuarantineItem]]:
-        """Check each cutout is FITS and stage it; a bad one leaves an empty path and is
-        quarantined on its own."""
+        """Check each cutout is FITS and stage it, with the alert's light-curve table; a bad
+        cutout leaves an empty path and is quarantined on its own."""
         paths: dict[str, str | None] = {}
         staged: list[StagedCutout] = []
         problems: list[QuarantineItem] = []
@@ -122,6 +123,12 @@ class AlertConsumer:
             name = cutout_name(source_id, kind, processed_at)
             chosen.append((name, data))
             paths[kind] = f"cutouts/{name}"
+        if source_id is not None:
+            table = lightcurve_fits(history_points(alert), dia_object_id(alert), source_id)
+            if len(table) <= self.config.max_cutout_bytes:
+                name = cutout_name(source_id, LIGHTCURVE, processed_at)
+                chosen.append((name, table))
+                paths[LIGHTCURVE] = f"cutouts/{name}"
         if chosen:  # one staging task per alert: a thread hand-off per file cost more than it saved
             staged = [StagedCutout(name, path)
                       for (name, _), path in zip(chosen, self.store.stager.stage_many(chosen), strict=True)]

@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 
 from . import csvfiles
 from .durable import sync_filesystem, write_atomically
+from .records import FILE_COLUMNS
 
 log = logging.getLogger("lsst_alert_consumer")
 MERGED_INSTANCE = "merged"
-CUTOUT_COLUMNS = ("science_cutout_path", "template_cutout_path", "difference_cutout_path")
+
 
 
 @dataclass
@@ -107,7 +108,7 @@ def merge(sources: list[str], destination: str) -> MergeReport:
 
 
 def _copy_cutouts(row: dict[str, str], source: str, destination: str, report: MergeReport) -> None:
-    for column in CUTOUT_COLUMNS:
+    for column in FILE_COLUMNS:
         relative = row.get(column) or ""
         if not relative:
             continue

@@ -34,6 +34,10 @@ COLUMNS: tuple[str, ...] = (
     "template_cutout_path",
     "difference_cutout_path",
     "timestamp",
+    # Appended in 2026-12 (readers of the first 16 columns keep working):
+    "ssObjectId",
+    "designation",
+    "lightcurve_path",
 )
 
 #: Row column → DIASource field names across schema versions, newest spelling first.
@@ -57,6 +61,18 @@ CUTOUT_FIELDS: dict[str, str] = {
     "template": "cutoutTemplate",
     "difference": "cutoutDifference",
 }
+#: The per-alert light-curve table (``alert_pipeline.lightcurve``), staged like a cutout.
+LIGHTCURVE = "lightcurve"
+#: The columns that name a file under cutouts/ (what a merge copies with the row).
+FILE_COLUMNS: tuple[str, ...] = (*(f"{kind}_cutout_path" for kind in CUTOUT_FIELDS), f"{LIGHTCURVE}_path")
+
+#: Where a packet names its Solar-System object, newest schema first: v10+ ``ssSource``
+#: (``ssObjectId``, ``designation``), v10+ ``mpc_orbits.designation``, v8–v9
+#: ``MPCORB.mpcDesignation``, and every version's ``diaSource.ssObjectId``.
+SS_OBJECT_ID_SOURCES: tuple[str, ...] = ("ssSource", "diaSource", "ssObject", "MPCORB")
+DESIGNATION_SOURCES: tuple[tuple[str, str], ...] = (("ssSource", "designation"), ("mpc_orbits", "designation"),
+                                                    ("ssObject", "designation"), ("MPCORB", "mpcDesignation"))
+
 
 def first_present(record: Mapping[str, Any], names: Iterable[str]) -> Any:
     """The value of the first of ``names`` that ``record`` has as a key (None if none)."""
@@ -155,7 +171,29 @@ def base_row(alert: Mapping[str, Any], cutout_paths: Mapping[str, str | None], t
     for kind in CUTOUT_FIELDS:
         row[f"{kind}_cutout_path"] = cutout_paths.get(kind)
     row["timestamp"] = timestamp
+    row["ssObjectId"], row["designation"] = solar_system_identity(alert)
+    row["lightcurve_path"] = cutout_paths.get(LIGHTCURVE)
     return {column: row.get(column) for column in COLUMNS}
+
+
+def solar_system_identity(alert: Mapping[str, Any]) -> tuple[int | None, str | None]:
+    """(ssObjectId, designation) of the Solar-System object the alert is associated with;
+    None for each the packet does not give (0 and "" mean "not associated")."""
+    object_id = None
+    for name in SS_OBJECT_ID_SOURCES:
+        record = alert.get(name)
+        value = record.get("ssObjectId") if isinstance(record, Mapping) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value != 0:
+            object_id = value
+            break
+    designation = None
+    for name, field in DESIGNATION_SOURCES:
+        record = alert.get(name)
+        value = record.get(field) if isinstance(record, Mapping) else None
+        if isinstance(value, str) and value.strip():
+            designation = value.strip()
+            break
+    return object_id, designation
 
 
 #: Locus property names that carry the filter's extendedness figures. They are the

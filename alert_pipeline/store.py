@@ -44,7 +44,7 @@ from .cutouts import CutoutStager
 from .durable import checkpoint, safe_name, sync_filesystem
 from .ledger import Journal, Ledger
 from .quarantine import QuarantineItem, write_quarantine
-from .records import COLUMNS
+from .records import COLUMNS, LIGHTCURVE
 from .summary import RunSummary
 
 
@@ -156,7 +156,8 @@ class OutputStore:
                     self._undo([name for name, _ in placements], csv_sizes)
                     self.journal.remove()
                 raise
-        result.written, result.cutouts, result.csv_files = len(kept), len(placements), set(by_file)
+        result.written, result.csv_files = len(kept), set(by_file)
+        result.cutouts = sum(1 for name, _ in placements if f"_{LIGHTCURVE}_" not in name)  # images, not tables
         return result
 
     def finish_batch(self) -> None:

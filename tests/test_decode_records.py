@@ -89,6 +89,17 @@ def check_row_against_packet(row: dict[str, str], packet: dict) -> None:
     else:
         assert row["extendednessMedian"] == row["extendednessMin"] == row["extendednessMax"] == ""
     assert row["timestamp"] == "2026-02-10T02:03:15Z"
+    check_solar_system_identity(row, packet)
+
+
+def check_solar_system_identity(row: dict[str, str], packet: dict) -> None:
+    """ssObjectId: ssSource's (v8+), else the diaSource's, else ssObject's (v<=7), 0 = none;
+    the designation: ssSource's (v10+), mpc_orbits' (v10+) or MPCORB's mpcDesignation (v8-9)."""
+    ids = [(packet.get(name) or {}).get("ssObjectId") for name in ("ssSource", "diaSource", "ssObject")]
+    assert row["ssObjectId"] == next((str(i) for i in ids if i not in (None, 0)), "")
+    names = [(packet.get("ssSource") or {}).get("designation"), (packet.get("mpc_orbits") or {}).get("designation"),
+             (packet.get("MPCORB") or {}).get("mpcDesignation")]
+    assert row["designation"] == next((n.strip() for n in names if n and n.strip()), "")
 
 
 @pytest.mark.parametrize("version", TESTED_VERSIONS)
@@ -108,6 +119,27 @@ def test_golden_row_and_cutouts_per_schema_version(tmp_path, version):
             path = row[f"{kind}_cutout_path"]
             assert path == f"cutouts/{source_id}_{kind}_20260210_020315.fits"
             assert (tmp_path / "out" / path).read_bytes() == packet[field]
+        check_light_curve(tmp_path / "out" / row["lightcurve_path"], as_written(factory, packet))
+
+
+def check_light_curve(path: Path, packet: dict) -> None:
+    """The light-curve table, read by astropy, holds every prvDiaSource and the diaSource."""
+    from astropy.io import fits
+    from astropy.table import Table
+
+    with fits.open(path) as hdus:
+        hdus.verify("exception")
+    table = Table.read(path)
+    sources = [*(packet.get("prvDiaSources") or []), packet["diaSource"]]
+    time_name = next(n for n in DIA_SOURCE_FIELDS["mjd"] if n in sources[0])
+    flux_name = next(n for n in DIA_SOURCE_FIELDS["psFlux"] if n in sources[0])
+    band_name = next(n for n in DIA_SOURCE_FIELDS["filterName"] if n in sources[0])
+    expected = sorted((s[time_name], s[band_name], s[flux_name]) for s in sources)
+    assert len(table) == len(expected) and table.meta["DIASRC"] == packet["diaSource"]["diaSourceId"]
+    assert list(table["midpointMjdTai"]) == [e[0] for e in expected]
+    assert list(table["band"]) == [e[1] for e in expected]
+    assert [float(f) for f in table["psfFlux"]] == [e[2] for e in expected]  # float32 both sides
+    assert str(table["psfFlux"].unit) == "nJy"
 
 
 @pytest.mark.parametrize("version", bundled_versions())
@@ -139,12 +171,54 @@ def test_solar_system_alert_without_dia_object(tmp_path):
     check_row_against_packet(row, as_written(factory, packet))
 
 
+def test_solar_system_identity_columns_every_schema_with_one(tmp_path):
+    """v7 (ssObject), v9 (ssSource + MPCORB), v10 and v11 (ssSource + mpc_orbits), with
+    the designation set by hand: the CSV carries both, appended after the first 16."""
+    for number, version in enumerate(("7.0", "9.0", "10.0", "11.1")):
+        factory = AlertFactory(version, seed=40 + number)
+        packet = factory.alert(cutouts=False, solar_system=True)
+        for record, field in (("ssSource", "designation"), ("mpc_orbits", "designation"), ("MPCORB", "mpcDesignation")):
+            if isinstance(packet.get(record), dict) and field in packet[record]:
+                packet[record][field] = "2015 BQ311"
+        out = tmp_path / version
+        write_offline(make_consumer(out), [factory.frame(packet)])
+        (row,) = read_csv(day_csv(out))
+        assert list(row)[16:19] == ["ssObjectId", "designation", "lightcurve_path"]
+        assert row["ssObjectId"] != "" and row["ssObjectId"] != "0"
+        assert row["designation"] == ("" if version == "7.0" else "2015 BQ311")
+        check_solar_system_identity(row, as_written(factory, packet))
+    plain = AlertFactory("11.1", seed=50)
+    write_offline(make_consumer(tmp_path / "plain"), [plain.frame(plain.alert(cutouts=False))])
+    (row,) = read_csv(day_csv(tmp_path / "plain"))
+    assert row["ssObjectId"] == row["designation"] == ""  # not associated: empty, never 0
+
+
+def test_upgrade_day_keeps_the_old_file_and_starts_a_new_one(tmp_path):
+    """A day file written before the three new columns existed: its rows stay as they are,
+    the new rows go to ``_2`` with the new header, and the report reads both."""
+    old_header = ",".join(COLUMNS[:16])
+    data = tmp_path / "out" / "data"
+    data.mkdir(parents=True)
+    old = data / "lsst_alerts_20260210.csv"
+    old.write_text(f"{old_header}\n1,1,,10.0,-5.0,61000.1,g,1.0,0.1,,,,,,,2026-02-10T01:00:00Z\n")
+    before = old.read_bytes()
+    factory = AlertFactory("11.1", seed=51)
+    write_offline(make_consumer(tmp_path), [factory.frame(factory.alert(cutouts=False))])
+    assert old.read_bytes() == before
+    (row,) = read_csv(day_csv(tmp_path, suffix="_2"))
+    assert list(row) == list(COLUMNS) and row["lightcurve_path"].startswith("cutouts/")
+    from alert_pipeline.report.night import read_night
+
+    assert len(read_night(tmp_path / "out", "20260210").alerts) == 2
+
+
 def test_alert_without_cutouts_has_empty_paths_and_no_files(tmp_path):
     factory = AlertFactory("11.1", seed=6)
     write_offline(make_consumer(tmp_path), [factory.frame(factory.alert(cutouts=False))])
     (row,) = read_csv(day_csv(tmp_path))
     assert row["science_cutout_path"] == row["template_cutout_path"] == row["difference_cutout_path"] == ""
-    assert os.listdir(tmp_path / "out" / "cutouts") == []
+    # only the alert's light-curve table, which every LSST alert has
+    assert ["cutouts/" + name for name in os.listdir(tmp_path / "out" / "cutouts")] == [row["lightcurve_path"]]
 
 
 def test_null_and_nan_extendedness_are_ignored():
@@ -370,7 +444,7 @@ def test_offline_command_line_on_a_frames_file(tmp_path):
                            "--output-dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "LSST Alert Consumer finished: written=5" in done.stderr
-    assert len(os.listdir(tmp_path / "out" / "cutouts")) == 15
+    assert len(os.listdir(tmp_path / "out" / "cutouts")) == 15 + 5  # three cutouts and a light curve per alert
 
 
 def test_registry_credentials_never_reach_a_quarantine_sidecar(tmp_path, registry_url):

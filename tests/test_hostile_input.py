@@ -206,7 +206,7 @@ def test_a_cutout_over_the_limit_leaves_an_empty_path_and_the_row(tmp_path):
     (row,) = read_rows(out)
     assert row["science_cutout_path"] == row["template_cutout_path"] == row["difference_cutout_path"] == ""
     assert {s["reason"] for s in sidecars(out)} == {"exceeds-max-cutout-bytes"}
-    assert not list((out / "cutouts").iterdir())
+    assert [f"cutouts/{p.name}" for p in (out / "cutouts").iterdir()] == [row["lightcurve_path"]]  # small: kept
 
 
 def test_poison_pills_and_bombs_through_the_broker_never_stall_the_partition(kafka, tmp_path):
@@ -253,7 +253,7 @@ def test_two_alerts_of_one_dia_source_keep_their_own_cutouts(tmp_path):
     assert done.returncode == 0, done.stderr
     rows = read_rows(out)
     assert [row["alertId"] for row in rows] == [str(first["diaSourceId"]), str(reissued["diaSourceId"])]
-    assert len(list((out / "cutouts").iterdir())) == 6
+    assert len(list((out / "cutouts").iterdir())) == 6 + 2  # three cutouts and a light curve each
     source_id = first["diaSource"]["diaSourceId"]
     assert rows[0]["science_cutout_path"].startswith(f"cutouts/{source_id}_science_20260210_0203")
     assert rows[0]["science_cutout_path"].endswith(("15.fits", "16.fits"))  # the README's pattern

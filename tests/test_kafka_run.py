@@ -17,6 +17,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from alert_pipeline.devtools.factory import AlertFactory, malformed_messages
+from alert_pipeline.records import FILE_COLUMNS
 
 from .conftest import consumer_env, new_topic, produce, run_consumer, start_consumer
 
@@ -44,7 +45,7 @@ def assert_exactly_once(output_dir: Path, expected_ids: set[str]) -> list[dict[s
     counts = Counter(row["diaSourceId"] for row in rows)
     assert [key for key, n in counts.items() if n > 1] == []
     assert set(counts) == expected_ids
-    referenced = {row[f"{kind}_cutout_path"] for row in rows for kind in ("science", "template", "difference")}
+    referenced = {row[column] for row in rows for column in FILE_COLUMNS}
     referenced.discard("")
     on_disk = {f"cutouts/{name}" for name in os.listdir(output_dir / "cutouts")}
     assert on_disk == referenced, "orphaned or missing cutout files"
