@@ -164,6 +164,7 @@ retention() {
   local minutes=$((retention_days * 1440)) status=0
   local -a targets=(
     "$output_dir/data" -name 'lsst_alerts_*.csv'
+    "$output_dir/data" -name 'lsst_alerts_*.parquet'
     "$output_dir/cutouts" -name '*.fits'
     "$output_dir/quarantine" -name '*.bin'
     "$output_dir/quarantine" -name '*.json'

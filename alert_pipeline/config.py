@@ -156,6 +156,8 @@ class ConsumerConfig:
                                metavar="NAME")
     ledger_window_days: int = setting(7, "days of the de-duplication ledger kept (default 7)", _between(1, 3650),
                                       metavar="DAYS")
+    parquet: bool = setting(False, "also write each day's rows as Parquet, typed, beside the CSV "
+                            "(data/lsst_alerts_YYYYMMDD[_INSTANCE].parquet)")
     log_level: str = setting("INFO", "log verbosity", _choice(*LOG_LEVELS), choices=LOG_LEVELS)
     metrics_file: str | None = setting(None, "write Prometheus metrics of each run to this *.prom file "
                                        "(node_exporter textfile collector)", _metrics_path, metavar="PATH")
@@ -287,7 +289,7 @@ def build_parser(prog: str, description: str, epilog: str) -> argparse.ArgumentP
     for setting in SETTINGS:
         env = f" (env: {setting.variable})"
         if setting.kind is bool:
-            add(f"--no-{setting.flag[2:]}", dest=setting.name, action="store_false", default=None,
+            add(setting.flag, dest=setting.name, action=argparse.BooleanOptionalAction, default=None,
                 help=setting.help + env)
         else:
             add(setting.flag, dest=setting.name, metavar=setting.metavar, choices=setting.choices,

@@ -47,6 +47,14 @@ def format_cell(value: Any) -> str:
     return text
 
 
+def unescape_cell(text: str) -> str:
+    """A text cell as the alert had it: the apostrophe ``format_cell`` put before a
+    formula-like text removed (a reader that is not a spreadsheet wants the value)."""
+    if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) and not _is_number(text[1:]):
+        return text[1:]
+    return text
+
+
 def _is_number(text: str) -> bool:
     try:
         return math.isfinite(float(text))

@@ -45,6 +45,8 @@ def run_session(config: ConsumerConfig, consumer_class: type[AlertConsumer], fil
         run(app, source, clock, summary)
         _log_finish(summary, window)
         code, error = _nothing_written(summary), ""
+        if config.parquet:
+            code, error = _write_parquet(config, code)
     except (InputError, InstanceBusyError) as exc:
         code, error = EXIT_CONFIG, str(exc)
     except ServiceError as exc:
@@ -64,6 +66,21 @@ def run_session(config: ConsumerConfig, consumer_class: type[AlertConsumer], fil
         log.error("LSST Alert Consumer failed: %s", error)
     _record(config, summary, started, code, mask_text(error), app.decoder.name if app else "", window)
     return code
+
+
+def _write_parquet(config: ConsumerConfig, code: int) -> tuple[int, str]:
+    """The Parquet files of the days the CSVs changed (the batches are already committed)."""
+    from .parquet import refresh_parquet
+
+    try:
+        made = refresh_parquet(config.output_dir, config.instance_id)
+    except OSError as exc:
+        return EXIT_OUTPUT, (f"the CSV files are written and committed, but their Parquet copy could not be written "
+                             f"({exc}); the next run makes it. Check free space and permissions of "
+                             f"{config.output_dir}/data.")
+    if made:
+        log.info("parquet: wrote %s", ", ".join(path.name for path in made))
+    return code, ""
 
 
 def _nothing_written(summary: RunSummary) -> int:

@@ -1,0 +1,115 @@
+"""The day's rows as Parquet, beside the CSV (``--parquet``): typed columns, one file per
+day and instance, ``data/lsst_alerts_YYYYMMDD[_INSTANCE].parquet``.
+
+The CSV stays the record (it is what the exactly-once batch protocol appends to); the
+Parquet file is made from it after the run, for every day whose CSV is newer than its
+Parquet file, and replaced atomically (written whole, fsynced, renamed), so a reader sees
+the old file or the new one, never a torn one, and a run that stops before it leaves the
+next run to make it. Ids are int64 with nulls (no float64 round trip), times are UTC
+timestamps, every column the consumer or ``process_alert`` added that is not typed here
+is text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import re
+from pathlib import Path
+
+from .csvfiles import CSV_PREFIX, unescape_cell
+from .durable import safe_name, write_atomically
+from .records import COLUMNS
+
+log = logging.getLogger("lsst_alert_consumer")
+
+INTEGER_COLUMNS = ("alertId", "diaSourceId", "diaObjectId", "ssObjectId")
+FLOAT_COLUMNS = ("ra", "dec", "mjd", "psFlux", "psFluxErr", "extendednessMedian", "extendednessMin",
+                 "extendednessMax")
+TIME_COLUMNS = ("timestamp",)
+
+
+def day_files_of_instance(data_dir: Path, instance: str) -> dict[str, list[Path]]:
+    """{YYYYMMDD: this instance's CSV files of that day (every layout), oldest layout first}."""
+    tag = f"_{re.escape(safe_name(instance))}" if instance else ""
+    pattern = re.compile(rf"^{CSV_PREFIX}(\d{{8}}){tag}(?:_(\d+))?\.csv$")
+    days: dict[str, list[tuple[int, Path]]] = {}
+    for name in os.listdir(data_dir) if data_dir.is_dir() else []:
+        if match := pattern.match(name):
+            days.setdefault(match.group(1), []).append((int(match.group(2) or 1), data_dir / name))
+    return {day: [path for _, path in sorted(files)] for day, files in sorted(days.items())}
+
+
+def parquet_path(data_dir: Path, day: str, instance: str) -> Path:
+    return data_dir / f"{CSV_PREFIX}{day}{f'_{safe_name(instance)}' if instance else ''}.parquet"
+
+
+def refresh_parquet(output_dir: str, instance: str = "") -> list[Path]:
+    """Make the Parquet file of every day whose CSV files are newer than it; the paths made."""
+    data_dir = Path(output_dir) / "data"
+    made = []
+    for day, csv_paths in day_files_of_instance(data_dir, instance).items():
+        target = parquet_path(data_dir, day, instance)
+        newest = max(path.stat().st_mtime_ns for path in csv_paths)
+        if target.exists() and target.stat().st_mtime_ns >= newest:
+            continue
+        write_atomically(str(target), parquet_bytes(csv_paths))
+        made.append(target)
+    return made
+
+
+def parquet_bytes(csv_paths: list[Path]) -> bytes:
+    """One Parquet file of the rows of these CSV files (their columns united, in order)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns: list[str] = []
+    rows: list[dict[str, str]] = []
+    for path in csv_paths:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            columns += [name for name in reader.fieldnames or () if name not in columns]
+            rows.extend(reader)
+    columns = [name for name in COLUMNS if name in columns] + [name for name in columns if name not in COLUMNS]
+    arrays, fields = [], []
+    for name in columns:
+        kind, values = _typed(name, [row.get(name) or "" for row in rows])
+        arrays.append(pa.array(values, type=kind))
+        fields.append(pa.field(name, kind))
+    table = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def _typed(name: str, cells: list[str]) -> tuple[object, list]:
+    """(Arrow type, values) of one column; a cell that does not parse is null (logged)."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    if name in INTEGER_COLUMNS:
+        kind, parse = pa.int64(), int
+    elif name in FLOAT_COLUMNS:
+        kind, parse = pa.float64(), float
+    elif name in TIME_COLUMNS:
+        kind = pa.timestamp("ms", tz="UTC")  # Parquet has no second unit
+        def parse(text: str) -> dt.datetime:
+            return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.UTC)
+    else:
+        return pa.string(), [unescape_cell(cell) if cell else None for cell in cells]
+    values, bad = [], 0
+    for cell in cells:
+        try:
+            values.append(parse(cell) if cell else None)
+        except (ValueError, OverflowError):
+            values.append(None)
+            bad += 1
+    if bad:
+        log.warning("parquet: %d cells of column %s are not numbers or times; they are null in the Parquet file",
+                    bad, name)
+    if name in INTEGER_COLUMNS:
+        values = [value if value is None or -(2**63) <= value < 2**63 else None for value in values]
+    return kind, values
