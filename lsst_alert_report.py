@@ -4,13 +4,16 @@
 For each day's CSV files (every instance and column layout) it writes, under
 ``OUTPUT_DIR/reports/``:
 
-    lsst_alerts_YYYYMMDD.html        summary, plots and the first page of alerts
+    lsst_alerts_YYYYMMDD.html        summary, plots, quarantine and the first page of alerts
     lsst_alerts_YYYYMMDD_pN.html     further pages (at most --page-size alerts each)
     lsst_alerts_YYYYMMDD_*.png       sky map, extendedness histogram, alerts per band
-    thumbs/<cutout>.png              science / template / difference thumbnails
+    lsst_alerts_night_YYYYMMDD*.html the alerts of one observing night (--night)
+    thumbs/<cutout>.n.png / .u.png   thumbnails, north up (.n) or orientation unknown (.u)
+    thumbs/<light curve>.lc.png      each alert's light curve
 
 Relative links only: the folder opens offline and can be copied or served as it is.
-Without --date, every day that has a CSV and no up-to-date report is (re)made.
+Without --date or --night, every day that has a CSV (or quarantined messages) and no
+up-to-date report is (re)made.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from alert_pipeline.masking import configure_logging
 EXIT_CODES_HELP = f"""exit codes:
   {EXIT_OK}  the reports were written (or were up to date)
   {EXIT_FAILURE}  unexpected error (a bug; the traceback is logged)
-  {EXIT_CONFIG}  configuration error: a bad --date, no such output directory, no CSV for --date
+  {EXIT_CONFIG}  configuration error: a bad --date or --night, no such output directory, nothing
+     for --date (no CSV, no quarantine) or --night (no alert observed that night)
   {EXIT_OUTPUT}  the reports could not be written (permissions, disk full)
 
 The output directory defaults to the consumer's: LSST_CONSUMER_OUTPUT_DIR, else output_dir in
@@ -44,6 +48,14 @@ def _day(text: str) -> str:
     return text
 
 
+def _night(text: str) -> str:
+    try:
+        return dt.datetime.strptime(text, "%Y-%m-%d").strftime("%Y%m%d")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an observing night as YYYY-MM-DD (Rubin's dayObs), "
+                                         "e.g. 2026-03-18") from None
+
+
 def _page_size(text: str) -> int:
     if not text.isdigit() or not 10 <= int(text) <= 1000:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number from 10 to 1000")
@@ -55,8 +67,11 @@ def parser() -> argparse.ArgumentParser:
                                   epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("--output-dir", metavar="DIR", help="the consumer's output directory (see below)")
     top.add_argument("--config", metavar="FILE", help="the consumer's TOML configuration file")
-    top.add_argument("--date", type=_day, metavar="YYYYMMDD", help="report this UTC day (default: every day "
-                     "with a CSV and no up-to-date report)")
+    which = top.add_mutually_exclusive_group()
+    which.add_argument("--date", type=_day, metavar="YYYYMMDD", help="report this UTC processing day (default: "
+                       "every day with a CSV or quarantined messages and no up-to-date report)")
+    which.add_argument("--night", type=_night, metavar="YYYY-MM-DD", help="report the alerts observed in this "
+                       "night (Rubin's dayObs: the date at UTC-12 h), whichever day processed them")
     top.add_argument("--page-size", type=_page_size, default=200, metavar="N",
                      help="alerts per page (default 200)")
     return top
@@ -75,15 +90,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("LSST Alert Report: %s has no data/ directory: is it the consumer's output directory?", output_dir)
         return EXIT_CONFIG
     from alert_pipeline.report import build_report, days_to_report
-    from alert_pipeline.report.night import day_files
+    from alert_pipeline.report.build import report_days
+    from alert_pipeline.report.night import read_observing_night
 
-    if args.date and not day_files(output_dir, args.date):
-        log.error("LSST Alert Report: no CSV for %s in %s", args.date, output_dir / "data")
+    if args.date and args.date not in report_days(output_dir):
+        log.error("LSST Alert Report: no CSV for %s in %s (and no message quarantined that day)", args.date,
+                  output_dir / "data")
         return EXIT_CONFIG
-    days = [args.date] if args.date else days_to_report(output_dir)
+    if args.night and not read_observing_night(output_dir, args.night).alerts:
+        log.error("LSST Alert Report: no alert of the observing night %s-%s-%s in %s", args.night[:4],
+                  args.night[4:6], args.night[6:], output_dir / "data")
+        return EXIT_CONFIG
+    days = [args.date or args.night] if args.date or args.night else days_to_report(output_dir)
     try:
         for day in days:
-            result = build_report(output_dir, day, args.page_size)
+            result = build_report(output_dir, day, args.page_size, observing_night=bool(args.night))
             log.info("LSST Alert Report %s: %d alerts, %d pages, %d thumbnails, %d unreadable cutouts: %s",
                      day, result.alerts, result.pages, result.thumbnails, result.unreadable, result.path)
     except OSError as exc:

@@ -46,10 +46,12 @@ def source_stem(source: Mapping[str, Any]) -> str:
 
 
 def write_quarantine(directory: str, source: Mapping[str, Any], message: bytes,
-                     items: Sequence[QuarantineItem], mask: Any = None) -> int:
+                     items: Sequence[QuarantineItem], processed_at: dt.datetime, mask: Any = None) -> int:
     """Store one message's quarantine items; returns how many items were recorded.
 
-    ``mask`` (a callable on text) removes secrets from details before they are written.
+    ``processed_at`` is the batch's processing time (the day its rows are written to), so a
+    batch that crosses midnight puts its rows and its quarantine on the same day. ``mask``
+    (a callable on text) removes secrets from details before they are written.
     """
     clean = mask or (lambda text: text)
     stem = source_stem(source)
@@ -57,16 +59,17 @@ def write_quarantine(directory: str, source: Mapping[str, Any], message: bytes,
     for item in items:
         if item.data is not None:
             _write_pair(directory, f"{stem}_{safe_name(item.suffix)}" if item.suffix else stem, item.data,
-                        _sidecar(source, item.data, clean, [item]))
+                        _sidecar(source, item.data, clean, [item], processed_at))
     if whole:
-        _write_pair(directory, stem, message, _sidecar(source, message, clean, whole))
+        _write_pair(directory, stem, message, _sidecar(source, message, clean, whole, processed_at))
     return len(items)
 
 
-def _sidecar(source: Mapping[str, Any], data: bytes, clean: Any, items: Sequence[QuarantineItem]) -> dict[str, Any]:
+def _sidecar(source: Mapping[str, Any], data: bytes, clean: Any, items: Sequence[QuarantineItem],
+             processed_at: dt.datetime) -> dict[str, Any]:
     sidecar = {key: (clean(value) if isinstance(value, str) else value) for key, value in source.items()}
     sidecar.update(reason=items[0].reason, detail=clean(items[0].detail), size=len(data),
-                   processed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+                   processed_at=processed_at.astimezone(dt.UTC).isoformat(timespec="seconds"))
     if len(items) > 1:
         sidecar["failures"] = [{"reason": item.reason, "detail": clean(item.detail)}
                                for item in items[:MAX_FAILURES_LISTED]]

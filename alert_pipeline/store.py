@@ -144,7 +144,7 @@ class OutputStore:
                     for staged in output.discard:
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(staged)
-                self._quarantine(outputs, result)
+                self._quarantine(outputs, result, processed_at)
                 sync_filesystem(self.root)
                 checkpoint("after-cutouts")
                 for path, (columns, rows) in by_file.items():
@@ -203,11 +203,11 @@ class OutputStore:
             by_file.setdefault(path, (columns, []))[1].append(alert.row)
         return by_file
 
-    def _quarantine(self, outputs: Sequence[MessageOutput], result: RunSummary) -> None:
+    def _quarantine(self, outputs: Sequence[MessageOutput], result: RunSummary, processed_at: dt.datetime) -> None:
         for output in outputs:
             if output.quarantine:
                 result.quarantined += write_quarantine(self.quarantine_dir, output.source, output.value,
-                                                       output.quarantine, self.mask)
+                                                       output.quarantine, processed_at, self.mask)
                 result.quarantine_reasons.update(item.reason for item in output.quarantine)
 
     def _undo(self, cutouts: Sequence[str], csv_sizes: Mapping[str, int | None]) -> None:

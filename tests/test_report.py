@@ -7,6 +7,7 @@ import csv
 import functools
 import html.parser
 import http.server
+import json
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alert_pipeline.devtools.factory import AlertFactory, malformed_messages
+from alert_pipeline.devtools.factory import AlertFactory, encode_antares_locus, malformed_messages
 from alert_pipeline.report.thumbnails import stretch
 from alert_pipeline.sources import write_frames_file
 
@@ -113,13 +114,18 @@ def test_report_of_a_night_holds_every_alert_thumbnail_and_count(night):
     cutouts = [row[f"{kind}_cutout_path"] for row in rows for kind in ("science", "template", "difference")]
     present = [path for path in cutouts if path]
     assert len(present) == 24 * 3 - 12  # v4 and v6: no science cutout, an empty cell
-    assert page.unreadable == 1 and len(page.images) == len(present) - 1 + 3  # + the three plots
+    curves = [row["lightcurve_path"] for row in rows]
+    assert all(curves)  # every LSST alert has its light-curve table
+    # the cutouts' thumbnails, one sparkline per alert, the three plots
+    assert page.unreadable == 1 and len(page.images) == len(present) - 1 + 24 + 3
+    assert sorted(src for src in page.images if src.endswith(".lc.png")) == \
+        sorted(f"thumbs/{Path(curve).stem}.lc.png" for curve in curves)
     for source in page.images:  # relative links only, every file there, every PNG a real image
         assert not source.startswith(("/", "http")) and (page_path.parent / source).is_file()
         with Image.open(page_path.parent / source) as image:
             assert image.format == "PNG" and image.size[0] > 0
     fits_links = [link for link in page.links if link.endswith(".fits")]
-    assert len(fits_links) == len(present)  # the unreadable one links to its file too
+    assert len(fits_links) == len(present) + 24  # the unreadable one links to its file too
     assert all((page_path.parent / link).resolve() == (output / link[3:]).resolve() for link in fits_links)
     assert f"../cutouts/{damaged.name}" in fits_links
 
@@ -242,10 +248,109 @@ def test_report_in_a_real_browser(night, tmp_path):
         server.shutdown()
     assert sorted(alerts) == sorted(row["diaSourceId"] for row in csv_rows(csv_file))
     thumbnails = [image for image in images if image["src"].startswith("thumbs/")]
-    assert len(thumbnails) == 24 * 3 - 12 - 1
+    assert len(thumbnails) == 24 * 3 - 12 - 1 + 24  # and a sparkline per alert
     broken = [image for image in images if not image["complete"] or image["width"] == 0 or image["range"] == 0]
     assert broken == []
     with Image.open(tmp_path / "report.png") as shot:
         assert shot.size == (1400, 900) and len(set(shot.convert("L").getdata())) > 50
     if os.environ.get("REPORT_SCREENSHOT"):  # to look at it: REPORT_SCREENSHOT=/tmp/shot.png pytest -k browser
         shutil.copy(tmp_path / "report.png", os.environ["REPORT_SCREENSHOT"])
+
+
+def _consume_at(tmp_path: Path, messages: list[bytes], output: Path, when: str) -> subprocess.CompletedProcess:
+    frames = tmp_path / f"{output.name}-{when[:10]}.frames"
+    write_frames_file(str(frames), messages)
+    return subprocess.run([sys.executable, str(REPO / "lsst_alert_consumer.py"), "--from-file", str(frames),
+                           "--output-dir", str(output)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "LSST_CONSUMER_TEST_START_TIME": when})
+
+
+#: Observation times (TAI) and their observing nights, worked out by hand: MJD 61117 is
+#: 2026-03-18 0h; dayObs is the date at UTC-12 h, and UTC = TAI - 37 s.
+NIGHT_MJDS = {61117.03: "2026-03-17",  # 00:43 UTC on the 18th: the night that began on the 17th
+              61117.49: "2026-03-17",  # 11:45 UTC: still that night (08:45 in Chile)
+              61117.5 + 20 / 86400: "2026-03-17",  # 12:00:20 TAI = 11:59:43 UTC: the 37 s decide
+              61117.51: "2026-03-18"}  # 12:14 UTC: the next night
+
+
+def test_observing_nights_object_links_light_curves_and_loci_after_alerts(tmp_path):
+    factory = AlertFactory("11.1", seed=170)
+    packets = []
+    for mjd in NIGHT_MJDS:
+        packet = factory.alert(cutout_size=30, n_prv_sources=3)
+        packet["diaSource"]["midpointMjdTai"] = mjd
+        packets.append(packet)
+    locus = {"id": "ANT2026night", "ra": 150.0, "dec": -30.0,
+             "properties": {"newest_alert_id": None, "newest_alert_observation_time": 61117.2,
+                            "survey": {"lsst": {"dia_object_id": [777]}}}}
+    output = tmp_path / "out"
+    messages = [encode_antares_locus(locus)] + [factory.frame(packet) for packet in packets]
+    assert _consume_at(tmp_path, messages, output, "2026-03-19T02:00:00Z").returncode == 0
+    assert report("--output-dir", str(output)).returncode == 0
+    page = parse(output / "reports" / "lsst_alerts_20260319.html")
+    text = " ".join(" ".join(page.text).split())
+    assert "LSST alerts processed on 2026-03-19 (UTC)" in text
+    assert "Observing nights (dayObs, UTC−12 h): 2026-03-17 (4 alerts), 2026-03-18 (1 alerts); " \
+           "MJD 61117.03000–61117.51000" in text  # the locus (61117.2) counts for the 17th
+    ids = [str(packet["diaSource"]["diaSourceId"]) for packet in packets]
+    assert page.alerts == [*sorted(ids, key=int), ""]  # the ANTARES locus (no diaSourceId) last
+    object_id = packets[0]["diaSource"]["diaObjectId"]
+    for url in (f"https://lsst.fink-portal.org/{object_id}", f"https://lasair.lsst.ac.uk/objects/{object_id}/",
+                f"https://lsst.alerce.online/object/{object_id}?survey=lsst",
+                f"https://antares.noirlab.edu/loci?search={object_id}", "https://lasair.lsst.ac.uk/objects/777/"):
+        assert url in page.links
+    sparklines = [src for src in page.images if src.endswith(".lc.png")]
+    assert len(sparklines) == 4  # one per alert; the locus has no history
+
+    night = report("--output-dir", str(output), "--night", "2026-03-18")
+    assert night.returncode == 0, night.stderr
+    one = parse(output / "reports" / "lsst_alerts_night_20260318.html")
+    assert one.alerts == [ids[3]]
+    heading = " ".join(" ".join(one.text).split())
+    assert "observing night 2026-03-18 (dayObs)" in heading and "processed on 2026-03-19 (UTC)" in heading
+    earlier = parse(output / "reports" / "lsst_alerts_20260319.html")  # the day's page is left as it was
+    assert earlier.alerts == page.alerts
+    absent = report("--output-dir", str(output), "--night", "2026-03-20")
+    assert absent.returncode == 2 and "no alert of the observing night 2026-03-20" in absent.stderr
+    assert report("--output-dir", str(output), "--night", "20260318").returncode == 2
+
+
+def test_sparkline_draws_each_band_in_its_colour_newest_point_ringed():
+    from alert_pipeline.report.sparkline import BAND_COLOURS, HEIGHT, MARGIN, WIDTH, ZERO_LINE, sparkline
+
+    mjd = np.array([1.0, 2.0, 3.0, 1.5, 2.5])
+    flux = np.array([0.0, 50.0, 100.0, 20.0, np.nan])  # g rising to 100; r at 20 then a missing flux
+    pixels = sparkline(mjd, ["g", "g", "g", "r", "r"], flux)
+    assert pixels.shape == (HEIGHT, WIDTH, 3)
+    top, bottom, left, right = MARGIN, HEIGHT - 1 - MARGIN, MARGIN, WIDTH - 1 - MARGIN
+    assert tuple(pixels[top, right]) == BAND_COLOURS["g"]  # the brightest, newest point: top right
+    assert tuple(pixels[bottom, left]) == BAND_COLOURS["g"]  # flux 0 at the first time: bottom left
+    assert tuple(pixels[bottom, WIDTH // 2 + 9]) == ZERO_LINE  # flux 0 is the lowest value here
+    r_row = round(bottom - (bottom - top) * 20 / 100)
+    r_column = round(left + (right - left) * 0.5 / 2)
+    assert tuple(pixels[r_row, r_column]) == BAND_COLOURS["r"]
+    assert (pixels == BAND_COLOURS["r"]).all(axis=2).sum() == 9  # one 3x3 dot: the NaN flux is not drawn
+    blank = sparkline(np.array([1.0]), ["g"], np.array([np.nan]))
+    assert (blank == 255).all()
+
+
+def test_a_night_of_only_quarantined_messages_still_gets_a_page(tmp_path):
+    """ZTF-like garbage on the LSST topic: the run exits 8, and the report still makes the
+    day's page, saying what came in and why it was refused. A batch just before midnight
+    stamps its quarantine with its own processing time (its day), not the wall clock."""
+    bad = [value for _, value in list(malformed_messages(AlertFactory("11.1", seed=171)))[:3]]
+    output = tmp_path / "out"
+    done = _consume_at(tmp_path, bad, output, "2026-03-18T23:59:59Z")
+    assert done.returncode == 8, done.stderr
+    sidecars = sorted((output / "quarantine").glob("*.json"))
+    assert len(sidecars) == 3
+    assert all('"processed_at": "2026-03-18T23:59:59+00:00"' in path.read_text() for path in sidecars)
+    made = report("--output-dir", str(output))
+    assert made.returncode == 0, made.stderr
+    page = parse(output / "reports" / "lsst_alerts_20260318.html")
+    text = " ".join(" ".join(page.text).split())
+    assert "No alert was written on this day: all 3 messages that came in were quarantined." in text
+    for path in sidecars:
+        sidecar = json.loads(path.read_text())
+        assert path.name in text and sidecar["reason"] in text
+    assert report("--output-dir", str(output), "--date", "20260318").returncode == 0

@@ -15,10 +15,10 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from ..durable import write_atomically
-from .night import CUTOUT_KINDS, csv_days, fingerprint, read_night
+from .night import CUTOUT_KINDS, Night, csv_days, fingerprint, quarantine_days, read_night, read_observing_night
 from .pages import AlertCells, page_name, render_page
 from .plots import night_plots
-from .thumbnails import CUTOUT_CELL, Job, Result, render_thumbnails
+from .thumbnails import CUTOUT_CELL, LIGHTCURVE, Job, Result, render_thumbnails
 
 PAGE_SIZE = 200
 PARALLEL_FROM = 300  # thumbnails; fewer are rendered in this process
@@ -35,15 +35,25 @@ class ReportResult:
     unreadable: int
 
 
-def report_stem(day: str) -> str:
-    return f"lsst_alerts_{day}"
+#: Per row: the three cutouts, then the light-curve table.
+FILE_JOBS = tuple((f"{kind}_cutout_path", kind) for kind in CUTOUT_KINDS) + ((f"{LIGHTCURVE}_path", LIGHTCURVE),)
+
+
+def report_stem(day: str, observing_night: bool = False) -> str:
+    return f"lsst_alerts_night_{day}" if observing_night else f"lsst_alerts_{day}"
+
+
+def report_days(output_dir: Path) -> list[str]:
+    """Every UTC day with a CSV or a quarantined message (a night of only bad messages
+    still gets a page saying so)."""
+    return sorted(set(csv_days(output_dir)) | set(quarantine_days(output_dir)))
 
 
 def days_to_report(output_dir: Path) -> list[str]:
-    """Days that have a CSV and no report made from their current inputs."""
+    """Days that have a CSV or quarantined messages and no report made from their current inputs."""
     reports = output_dir / "reports"
     due = []
-    for day in csv_days(output_dir):
+    for day in report_days(output_dir):
         try:
             made_from = json.loads((reports / f"{report_stem(day)}.json").read_text())["fingerprint"]
         except (OSError, ValueError, KeyError, TypeError):
@@ -53,29 +63,20 @@ def days_to_report(output_dir: Path) -> list[str]:
     return due
 
 
-def build_report(output_dir: Path, day: str, page_size: int = PAGE_SIZE) -> ReportResult:
-    """Write the day's pages, thumbnails and plots under ``output_dir/reports``."""
+def build_report(output_dir: Path, day: str, page_size: int = PAGE_SIZE,
+                 observing_night: bool = False) -> ReportResult:
+    """Write the pages, thumbnails and plots of a UTC processing day (or, with
+    ``observing_night``, of the night whose dayObs is ``day``) under ``output_dir/reports``."""
     reports = output_dir / "reports"
     (reports / "thumbs").mkdir(parents=True, exist_ok=True)
-    made_from = fingerprint(output_dir, day)
-    night = read_night(output_dir, day)
-    stem = report_stem(day)
-    jobs = [(row.get(f"{kind}_cutout_path") or "", kind) for row in night.alerts for kind in CUTOUT_KINDS]
+    made_from = fingerprint(output_dir, None if observing_night else day)
+    night = read_observing_night(output_dir, day) if observing_night else read_night(output_dir, day)
+    stem = report_stem(day, observing_night)
+    jobs = [(row.get(column) or "", kind) for row in night.alerts for column, kind in FILE_JOBS]
     plots: dict[str, str] = {}
     results = _thumbnails(output_dir, reports, jobs, meanwhile=lambda: plots.update(
-        night_plots(night.alerts, reports, stem)))
-    cells, made, unreadable = [], 0, 0
-    for index, row in enumerate(night.alerts):
-        thumbs = {}
-        for offset, kind in enumerate(CUTOUT_KINDS):
-            cutout = jobs[index * len(CUTOUT_KINDS) + offset][0]
-            status, name = results[index * len(CUTOUT_KINDS) + offset]
-            ours = CUTOUT_CELL.fullmatch(cutout) and status != "missing"
-            link = f"../{cutout}" if ours else None  # cutouts/ beside reports/
-            thumbs[kind] = (status, name, link)
-            made += status == "ok"
-            unreadable += status == "unreadable"
-        cells.append(AlertCells(row, thumbs))
+        night_plots(night.alerts, reports, stem)) if night.alerts else None)
+    cells, made, unreadable = _cells(night, jobs, results)
     pages = max(1, -(-len(cells) // page_size))
     for number in range(1, pages + 1):
         start = (number - 1) * page_size
@@ -85,6 +86,25 @@ def build_report(output_dir: Path, day: str, page_size: int = PAGE_SIZE) -> Repo
     write_atomically(str(reports / f"{stem}.json"), json.dumps(
         {"fingerprint": made_from, "pages": pages, "alerts": len(night.alerts)}).encode(), durable=False)
     return ReportResult(day, reports / page_name(stem, 1), pages, len(night.alerts), made, unreadable)
+
+
+def _cells(night: Night, jobs: list[Job], results: list[Result]) -> tuple[list[AlertCells], int, int]:
+    """Each row's cells (thumbnails, light curve, links to the FITS files); how many
+    thumbnails there are and how many cutouts could not be read."""
+    cells, made, unreadable = [], 0, 0
+    per_row = len(FILE_JOBS)
+    for index, row in enumerate(night.alerts):
+        files = {}
+        for offset, (_, kind) in enumerate(FILE_JOBS):
+            cell = jobs[index * per_row + offset][0]
+            status, name = results[index * per_row + offset]
+            ours = CUTOUT_CELL.fullmatch(cell) and status != "missing"
+            files[kind] = (status, name, f"../{cell}" if ours else None)  # cutouts/ beside reports/
+            if kind != LIGHTCURVE:
+                made += status == "ok"
+                unreadable += status == "unreadable"
+        cells.append(AlertCells(row, {kind: files[kind] for kind in CUTOUT_KINDS}, files[LIGHTCURVE]))
+    return cells, made, unreadable
 
 
 def _thumbnails(output_dir: Path, reports: Path, jobs: list[Job],

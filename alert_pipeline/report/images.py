@@ -10,8 +10,8 @@ PNG writer (~0.35 ms, mostly plugin set-up) cost more than everything else toget
   integers, an image in an extension, a header this scan does not follow — goes to
   ``astropy.io.fits``, so the result is always what ``fits.getdata`` returns;
   ``tests/test_report.py`` checks that on every schema version's cutouts.
-* ``png_bytes``: the PNG file format for one grey channel (signature, IHDR, one zlib
-  IDAT, IEND), decoded back by Pillow in the tests.
+* ``png_bytes``: the PNG file format for one grey channel or RGB (signature, IHDR, one
+  zlib IDAT, IEND), decoded back by Pillow in the tests.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import struct
 import warnings
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,22 +32,36 @@ PIXEL_TYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"
 NEEDS_ASTROPY = (b"BSCALE", b"BZERO", b"BLANK")  # scaled or flagged integers
 
 
+Header = dict[str, Any]  # the image HDU's cards: {keyword: value}, as read or as astropy typed them
+
+
 def read_image(path: Path) -> np.ndarray | None:
     """The cutout's image as float64, or None when the file is not a 2-D FITS image."""
+    image = read_cutout(path)
+    return None if image is None else image[0]
+
+
+def read_cutout(path: Path) -> tuple[np.ndarray, Header] | None:
+    """The cutout's image as float64 and its HDU's header cards, or None when the file is
+    not a 2-D FITS image."""
     try:
         with open(path, "rb") as stream:
             data = stream.read()
     except OSError:
         return None
-    pixels = _plain_primary_image(data)
-    return pixels if pixels is not None else _read_with_astropy(path)
+    cards: dict[bytes, bytes] = {}
+    pixels = _plain_primary_image(data, cards)
+    if pixels is not None:
+        return pixels, {key.decode("ascii", "replace"): value.decode("ascii", "replace") for key, value in cards.items()}
+    return _read_with_astropy(path)
 
 
-def _plain_primary_image(data: bytes) -> np.ndarray | None:
-    """The primary image when it is plain and whole, else None (astropy decides)."""
+def _plain_primary_image(data: bytes, cards: dict[bytes, bytes] | None = None) -> np.ndarray | None:
+    """The primary image when it is plain and whole, else None (astropy decides);
+    ``cards`` receives the header's cards."""
     if not data.startswith(b"SIMPLE  =") or data[29:30] != b"T":
         return None
-    cards: dict[bytes, bytes] = {}
+    cards = {} if cards is None else cards
     for start in range(0, min(len(data), MAX_HEADER_BLOCKS * FITS_BLOCK), CARD):
         keyword = data[start:start + 8].rstrip()
         if keyword == b"END":
@@ -74,7 +89,7 @@ def _image_after_header(data: bytes, cards: dict[bytes, bytes], header_bytes: in
     return pixels.reshape(height, width).astype(np.float64)
 
 
-def _read_with_astropy(path: Path) -> np.ndarray | None:
+def _read_with_astropy(path: Path) -> tuple[np.ndarray, Header] | None:
     """``fits.getdata``'s choice of HDU (the primary, or the first extension when the
     primary is empty), opened lazily so that mask and variance planes stay unread."""
     from astropy.io import fits
@@ -89,17 +104,19 @@ def _read_with_astropy(path: Path) -> np.ndarray | None:
                 data = hdu.data
                 if data is None or data.ndim != 2 or 0 in data.shape:
                     return None
-                return np.asarray(data, dtype=np.float64)
+                return np.asarray(data, dtype=np.float64), dict(hdu.header.items())
     except (OSError, ValueError, TypeError, IndexError, AttributeError):
         return None
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:
-    """An 8-bit greyscale PNG of a 2-D uint8 array (row 0 at the top)."""
-    height, width = pixels.shape
-    rows = np.zeros((height, width + 1), dtype=np.uint8)  # each row: filter type 0, then pixels
-    rows[:, 1:] = pixels
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey, no interlace
+    """An 8-bit PNG of a 2-D uint8 array (grey) or an (h, w, 3) one (RGB); row 0 at the top."""
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else 3
+    rows = np.zeros((height, width * channels + 1), dtype=np.uint8)  # each row: filter type 0, then pixels
+    rows[:, 1:] = pixels.reshape(height, width * channels)
+    colour_type = 0 if channels == 1 else 2
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)  # 8 bits, no interlace
     return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
             + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + _chunk(b"IEND", b""))
 

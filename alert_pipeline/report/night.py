@@ -1,10 +1,18 @@
-"""A day of consumer output, as the report reads it."""
+"""A day of consumer output, as the report reads it: the rows written on one UTC
+processing day (or, with ``read_observing_night``, the rows observed in one night), the
+quarantined messages of the day, and the observing nights the rows belong to.
+
+Rubin dates a night by ``dayObs``: the date at UTC−12 h of the observation, so a whole
+Chilean night has one date. ``mjd`` is TAI; the 37 s to UTC are subtracted first.
+"""
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import json
+import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -13,13 +21,34 @@ from typing import Any
 
 from ..csvfiles import DAY_CSV
 
+#: TAI − UTC since 2017-01-01 (no leap second announced since).
+TAI_MINUS_UTC_DAYS = 37 / 86400
+MJD_EPOCH = dt.date(1858, 11, 17)
+#: Quarantined messages listed on a day's page (the counts cover them all).
+QUARANTINE_LISTED = 50
+
 
 @dataclass
 class Night:
+    """``day`` is the UTC processing day (YYYYMMDD) or, when ``observing_night`` is set,
+    that night's dayObs (YYYYMMDD) and the rows are the night's, whatever day processed them."""
+
     day: str
     csv_files: list[Path]
     alerts: list[dict[str, str]] = field(default_factory=list)
     quarantined: Counter = field(default_factory=Counter)
+    quarantine_samples: list[dict[str, Any]] = field(default_factory=list)
+    observing_night: bool = False
+
+    @property
+    def observing_nights(self) -> Counter:
+        """{dayObs (YYYY-MM-DD): alerts} of the rows with an observation time."""
+        return Counter(night for row in self.alerts if (night := day_obs(row.get("mjd"))))
+
+    @property
+    def mjd_range(self) -> tuple[float, float] | None:
+        values = [mjd for row in self.alerts if (mjd := _mjd(row.get("mjd"))) is not None]
+        return (min(values), max(values)) if values else None
 
     @property
     def cutouts(self) -> int:
@@ -38,6 +67,30 @@ class Night:
 CUTOUT_KINDS = ("science", "template", "difference")
 
 
+def day_obs(mjd_text: str | None) -> str | None:
+    """Rubin's observing night (dayObs, YYYY-MM-DD) of an MJD (TAI), or None."""
+    mjd = _mjd(mjd_text)
+    if mjd is None:
+        return None
+    return (MJD_EPOCH + dt.timedelta(days=math.floor(mjd - TAI_MINUS_UTC_DAYS - 0.5))).isoformat()
+
+
+def _mjd(text: str | None) -> float | None:
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        return None
+    # MJD 0–100000 is 1858–2132: anything else is not an observation time.
+    return value if value is not None and math.isfinite(value) and 0 < value < 100_000 else None
+
+
+def row_order(row: dict[str, str]) -> tuple:
+    """Alerts first, by processing time and diaSourceId (as a number); ANTARES loci (no
+    diaSourceId) after them."""
+    source = row.get("diaSourceId") or ""
+    return (not source, row.get("timestamp") or "", len(source), source, row.get("alertId") or "")
+
+
 def csv_days(output_dir: Path) -> list[str]:
     """Every day that has at least one CSV file, oldest first."""
     data = output_dir / "data"
@@ -54,38 +107,82 @@ def day_files(output_dir: Path, day: str) -> list[Path]:
                   if (match := DAY_CSV.match(name)) and match.group(1) == day)
 
 
+def _read_rows(paths: list[Path]) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    for path in paths:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows.extend(csv.DictReader(handle))
+    return rows
+
+
 def read_night(output_dir: Path, day: str) -> Night:
     """The day's rows (every instance and layout file) and its quarantined messages."""
     night = Night(day, day_files(output_dir, day))
-    for path in night.csv_files:
-        with open(path, newline="", encoding="utf-8") as handle:
-            night.alerts.extend(csv.DictReader(handle))
-    night.alerts.sort(key=lambda row: (row.get("timestamp") or "", row.get("diaSourceId") or ""))
-    night.quarantined = quarantine_reasons(output_dir, day)
+    night.alerts = sorted(_read_rows(night.csv_files), key=row_order)
+    night.quarantined, night.quarantine_samples = quarantined_on(output_dir, day)
     return night
 
 
-def quarantine_reasons(output_dir: Path, day: str) -> Counter:
-    """Quarantined messages processed on ``day`` (UTC), by reason."""
-    reasons: Counter = Counter()
-    iso_day = f"{day[:4]}-{day[4:6]}-{day[6:]}"
+def read_observing_night(output_dir: Path, night_day: str) -> Night:
+    """The rows observed in the night ``night_day`` (dayObs YYYYMMDD), from every day's
+    CSV files (a night's alerts can be processed on two UTC days, or replayed later)."""
+    wanted = f"{night_day[:4]}-{night_day[4:6]}-{night_day[6:]}"
+    night = Night(night_day, [], observing_night=True)
+    for day in csv_days(output_dir):
+        for path in day_files(output_dir, day):
+            rows = [row for row in _read_rows([path]) if day_obs(row.get("mjd")) == wanted]
+            if rows:
+                night.csv_files.append(path)
+                night.alerts.extend(rows)
+    night.alerts.sort(key=row_order)
+    return night
+
+
+def _sidecars(output_dir: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(file name, sidecar) of every readable quarantine sidecar."""
     directory = output_dir / "quarantine"
-    if not directory.is_dir():
-        return reasons
-    for path in directory.glob("*.json"):
+    found = []
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         try:
             sidecar = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(sidecar, dict) and str(sidecar.get("processed_at", "")).startswith(iso_day):
+        if isinstance(sidecar, dict):
+            found.append((path.name, sidecar))
+    return found
+
+
+def quarantined_on(output_dir: Path, day: str) -> tuple[Counter, list[dict[str, Any]]]:
+    """Quarantined messages processed on ``day`` (UTC): counts by reason, and the first
+    ``QUARANTINE_LISTED`` sidecars (with their file name as ``sidecar``)."""
+    reasons: Counter = Counter()
+    samples: list[dict[str, Any]] = []
+    iso_day = f"{day[:4]}-{day[4:6]}-{day[6:]}"
+    for name, sidecar in _sidecars(output_dir):
+        if str(sidecar.get("processed_at", "")).startswith(iso_day):
             reasons[str(sidecar.get("reason", "unknown"))] += 1
-    return reasons
+            if len(samples) < QUARANTINE_LISTED:
+                samples.append({**sidecar, "sidecar": name})
+    return reasons, samples
 
 
-def fingerprint(output_dir: Path, day: str) -> str:
+def quarantine_days(output_dir: Path) -> list[str]:
+    """Every UTC day (YYYYMMDD) on which a message was quarantined."""
+    days = set()
+    for _, sidecar in _sidecars(output_dir):
+        stamp = str(sidecar.get("processed_at", ""))
+        if len(stamp) >= 10 and stamp[4] == "-" and stamp[7] == "-" and stamp[:4].isdigit():
+            days.add(stamp[:10].replace("-", ""))
+    return sorted(day for day in days if day.isdigit() and len(day) == 8)
+
+
+def fingerprint(output_dir: Path, day: str | None) -> str:
     """What the day's report was made from: its CSV files (name, size, mtime) and the
-    quarantine's file names. A changed fingerprint means the report is out of date."""
-    parts: list[Any] = [(path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in day_files(output_dir, day)]
+    quarantine's file names (``day`` None: every day's CSV files, for a night's report).
+    A changed fingerprint means the report is out of date."""
+    files = day_files(output_dir, day) if day else [path for each in csv_days(output_dir)
+                                                     for path in day_files(output_dir, each)]
+    parts: list[Any] = [(path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in files]
     quarantine = output_dir / "quarantine"
     if quarantine.is_dir():
         parts.append(sorted(name for name in os.listdir(quarantine) if name.endswith(".json")))

@@ -1,9 +1,12 @@
-"""FITS cutouts → PNG thumbnails, with the stretch astronomers use.
+"""FITS cutouts → PNG thumbnails, with the stretch astronomers use; light-curve tables →
+sparklines.
 
 Science and template images: zscale limits (IRAF's, as astropy's ``ZScaleInterval``
 computes them), linear. The difference image: limits symmetric around zero (± the larger
-zscale limit), so zero is mid-grey, a brightening is white and a fading black. North up
-(FITS row 0 at the bottom). A thumbnail is made once: a rerun reuses it while it is newer
+zscale limit), so zero is mid-grey, a brightening is white and a fading black. North up,
+east left, from the cutout's WCS or ``ROTPA`` (``orientation``); a cutout with neither is
+shown as stored (FITS row 0 at the bottom) and its thumbnail's name says so
+(``ORIENTATION_UNKNOWN``). A thumbnail is made once: a rerun reuses it while it is newer
 than its FITS. Cutouts are rendered in chunks so that one zscale fit serves a whole chunk.
 """
 
@@ -16,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import png_bytes, read_image
+from ..lightcurve import read_lightcurve
+from .images import png_bytes, read_cutout
+from .orientation import north_up, orientation
+from .sparkline import sparkline
 from .zscale import zscale_limits
 
 MISSING, UNREADABLE = "missing", "unreadable"
@@ -27,13 +33,16 @@ CUTOUT_CELL = re.compile(r"cutouts/[A-Za-z0-9_-]+\.fits")
 #: Pixels held for one zscale fit at most (32 MB as float64); a chunk of 90 Rubin cutouts
 #: (60x60) holds 0.3 M, so only unusually large cutouts are fitted in smaller groups.
 PENDING_PIXELS = 2**22
-Job = tuple[str, str]  # (the CSV's cutout cell, "science" | "template" | "difference")
+Job = tuple[str, str]  # (the CSV's cell, "science" | "template" | "difference" | LIGHTCURVE)
 Result = tuple[str, "str | None"]  # (status, thumbnail path relative to the reports folder)
+LIGHTCURVE = "lightcurve"
+#: Thumbnail name endings: turned north up; shown as stored (no WCS, no ROTPA); a sparkline.
+NORTH_UP, ORIENTATION_UNKNOWN, SPARKLINE = ".n.png", ".u.png", ".lc.png"
 
 
-def thumbnail_name(cutout_path: str) -> str:
-    """``cutouts/123_science_20261120_020315.fits`` → ``thumbs/123_science_20261120_020315.png``."""
-    return f"thumbs/{Path(cutout_path).stem}.png"
+def thumbnail_name(cutout_path: str, ending: str = NORTH_UP) -> str:
+    """``cutouts/123_science_20261120_020315.fits`` → ``thumbs/123_science_20261120_020315.n.png``."""
+    return f"thumbs/{Path(cutout_path).stem}{ending}"
 
 
 def stretch(data: np.ndarray, kind: str, limits: tuple[float, float] | None = None) -> np.ndarray:
@@ -65,14 +74,19 @@ def render_thumbnails(output_dir: Path, reports_dir: Path, jobs: Sequence[Job]) 
     pending: list[tuple[np.ndarray, str, Path]] = []
     held = 0  # pixels in pending
     for cutout_path, kind in jobs:
-        status, name = _classify(output_dir, reports_dir, cutout_path)
-        if status == "render":
-            data = read_image(output_dir / cutout_path)
+        endings = (SPARKLINE,) if kind == LIGHTCURVE else (NORTH_UP, ORIENTATION_UNKNOWN)
+        status, name = _classify(output_dir, reports_dir, cutout_path, endings)
+        if status == "render" and kind == LIGHTCURVE:
+            status, name = _render_sparkline(output_dir / cutout_path, reports_dir, cutout_path)
+        elif status == "render":
+            data = _north_up_image(output_dir / cutout_path)
             if data is None:
                 status, name = UNREADABLE, None
             else:
-                pending.append((data, kind, reports_dir / name))
-                held += data.size
+                image, ending = data
+                name = thumbnail_name(cutout_path, ending)
+                pending.append((image, kind, reports_dir / name))
+                held += image.size
                 status = "ok"
         results.append((status, name))
         if held >= PENDING_PIXELS:
@@ -90,7 +104,30 @@ def _render(pending: list[tuple[np.ndarray, str, Path]]) -> None:
         _save_png(stretch(data, kind, None if values is None else next(limits)), png_path)
 
 
-def _classify(output_dir: Path, reports_dir: Path, cutout_path: str) -> tuple[str, str | None]:
+def _north_up_image(path: Path) -> tuple[np.ndarray, str] | None:
+    """The cutout's pixels turned north up (NORTH_UP), or as stored (ORIENTATION_UNKNOWN)."""
+    cutout = read_cutout(path)
+    if cutout is None:
+        return None
+    data, cards = cutout
+    matrix = orientation(cards)
+    turned = north_up(data, matrix) if matrix is not None else None
+    return (turned, NORTH_UP) if turned is not None else (data, ORIENTATION_UNKNOWN)
+
+
+def _render_sparkline(table_path: Path, reports_dir: Path, cell: str) -> Result:
+    table = read_lightcurve(table_path)
+    if table is None:
+        return UNREADABLE, None
+    bands = [band.decode("ascii", "replace").strip() for band in table["band"]]
+    pixels = sparkline(table["midpointMjdTai"].astype(np.float64), bands, table["psfFlux"].astype(np.float64))
+    name = thumbnail_name(cell, SPARKLINE)
+    _save_png(pixels, reports_dir / name)
+    return "ok", name
+
+
+def _classify(output_dir: Path, reports_dir: Path, cutout_path: str,
+              endings: tuple[str, ...]) -> tuple[str, str | None]:
     """MISSING, UNREADABLE, "ok" (an earlier run made it) or "render" (make it now)."""
     if not cutout_path:
         return MISSING, None
@@ -100,14 +137,15 @@ def _classify(output_dir: Path, reports_dir: Path, cutout_path: str) -> tuple[st
         fits_made = (output_dir / cutout_path).stat().st_mtime_ns
     except FileNotFoundError:
         return MISSING, None
-    name = thumbnail_name(cutout_path)
-    try:
-        made = (reports_dir / name).stat()
-        if made.st_mtime_ns >= fits_made and made.st_size:  # empty: torn by a power cut
-            return "ok", name
-    except FileNotFoundError:
-        pass
-    return "render", name
+    for ending in endings:
+        name = thumbnail_name(cutout_path, ending)
+        try:
+            made = (reports_dir / name).stat()
+            if made.st_mtime_ns >= fits_made and made.st_size:  # empty: torn by a power cut
+                return "ok", name
+        except FileNotFoundError:
+            pass
+    return "render", None
 
 
 def _finite_values(data: np.ndarray) -> np.ndarray | None:
