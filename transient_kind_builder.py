@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log.info("%s kind built: %d rows read, %d slots written, %d unchanged, %d removed", kind,
                          report.rows_read, done.written, done.unchanged, done.removed)
             rosters = {kind: done.roster.as_dict() for kind, done in report.kinds.items()}
-            print(json.dumps({"roster": rosters.get("transient"), "rosters": rosters}, indent=1))
+            print(json.dumps({"rosters": rosters}, indent=1))  # each kind's roster once
     except TableNameError as exc:
         log.error("Transient kind builder: %s", exc)
         return EXIT_USAGE

@@ -307,6 +307,14 @@ class AlertDecoder:
             return str(struct.unpack_from(">I", value, 1)[0]) if len(value) >= 5 else "unrecognised"
         return {"ocf": "container", "schemaless": f"v{self.schema_version}", "antares": "antares-locus"}[framing]
 
+    def library_for(self, label: str) -> str | None:
+        """Which library decodes messages of a ``schema_label``: container files are always
+        read by fastavro, ANTARES loci by antares-client, Avro records by ``self.name``;
+        None for messages nothing decodes (empty, unrecognised)."""
+        if label in ("empty", "unrecognised"):
+            return None
+        return {"container": "fastavro", "antares-locus": "antares-client"}.get(label, self.name)
+
     def _decode_confluent(self, value: bytes) -> dict[str, Any]:
         if len(value) < 5 or value[0] != CONFLUENT_MAGIC:
             raise UnrecognisedFramingError("not Confluent wire format (byte 0 is not 0)")

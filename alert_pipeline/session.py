@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import Counter
 from typing import Any
 
 from .config import ConsumerConfig
@@ -41,9 +42,11 @@ def run_session(config: ConsumerConfig, consumer_class: type[AlertConsumer], fil
         source = (FileSource(files, config.max_message_bytes) if files
                   else ReplaySource(config, window) if window else KafkaSource(config))
         app = consumer_class(config)
-        log.info("decoder: %s", app.decoder.name)
+        log.info("decoder: %s for Confluent-framed and schemaless Avro (container files: fastavro; ANTARES loci: "
+                 "antares-client)", app.decoder.name)
         run(app, source, clock, summary)
         _log_finish(summary, window)
+        _log_decoders(app, summary)
         code, error = _nothing_written(summary), ""
         if config.parquet:
             code, error = _write_parquet(config, code)
@@ -93,6 +96,17 @@ def _nothing_written(summary: RunSummary) -> int:
     log.warning("LSST Alert Consumer wrote nothing: all %d consumed messages were quarantined, mostly %s (%d); "
                 "see quarantine/ (exit code %d)", summary.consumed, reason, count, EXIT_NOTHING_WRITTEN)
     return EXIT_NOTHING_WRITTEN
+
+
+def _log_decoders(app: AlertConsumer, summary: RunSummary) -> None:
+    """Which library actually decoded the run's messages (the configured decoder reads only
+    Confluent-framed and schemaless records)."""
+    used: Counter = Counter()
+    for label, count in summary.schemas.items():
+        if library := app.decoder.library_for(label):
+            used[library] += count
+    if used:
+        log.info("decoded by: %s", ", ".join(f"{name} ({count} messages)" for name, count in used.most_common()))
 
 
 def _log_finish(summary: RunSummary, window: TimeWindow | None) -> None:

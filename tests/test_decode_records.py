@@ -434,17 +434,25 @@ def test_offline_command_line_on_a_frames_file(tmp_path):
     import subprocess
     import sys
 
+    from alert_pipeline.avro import resolve_decoder
     from alert_pipeline.sources import write_frames_file
 
     factory = AlertFactory("11.1", seed=17)
     frames = tmp_path / "night.frames"
     write_frames_file(str(frames), [factory.frame(factory.alert(cutout_size=30)) for _ in range(5)])
+    container = tmp_path / "two.avro"  # a container file: always read by fastavro, whatever the decoder
+    container.write_bytes(factory.container_file([factory.alert(cutout_size=30) for _ in range(2)]))
     repo = Path(__file__).resolve().parent.parent
     done = subprocess.run([sys.executable, str(repo / "lsst_alert_consumer.py"), "--from-file", str(frames),
-                           "--output-dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+                           str(container), "--output-dir", str(tmp_path / "out")], capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "LSST Alert Consumer finished: written=5" in done.stderr
-    assert len(os.listdir(tmp_path / "out" / "cutouts")) == 15 + 5  # three cutouts and a light curve per alert
+    assert "LSST Alert Consumer finished: written=7" in done.stderr
+    configured = resolve_decoder("auto")
+    assert f"decoder: {configured} for Confluent-framed and schemaless Avro" in done.stderr
+    used = {configured: 5, "fastavro": 1} if configured != "fastavro" else {"fastavro": 6}
+    assert "decoded by: " + ", ".join(f"{name} ({count} messages)" for name, count in used.items()) in done.stderr
+    assert len(os.listdir(tmp_path / "out" / "cutouts")) == (5 + 2) * 4  # three cutouts and a light curve per alert
 
 
 def test_registry_credentials_never_reach_a_quarantine_sidecar(tmp_path, registry_url):

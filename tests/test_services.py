@@ -94,3 +94,49 @@ def test_factory_solar_system_alert_has_no_dia_object():
         assert packet["diaObject"] is None
         assert packet[field] is not None
         assert packet["diaSource"]["ssObjectId"]
+
+
+def test_local_services_script_lets_a_user_try_their_own_alerts(tmp_path):
+    """``scripts/local_services.sh``: start, publish a user's alert file, consume it with the
+    real consumer, load Fink alerts into its PostgreSQL, stop (nothing left running)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from alert_pipeline.devtools import fink_samples
+    from alert_pipeline.sources import write_frames_file
+    from tests.conftest import REPO
+
+    env = {**os.environ, "LOCAL_SERVICES_DIR": str(tmp_path / "services")}
+    script = str(REPO / "scripts" / "local_services.sh")
+
+    def call(*args: str, extra: dict | None = None, command: list[str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(command or [script, *args], env={**env, **(extra or {})}, capture_output=True,
+                              text=True, timeout=180)
+
+    started = call("start")
+    try:
+        assert started.returncode == 0, started.stderr
+        settings = dict(line.split("=", 1) for line in call("env").stdout.splitlines())
+        assert settings["LSST_CONSUMER_TOPIC"] == "lsst-extendedness-filtered"
+        factory = AlertFactory("11.1", seed=31)
+        frames = tmp_path / "mine.frames"
+        write_frames_file(str(frames), [factory.frame(factory.alert(cutout_size=30)) for _ in range(4)])
+        published = call("produce", str(frames))
+        assert published.returncode == 0 and "published 4 messages" in published.stdout, published.stderr
+        consumed = call(extra={**settings, "LSST_CONSUMER_OUTPUT_DIR": str(tmp_path / "out"),
+                               "LSST_CONSUMER_IDLE_TIMEOUT": "5"},
+                        command=[sys.executable, str(REPO / "lsst_alert_consumer.py")])
+        assert consumed.returncode == 0 and "written=4" in consumed.stderr, consumed.stderr
+        fink = tmp_path / "fink.json"
+        fink.write_text(json.dumps(fink_samples.dataset(seed=3)[:20]))
+        loaded = call(extra=settings, command=[sys.executable, str(REPO / "transient_kind_builder.py"), "load-fink",
+                                               str(fink)])
+        assert loaded.returncode == 0 and "inserted=20" in loaded.stderr, loaded.stderr
+        assert call("start").stdout.startswith("already running")
+    finally:
+        stopped = call("stop")
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    assert not (tmp_path / "services" / "services.env").exists() and call("env").returncode == 1
+    assert call("bogus").returncode == 64

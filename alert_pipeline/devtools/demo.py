@@ -95,7 +95,8 @@ def main() -> int:
     roster = json.loads((OUTPUT / "event_storehouse" / "transient" / "roster.json").read_text())
     bodies = json.loads((OUTPUT / "event_storehouse" / "minor_body" / "roster.json").read_text())
     print(f"\nSummary: {rows} CSV rows in {', '.join(p.name for p in csv_files)}; "
-          f"{len(list((OUTPUT / 'lsst_alerts' / 'cutouts').iterdir()))} cutouts; "
+          f"{len([p for p in (OUTPUT / 'lsst_alerts' / 'cutouts').iterdir() if '_lightcurve_' not in p.name])} "
+          "cutouts; "
           f"{len(list((OUTPUT / 'lsst_alerts' / 'quarantine').glob('*.json')))} quarantined; "
           f"{roster['objects']} transient slots {roster['by_subtype']}; "
           f"{bodies['objects']} minor-body slots {bodies['by_subtype']}")
