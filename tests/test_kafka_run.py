@@ -75,7 +75,7 @@ def test_run_writes_every_alert_once_and_rerun_finds_nothing(kafka, tmp_path):
     first = run_consumer(env, "--batch-size", "10")
     assert first.returncode == 0, first.stderr
     rows = assert_exactly_once(tmp_path / "out", ids)
-    assert len(rows) == 30 and len(os.listdir(tmp_path / "out" / "cutouts")) == 90
+    assert len(rows) == 30 and len(os.listdir(tmp_path / "out" / "cutouts")) == 30 * 4  # 3 cutouts, a light curve
     assert committed(kafka.bootstrap_servers, "once", topic) == [30]
     assert "LSST Alert Consumer starting" in first.stderr
     assert "LSST Alert Consumer finished: consumed=30 written=30 duplicates_skipped=0 quarantined=0" in first.stderr
