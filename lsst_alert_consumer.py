@@ -24,18 +24,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from alert_pipeline.config import (
-    EXIT_CONFIG,
-    EXIT_FAILURE,
-    EXIT_NOTHING_WRITTEN,
-    EXIT_OK,
-    EXIT_OUTPUT,
-    EXIT_SERVICE,
-    ConfigError,
-    build_parser,
-    load_config,
-)
+from alert_pipeline.config import build_parser, load_config
 from alert_pipeline.consumer import AlertConsumer
+from alert_pipeline.errors import ConfigError
+from alert_pipeline.exitcodes import CONSUMER, EXIT_CONFIG, EXIT_OK, EXIT_OUTPUT, EXIT_RETENTION, help_text
 from alert_pipeline.masking import configure_logging
 
 # Defaults, as the README shows them; override them in a config file, the environment
@@ -46,18 +38,8 @@ kafka_config: dict[str, Any] = {
     "auto.offset.reset": "earliest",
 }
 topic = "lsst-extendedness-filtered"
-output_dir = "./lsst_alerts"
 
-EXIT_CODES_HELP = f"""exit codes:
-  {EXIT_OK}  the run finished (also with nothing to read, or with some messages quarantined)
-  {EXIT_FAILURE}  unexpected error (a bug; the traceback is logged)
-  {EXIT_CONFIG}  configuration error (also: an input file that cannot be read, another
-     consumer of the same instance running on the output directory)
-  {EXIT_SERVICE}  broker or schema-registry error: unreachable, credentials refused, unknown
-     topic, registry server error (nothing of that batch committed or quarantined)
-  {EXIT_OUTPUT}  output error: directory not writable or disk full (that batch not committed)
-  {EXIT_NOTHING_WRITTEN}  messages were read and every one was quarantined (nothing written: the wrong
-     topic, a broken producer?); the warning names the main reason
+EXIT_CODES_HELP = help_text(CONSUMER) + """
 
 offline: --from-file FILE... processes message files (.frames, .avro or one framed
 message per file) without Kafka.
@@ -105,9 +87,12 @@ def main(argv: Sequence[str] | None = None, consumer_class: type[AlertConsumer] 
         help="print the last N runs (default 10) from state/runs.jsonl and exit")
     add("--merge", nargs="+", metavar="DIR",
         help="union these output directories (consumers on other machines) into --output-dir, each alert once")
+    add("--retention", action="store_true",
+        help="delete the output files older than --retention-days and exit (the cron wrapper's retention step)")
+    add("--dry-run", action="store_true", help="with --retention: list the files it would delete, delete nothing")
     args = parser.parse_args(argv)
     try:
-        config = load_config({"kafka_config": kafka_config, "topic": topic, "output_dir": output_dir}, args)
+        config = load_config({"kafka_config": kafka_config, "topic": topic}, args)
         window = _replay_window(args)
     except (ConfigError, ValueError) as exc:
         print(f"LSST Alert Consumer: configuration error: {exc}", file=sys.stderr)
@@ -120,13 +105,16 @@ def main(argv: Sequence[str] | None = None, consumer_class: type[AlertConsumer] 
         print(os.path.abspath(config.output_dir))
         return EXIT_OK
     if args.history:
-        from alert_pipeline.history import HISTORY_FILE, history_table, last_runs
+        from alert_pipeline.history import history_table, last_runs
+        from alert_pipeline.layout import HISTORY_FILE
 
         print(f"runs recorded in {os.path.abspath(os.path.join(config.output_dir, HISTORY_FILE))}:", file=sys.stderr)
         print(history_table(last_runs(config.output_dir, args.history)))
         return EXIT_OK
     if args.merge:
         return _merge(args.merge, config.output_dir)
+    if args.retention or args.dry_run:
+        return _retention(config.output_dir, config.retention_days, args.dry_run)
     from alert_pipeline.session import run_session
 
     return run_session(config, consumer_class, args.from_file, window, _test_clock())
@@ -146,6 +134,23 @@ def _merge(sources: list[str], destination: str) -> int:
     logging.getLogger("lsst_alert_consumer").info("LSST Alert Consumer merged %s into %s: %s", ", ".join(sources),
                                                   destination, report.line())
     return EXIT_OK
+
+
+def _retention(output_dir: str, days: int, dry_run: bool) -> int:
+    from alert_pipeline.layout import OutputLayout
+    from alert_pipeline.retention import RetentionError, apply_retention
+
+    log = logging.getLogger("lsst_alert_consumer")
+    log.info("%s: files older than %d days%s under %s", "dry run" if dry_run else "retention", days,
+             " that retention would delete" if dry_run else "", os.path.abspath(output_dir))
+    try:
+        problems = apply_retention(OutputLayout.at(output_dir), days, dry_run)
+    except RetentionError as exc:
+        log.error("retention: %s", exc)
+        return EXIT_CONFIG
+    for problem in problems:
+        log.error("retention: could not clean %s", problem)
+    return EXIT_RETENTION if problems else EXIT_OK
 
 
 def _replay_window(args: argparse.Namespace):  # noqa: ANN202 - TimeWindow | None, imported lazily

@@ -21,20 +21,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from alert_pipeline.config import ConfigError, configured_output_dir
-from alert_pipeline.exitcodes import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_OUTPUT
+from alert_pipeline.config import configured_setting
+from alert_pipeline.errors import ConfigError
+from alert_pipeline.exitcodes import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_OUTPUT, REPORT, help_text
+from alert_pipeline.layout import OutputLayout
 from alert_pipeline.masking import configure_logging
 
-EXIT_CODES_HELP = f"""exit codes:
-  {EXIT_OK}  the reports were written (or were up to date)
-  {EXIT_FAILURE}  unexpected error (a bug; the traceback is logged)
-  {EXIT_CONFIG}  configuration error: a bad --date or --night, no such output directory, nothing
-     for --date (no CSV, no quarantine) or --night (no alert observed that night)
-  {EXIT_OUTPUT}  the reports could not be written (permissions, disk full)
+EXIT_CODES_HELP = help_text(REPORT) + """
 
 The output directory defaults to the consumer's: LSST_CONSUMER_OUTPUT_DIR, else output_dir in
 the config file (--config or LSST_CONSUMER_CONFIG), else ./lsst_alerts."""
@@ -72,8 +70,10 @@ def parser() -> argparse.ArgumentParser:
                        "every day with a CSV or quarantined messages and no up-to-date report)")
     which.add_argument("--night", type=_night, metavar="YYYY-MM-DD", help="report the alerts observed in this "
                        "night (Rubin's dayObs: the date at UTC-12 h), whichever day processed them")
-    top.add_argument("--page-size", type=_page_size, default=200, metavar="N",
-                     help="alerts per page (default 200)")
+    from alert_pipeline.report.build import PAGE_SIZE
+
+    top.add_argument("--page-size", type=_page_size, default=PAGE_SIZE, metavar="N",
+                     help=f"alerts per page (default {PAGE_SIZE})")
     return top
 
 
@@ -82,11 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(logging.INFO)
     log = logging.getLogger("lsst_alert_report")
     try:
-        output_dir = Path(args.output_dir or configured_output_dir("./lsst_alerts", args.config))
+        output_dir = Path(args.output_dir or configured_setting("output_dir", args.config))
     except ConfigError as exc:
         log.error("LSST Alert Report: configuration error: %s", exc)
         return EXIT_CONFIG
-    if not (output_dir / "data").is_dir():
+    layout = OutputLayout.at(output_dir)
+    if not os.path.isdir(layout.data):
         log.error("LSST Alert Report: %s has no data/ directory: is it the consumer's output directory?", output_dir)
         return EXIT_CONFIG
     from alert_pipeline.report import build_report, days_to_report
@@ -95,11 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.date and args.date not in report_days(output_dir):
         log.error("LSST Alert Report: no CSV for %s in %s (and no message quarantined that day)", args.date,
-                  output_dir / "data")
+                  layout.data)
         return EXIT_CONFIG
     if args.night and not read_observing_night(output_dir, args.night).alerts:
         log.error("LSST Alert Report: no alert of the observing night %s-%s-%s in %s", args.night[:4],
-                  args.night[4:6], args.night[6:], output_dir / "data")
+                  args.night[4:6], args.night[6:], layout.data)
         return EXIT_CONFIG
     days = [args.date or args.night] if args.date or args.night else days_to_report(output_dir)
     try:
@@ -109,13 +110,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                      day, result.alerts, result.pages, result.thumbnails, result.unreadable, result.path)
     except OSError as exc:
         log.error("LSST Alert Report failed: cannot write the report (%s). Check free space and permissions of %s.",
-                  exc, output_dir / "reports")
+                  exc, layout.reports)
         return EXIT_OUTPUT
     except Exception:  # noqa: BLE001 - last resort: say so, with the traceback
         log.exception("LSST Alert Report failed with an unexpected error")
         return EXIT_FAILURE
     if not days:
-        log.info("LSST Alert Report: every day's report is up to date in %s", output_dir / "reports")
+        log.info("LSST Alert Report: every day's report is up to date in %s", layout.reports)
     return EXIT_OK
 
 

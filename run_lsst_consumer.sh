@@ -8,15 +8,13 @@
 # first failing step's. Run with --help for the options, variables and exit codes.
 set -euo pipefail
 
-readonly EXIT_USAGE=64
-readonly EXIT_LOCKED=75
-readonly EXIT_RETENTION=6
-readonly EXIT_NO_PYTHON=69
-readonly EXIT_CANT_CREATE=73
 readonly MAX_RETENTION_DAYS=36500
 
 SCRIPT_DIR="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)"
 readonly SCRIPT_DIR
+# Every exit code of every tool, one table (generated from alert_pipeline/exitcodes.py).
+# shellcheck source=alert_pipeline/exitcodes.sh
+source "$SCRIPT_DIR/alert_pipeline/exitcodes.sh"
 
 usage() {
   cat <<EOF
@@ -51,7 +49,7 @@ Environment (all optional):
                                 into the storehouse before the build (step messengers)
   MESSENGER_FILES               a directory of dropped messenger files (sky maps, IceCube and
                                 cosmic-ray lists, IGWN alerts) loaded in the same step
-  TRANSIENT_TABLE, TRANSIENT_SOURCE   builder --table / --source
+  TRANSIENT_TABLE, TRANSIENT_SOURCE   builder --table / --source (default: the builder's)
   FULL_BUILD_WEEKDAY            the UTC weekday of the full build (Monday ... Sunday or 1-7, default
                                 Sunday; 'never'); the other days build only what the new rows touch
   TNS_FILE                      a Transient Name Server file (tns_public_objects.csv or .zip, or a
@@ -59,19 +57,15 @@ Environment (all optional):
   CROSSMATCH                    1 (default) match the transients with the gw, neutrino and uhecr
                                 events after the build; 0 skip that step
   REPORT                        1 (default) make the nightly report; 0 skip that step
-  RETENTION_DAYS                keep this many days of CSV, FITS, quarantine and report files: a whole
-                                number of days from 1 to $MAX_RETENTION_DAYS, read as decimal (default 30)
+  RETENTION_DAYS                keep this many days of CSV, Parquet, FITS, quarantine and report files: a
+                                whole number of days from 1 to $MAX_RETENTION_DAYS, read as decimal (default:
+                                the consumer's retention_days setting, 30 unless configured)
   LSST_LOCK_FILE                lock file (default <output dir>/state/run_lsst_consumer.lock)
   LOG_FILE                      append all output here instead of stdout/stderr
 
-Exit status: 0 all steps succeeded; else the first failed step's code: the consumer's
-(1 unexpected, 2 configuration, 3 broker or schema registry, 4 output, 8 every message
-read was quarantined), the builder's
-(2 usage, 3 GCN Kafka, 4 storehouse, 5 database, 7 shrink refused), the report's (1 unexpected,
-2 configuration, 4 output); $EXIT_RETENTION retention failed; $EXIT_LOCKED another run holds the lock;
-$EXIT_USAGE bad option, bad RETENTION_DAYS, REPORT, CROSSMATCH or FULL_BUILD_WEEKDAY, or an output directory retention must not touch
-(/ or empty); $EXIT_NO_PYTHON no usable Python (run scripts/setup_venv.sh); $EXIT_CANT_CREATE LOG_FILE
-or the lock file cannot be written.
+Exit status: 0 when every step succeeded, else the first failed step's code. Every tool
+shares one table of codes (README, "Exit codes"):
+$EXIT_CODES_HELP
 EOF
 }
 
@@ -92,13 +86,17 @@ cd "$SCRIPT_DIR"
 
 # RETENTION_DAYS as a decimal whole number of days (010 is ten, not octal eight), in range,
 # checked before any step runs: a bad value must never delete files early or skip silently.
-retention_text="${RETENTION_DAYS:-30}"
-if ! [[ "$retention_text" =~ ^[0-9]{1,12}$ ]] || ((10#$retention_text < 1 || 10#$retention_text > MAX_RETENTION_DAYS)); then
-  echo "run_lsst_consumer.sh: RETENTION_DAYS must be a whole number of days from 1 to $MAX_RETENTION_DAYS," \
-    "not '$retention_text'" >&2
-  exit "$EXIT_USAGE"
+# Unset: the consumer's retention_days setting (config file, LSST_CONSUMER_RETENTION_DAYS, 30).
+retention_args=(--retention)
+if [[ -n "${RETENTION_DAYS+set}" ]]; then
+  retention_text="$RETENTION_DAYS"
+  if ! [[ "$retention_text" =~ ^[0-9]{1,12}$ ]] || ((10#$retention_text < 1 || 10#$retention_text > MAX_RETENTION_DAYS)); then
+    echo "run_lsst_consumer.sh: RETENTION_DAYS must be a whole number of days from 1 to $MAX_RETENTION_DAYS," \
+      "not '$retention_text'" >&2
+    exit "$EXIT_USAGE"
+  fi
+  retention_args+=(--retention-days "$((10#$retention_text))")
 fi
-readonly retention_days=$((10#$retention_text))
 report="${REPORT:-1}"
 crossmatch="${CROSSMATCH:-1}"
 # The weekly full build (deleted or edited rows are seen only by a full build): ISO day 1-7.
@@ -153,39 +151,16 @@ if [[ -z "$output_dir" || "$(readlink -f -- "$output_dir" 2>/dev/null || echo "$
   exit "$EXIT_USAGE"
 fi
 
-# Delete (or, with --dry-run, list) regular files matching the output patterns that are
-# older than the retention period. The output's own subdirectories are cleaned even when
-# they are symbolic links (the consumer writes through them): find -H follows only that
-# starting point, never a link inside it, and -type f skips links themselves, so nothing
-# outside those directories is touched.
+# Retention is the consumer's (alert_pipeline/retention.py, the layout's RETAINED patterns):
+# regular files older than the retention days, inside the output's own directories (which
+# may be links), never through a link inside them.
+# Its log lines join the wrapper's own, on stdout.
 retention() {
-  local action=(-delete)
-  [[ "$dry_run" == true ]] && action=(-print)
-  local minutes=$((retention_days * 1440)) status=0
-  local -a targets=(
-    "$output_dir/data" -name 'lsst_alerts_*.csv'
-    "$output_dir/data" -name 'lsst_alerts_*.parquet'
-    "$output_dir/cutouts" -name '*.fits'
-    "$output_dir/quarantine" -name '*.bin'
-    "$output_dir/quarantine" -name '*.json'
-    "$output_dir/reports" -name 'lsst_alerts_*'
-    "$output_dir/reports/thumbs" -name '*.png'
-  )
-  local i
-  for ((i = 0; i < ${#targets[@]}; i += 3)); do
-    local directory="${targets[i]}" pattern="${targets[i + 2]}"
-    [[ -d "$directory" ]] || continue
-    if ! find -H "$directory" -type f -name "$pattern" -mmin "+$minutes" "${action[@]}"; then
-      log "retention: could not clean $directory ($pattern)"
-      status=$EXIT_RETENTION
-    fi
-  done
-  return "$status"
+  "$PYTHON" lsst_alert_consumer.py "${retention_args[@]}" "$@" 2>&1
 }
 
 if [[ "$dry_run" == true ]]; then
-  log "dry run: files older than $retention_days days that retention would delete under $output_dir:"
-  retention
+  retention --dry-run
   exit $?
 fi
 
@@ -200,7 +175,7 @@ if ! flock --nonblock 9; then
   exit "$EXIT_LOCKED"
 fi
 
-log "pipeline run starting in $SCRIPT_DIR (output $output_dir, retention $retention_days days)"
+log "pipeline run starting in $SCRIPT_DIR (output $output_dir)"
 status=0
 
 run_step() {
@@ -242,10 +217,12 @@ build_args=()
 if [[ "$(date -u +%u)" == "$full_build_day" ]]; then
   build_args+=(--full)
 fi
+# Unset: the builder's own defaults (transient_kind_builder.py build --help).
+[[ -n "${TRANSIENT_TABLE:-}" ]] && build_args+=(--table "$TRANSIENT_TABLE")
+[[ -n "${TRANSIENT_SOURCE:-}" ]] && build_args+=(--source "$TRANSIENT_SOURCE")
 if [[ -n "${DATABASE_URL:-}" ]]; then
   run_step transient-builder "$PYTHON" transient_kind_builder.py build "${build_args[@]}" \
-    --storehouse "$storehouse" \
-    --table "${TRANSIENT_TABLE:-events}" --source "${TRANSIENT_SOURCE:-fink_transients}"
+    --storehouse "$storehouse"
 else
   log "step transient-builder: skipped (DATABASE_URL is not set)"
 fi

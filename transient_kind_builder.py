@@ -22,13 +22,6 @@ Sub-commands (``build`` is the default):
                  gw, neutrino or uhecr event (rules: flags or [crossmatch] in --config)
   tns            refine the transient slots with the spectroscopic classes of a Transient
                  Name Server file (public objects CSV or .zip, or a search export)
-
-Exit codes: 0 success (load-messengers: events that could not be used are skipped, counted
-and named in the log); 2 usage error (also an invalid --table name); 3 GCN Kafka unreachable
-or its credentials refused (nothing of the batch in hand was committed); 4 a file cannot be
-read or written (input, storehouse); 5 database unreachable, table missing or a database error;
-7 the build would remove more than half of the slots on disk (a mistyped --source or
---table?): nothing was removed; pass --allow-shrink when the objects really are gone.
 """
 
 from __future__ import annotations
@@ -43,6 +36,16 @@ from collections.abc import Sequence
 import psycopg
 
 from alert_pipeline import kinds
+from alert_pipeline.exitcodes import (
+    BUILDER,
+    EXIT_CONFIG,
+    EXIT_DATABASE,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    EXIT_SERVICE,
+    EXIT_SHRINK,
+    help_text,
+)
 from alert_pipeline.fink import (
     DEFAULT_SOURCE,
     DEFAULT_TABLE,
@@ -57,18 +60,13 @@ from alert_pipeline.fink import (
 from alert_pipeline.fink.db import mask_secrets_in
 from alert_pipeline.masking import configure_logging
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_FILES = 4
-EXIT_DATABASE = 5
-EXIT_SHRINK = 7
-EXIT_SERVICE = 3
 COMMANDS = ("build", "rebuild-index", "load-fink", "load-messengers", "crossmatch", "tns")
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="transient_kind_builder.py", description=__doc__.split("\n\n")[0],
-                                  epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+                                  epilog=__doc__.split("\n\n", 1)[1] + "\n" + help_text(BUILDER),
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = top.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
 
     def database_options(sub: argparse.ArgumentParser) -> None:
@@ -141,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = logging.getLogger("transient_kind_builder")
     if args.command in ("build", "load-fink") and not args.dsn:
         print("transient_kind_builder: no database: pass --dsn or set DATABASE_URL", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_CONFIG
     from alert_pipeline.messengers.gcn import GcnError
 
     try:
@@ -171,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps({"rosters": rosters}, indent=1))  # each kind's roster once
     except TableNameError as exc:
         log.error("Transient kind builder: %s", exc)
-        return EXIT_USAGE
+        return EXIT_CONFIG
     except GcnError as exc:
         log.error("Transient kind builder: %s; nothing of the batch in hand was committed", exc)
         return EXIT_SERVICE
@@ -187,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_DATABASE
     except OSError as exc:
         log.error("Transient kind builder failed: cannot read or write a file: %s", exc)
-        return EXIT_FILES
+        return EXIT_OUTPUT
     return EXIT_OK
 
 
@@ -196,12 +194,12 @@ def _tns(args: argparse.Namespace, log: logging.Logger) -> int:
 
     if not (args.radius_arcsec > 0 and args.radius_arcsec < 3600):
         log.error("Transient kind builder: tns: --radius-arcsec must be positive and under 3600")
-        return EXIT_USAGE
+        return EXIT_CONFIG
     try:
         summary = tns.apply(args.storehouse, args.file, args.radius_arcsec)
     except tns.TnsFileError as exc:
         log.error("Transient kind builder: tns: %s; nothing was changed", exc)
-        return EXIT_USAGE
+        return EXIT_CONFIG
     log.info("tns: %s matched (%s), %d slots written, %d disagreements", summary["matched"],
              summary["by_match"], summary["slots_written"], summary["disagreement_count"])
     print(json.dumps(summary, indent=1))
@@ -218,7 +216,7 @@ def _crossmatch(args: argparse.Namespace, log: logging.Logger) -> int:
         summary = matching.run(args.storehouse, rules)
     except (ValueError, Skipped) as exc:
         log.error("Transient kind builder: crossmatch: %s", exc)
-        return EXIT_USAGE
+        return EXIT_CONFIG
     log.info("crossmatch: %s", json.dumps({key: summary[key] for key in ("coincidences_by_kind", "skipped",
                                                                          "slots_written")}))
     print(json.dumps(summary, indent=1))
@@ -232,7 +230,7 @@ def _load_messengers(args: argparse.Namespace, log: logging.Logger) -> int:
 
     if not args.files and not args.gcn:
         print("transient_kind_builder load-messengers: give FILE(s) and/or --gcn", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_CONFIG
     summary: dict = {}
     if args.files:
         report, rosters = load_files(args.storehouse, args.files, args.accept_mock)

@@ -1,7 +1,8 @@
 """One Avro record out of message bytes, by either of two decoders with identical results.
 
 * ``fastavro``: the reference, what every Python alert consumer uses;
-* ``cavro`` (a Cython Avro codec): ~2.8x faster on LSST alerts, same dicts.
+* ``cavro`` (a Cython Avro codec): faster on LSST alerts (``benchmarks/consumer_floors.py``),
+  same dicts.
 
 ``auto`` picks cavro when it can be imported, else fastavro. Both give the same alert
 dicts and the same quarantine reasons for bad bytes (``tests/test_decoders.py`` checks

@@ -23,53 +23,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from . import clients
 from .avro import DECODERS, resolve_decoder
-from .decode import FRAMINGS
-from .exitcodes import (  # noqa: F401 - re-exported for the scripts
-    EXIT_CONFIG,
-    EXIT_FAILURE,
-    EXIT_NOTHING_WRITTEN,
-    EXIT_OK,
-    EXIT_OUTPUT,
-    EXIT_SERVICE,
-)
+from .clients import KAFKA_ENV_PREFIX, REGISTRY_ENV_PREFIX, REGISTRY_PREFIX
+from .decode import FRAMINGS, framing_problem
+from .errors import ConfigError
+from .ledger import DEFAULT_WINDOW_DAYS
+from .limits import Limits
 from .masking import is_secret_key, mask_secrets, mask_text
 
 ENV_PREFIX = "LSST_CONSUMER_"
-KAFKA_ENV_PREFIX = "LSST_CONSUMER_KAFKA_"
-REGISTRY_ENV_PREFIX = "LSST_CONSUMER_SCHEMA_REGISTRY_"
-REGISTRY_PREFIX = "schema.registry."
-#: SchemaRegistryClient settings that must be numbers (text from the environment is converted).
-REGISTRY_NUMBERS = ("timeout", "cache.capacity", "cache.latest.ttl.sec", "max.retries", "retries.wait.ms",
-                    "retries.max.wait.ms")
 MiB = 1024 * 1024
-
-#: Consumer settings chosen for cron runs; the user's kafka_config may override them.
-#: session.timeout.ms: a group join waits up to half the session timeout on some brokers
-#: (measured on the local Tansu broker: 3.6 s at 6 s, 5.6 s at 10 s, ~23 s at librdkafka's
-#: 45 s default), and after a crash the next run waits one session timeout for the dead
-#: member's partitions. 10 s is above Apache Kafka's 6 s minimum and keeps both short.
-KAFKA_DEFAULTS: dict[str, Any] = {
-    "session.timeout.ms": 10000,
-    "heartbeat.interval.ms": 2000,
-    "fetch.wait.max.ms": 100,
-    # A heavy alert stream fills librdkafka's 64 MB local queue (~450 LSST alerts) in well
-    # under a second; past that librdkafka pauses fetching for fetch.queue.backoff.ms
-    # (1000 by default), so the consumer drained the queue and then sat idle. 20 ms keeps
-    # the queue topped up with the same memory bound (measured: +35 % alerts/s).
-    "fetch.queue.backoff.ms": 20,
-    "allow.auto.create.topics": False,
-}
-#: Settings the delivery guarantees depend on; these always win.
-KAFKA_REQUIRED: dict[str, Any] = {
-    "enable.auto.commit": False,
-    "enable.auto.offset.store": False,
-    "enable.partition.eof": True,
-}
-
-
-class ConfigError(ValueError):
-    """The configuration cannot be used; the message says which setting and why."""
 
 
 # ----------------------------------------------------------------------------- checks
@@ -137,77 +101,50 @@ class ConsumerConfig:
                               metavar="DIR")
     max_messages: int | None = setting(None, "stop after N messages", _between(1, 2**62), metavar="N")
     idle_timeout: float = setting(60.0, "stop after this long without a message, counted once partitions are "
-                                  "assigned (default 60)", _between(0.1, 7 * 86400), metavar="SECONDS")
+                                  "assigned", _between(0.1, 7 * 86400), metavar="SECONDS")
     max_runtime: float | None = setting(None, "stop after this long in all", _between(0.1, 30 * 86400),
                                         metavar="SECONDS")
-    connect_timeout: float = setting(30.0, "give up when the broker cannot be reached for this long (default 30)",
+    connect_timeout: float = setting(30.0, "give up when the broker cannot be reached for this long",
                                      _between(0.1, 3600), metavar="SECONDS")
     stop_at_end: bool = setting(True, "stop once every assigned partition is read to its end "
                                 "(--no-stop-at-end: keep reading until --idle-timeout)")
-    batch_size: int = setting(500, "messages written and committed together (default 500)", _between(1, 100_000),
+    batch_size: int = setting(500, "messages written and committed together", _between(1, 100_000),
                               metavar="N")
-    workers: int = setting(1, "processes that decode and stage cutouts (default 1)", _between(1, 64), metavar="N")
-    framing: str = setting("auto", "message framing (default auto-detect)", _choice(*FRAMINGS), choices=FRAMINGS)
+    workers: int = setting(1, "processes that decode and stage cutouts", _between(1, 64), metavar="N")
+    framing: str = setting("auto", "message framing (auto: detected per message)", choices=FRAMINGS)  # checked by decode
     decoder: str = setting("auto", "Avro decoder: cavro (faster) or fastavro (the reference); auto = cavro when "
                            "installed", _decoder, choices=DECODERS)
     schema_version: str | None = setting(None, "schema for --framing schemaless, e.g. 11.1", _version,
                                          metavar="X.Y")
     instance_id: str = setting("", "name of this instance when several share an output dir", _instance_name,
                                metavar="NAME")
-    ledger_window_days: int = setting(7, "days of the de-duplication ledger kept (default 7)", _between(1, 3650),
+    ledger_window_days: int = setting(DEFAULT_WINDOW_DAYS, "days of the de-duplication ledger kept: an alert written "
+                                      "longer ago than this is written again if it comes back", _between(1, 3650),
                                       metavar="DAYS")
+    retention_days: int = setting(30, "days of CSV, Parquet, cutout, quarantine and report files --retention "
+                                  "keeps", _between(1, 36500), metavar="DAYS")
     parquet: bool = setting(False, "also write each day's rows as Parquet, typed, beside the CSV "
                             "(data/lsst_alerts_YYYYMMDD[_INSTANCE].parquet)")
     log_level: str = setting("INFO", "log verbosity", _choice(*LOG_LEVELS), choices=LOG_LEVELS)
     metrics_file: str | None = setting(None, "write Prometheus metrics of each run to this *.prom file "
                                        "(node_exporter textfile collector)", _metrics_path, metavar="PATH")
     # Limits: what one message may cost (see the README's troubleshooting section).
-    max_message_bytes: int = setting(64 * MiB, "largest message read from a file (default 64 MiB)",
+    max_message_bytes: int = setting(64 * MiB, "largest message read from a file",
                                      _between(1024, 2**31), metavar="BYTES")
-    max_decompressed_bytes: int = setting(64 * MiB, "largest size one message may inflate to (default 64 MiB)",
+    max_decompressed_bytes: int = setting(Limits.max_decompressed_bytes, "largest size one message may inflate to",
                                           _between(1024, 2**33), metavar="BYTES")
-    max_records_per_message: int = setting(1000, "most alerts one container message may hold (default 1000)",
+    max_records_per_message: int = setting(Limits.max_records_per_message, "most alerts one container message may hold",
                                            _between(1, 10**6), metavar="N")
-    max_cutout_bytes: int = setting(16 * MiB, "largest cutout written (default 16 MiB)", _between(2880, 2**31),
+    max_cutout_bytes: int = setting(16 * MiB, "largest cutout written", _between(2880, 2**31),
                                     metavar="BYTES")
 
     def registry_config(self) -> dict[str, Any] | None:
-        """confluent-kafka's ``SchemaRegistryClient`` configuration: every
-        ``schema.registry.*`` setting without its prefix, or None without a registry URL.
-
-        ``basic.auth.credentials.source`` is read here, as Confluent's Java clients read
-        it: ``USER_INFO`` and ``URL`` are what the Python client does anyway;
-        ``SASL_INHERIT`` uses the Kafka ``sasl.username``/``sasl.password``. Requests
-        time out after ``connect_timeout`` unless ``schema.registry.timeout`` says otherwise
-        (the client's own default is to wait forever)."""
-        settings = {key[len(REGISTRY_PREFIX):]: value for key, value in self.kafka_config.items()
-                    if key.startswith(REGISTRY_PREFIX)}
-        if not settings.get("url"):
-            return None
-        source = str(settings.pop("basic.auth.credentials.source", "USER_INFO")).upper()
-        if source == "SASL_INHERIT":
-            settings["basic.auth.user.info"] = (f"{self.kafka_config.get('sasl.username', '')}:"
-                                                f"{self.kafka_config.get('sasl.password', '')}")
-        elif source not in ("USER_INFO", "URL"):
-            raise ConfigError(f"schema.registry.basic.auth.credentials.source = {source!r}: must be USER_INFO, "
-                              "URL or SASL_INHERIT")
-        for key in REGISTRY_NUMBERS:
-            if isinstance(settings.get(key), str):
-                try:
-                    settings[key] = float(settings[key]) if "." in settings[key] else int(settings[key])
-                except ValueError:
-                    raise ConfigError(f"schema.registry.{key} = {settings[key]!r}: expected a number") from None
-        settings.setdefault("timeout", self.connect_timeout)
-        return settings
+        """The schema-registry client's settings (``clients.registry_config``), or None."""
+        return clients.registry_config(self.kafka_config, self.connect_timeout)
 
     def librdkafka_config(self) -> dict[str, Any]:
-        """What reaches librdkafka: defaults, the user's settings (minus the schema
-        registry's, which are ours), then the settings exactly-once depends on."""
-        config = dict(KAFKA_DEFAULTS)
-        config.update({key: value for key, value in self.kafka_config.items()
-                       if not key.startswith(REGISTRY_PREFIX)})
-        config.update(KAFKA_REQUIRED)
-        return config
+        """What reaches librdkafka (``clients.librdkafka_config``)."""
+        return clients.librdkafka_config(self.kafka_config)
 
     def masked(self) -> dict[str, Any]:
         """The configuration with every secret replaced by '***', for logs."""
@@ -243,7 +180,9 @@ def _toml_value(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Setting:
-    """A setting as the parser and the environment see it (derived from ConsumerConfig)."""
+    """A setting as the parser, the environment and the TOML file see it: a ConsumerConfig
+    field, or (``CONNECTION_SETTINGS``) one whose value lands in ``kafka_config[kafka_key]``
+    or, for ``topic``, in the topics."""
 
     name: str
     kind: type
@@ -251,6 +190,19 @@ class Setting:
     check: Callable[[Any], str | None] | None
     metavar: str | None
     choices: tuple[str, ...] | None
+    default: Any = None
+    kafka_key: str | None = None
+    repeatable: bool = False  # several values: a repeated flag, a comma-separated variable
+
+    @property
+    def shown_default(self) -> str:
+        """``(default …)`` for the help, from the declared default itself."""
+        value = self.default
+        if value is None or value == "" or self.kind is bool:
+            return ""
+        if isinstance(value, int) and value >= MiB and value % MiB == 0:
+            return f" (default {value // MiB} MiB)"
+        return f" (default {value:g})" if isinstance(value, float) else f" (default {value})"
 
     @property
     def flag(self) -> str:
@@ -268,11 +220,19 @@ def _settings() -> tuple[Setting, ...]:
         if not item.metadata:
             continue
         kind = next(arg for arg in typing.get_args(hints[item.name]) or (hints[item.name],) if arg is not type(None))
-        found.append(Setting(item.name, kind, **item.metadata))
+        found.append(Setting(item.name, kind, default=item.default, **item.metadata))
     return tuple(found)
 
 
-SETTINGS: tuple[Setting, ...] = _settings()
+#: The connection: where the alerts come from. Their defaults are the script's
+#: ``kafka_config`` and ``topic`` (README, "Configuration").
+CONNECTION_SETTINGS: tuple[Setting, ...] = (
+    Setting("bootstrap_servers", str, "Kafka brokers", _non_empty, "HOST:PORT", None, kafka_key="bootstrap.servers"),
+    Setting("topic", str, "topic to read; repeatable (environment: comma-separated)", _non_empty, "TOPIC", None,
+            repeatable=True),
+    Setting("group_id", str, "consumer group", _non_empty, "GROUP", None, kafka_key="group.id"),
+)
+SETTINGS: tuple[Setting, ...] = CONNECTION_SETTINGS + _settings()
 SETTINGS_BY_NAME = {item.name: item for item in SETTINGS}
 
 
@@ -283,17 +243,13 @@ def build_parser(prog: str, description: str, epilog: str) -> argparse.ArgumentP
     )
     add = parser.add_argument
     add("--config", metavar="FILE", help="TOML configuration file (env: LSST_CONSUMER_CONFIG)")
-    add("--bootstrap-servers", metavar="HOST:PORT", help="Kafka brokers (env: LSST_CONSUMER_BOOTSTRAP_SERVERS)")
-    add("--topic", action="append", metavar="TOPIC", help="topic to read; repeatable (env: LSST_CONSUMER_TOPIC, comma-separated)")
-    add("--group-id", help="consumer group (env: LSST_CONSUMER_GROUP_ID)")
     for setting in SETTINGS:
-        env = f" (env: {setting.variable})"
+        text = f"{setting.help}{setting.shown_default} (env: {setting.variable})"
         if setting.kind is bool:
-            add(setting.flag, dest=setting.name, action=argparse.BooleanOptionalAction, default=None,
-                help=setting.help + env)
+            add(setting.flag, dest=setting.name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            add(setting.flag, dest=setting.name, metavar=setting.metavar, choices=setting.choices,
-                help=setting.help + env)
+            add(setting.flag, dest=setting.name, metavar=setting.metavar, choices=setting.choices, help=text,
+                action="append" if setting.repeatable else "store")
     add("--show-config", action="store_true", help="print the effective configuration (secrets masked) and exit")
     add("--show-output-dir", action="store_true", help="print the effective output directory (absolute) and exit")
     return parser
@@ -314,23 +270,19 @@ def load_config(
     return _validated(merged)
 
 
-def configured_output_dir(default: str, config_file: str | None = None,
-                          environ: Mapping[str, str] | None = None) -> str:
-    """The consumer's ``output_dir`` from the same sources the consumer reads (for tools
-    beside it, such as the report): the environment, else the TOML file, else ``default``."""
+def configured_setting(name: str, config_file: str | None = None, environ: Mapping[str, str] | None = None) -> Any:
+    """One of the consumer's settings as the consumer would have it, for the tools beside
+    it (the report's ``output_dir``): the declared default, the TOML file, the environment,
+    later winning, checked as the consumer checks it."""
     environ = os.environ if environ is None else environ
-    if environ.get(SETTINGS_BY_NAME["output_dir"].variable):
-        _control_characters("output_dir", environ[SETTINGS_BY_NAME["output_dir"].variable])
-        return environ[SETTINGS_BY_NAME["output_dir"].variable]
+    setting = SETTINGS_BY_NAME[name]
+    raw = setting.default
     config_file = config_file or environ.get(f"{ENV_PREFIX}CONFIG")
     if config_file:
-        value = _read_toml(config_file).get("output_dir")
-        if value is not None:
-            if not isinstance(value, str) or _non_empty(value):
-                raise ConfigError(f"output_dir in {config_file} must be a non-empty string")
-            _control_characters("output_dir", value)
-            return value
-    return default
+        raw = _read_toml(config_file).get(name, raw)
+    if environ.get(setting.variable):
+        raw = environ[setting.variable]
+    return _checked(setting, raw)
 
 
 def _read_toml(path: str) -> dict[str, Any]:
@@ -353,14 +305,11 @@ def kafka_key_from_env(suffix: str) -> str:
 
 def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     found: dict[str, Any] = {"kafka_config": {}}
-    for variable, target in (("BOOTSTRAP_SERVERS", "bootstrap.servers"), ("GROUP_ID", "group.id")):
-        if environ.get(ENV_PREFIX + variable):
-            found["kafka_config"][target] = environ[ENV_PREFIX + variable]
     for setting in SETTINGS:
-        if environ.get(setting.variable):
-            found[setting.name] = environ[setting.variable]
-    if environ.get(f"{ENV_PREFIX}TOPIC"):
-        found["topic"] = [topic.strip() for topic in environ[f"{ENV_PREFIX}TOPIC"].split(",") if topic.strip()]
+        value = environ.get(setting.variable)
+        if value:
+            found[setting.name] = [part.strip() for part in value.split(",") if part.strip()] \
+                if setting.repeatable else value
     for name, value in environ.items():
         for env_prefix, key_prefix in ((KAFKA_ENV_PREFIX, ""), (REGISTRY_ENV_PREFIX, REGISTRY_PREFIX)):
             if name.startswith(env_prefix) and value:
@@ -380,13 +329,7 @@ def _read_secret_file(variable: str, path: str) -> str:
 
 
 def _from_arguments(args: argparse.Namespace) -> dict[str, Any]:
-    found: dict[str, Any] = {"kafka_config": {}}
-    if args.bootstrap_servers:
-        found["kafka_config"]["bootstrap.servers"] = args.bootstrap_servers
-    if args.group_id:
-        found["kafka_config"]["group.id"] = args.group_id
-    if args.topic:
-        found["topic"] = args.topic
+    found: dict[str, Any] = {}
     for setting in SETTINGS:
         value = getattr(args, setting.name, None)
         if value is not None:
@@ -396,11 +339,14 @@ def _from_arguments(args: argparse.Namespace) -> dict[str, Any]:
 
 def _merge(into: dict[str, Any], source: Mapping[str, Any], origin: str) -> None:
     for key, value in source.items():
+        setting = SETTINGS_BY_NAME.get(key)
         if key == "kafka_config":
             if not isinstance(value, Mapping):
                 raise ConfigError(f"kafka_config in the {origin} must be a table of librdkafka settings")
             into.setdefault("kafka_config", {}).update({str(k): v for k, v in value.items()})
-        elif key == "topic" or key in SETTINGS_BY_NAME:
+        elif setting is not None and setting.kafka_key:
+            into.setdefault("kafka_config", {})[setting.kafka_key] = value
+        elif setting is not None:
             into[key] = value
         else:
             raise ConfigError(f"unknown setting {key!r} in the {origin}; known settings: topic, kafka_config, "
@@ -448,6 +394,16 @@ def _checked_kafka_config(kafka: dict[str, Any]) -> dict[str, Any]:
     return kafka
 
 
+def _checked(setting: Setting, raw: Any) -> Any:
+    """A setting's value, typed and checked (``ConfigError`` naming it when it is not fit)."""
+    _control_characters(setting.name, raw)
+    value = None if raw is None else _typed(setting, raw)
+    problem = setting.check(value) if value is not None and setting.check else None
+    if problem:
+        raise ConfigError(f"{setting.name} = {raw!r}: {problem}")
+    return value
+
+
 def _validated(merged: dict[str, Any]) -> ConsumerConfig:
     topics = merged.pop("topic", None)
     if isinstance(topics, str):
@@ -460,58 +416,13 @@ def _validated(merged: dict[str, Any]) -> ConsumerConfig:
     for required in ("bootstrap.servers", "group.id"):
         if not kafka.get(required):
             raise ConfigError(f"kafka_config lacks {required!r}")
-    values = {}
-    for name, raw in merged.items():
-        setting = SETTINGS_BY_NAME[name]
-        _control_characters(name, raw)
-        value = None if raw is None else _typed(setting, raw)
-        problem = setting.check(value) if value is not None and setting.check else None
-        if problem:
-            raise ConfigError(f"{name} = {raw!r}: {problem}")
-        values[name] = value
+    values = {name: _checked(SETTINGS_BY_NAME[name], raw) for name, raw in merged.items()}
     config = ConsumerConfig(kafka_config=kafka, topics=list(topics), **values)
-    if config.framing == "schemaless" and not config.schema_version:
-        raise ConfigError("framing 'schemaless' needs schema_version (e.g. 11.1)")
-    _check_librdkafka(config)
-    _check_registry(config)
+    problem = framing_problem(config.framing, config.schema_version)
+    if problem:
+        raise ConfigError(problem)
+    clients.check_librdkafka(config.kafka_config)
+    clients.check_registry(config.kafka_config, config.connect_timeout)
     return config
 
 
-def _check_registry(config: ConsumerConfig) -> None:
-    """confluent-kafka's verdict on the ``schema.registry.*`` settings, now rather than at
-    the first Confluent-framed message (building a client connects to nothing)."""
-    stray = [key for key in config.kafka_config if key.startswith(REGISTRY_PREFIX)]
-    registry = config.registry_config()
-    if registry is None:
-        if stray:
-            raise ConfigError(f"{', '.join(sorted(stray))} given without schema.registry.url "
-                              f"(or {REGISTRY_ENV_PREFIX}URL)")
-        return
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-
-    for key in ("ssl.ca.location", "ssl.certificate.location", "ssl.key.location"):
-        path = registry.get(key)
-        if isinstance(path, str) and not (os.path.isfile(path) and os.access(path, os.R_OK)):
-            raise ConfigError(f"schema.registry.{key} = {path!r}: cannot read that file")
-    try:
-        SchemaRegistryClient(registry)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"schema registry settings are not valid: {mask_text(str(exc))}") from None
-    except OSError as exc:  # ssl.* files that cannot be read
-        raise ConfigError(f"schema registry TLS settings: cannot read {exc.filename or 'a file'}: "
-                          f"{exc.strerror or exc}; check schema.registry.ssl.*") from None
-
-
-def _check_librdkafka(config: ConsumerConfig) -> None:
-    """librdkafka's own verdict on every key and value, now rather than mid-run (creating
-    a consumer object costs ~5 ms and connects to nothing until it is used). A setting
-    this build of librdkafka cannot serve ("Failed to create consumer: no provider for
-    SASL mechanism …") is left to the run, which reports it as a broker error."""
-    from confluent_kafka import Consumer, KafkaException
-
-    try:
-        Consumer({**config.librdkafka_config(), "log_level": 0}).close()  # a check: no log lines
-    except (KafkaException, TypeError, ValueError) as exc:
-        detail = exc.args[0].str() if isinstance(exc, KafkaException) else str(exc)
-        if not detail.startswith("Failed to create"):
-            raise ConfigError(f"kafka_config is not valid for librdkafka: {mask_text(detail)}") from None

@@ -7,15 +7,12 @@ import datetime as dt
 import json
 import math
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .durable import append_durably, open_no_follow, safe_name, write_atomically
+from .layout import day_stem
 
-CSV_PREFIX = "lsst_alerts_"
-#: lsst_alerts_YYYYMMDD[_INSTANCE][_N].csv: every instance and column-layout file of a day.
-DAY_CSV = re.compile(r"^lsst_alerts_(\d{8})(?:_[A-Za-z0-9._-]+)?\.csv$")
 #: A text cell starting with one of these is a formula to a spreadsheet (OWASP "CSV
 #: injection"); it is written with a leading apostrophe. Numbers are never touched.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -102,7 +99,7 @@ class DayFiles:
     def path(self, day: dt.date, columns: tuple[str, ...]) -> str:
         cache_key = (f"{day:%Y%m%d}", columns)
         if cache_key not in self._paths:
-            stem = f"{CSV_PREFIX}{day:%Y%m%d}" + (f"_{safe_name(self.instance)}" if self.instance else "")
+            stem = day_stem(f"{day:%Y%m%d}", safe_name(self.instance) if self.instance else "")
             header = header_line(columns)
             number = 1
             while True:

@@ -11,8 +11,8 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
 FITS_BLOCK = 2880
-#: One writer thread: a second one made the Kafka path slower on tmpfs (561 vs 615 alerts/s)
-#: and cost ~20 % more CPU per alert on disk (creates in one directory contend in the kernel).
+#: One writer thread: creates in one directory contend in the kernel, so a second one cost
+#: more than it saved (README, "Measured design choices").
 STAGING_THREADS = 1
 #: Ids that become file names must fit a signed 64-bit integer (as Rubin's ids do).
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

@@ -51,8 +51,8 @@ except (OSError, AttributeError):  # not Linux
 def sync_filesystem(path: str) -> None:
     """Flush everything written on the filesystem holding ``path`` (one call per batch).
 
-    One ``syncfs`` costs far less than an fsync per cutout file (measured here: ~2,300
-    fsynced files/s against ~4,000/s with one syncfs per batch).
+    One ``syncfs`` costs far less than an fsync per cutout file (README, "Measured design
+    choices").
     """
     if _syncfs is None:
         os.sync()
@@ -96,8 +96,8 @@ def write_all(fd: int, data: bytes) -> None:
 
 def create_new(path: str, data: bytes) -> None:
     """Write ``data`` to ``path``, which must not exist yet (``FileExistsError``); a failed
-    write leaves no file. For a new file this costs a tenth of temp file + rename on this
-    kind of ext4 volume (a rename is ~300 µs, serialised per directory)."""
+    write leaves no file. For a new file this is much cheaper than temp file + rename
+    (renames are serialised per directory)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         write_all(fd, data)

@@ -1,4 +1,5 @@
-"""Why a message could not be used: the quarantine reasons of decoding and records.
+"""Why a message could not be used: the quarantine reasons of decoding and records; and
+the two errors that stop a run instead (a configuration or a service that cannot be used).
 
 Every failure that is the message's own fault raises a ``DecodeError`` subclass whose
 ``reason`` is the short tag written in the quarantine sidecar.
@@ -7,6 +8,10 @@ Every failure that is the message's own fault raises a ``DecodeError`` subclass 
 from __future__ import annotations
 
 from .exitcodes import EXIT_SERVICE
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which setting and why (exit 2)."""
 
 
 class DecodeError(ValueError):

@@ -1,8 +1,109 @@
-"""Exit codes of the consumer, documented in ``--help`` and the README."""
+"""Every exit code of every tool, in one table.
 
-EXIT_OK = 0
-EXIT_FAILURE = 1  # an unexpected error (a bug): the traceback is in the log
-EXIT_CONFIG = 2  # configuration error (bad option, unreadable config file, unreadable input)
-EXIT_SERVICE = 3  # broker or schema registry unreachable, refused the credentials, unknown topic
-EXIT_OUTPUT = 4  # output not writable (permissions, disk full): the batch was not committed
-EXIT_NOTHING_WRITTEN = 8  # messages were consumed and every one was quarantined: a broken stream?
+A code means the same thing whichever tool returns it, so the cron wrapper can pass a
+step's code on and the operator reads it in one place. Each tool's ``--help``, the
+wrapper's constants and help text (``exitcodes.sh``, generated: ``python -m
+alert_pipeline.exitcodes --shell``) and the README's table (``--markdown``) are made from
+``CODES``; a test checks that the generated files match.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from dataclasses import dataclass, field
+
+CONSUMER, REPORT, BUILDER, WRAPPER = "lsst_alert_consumer.py", "lsst_alert_report.py", "transient_kind_builder.py", \
+    "run_lsst_consumer.sh"
+TOOLS = (CONSUMER, REPORT, BUILDER, WRAPPER)
+
+
+@dataclass(frozen=True)
+class ExitCode:
+    code: int
+    name: str
+    meaning: str
+    tools: tuple[str, ...]
+    #: What the code covers in one tool, where that says more than ``meaning``.
+    details: dict[str, str] = field(default_factory=dict)
+
+
+CODES: tuple[ExitCode, ...] = (
+    ExitCode(0, "EXIT_OK", "success (also: nothing to do, or some input skipped or quarantined and logged)", TOOLS),
+    ExitCode(1, "EXIT_FAILURE", "unexpected error (a bug): the traceback is in the log", (CONSUMER, REPORT, BUILDER)),
+    ExitCode(2, "EXIT_CONFIG", "configuration or usage error: a bad option, setting, configuration file or "
+             "input file; nothing was changed", (CONSUMER, REPORT, BUILDER), {
+                 CONSUMER: "also another consumer of the same instance running on the output directory",
+                 REPORT: "a bad --date or --night, no data/ directory, nothing for --date, no alert of --night",
+                 BUILDER: "no database given, an invalid --table name, a bad cross-match rule, a TNS file in "
+                          "neither layout"}),
+    ExitCode(3, "EXIT_SERVICE", "a service failed: Kafka broker, schema registry or GCN Kafka unreachable, "
+             "credentials refused, unknown topic; nothing of that batch was committed", (CONSUMER, BUILDER)),
+    ExitCode(4, "EXIT_OUTPUT", "output not writable (permissions, disk full, a planted link): that batch was not "
+             "committed, nothing was half-written", (CONSUMER, REPORT, BUILDER), {
+                 CONSUMER: "also: the --parquet copy could not be written (the CSV batches were committed)",
+                 BUILDER: "the storehouse, or an input file that cannot be read"}),
+    ExitCode(5, "EXIT_DATABASE", "database unreachable, table missing or a database error", (BUILDER,)),
+    ExitCode(6, "EXIT_RETENTION", "retention could not delete some of the old files (each is named in the log)",
+             (CONSUMER, WRAPPER), {CONSUMER: "only with --retention"}),
+    ExitCode(7, "EXIT_SHRINK", "the build would remove more than half of the slots on disk (a mistyped --source "
+             "or --table?): nothing was removed; --allow-shrink when the objects really are gone", (BUILDER,)),
+    ExitCode(8, "EXIT_NOTHING_WRITTEN", "messages were read and every one was quarantined (the wrong topic, a "
+             "broken producer?): the warning names the main reason", (CONSUMER,)),
+    ExitCode(64, "EXIT_USAGE", "the wrapper's own usage: a bad option or variable (RETENTION_DAYS, REPORT, "
+             "CROSSMATCH, FULL_BUILD_WEEKDAY), or an output directory retention must not touch (/ or empty)",
+             (WRAPPER,)),
+    ExitCode(69, "EXIT_NO_PYTHON", "no usable Python (run scripts/setup_venv.sh)", (WRAPPER,)),
+    ExitCode(73, "EXIT_CANT_CREATE", "LOG_FILE or the lock file cannot be written", (WRAPPER,)),
+    ExitCode(75, "EXIT_LOCKED", "another run holds the lock: this one did nothing", (WRAPPER,)),
+)
+_BY_NAME = {code.name: code.code for code in CODES}
+EXIT_OK = _BY_NAME["EXIT_OK"]
+EXIT_FAILURE = _BY_NAME["EXIT_FAILURE"]
+EXIT_CONFIG = _BY_NAME["EXIT_CONFIG"]
+EXIT_SERVICE = _BY_NAME["EXIT_SERVICE"]
+EXIT_OUTPUT = _BY_NAME["EXIT_OUTPUT"]
+EXIT_DATABASE = _BY_NAME["EXIT_DATABASE"]
+EXIT_SHRINK = _BY_NAME["EXIT_SHRINK"]
+EXIT_NOTHING_WRITTEN = _BY_NAME["EXIT_NOTHING_WRITTEN"]
+EXIT_RETENTION = _BY_NAME["EXIT_RETENTION"]
+
+
+def help_text(tool: str) -> str:
+    """The ``exit codes:`` block of one tool's ``--help``."""
+    lines = ["exit codes:"]
+    for code in CODES:
+        if tool in code.tools:
+            text = code.meaning + (f"; {code.details[tool]}" if tool in code.details else "")
+            lines.append(textwrap.fill(text, 100, initial_indent=f"  {code.code:<4}", subsequent_indent=" " * 6))
+    if tool == WRAPPER:
+        lines.append("  else  the first failed step's code (the consumer's, the builder's or the report's, from the same table)")
+    return "\n".join(lines)
+
+
+def markdown_table() -> str:
+    """README's table: every code, its meaning, and which tools return it."""
+    short = {CONSUMER: "consumer", REPORT: "report", BUILDER: "builder", WRAPPER: "wrapper"}
+    rows = ["| Code | Meaning | Returned by |", "|------|---------|-------------|"]
+    for code in CODES:
+        details = "".join(f" {short[tool]}: {text}." for tool, text in code.details.items())
+        tools = ", ".join(short[tool] for tool in code.tools)
+        rows.append(f"| {code.code} | {code.meaning}.{details} | {tools} |")
+    return "\n".join(rows)
+
+
+def shell() -> str:
+    """``exitcodes.sh``: the wrapper's constants (every code, named as here) and help text."""
+    lines = ["# Generated from alert_pipeline/exitcodes.py (python -m alert_pipeline.exitcodes --shell): do not edit.",
+             "# shellcheck shell=bash disable=SC2034"]
+    lines += [f"readonly {code.name}={code.code}" for code in CODES]
+    escaped = help_text(WRAPPER).replace("\\", "\\\\").replace("'", "'\\''")
+    lines.append(f"readonly EXIT_CODES_HELP='{escaped}'")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    formats = {"--shell": shell, "--markdown": markdown_table}
+    if len(sys.argv) != 2 or sys.argv[1] not in formats:
+        sys.exit("usage: python -m alert_pipeline.exitcodes --shell | --markdown")
+    print(formats[sys.argv[1]](), end="" if sys.argv[1] == "--shell" else "\n")

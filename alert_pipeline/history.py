@@ -18,9 +18,9 @@ from importlib import metadata
 from typing import Any
 
 from .durable import append_durably, write_atomically
+from .layout import OutputLayout
 from .summary import RunSummary
 
-HISTORY_FILE = os.path.join("state", "runs.jsonl")
 #: The history is trimmed to its newest half when it grows past this (years of hourly runs).
 MAX_HISTORY_BYTES = 8 * 1024 * 1024
 PACKAGES = ("confluent-kafka", "fastavro", "lsst-alert-packet", "astropy", "antares-client")
@@ -65,7 +65,7 @@ def run_record(*, started: dt.datetime, ended: dt.datetime, summary: RunSummary,
 
 def append_run(output_dir: str, record: Mapping[str, Any]) -> str:
     """Append ``record`` to the history (one write, fsynced); returns the file's path."""
-    path = os.path.join(output_dir, HISTORY_FILE)
+    path = OutputLayout.at(output_dir).history
     os.makedirs(os.path.dirname(path), exist_ok=True)
     line = (json.dumps(record, sort_keys=True) + "\n").encode()
     if not os.path.exists(path):
@@ -96,7 +96,7 @@ def _trim(path: str) -> None:
 def last_runs(output_dir: str, count: int) -> list[dict[str, Any]]:
     """The newest ``count`` complete records, oldest first (a torn line is skipped). Reads
     the file from its end, a growing block at a time, not the whole history per run."""
-    path = os.path.join(output_dir, HISTORY_FILE)
+    path = OutputLayout.at(output_dir).history
     try:
         handle = open(path, "rb")
     except FileNotFoundError:
@@ -179,27 +179,28 @@ def history_table(records: list[dict[str, Any]]) -> str:
 PREFIX = "lsst_alert_consumer_"
 
 
-def _label(value: Any) -> str:
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 def _timestamp(text: str | None) -> float | None:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
 
 
-def metrics_text(record: Mapping[str, Any], quarantine_files: int) -> str:
-    """Prometheus text exposition of one run record."""
-    instance = f'consumer_instance="{_label(record["instance"])}"'
-    lines: list[str] = []
+def metrics_registry(record: Mapping[str, Any], quarantine_files: int) -> Any:
+    """A prometheus_client registry holding one run record's gauges, each labelled with
+    the consumer instance."""
+    from prometheus_client import CollectorRegistry, Gauge
 
-    def gauge(name: str, help_text: str, samples: list[tuple[str, Any]]) -> None:
-        lines.append(f"# HELP {PREFIX}{name} {help_text}")
-        lines.append(f"# TYPE {PREFIX}{name} gauge")
-        for labels, value in samples:
+    registry = CollectorRegistry()
+    instance = str(record["instance"])
+
+    def gauge(name: str, help_text: str, samples: list[tuple[dict[str, str], Any]]) -> None:
+        labels = ["consumer_instance", *(samples[0][0] if samples else {})]
+        metric = Gauge(f"{PREFIX}{name}", help_text, labels, registry=registry)
+        for extra, value in samples:
             if value is not None:
-                lines.append(f"{PREFIX}{name}{{{instance}{labels}}} {value}")
+                metric.labels(consumer_instance=instance, **extra).set(value)
 
-    one = lambda value: [("", value)]  # noqa: E731 - a sample without extra labels
+    def one(value: Any) -> list[tuple[dict[str, str], Any]]:
+        return [({}, value)]
+
     gauge("last_run_start_timestamp_seconds", "When the last run started (Unix time).",
           one(_timestamp(record["started_at"])))
     gauge("last_run_end_timestamp_seconds", "When the last run ended (Unix time).", one(_timestamp(record["ended_at"])))
@@ -211,24 +212,26 @@ def metrics_text(record: Mapping[str, Any], quarantine_files: int) -> str:
                             ("cutouts_written", "cutouts", "Cutout files the last run wrote.")):
         gauge(f"last_run_{name}", text, one(record[key]))
     gauge("last_run_quarantined", "Messages or parts the last run quarantined, by reason.",
-          [(f',reason="{_label(reason)}"', count) for reason, count in record["quarantined_by_reason"].items()]
-          or one(0))
+          [({"reason": str(reason)}, count) for reason, count in record["quarantined_by_reason"].items()]
+          or [({"reason": ""}, 0)])  # an empty label is no label: the same series as before 2026-12
     gauge("last_alert_written_timestamp_seconds", "When a run last wrote at least one alert (Unix time).",
           one(_timestamp(record["last_alert_written_at"])))
     gauge("quarantined_messages", "Quarantined messages kept in the output directory.", one(quarantine_files))
     gauge("partition_lag", "Messages behind the end of each partition when the last run ended.",
-          [(f',topic="{_label(name.rsplit("[", 1)[0])}",partition="{name.rsplit("[", 1)[1].rstrip("]")}"',
-            progress["lag"]) for name, progress in record["partitions"].items()])
+          [({"topic": name.rsplit("[", 1)[0], "partition": name.rsplit("[", 1)[1].rstrip("]")}, progress["lag"])
+           for name, progress in record["partitions"].items()] or [({"topic": "", "partition": ""}, None)])
     gauge("last_run_info", "The last run's mode and decoder.",
-          [(f',mode="{_label(record["mode"])}",decoder="{_label(record["decoder"])}"', 1)])
-    return "\n".join(lines) + "\n"
+          [({"mode": str(record["mode"]), "decoder": str(record["decoder"])}, 1)])
+    return registry
 
 
 def write_metrics(path: str, record: Mapping[str, Any], output_dir: str) -> None:
     """Replace the metrics file atomically (the collector never reads half a file)."""
     try:
-        quarantine_files = sum(1 for name in os.listdir(os.path.join(output_dir, "quarantine"))
+        quarantine_files = sum(1 for name in os.listdir(OutputLayout.at(output_dir).quarantine)
                                if name.endswith(".json"))
     except FileNotFoundError:
         quarantine_files = 0
-    write_atomically(path, metrics_text(record, quarantine_files).encode())
+    from prometheus_client import write_to_textfile
+
+    write_to_textfile(path, metrics_registry(record, quarantine_files))  # a temp file renamed into place

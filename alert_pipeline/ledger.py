@@ -17,6 +17,9 @@ from typing import Any
 
 from .durable import write_all, write_atomically
 
+#: Days of alert ids kept (the consumer's ``ledger_window_days`` defaults to this).
+DEFAULT_WINDOW_DAYS = 7
+
 
 class Ledger:
     """Keys of every alert written recently, shared by all instances of an output dir.
@@ -27,7 +30,7 @@ class Ledger:
     than ``window_days`` are neither read nor kept.
     """
 
-    def __init__(self, state_dir: str, window_days: int) -> None:
+    def __init__(self, state_dir: str, window_days: int = DEFAULT_WINDOW_DAYS) -> None:
         self.directory = os.path.join(state_dir, "ledger")
         os.makedirs(self.directory, exist_ok=True)
         self.window_days = window_days

@@ -11,7 +11,7 @@ The table has one row per detection, sorted by time: ``midpointMjdTai`` (float64
 ``band`` (8 characters), ``psfFlux`` and ``psfFluxErr`` (float32, nJy, NaN when the
 source has none). ``astropy.table.Table.read(path)`` opens it; the header names the
 ``DIAOBJ`` and ``DIASRC``. The writer is the FITS format spelled out here because astropy's
-table writer costs several milliseconds per file, more than decoding the alert.
+table writer costs more per file than decoding the alert.
 """
 
 from __future__ import annotations

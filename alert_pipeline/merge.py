@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from . import csvfiles
 from .durable import sync_filesystem, write_atomically
+from .layout import CUTOUTS, DATA, DAY_CSV
 from .records import FILE_COLUMNS
 
 log = logging.getLogger("lsst_alert_consumer")
@@ -51,9 +52,9 @@ class MergeReport:
 def day_files(output_dir: str) -> dict[str, list[str]]:
     """The day CSVs of an output directory, by day (YYYYMMDD), in name order."""
     found: dict[str, list[str]] = defaultdict(list)
-    data = os.path.join(output_dir, "data")
+    data = os.path.join(output_dir, DATA)
     for name in sorted(os.listdir(data)) if os.path.isdir(data) else ():
-        match = csvfiles.DAY_CSV.match(name)
+        match = DAY_CSV.match(name)
         if match:
             found[match.group(1)].append(os.path.join(data, name))
     return found
@@ -72,17 +73,17 @@ def merge(sources: list[str], destination: str) -> MergeReport:
     """Union ``sources`` into ``destination`` (see the module docstring)."""
     report = MergeReport()
     destination = os.path.abspath(destination)
-    for name in ("data", "cutouts"):
+    for name in (DATA, CUTOUTS):
         os.makedirs(os.path.join(destination, name), exist_ok=True)
     wanted = defaultdict(list)
     for source in sources:
         if os.path.abspath(source) == destination:
             raise ValueError(f"{source} is the destination itself")
-        if not os.path.isdir(os.path.join(source, "data")):
+        if not os.path.isdir(os.path.join(source, DATA)):
             raise ValueError(f"{source} has no data/ directory: not a consumer output directory")
         for day, paths in day_files(source).items():
             wanted[day].append((source, paths))
-    files = csvfiles.DayFiles(os.path.join(destination, "data"), MERGED_INSTANCE)
+    files = csvfiles.DayFiles(os.path.join(destination, DATA), MERGED_INSTANCE)
     for day in sorted(wanted):
         seen = {_key(row) for path in day_files(destination).get(day, []) for row in _rows(path)}
         by_columns: dict[tuple[str, ...], list[dict[str, str]]] = defaultdict(list)
@@ -98,7 +99,7 @@ def merge(sources: list[str], destination: str) -> MergeReport:
                     by_columns[tuple(row)].append(row)
         if not by_columns:
             continue
-        sync_filesystem(os.path.join(destination, "cutouts"))  # the cutouts before the rows naming them
+        sync_filesystem(os.path.join(destination, CUTOUTS))  # the cutouts before the rows naming them
         when = dt.datetime.strptime(day, "%Y%m%d").date()
         for columns, rows in by_columns.items():
             csvfiles.append_rows(files.path(when, columns), columns, rows)
@@ -114,7 +115,7 @@ def _copy_cutouts(row: dict[str, str], source: str, destination: str, report: Me
             continue
         name = os.path.basename(relative)
         try:
-            with open(os.path.join(source, "cutouts", name), "rb") as handle:
+            with open(os.path.join(source, CUTOUTS, name), "rb") as handle:
                 data = handle.read()
         except OSError:
             report.missing_cutouts += 1
@@ -124,7 +125,7 @@ def _copy_cutouts(row: dict[str, str], source: str, destination: str, report: Me
         stem, suffix = os.path.splitext(name)
         target, number = name, 1
         while True:
-            path = os.path.join(destination, "cutouts", target)
+            path = os.path.join(destination, CUTOUTS, target)
             if not os.path.exists(path):
                 write_atomically(path, data, durable=False)
                 report.cutouts_copied += 1

@@ -19,8 +19,9 @@ import os
 import re
 from pathlib import Path
 
-from .csvfiles import CSV_PREFIX, unescape_cell
+from .csvfiles import unescape_cell
 from .durable import safe_name, write_atomically
+from .layout import CSV_PREFIX, OutputLayout, day_stem
 from .records import COLUMNS
 
 log = logging.getLogger("lsst_alert_consumer")
@@ -43,12 +44,12 @@ def day_files_of_instance(data_dir: Path, instance: str) -> dict[str, list[Path]
 
 
 def parquet_path(data_dir: Path, day: str, instance: str) -> Path:
-    return data_dir / f"{CSV_PREFIX}{day}{f'_{safe_name(instance)}' if instance else ''}.parquet"
+    return data_dir / f"{day_stem(day, safe_name(instance) if instance else '')}.parquet"
 
 
 def refresh_parquet(output_dir: str, instance: str = "") -> list[Path]:
     """Make the Parquet file of every day whose CSV files are newer than it; the paths made."""
-    data_dir = Path(output_dir) / "data"
+    data_dir = Path(OutputLayout.at(output_dir).data)
     made = []
     for day, csv_paths in day_files_of_instance(data_dir, instance).items():
         target = parquet_path(data_dir, day, instance)

@@ -37,6 +37,8 @@ def run_session(config: ConsumerConfig, consumer_class: type[AlertConsumer], fil
     summary = RunSummary(mode="files" if files else "replay" if window else "group")
     target = f"files={len(files)}" if files else describe(config)
     log.info("LSST Alert Consumer starting: %s%s", target, f" replay {window.describe()}" if window else "")
+    if window is not None:
+        _warn_beyond_ledger(window, config.ledger_window_days, started)
     app: AlertConsumer | None = None
     try:
         source = (FileSource(files, config.max_message_bytes) if files
@@ -96,6 +98,17 @@ def _nothing_written(summary: RunSummary) -> int:
     log.warning("LSST Alert Consumer wrote nothing: all %d consumed messages were quarantined, mostly %s (%d); "
                 "see quarantine/ (exit code %d)", summary.consumed, reason, count, EXIT_NOTHING_WRITTEN)
     return EXIT_NOTHING_WRITTEN
+
+
+def _warn_beyond_ledger(window: TimeWindow, ledger_days: int, now: dt.datetime) -> None:
+    """A replay reaching back past the ledger window may write alerts a second time: the
+    ledger no longer holds the ids of alerts written that long ago. Said before it starts."""
+    oldest = now - dt.timedelta(days=ledger_days)
+    if window.start is None or window.start < oldest:
+        log.warning("the replay starts before the ledger window (ledger_window_days = %d, back to %s): alerts "
+                    "written before then are not known to the ledger and are written again if they are in "
+                    "the window; raise ledger_window_days to cover it, or replay into another --output-dir",
+                    ledger_days, oldest.isoformat(timespec="seconds"))
 
 
 def _log_decoders(app: AlertConsumer, summary: RunSummary) -> None:

@@ -1,13 +1,9 @@
 """The output directory of one consumer instance, and how a batch becomes durable.
 
-Layout under ``output_dir``::
-
-    data/lsst_alerts_YYYYMMDD[_INSTANCE][_N].csv      one per UTC processing day
-    cutouts/<diaSourceId>_<kind>_<YYYYMMDD>_<HHMMSS>[_N].fits
-    quarantine/<source>_<partition>_<offset>.bin + .json
-    state/ledger/YYYYMMDD.jsonl                        which alerts were written, per batch
-    state/INSTANCE.journal.json                        the batch in flight (crash recovery)
-    state/INSTANCE.incoming/                           cutouts not yet part of a batch
+The directory's layout is ``alert_pipeline.layout``'s; this store adds, under ``state/``,
+``ledger/YYYYMMDD.jsonl`` (which alerts were written, per batch), ``INSTANCE.journal.json``
+(the batch in flight, for crash recovery) and ``INSTANCE.incoming/`` (cutouts not yet part
+of a batch).
 
 How a batch becomes durable (``write_batch`` then ``finish_batch``):
 
@@ -42,7 +38,8 @@ from typing import Any
 from . import csvfiles
 from .cutouts import CutoutStager
 from .durable import checkpoint, safe_name, sync_filesystem
-from .ledger import Journal, Ledger
+from .layout import OutputLayout
+from .ledger import DEFAULT_WINDOW_DAYS, Journal, Ledger
 from .quarantine import QuarantineItem, write_quarantine
 from .records import COLUMNS, LIGHTCURVE
 from .summary import RunSummary
@@ -82,14 +79,13 @@ class MessageOutput:
 class OutputStore:
     """The output directory of one consumer instance (see the module docstring)."""
 
-    def __init__(self, output_dir: str, instance: str = "", ledger_window_days: int = 7,
+    def __init__(self, output_dir: str, instance: str = "", ledger_window_days: int = DEFAULT_WINDOW_DAYS,
                  mask: Callable[[str], str] | None = None) -> None:
-        self.root = os.path.abspath(output_dir)
+        self.layout = OutputLayout.at(output_dir)
+        self.root = self.layout.root
         self.instance = instance
-        self.data_dir = os.path.join(self.root, "data")
-        self.cutouts_dir = os.path.join(self.root, "cutouts")
-        self.quarantine_dir = os.path.join(self.root, "quarantine")
-        self.state_dir = os.path.join(self.root, "state")
+        self.data_dir, self.cutouts_dir = self.layout.data, self.layout.cutouts
+        self.quarantine_dir, self.state_dir = self.layout.quarantine, self.layout.state
         for directory in (self.data_dir, self.cutouts_dir, self.quarantine_dir, self.state_dir):
             os.makedirs(directory, exist_ok=True)
         tag = safe_name(instance) if instance else "default"

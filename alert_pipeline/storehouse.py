@@ -57,8 +57,8 @@ def utc_now() -> str:
 
 def slot_bytes(slot: Mapping[str, Any]) -> bytes:
     """The canonical serialisation of a slot: one line, sorted keys, UTF-8 (equal slots
-    are equal bytes). orjson writes it ~10x faster than json at 100k slots, with the same
-    shortest round-trip floats; a value orjson refuses (an integer beyond 64 bits in a
+    are equal bytes). orjson writes it much faster than json (``benchmarks/builder_scale.py``),
+    with the same shortest round-trip floats; a value orjson refuses (an integer beyond 64 bits in a
     source row) falls back to json. ``python3 -m json.tool`` shows a slot indented."""
     try:
         return orjson.dumps(slot, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)

@@ -6,19 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from alert_pipeline.config import (
-    KAFKA_DEFAULTS,
-    KAFKA_REQUIRED,
-    ConfigError,
-    build_parser,
-    load_config,
-    mask_secrets,
-)
+from alert_pipeline.clients import KAFKA_DEFAULTS, KAFKA_REQUIRED
+from alert_pipeline.config import build_parser, load_config
+from alert_pipeline.errors import ConfigError
+from alert_pipeline.masking import mask_secrets
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULTS = {"kafka_config": {"bootstrap.servers": "localhost:9092", "group.id": "lsst-alert-consumer",
                              "auto.offset.reset": "earliest"},
-            "topic": "lsst-extendedness-filtered", "output_dir": "./lsst_alerts"}
+            "topic": "lsst-extendedness-filtered"}
 
 
 def load(argv=(), environ=None):
@@ -88,6 +84,8 @@ def test_clear_errors_for_bad_configuration(tmp_path):
         load(["--framing", "schemaless"])
     with pytest.raises(ConfigError, match="at least 1"):
         load(["--workers", "0"])
+    with pytest.raises(ConfigError, match="framing must be one of auto, confluent"):  # decode's own check
+        load([], {"LSST_CONSUMER_FRAMING": "protobuf"})
 
 
 def test_example_config_loads_as_shipped():
@@ -103,7 +101,16 @@ def test_every_setting_has_one_flag_one_variable_and_one_toml_key(tmp_path):
     special = {"output_dir": ("/x", "/x"), "framing": ("ocf", "ocf"), "log_level": ("ERROR", "ERROR"),
                "instance_id": ("east", "east"), "max_message_bytes": ("4096", 4096),
                "max_decompressed_bytes": ("4096", 4096), "max_cutout_bytes": ("4096", 4096),
-               "metrics_file": (f"{tmp_path}/lsst.prom", f"{tmp_path}/lsst.prom"), "decoder": ("fastavro", "fastavro")}
+               "metrics_file": (f"{tmp_path}/lsst.prom", f"{tmp_path}/lsst.prom"), "decoder": ("fastavro", "fastavro"),
+               "bootstrap_servers": ("broker.example:9093", "broker.example:9093"), "group_id": ("nightly", "nightly"),
+               "topic": ("alerts-b", "alerts-b")}
+
+    def effective(config, setting):  # where the value lands: a field, kafka_config, or the topics
+        if setting.kafka_key:
+            return config.kafka_config[setting.kafka_key]
+        return config.topics[0] if setting.name == "topic" else getattr(config, setting.name)
+
+    assert [s.name for s in SETTINGS[:3]] == ["bootstrap_servers", "topic", "group_id"]  # declared like the others
     for setting in SETTINGS:
         text, value = special.get(setting.name, samples[setting.kind])
         from_env = load([], {setting.variable: text})
@@ -112,8 +119,8 @@ def test_every_setting_has_one_flag_one_variable_and_one_toml_key(tmp_path):
         from_file = load(["--config", str(toml)])
         argv = [f"--no-{setting.flag[2:]}"] if setting.kind is bool else [setting.flag, text]
         from_cli = load(argv)
-        assert getattr(from_env, setting.name) == getattr(from_file, setting.name) == \
-            getattr(from_cli, setting.name) == value, setting.name
+        assert effective(from_env, setting) == effective(from_file, setting) == \
+            effective(from_cli, setting) == value, setting.name
 
 
 @pytest.mark.parametrize(("variable", "key"), [

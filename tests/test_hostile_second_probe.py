@@ -18,7 +18,7 @@ import pytest
 
 from alert_pipeline.devtools import hostile
 from alert_pipeline.devtools.factory import AlertFactory
-from alert_pipeline.history import HISTORY_FILE
+from alert_pipeline.layout import HISTORY_FILE
 from alert_pipeline.sources import write_frames_file
 from tests.conftest import REPO, consumer_env, new_topic, produce, run_consumer
 from tests.peak import RUN_AND_MEASURE

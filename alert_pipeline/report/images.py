@@ -1,8 +1,8 @@
 """Read a cutout's pixels; write an 8-bit grey PNG.
 
 Both sit on the report's hot path (three per alert, tens of thousands a night), where
-astropy's general FITS reader (~0.7 ms per file, mostly header machinery) and Pillow's
-PNG writer (~0.35 ms, mostly plugin set-up) cost more than everything else together.
+astropy's general FITS reader (mostly header machinery) and Pillow's PNG writer (mostly
+plugin set-up) cost more than everything else together (``benchmarks/report_thumbnails.py``).
 
 * ``read_image``: a cutout whose primary HDU is a plain 2-D image (no BSCALE, BZERO or
   BLANK, which is what Rubin's cutouts are) is read straight from its bytes: the header's

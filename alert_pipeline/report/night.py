@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..csvfiles import DAY_CSV
+from ..layout import DAY_CSV, OutputLayout
 
 #: TAI − UTC since 2017-01-01 (no leap second announced since).
 TAI_MINUS_UTC_DAYS = 37 / 86400
@@ -93,14 +93,14 @@ def row_order(row: dict[str, str]) -> tuple:
 
 def csv_days(output_dir: Path) -> list[str]:
     """Every day that has at least one CSV file, oldest first."""
-    data = output_dir / "data"
+    data = Path(OutputLayout.at(output_dir).data)
     if not data.is_dir():
         return []
     return sorted({match.group(1) for name in os.listdir(data) if (match := DAY_CSV.match(name))})
 
 
 def day_files(output_dir: Path, day: str) -> list[Path]:
-    data = output_dir / "data"
+    data = Path(OutputLayout.at(output_dir).data)
     if not data.is_dir():
         return []
     return sorted(data / name for name in os.listdir(data)
@@ -140,7 +140,7 @@ def read_observing_night(output_dir: Path, night_day: str) -> Night:
 
 def _sidecars(output_dir: Path) -> list[tuple[str, dict[str, Any]]]:
     """(file name, sidecar) of every readable quarantine sidecar."""
-    directory = output_dir / "quarantine"
+    directory = Path(OutputLayout.at(output_dir).quarantine)
     found = []
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         try:
@@ -183,7 +183,7 @@ def fingerprint(output_dir: Path, day: str | None) -> str:
     files = day_files(output_dir, day) if day else [path for each in csv_days(output_dir)
                                                      for path in day_files(output_dir, each)]
     parts: list[Any] = [(path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in files]
-    quarantine = output_dir / "quarantine"
+    quarantine = Path(OutputLayout.at(output_dir).quarantine)
     if quarantine.is_dir():
         parts.append(sorted(name for name in os.listdir(quarantine) if name.endswith(".json")))
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()

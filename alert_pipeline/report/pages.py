@@ -13,7 +13,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..csvfiles import DAY_CSV
+from ..layout import DAY_CSV
 from .night import CUTOUT_KINDS, Night
 from .plots import BAND_ORDER
 from .thumbnails import NORTH_UP

@@ -3,8 +3,8 @@
 The algorithm and its defaults are astropy's ``ZScaleInterval`` (sample up to 1000 pixels
 at a fixed stride, sort them, fit a line with iterative k-sigma rejection, widen the
 rejected set by 1 % of the samples, scale the slope by the contrast). astropy fits each
-image in a Python loop of small numpy calls, which costs about 1.3 ms per 60×60 cutout —
-more than reading the FITS file and writing the PNG together. Here the images of one
+image in a Python loop of small numpy calls, which cost more than reading the FITS file
+and writing the PNG together (``benchmarks/report_thumbnails.py``). Here the images of one
 sample count are fitted together as the rows of one array, so each numpy call serves a
 whole chunk of cutouts. The straight-line fit is the closed-form weighted least squares
 that ``np.polyfit`` solves with 0/1 weights; ``tests/test_report.py`` compares the limits
