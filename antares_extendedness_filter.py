@@ -38,7 +38,7 @@ Local dry run, to tune the thresholds on real data before uploading::
     python3 antares_extendedness_filter.py ALERTS.avro MESSAGES.frames LOCUS.json ...
 
 Only the standard library and antares_devkit are imported at module level, as the
-DevKit runtime requires; the dry run (``alert_pipeline/devtools/filter_dry_run.py``,
+DevKit runtime requires; the dry run (``devtools/filter_dry_run.py``,
 imported only when this file is run as a script) also uses this repository's decoder.
 """
 
@@ -207,8 +207,8 @@ class LsstExtendednessFilter(BaseFilter):
 
 
 if __name__ == "__main__":
-    # The local dry run lives in the repository (alert_pipeline/devtools/filter_dry_run.py),
+    # The local dry run lives in the repository (devtools/filter_dry_run.py),
     # not in this uploaded file; it is imported only when the file is run as a script.
-    from alert_pipeline.devtools.filter_dry_run import main
+    from devtools.filter_dry_run import main
 
     sys.exit(main(sys.modules[__name__], sys.argv[1:]))

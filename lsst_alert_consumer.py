@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None, consumer_class: type[AlertConsumer] 
         return _retention(config.output_dir, config.retention_days, args.dry_run)
     from alert_pipeline.session import run_session
 
-    return run_session(config, consumer_class, args.from_file, window, _test_clock())
+    return run_session(config, consumer_class, args.from_file, window)
 
 
 def _merge(sources: list[str], destination: str) -> int:
@@ -176,15 +176,6 @@ def _count_argument(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 100_000:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of runs from 1 to 100000")
     return int(text)
-
-
-def _test_clock():  # noqa: ANN202 - a test hook, None in production
-    """The tests' movable clock when ``LSST_CONSUMER_TEST_START_TIME`` is set, else None."""
-    if not os.environ.get("LSST_CONSUMER_TEST_START_TIME"):
-        return None
-    from alert_pipeline.devtools.clock import clock_from_environment
-
-    return clock_from_environment()
 
 
 if __name__ == "__main__":

@@ -127,7 +127,7 @@ if [[ "$demo" == true ]]; then
   if [[ -z "${PYTHON:-}" ]]; then
     "$SCRIPT_DIR/scripts/setup_venv.sh"
   fi
-  exec "${PYTHON:-$SCRIPT_DIR/.venv/bin/python}" -m alert_pipeline.devtools.demo
+  exec "${PYTHON:-$SCRIPT_DIR/.venv/bin/python}" -m devtools.demo
 fi
 
 PYTHON="${PYTHON:-$SCRIPT_DIR/.venv/bin/python}"

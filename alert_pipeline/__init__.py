@@ -5,7 +5,8 @@ The consumer, one way: config → sources (files, ``kafka_source``, ``replay``) 
 ledger, durable) → ack, driven by ``runner`` and ``session``; ``report/`` the nightly
 report; ``merge`` several output directories into one. The builder: ``fink/`` (events
 table → transient and minor_body slots), ``messengers/`` (gw, neutrino, uhecr slots and the
-cross-match), ``storehouse`` and ``kinds`` (the slot store and its registry). ``devtools/``
-holds the demo, sample data, the local services and the tests' fault and clock hooks (which
-run-time code loads only when a test variable asks for them).
+cross-match), ``storehouse`` and ``kinds`` (the slot store and its registry). Shared:
+``layout`` (the output directory's names), ``exitcodes`` (every tool's codes), ``clients``
+(the Kafka and registry clients' settings). Nothing here imports test or demo support
+(the top-level ``devtools/`` and ``tests/``, not shipped).
 """

@@ -2,8 +2,8 @@
 
 Nothing here knows about alerts: atomic replacement, whole writes, one ``syncfs`` per
 batch, safe file-name fragments, and ``checkpoint``, the named points where the crash
-tests may stop the process (a no-op unless ``LSST_CONSUMER_TEST_CRASH`` is set; see
-``alert_pipeline.devtools.faults``).
+tests may stop the process (a no-op unless a hook is installed with
+``set_checkpoint_hook``; the test launcher installs ``devtools/faults.py``'s).
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ from collections.abc import Callable
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
-#: Installed only by the crash tests (through the environment); production runs never pay
-#: more than this one attribute lookup per checkpoint.
+#: Installed only by the crash tests' launcher; production runs never pay more than this
+#: one attribute lookup per checkpoint.
 _checkpoint_hook: Callable[[str], None] | None = None
-if os.environ.get("LSST_CONSUMER_TEST_CRASH"):
-    from .devtools.faults import crash_hook_from_environment
 
-    _checkpoint_hook = crash_hook_from_environment()
+
+def set_checkpoint_hook(hook: Callable[[str], None] | None) -> None:
+    """Call ``hook(name)`` at every ``checkpoint`` (None: do nothing again)."""
+    global _checkpoint_hook
+    _checkpoint_hook = hook
 
 
 def checkpoint(name: str) -> None:

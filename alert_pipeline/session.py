@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from .config import ConsumerConfig
@@ -22,11 +23,20 @@ from .replay import TimeWindow
 from .summary import RunSummary
 
 log = logging.getLogger("lsst_alert_consumer")
+#: The clock runs read when none is passed; None: the wall clock. Replaced only by the test
+#: launcher (``devtools/clock.py``), for runs that cross midnight.
+default_clock: Callable[[], dt.datetime] | None = None
+
+
+def set_default_clock(clock: Callable[[], dt.datetime] | None) -> None:
+    global default_clock
+    default_clock = clock
 
 
 def run_session(config: ConsumerConfig, consumer_class: type[AlertConsumer], files: list[str] | None = None,
                 window: TimeWindow | None = None, clock: Any = None) -> int:
     """Run once and return the exit code; the run is recorded however it ends."""
+    clock = clock or default_clock
     from .kafka_source import KafkaSource, describe
     from .replay import ReplaySource
     from .runner import run

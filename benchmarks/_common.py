@@ -15,7 +15,7 @@ if REPO not in sys.path:
 import fastavro  # noqa: E402
 
 from alert_pipeline.decode import bundled_schema  # noqa: E402
-from alert_pipeline.devtools.factory import AlertFactory  # noqa: E402
+from devtools.factory import AlertFactory  # noqa: E402
 
 #: name → alert() arguments: (a) no history, (b) 30 prvDiaSources, 30 prvDiaForcedSources.
 CASES = {

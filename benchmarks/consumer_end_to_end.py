@@ -27,7 +27,7 @@ from _common import REPO, framed_alerts, two_process_decode_speedup
 from confluent_kafka import Consumer, Producer
 from consumer_decode_write import pipeline_seconds
 
-from alert_pipeline.devtools.local import start_broker
+from devtools.local import start_broker
 
 
 def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:

@@ -31,9 +31,9 @@ from consumer_end_to_end import produce
 
 from alert_pipeline.avro import resolve_decoder
 from alert_pipeline.decode import AlertDecoder
-from alert_pipeline.devtools.local import start_broker
 from alert_pipeline.durable import sync_filesystem
 from alert_pipeline.sources import write_frames_file
+from devtools.local import start_broker
 
 
 def decoder_seconds(values: list[bytes], name: str) -> float:

@@ -24,7 +24,7 @@ from _common import REPO, framed_alerts
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from alert_pipeline.devtools.local import start_broker
+from devtools.local import start_broker
 
 
 def run(bootstrap: str, topic: str, instances: list[str], output: str) -> float:

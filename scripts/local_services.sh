@@ -25,7 +25,7 @@ case "${1:-}" in
       echo "already running (pid $(cat "$pid_file")):"
     else
       rm -f "$env_file"
-      (cd "$repo" && exec nohup "$python" -m alert_pipeline.devtools.services run "$state") \
+      (cd "$repo" && exec nohup "$python" -m devtools.services run "$state") \
         >"$state/services.log" 2>&1 </dev/null &
       echo "$!" >"$pid_file"
       for _ in $(seq 1 600); do
@@ -47,7 +47,7 @@ case "${1:-}" in
     shift
     [[ $# -gt 0 ]] || { echo "usage: $0 produce FILE..." >&2; exit 64; }
     running && [[ -f "$env_file" ]] || { echo "not running: $0 start first" >&2; exit 1; }
-    (cd "$repo" && exec "$python" -m alert_pipeline.devtools.services produce "$state" "$@")
+    (cd "$repo" && exec "$python" -m devtools.services produce "$state" "$@")
     ;;
   env)
     running && [[ -f "$env_file" ]] || { echo "not running: $0 start first" >&2; exit 1; }

@@ -18,10 +18,15 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from alert_pipeline.devtools import local
 from alert_pipeline.fink.load import create_table
+from devtools import local
 
 REPO = Path(__file__).resolve().parent.parent
+#: The child processes' import path: the test launcher's hooks (tests/hooks/sitecustomize.py:
+#: crash points and a movable clock, when a test asks for them), then the repository. Every
+#: child inherits it; run-time code never imports test support itself.
+SUBPROCESS_PYTHONPATH = os.pathsep.join([str(REPO / "tests" / "hooks"), str(REPO)])
+os.environ["PYTHONPATH"] = SUBPROCESS_PYTHONPATH
 EXTERNAL_KAFKA = bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
 
 #: Group settings for tests. On Tansu a join waits max(1 s, session timeout / 2) and a
@@ -90,7 +95,7 @@ def consumer_env(bootstrap: str, topic: str, output_dir: Path, group: str | None
         LSST_CONSUMER_IDLE_TIMEOUT="20",
         LSST_CONSUMER_KAFKA_SESSION_TIMEOUT_MS=SESSION_TIMEOUT_MS,
         LSST_CONSUMER_KAFKA_HEARTBEAT_INTERVAL_MS=HEARTBEAT_MS,
-        PYTHONPATH=str(REPO),
+        PYTHONPATH=SUBPROCESS_PYTHONPATH,
     )
     env.update(extra)
     return env

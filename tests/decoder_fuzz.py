@@ -13,8 +13,8 @@ import random
 import sys
 
 from alert_pipeline.decode import AlertDecoder
-from alert_pipeline.devtools.factory import AlertFactory
 from alert_pipeline.errors import DecodeError
+from devtools.factory import AlertFactory
 from tests.peak import peak_rss_kb
 
 

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from alert_pipeline import fink
-from alert_pipeline.devtools import fink_samples
+from devtools import fink_samples
 
 REPO = Path(__file__).resolve().parent.parent
 LABEL_RANK = {"Kilonova candidate": 3, "SN candidate": 2, "Unknown": 1}

@@ -9,7 +9,7 @@ import json
 import psycopg
 import pytest
 
-from alert_pipeline.devtools import fink_samples
+from devtools import fink_samples
 from tests.test_builder import event_row, insert_rows, read_slots, run_builder
 
 NOW = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)

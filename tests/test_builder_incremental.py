@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from alert_pipeline.devtools import fink_samples
+from devtools import fink_samples
 
 from .test_builder import edge_case_alerts, event_row, insert_rows, run_builder
 from .test_builder_minor_body import minor_body_cases

@@ -14,7 +14,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 
 from alert_pipeline import fink
-from alert_pipeline.devtools import fink_samples
+from devtools import fink_samples
 
 from .test_builder import edge_case_alerts, event_row, expected_curve, insert_rows, run_builder
 

@@ -23,7 +23,7 @@ from ligo.skymap import moc
 from ligo.skymap.io import read_sky_map
 from ligo.skymap.postprocess.crossmatch import crossmatch
 
-from tests.conftest import REPO
+from tests.conftest import REPO, SUBPROCESS_PYTHONPATH
 from tests.test_messengers import ALERT, AUGER, ICECAT, load
 
 SKY = 4 * 180**2 / math.pi
@@ -36,7 +36,7 @@ AT2019DSG = (314.26206, 14.20427)  # ZTF19aapreis (Stein et al. 2021), from TNS
 
 def builder(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "transient_kind_builder.py"), *args], capture_output=True,
-                          text=True, timeout=300, env=os.environ | {"PYTHONPATH": str(REPO)})
+                          text=True, timeout=300, env=os.environ | {"PYTHONPATH": SUBPROCESS_PYTHONPATH})
 
 
 def skymap_table():
@@ -221,7 +221,7 @@ def built_storehouse(pg_url: str, table: str, tmp_path: Path, single: dict[str, 
     """Sample Fink alerts loaded and built by the real builder; the storehouse and the
     first transient slot."""
     from alert_pipeline import fink
-    from alert_pipeline.devtools import fink_samples
+    from devtools import fink_samples
 
     alerts = fink_samples.dataset(fink_samples.Composition(single=single, cross=[], solar_system_objects=0,
                                                            mixed_with_solar_system=0), seed=seed)
@@ -236,7 +236,7 @@ def built_storehouse(pg_url: str, table: str, tmp_path: Path, single: dict[str, 
 def test_a_later_build_keeps_the_coincidences_and_the_roster_summary(pg_url, table, tmp_path):
     """The real build from Fink rows, a neutrino placed on one of its transients, the
     cross-match, then the build again: every slot keeps its coincidences."""
-    from alert_pipeline.devtools import fink_samples
+    from devtools import fink_samples
 
     store, target = built_storehouse(pg_url, table, tmp_path, {"sn": 3, "kilonova": 0, "unknown": 1}, seed=7)
     events = tmp_path / "ray.csv"

@@ -20,11 +20,11 @@ from alert_pipeline.config import ConsumerConfig
 from alert_pipeline.csvfiles import format_cell
 from alert_pipeline.cutouts import fits_problem
 from alert_pipeline.decode import AlertDecoder, bundled_versions, schema_id_for_version
-from alert_pipeline.devtools.factory import TESTED_VERSIONS, AlertFactory, encode_antares_locus, malformed_messages
 from alert_pipeline.durable import safe_name
 from alert_pipeline.errors import DecodeError
 from alert_pipeline.records import COLUMNS, DIA_SOURCE_FIELDS, extendedness_stats
 from alert_pipeline.sources import Message
+from devtools.factory import TESTED_VERSIONS, AlertFactory, encode_antares_locus, malformed_messages
 from lsst_alert_consumer import LSSTAlertConsumer
 
 PROCESSED_AT = dt.datetime(2026, 2, 10, 2, 3, 15, tzinfo=dt.UTC)
@@ -474,7 +474,7 @@ def test_broker_delivered_container_file_through_the_consumer(tmp_path):
     prvDiaSources plus forced sources, PSFIMAGE cutouts without a mask."""
     from astropy.io import fits
 
-    from alert_pipeline.devtools.factory import broker_container
+    from devtools.factory import broker_container
 
     factory = AlertFactory("10.0", seed=16)
     ordinary = [factory.alert(cutout_size=30, psf_cutouts=True, n_prv_sources=350, n_prv_forced=350)

@@ -12,10 +12,10 @@ import pytest
 
 from alert_pipeline.avro import WriterSchema, read_record, resolve_decoder
 from alert_pipeline.decode import AlertDecoder, bundled_versions
-from alert_pipeline.devtools import hostile
-from alert_pipeline.devtools.factory import AlertFactory, malformed_messages
 from alert_pipeline.errors import DecodeError
 from alert_pipeline.records import base_row
+from devtools import hostile
+from devtools.factory import AlertFactory, malformed_messages
 
 from .decoder_fuzz import same
 

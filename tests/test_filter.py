@@ -15,10 +15,11 @@ import pytest
 from antares_devkit.models import BaseFilter, DevkitAlert, DevKitLocus
 
 import antares_extendedness_filter as flt
-from alert_pipeline.devtools.factory import AlertFactory
-from alert_pipeline.devtools.filter_dry_run import loci_from_packets, locus_from_dict
 from alert_pipeline.records import LOCUS_EXTENDEDNESS_PROPERTIES
 from alert_pipeline.sources import write_frames_file
+from devtools.factory import AlertFactory
+from devtools.filter_dry_run import loci_from_packets, locus_from_dict
+from tests.conftest import SUBPROCESS_PYTHONPATH
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -200,7 +201,7 @@ def test_dry_run_over_factory_packets(tmp_path):
     old = AlertFactory("7.4", seed=32)
     container.write_bytes(old.container_file([old.alert(cutouts=False, extendedness=0.95)]))
     done = subprocess.run([sys.executable, str(REPO / "antares_extendedness_filter.py"), str(frames), str(container)],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": SUBPROCESS_PYTHONPATH})
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     decisions = [line.split("\t") for line in lines[:-1]]
@@ -218,7 +219,7 @@ def test_dry_run_reads_locus_json(tmp_path):
     data = copy.deepcopy(devkit_test_locus("small_locus"))
     (tmp_path / "locus.json").write_text(json.dumps(data))
     done = subprocess.run([sys.executable, str(REPO / "antares_extendedness_filter.py"), str(tmp_path / "locus.json")],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": SUBPROCESS_PYTHONPATH})
     assert done.returncode == 0, done.stderr
     assert "ANT2024it80v05etk1n\tSkipped\tfail" in done.stdout
 
@@ -266,7 +267,7 @@ def test_broker_delivered_container_is_judged_by_identity(tmp_path, require):
     """A Fink-like container (enriched schema, all-null ssSource/mpc_orbits on ordinary
     alerts, diaObjectId 0 on Solar-System ones, deep histories, PSFIMAGE cutouts) through
     the dry run in both REQUIRE_SSSOURCE modes: only the real Solar-System loci count."""
-    from alert_pipeline.devtools.factory import broker_container
+    from devtools.factory import broker_container
 
     factory = AlertFactory("10.0", seed=34)
     ordinary = [factory.alert(cutout_size=30, psf_cutouts=True, extendedness=0.5, n_prv_sources=350,
@@ -278,7 +279,7 @@ def test_broker_delivered_container_is_judged_by_identity(tmp_path, require):
     edited = tmp_path / "antares_extendedness_filter.py"
     edited.write_text(source.replace("REQUIRE_SSSOURCE = True ", f"REQUIRE_SSSOURCE = {require} "))
     done = subprocess.run([sys.executable, str(edited), str(container)], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+                          timeout=120, env={**os.environ, "PYTHONPATH": SUBPROCESS_PYTHONPATH})
     assert done.returncode == 0, done.stderr
     decisions = [line.split("\t") for line in done.stdout.strip().splitlines()[:-1]]
     assert len(decisions) == 7

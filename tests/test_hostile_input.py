@@ -22,11 +22,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from alert_pipeline.devtools import hostile
-from alert_pipeline.devtools.factory import AlertFactory
 from alert_pipeline.exitcodes import EXIT_NOTHING_WRITTEN
 from alert_pipeline.sources import write_frames_file
-from tests.conftest import REPO, consumer_env, new_topic, produce
+from devtools import hostile
+from devtools.factory import AlertFactory
+from tests.conftest import REPO, SUBPROCESS_PYTHONPATH, consumer_env, new_topic, produce
 from tests.peak import RUN_AND_MEASURE
 from tests.test_kafka_run import assert_exactly_once, committed
 
@@ -56,7 +56,7 @@ PEAK_RSS = RUN_AND_MEASURE
 
 def offline_env(out: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LSST_CONSUMER_")}
-    env.update(LSST_CONSUMER_OUTPUT_DIR=str(out), PYTHONPATH=str(REPO), **extra)
+    env.update(LSST_CONSUMER_OUTPUT_DIR=str(out), PYTHONPATH=SUBPROCESS_PYTHONPATH, **extra)
     return env
 
 

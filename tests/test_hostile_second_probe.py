@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from alert_pipeline.devtools import hostile
-from alert_pipeline.devtools.factory import AlertFactory
 from alert_pipeline.layout import HISTORY_FILE
 from alert_pipeline.sources import write_frames_file
-from tests.conftest import REPO, consumer_env, new_topic, produce, run_consumer
+from devtools import hostile
+from devtools.factory import AlertFactory
+from tests.conftest import REPO, SUBPROCESS_PYTHONPATH, consumer_env, new_topic, produce, run_consumer
 from tests.peak import RUN_AND_MEASURE
 from tests.registry_server import SchemaRegistryServer
 from tests.test_hostile_input import offline_env, peak_rss_mb, read_rows, sidecars
@@ -146,7 +146,7 @@ def test_every_log_handler_masks_what_any_logger_prints():
             "logging.getLogger('httpx2').info('HTTP Request: GET http://a:SECRETPW@h/')\n"
             "try:\n    raise OSError('cannot reach http://a:SECRETPW@h/')\n"
             "except OSError:\n    logging.getLogger('other').exception('failed')\n")
-    done = subprocess.run([sys.executable, "-c", code], env=os.environ | {"PYTHONPATH": str(REPO)},
+    done = subprocess.run([sys.executable, "-c", code], env=os.environ | {"PYTHONPATH": SUBPROCESS_PYTHONPATH},
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "SECRETPW" not in done.stderr
@@ -308,7 +308,7 @@ def test_report_html_holds_no_nul_from_a_csv_cell(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "\x00" in next((out / "data").glob("*.csv")).read_text()  # the CSV keeps the value as sent
     report = subprocess.run([sys.executable, str(REPO / "lsst_alert_report.py"), "--output-dir", str(out)],
-                            env=os.environ | {"PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
+                            env=os.environ | {"PYTHONPATH": SUBPROCESS_PYTHONPATH}, capture_output=True, text=True, timeout=120)
     assert report.returncode == 0, report.stderr
     (page,) = (out / "reports").glob("lsst_alerts_*[0-9].html")
     html = page.read_text()

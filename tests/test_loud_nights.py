@@ -10,8 +10,8 @@ import json
 
 import fastavro
 
-from alert_pipeline.devtools.factory import AlertFactory
 from alert_pipeline.exitcodes import EXIT_NOTHING_WRITTEN
+from devtools.factory import AlertFactory
 from tests.conftest import consumer_env, new_topic, produce, run_consumer
 from tests.test_hostile_input import sidecars
 from tests.test_wrapper import run_wrapper, wrapper_env

@@ -24,7 +24,7 @@ from ligo.skymap import moc
 from ligo.skymap.io import read_sky_map
 from ligo.skymap.postprocess.crossmatch import crossmatch
 
-from tests.conftest import REPO
+from tests.conftest import REPO, SUBPROCESS_PYTHONPATH
 
 DATA = REPO / "tests" / "data" / "messengers"
 ALERT = DATA / "S230518h-initial.igwn.json"
@@ -45,7 +45,7 @@ def load(storehouse: Path, *files: Path | str, extra: tuple[str, ...] = (), limi
     return subprocess.run([sys.executable, str(REPO / "transient_kind_builder.py"), "load-messengers",
                            "--storehouse", str(storehouse), *extra, *map(str, files)],
                           capture_output=True, text=True, timeout=300, preexec_fn=limit,
-                          env=os.environ | {"PYTHONPATH": str(REPO)})
+                          env=os.environ | {"PYTHONPATH": SUBPROCESS_PYTHONPATH})
 
 
 def slot(storehouse: Path, kind: str, slot_id: str) -> dict:

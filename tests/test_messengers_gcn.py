@@ -12,7 +12,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.conftest import HEARTBEAT_MS, REPO, SESSION_TIMEOUT_MS, produce
+from tests.conftest import HEARTBEAT_MS, REPO, SESSION_TIMEOUT_MS, SUBPROCESS_PYTHONPATH, produce
 from tests.test_kafka_run import committed
 from tests.test_messengers import ALERT, GOLD_BRONZE, LVK_NU, alert_doc
 
@@ -23,7 +23,7 @@ SECRET = "gcn-Secret-42"
 def gcn_env(bootstrap: str, group: str, tmp_path: Path) -> dict[str, str]:
     secret = tmp_path / "gcn.secret"
     secret.write_text(SECRET + "\n")
-    return os.environ | {"PYTHONPATH": str(REPO), "GCN_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+    return os.environ | {"PYTHONPATH": SUBPROCESS_PYTHONPATH, "GCN_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                          "GCN_KAFKA_SECURITY_PROTOCOL": "plaintext", "GCN_GROUP_ID": group,
                          "GCN_KAFKA_SESSION_TIMEOUT_MS": SESSION_TIMEOUT_MS, "GCN_KAFKA_HEARTBEAT_INTERVAL_MS": HEARTBEAT_MS,
                          "GCN_CLIENT_SECRET_FILE": str(secret)}

@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from alert_pipeline.devtools.factory import AlertFactory
+from devtools.factory import AlertFactory
 
 from .conftest import consumer_env, new_topic, produce, run_consumer, start_consumer
 from .registry_server import SchemaRegistryServer

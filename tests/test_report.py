@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alert_pipeline.devtools.factory import AlertFactory, encode_antares_locus, malformed_messages
 from alert_pipeline.report.thumbnails import stretch
 from alert_pipeline.sources import write_frames_file
+from devtools.factory import AlertFactory, encode_antares_locus, malformed_messages
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -13,9 +13,9 @@ from astropy.io import fits
 from astropy.visualization import ZScaleInterval
 from PIL import Image
 
-from alert_pipeline.devtools.factory import make_cutout
 from alert_pipeline.report.images import _plain_primary_image, png_bytes, read_image
 from alert_pipeline.report.zscale import zscale_limits
+from devtools.factory import make_cutout
 
 
 def _images(rng: np.random.Generator) -> list[np.ndarray]:

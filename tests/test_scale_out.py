@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from alert_pipeline.sources import write_frames_file
-from tests.conftest import REPO, consumer_env, new_topic, produce, run_consumer
+from tests.conftest import REPO, SUBPROCESS_PYTHONPATH, consumer_env, new_topic, produce, run_consumer
 from tests.test_kafka_run import alerts, all_rows, assert_exactly_once, committed
 
 
@@ -54,7 +54,7 @@ def test_separate_directories_hold_it_twice_and_merge_unions_them_once(kafka, tm
     ids, _ = takeover(kafka, tmp_path, east, west, "own-dirs")
     union = [row["diaSourceId"] for row in all_rows(east) + all_rows(west)]
     assert len(union) == 50 and set(union) == ids  # ten alerts in both directories
-    env = os.environ | {"PYTHONPATH": str(REPO), "LSST_CONSUMER_OUTPUT_DIR": str(merged)}
+    env = os.environ | {"PYTHONPATH": SUBPROCESS_PYTHONPATH, "LSST_CONSUMER_OUTPUT_DIR": str(merged)}
     command = [sys.executable, str(REPO / "lsst_alert_consumer.py"), "--merge", str(east), str(west)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -74,7 +74,7 @@ def test_history_names_each_instance(kafka, tmp_path):
     out = tmp_path / "shared"
     takeover(kafka, tmp_path, out, out, "history-instances")
     done = subprocess.run([sys.executable, str(REPO / "lsst_alert_consumer.py"), "--history"],
-                          env=os.environ | {"PYTHONPATH": str(REPO), "LSST_CONSUMER_OUTPUT_DIR": str(out)},
+                          env=os.environ | {"PYTHONPATH": SUBPROCESS_PYTHONPATH, "LSST_CONSUMER_OUTPUT_DIR": str(out)},
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     header, *lines = done.stdout.splitlines()

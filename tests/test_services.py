@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from alert_pipeline.decode import bundled_schema, schema_id_for_version
-from alert_pipeline.devtools.factory import TESTED_VERSIONS, AlertFactory
+from devtools.factory import TESTED_VERSIONS, AlertFactory
 
 from .conftest import HEARTBEAT_MS, SESSION_TIMEOUT_MS, new_topic, produce
 
@@ -104,8 +104,8 @@ def test_local_services_script_lets_a_user_try_their_own_alerts(tmp_path):
     import subprocess
     import sys
 
-    from alert_pipeline.devtools import fink_samples
     from alert_pipeline.sources import write_frames_file
+    from devtools import fink_samples
     from tests.conftest import REPO
 
     env = {**os.environ, "LOCAL_SERVICES_DIR": str(tmp_path / "services")}

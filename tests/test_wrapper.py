@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from alert_pipeline.devtools.factory import AlertFactory
+from devtools.factory import AlertFactory
 
 from .conftest import REPO, consumer_env, new_topic, produce
 
@@ -173,7 +173,7 @@ def test_lock_file_location_is_overridable(tmp_path):
 
 def test_builder_step_runs_when_database_url_is_set(kafka, pg_url, tmp_path):
     from alert_pipeline import fink
-    from alert_pipeline.devtools import fink_samples
+    from devtools import fink_samples
 
     table = "wrapper_events"
     alerts = fink_samples.dataset(fink_samples.Composition(single={"sn": 3, "kilonova": 1, "unknown": 2}, cross=[],

@@ -60,7 +60,7 @@ def _create_topic(bootstrap: str) -> None:
 def produce(directory: Path, files: list[str]) -> int:
     from confluent_kafka import Producer
 
-    from ..sources import read_message_files
+    from alert_pipeline.sources import read_message_files
 
     env = dict(line.split("=", 1) for line in (directory / ENV_FILE).read_text().splitlines() if "=" in line)
     producer = Producer({"bootstrap.servers": env["LSST_CONSUMER_BOOTSTRAP_SERVERS"], "message.max.bytes": 67108864})

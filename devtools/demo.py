@@ -20,7 +20,7 @@ from . import fink_samples
 from .factory import AlertFactory, encode_antares_locus, malformed_messages
 from .local import kafka_broker, postgres_server
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 #: Where the demo's outputs go (emptied first): ./demo_output, or DEMO_OUTPUT_DIR (the tests'
 #: own directory, so that a test run never touches a user's demo outputs).
 OUTPUT = Path(os.environ.get("DEMO_OUTPUT_DIR") or REPO / "demo_output")
