@@ -155,15 +155,18 @@ class AlertConsumer:
         outputs = self.prepare_batch(messages, processed_at)
         return StartedBatch(self.store, outputs, processed_at, self.store.stager.take_pending())
 
-    def write_batch(self, messages: Sequence[Message], processed_at: dt.datetime) -> RunSummary:
-        """Prepare and durably write one batch (the caller commits, then ``store.finish_batch``)."""
-        try:
-            started = self.start_batch(messages, processed_at)
-            wait_for_writes(started.staging)
-        except BaseException:
-            self.store.stager.discard_all()
-            raise
-        return self.store.write_batch(started.outputs, processed_at)
+    # ------------------------------------------------------------------ the batch's life (for the runner)
+    def recover(self, today: dt.date) -> str | None:
+        """Finish or undo a batch a crash interrupted (``OutputStore.recover``)."""
+        return self.store.recover(today)
+
+    def finish_batch(self) -> None:
+        """The batch is acknowledged: its journal is no longer needed."""
+        self.store.finish_batch()
+
+    def discard_staged(self) -> None:
+        """Forget every cutout staged for a batch that will not be written."""
+        self.store.stager.discard_all()
 
     def _worker_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:

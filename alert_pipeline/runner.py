@@ -69,7 +69,7 @@ def run(consumer: AlertConsumer, source: Source, now: Callable[[], dt.datetime] 
     started = time.monotonic()
     summary = summary if summary is not None else RunSummary()
     summary.mode = source.mode
-    summary.recovered = consumer.store.recover(now().date())
+    summary.recovered = consumer.recover(now().date())
     if summary.recovered:
         log.warning("recovered from an interrupted run: %s", summary.recovered)
 
@@ -85,7 +85,7 @@ def run(consumer: AlertConsumer, source: Source, now: Callable[[], dt.datetime] 
         checkpoint("before-commit")
         source.ack(batch)
         checkpoint("after-commit")
-        consumer.store.finish_batch()
+        consumer.finish_batch()
         summary.add(result)
         _progress(summary)
 
@@ -142,7 +142,7 @@ def _settle_then_discard(settle: Callable[[], None], consumer: AlertConsumer) ->
     try:
         settle()
     finally:
-        consumer.store.stager.discard_all()
+        consumer.discard_staged()
 
 
 #: How far past ``max_runtime`` a run may go inside one batch before the watchdog ends it.

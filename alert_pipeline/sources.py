@@ -87,6 +87,34 @@ class FileSource:
         """Nothing held open between batches."""
 
 
+class MemorySource:
+    """Messages already in memory (an embedding program's, the tests'), each with its
+    origin, handed to the runner in batches like any other source."""
+
+    mode = "files"
+
+    def __init__(self, messages: Iterable[Message]) -> None:
+        self.messages = list(messages)
+        self.stop_reason = ""
+
+    def batches(self, budget: Callable[[], int]) -> Iterator[list[Message]]:
+        start = 0
+        while start < len(self.messages):
+            size = max(budget(), 1)
+            yield self.messages[start:start + size]
+            start += size
+        self.stop_reason = "end-of-input"
+
+    def ack(self, batch: list[Message]) -> None:
+        """Nothing to acknowledge."""
+
+    def positions(self) -> dict[str, PartitionProgress]:
+        return {}
+
+    def close(self) -> None:
+        """Nothing held."""
+
+
 def write_frames_file(path: str, values: Iterable[bytes]) -> int:
     """Store Kafka message values in a ``.frames`` file: a magic line, then each value
     as a 4-byte big-endian length and its bytes. Returns how many were written."""

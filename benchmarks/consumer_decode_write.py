@@ -1,9 +1,9 @@
 """Offline decode → row → CSV + 3 FITS files (durable batches), beside bare decoding.
 
 For each case it alternates, in this one process, the bare ``fastavro.schemaless_reader``
-baseline and the consumer's batch path (``AlertConsumer.write_batch``: decode, FITS check,
-row, staged cutouts, syncfs, CSV, ledger) over the same in-memory messages, and prints the
-best of the rounds and the ratio.
+baseline and the consumer's loop (``runner.run`` over a ``MemorySource``: decode, FITS
+check, row, staged cutouts, syncfs, CSV, ledger, the next batch decoded while one is
+written) over the same in-memory messages, and prints the best of the rounds and the ratio.
 
     .venv/bin/python benchmarks/consumer_decode_write.py [--count N] [--rounds R]
 
@@ -15,7 +15,6 @@ VM the disk (mounted with online discard) is what limits case (b): ~145 kB per a
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import tempfile
 import time
@@ -24,7 +23,8 @@ from _common import CASES, bare_decode_seconds, framed_alerts
 
 from alert_pipeline.config import ConsumerConfig
 from alert_pipeline.consumer import AlertConsumer
-from alert_pipeline.sources import Message
+from alert_pipeline.runner import run
+from alert_pipeline.sources import MemorySource, Message
 
 
 def pipeline_seconds(values: list[bytes], output_dir: str, batch_size: int) -> float:
@@ -35,10 +35,7 @@ def pipeline_seconds(values: list[bytes], output_dir: str, batch_size: int) -> f
     consumer = AlertConsumer(config)
     messages = [Message(value, {"topic": "bench", "partition": 0, "offset": i}) for i, value in enumerate(values)]
     start = time.perf_counter()
-    written = 0
-    for first in range(0, len(messages), batch_size):
-        written += consumer.write_batch(messages[first:first + batch_size], dt.datetime.now(dt.UTC)).written
-        consumer.store.finish_batch()
+    written = run(consumer, MemorySource(messages)).written
     elapsed = time.perf_counter() - start
     consumer.close()
     assert written == len(values)

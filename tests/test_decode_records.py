@@ -23,7 +23,8 @@ from alert_pipeline.decode import AlertDecoder, bundled_versions, schema_id_for_
 from alert_pipeline.durable import safe_name
 from alert_pipeline.errors import DecodeError
 from alert_pipeline.records import COLUMNS, DIA_SOURCE_FIELDS, extendedness_stats
-from alert_pipeline.sources import Message
+from alert_pipeline.runner import run
+from alert_pipeline.sources import MemorySource, Message
 from devtools.factory import TESTED_VERSIONS, AlertFactory, encode_antares_locus, malformed_messages
 from lsst_alert_consumer import LSSTAlertConsumer
 
@@ -37,11 +38,11 @@ def make_consumer(tmp_path: Path, consumer_class=LSSTAlertConsumer, **settings) 
 
 
 def write_offline(consumer: LSSTAlertConsumer, values: list[bytes], processed_at=PROCESSED_AT):
+    """The production loop (``runner.run``: recover, batches, durable writes, finish) over
+    messages held in memory, with Kafka-like origins, processed at ``processed_at``."""
     messages = [Message(value, {"topic": "alerts", "partition": 0, "offset": offset})
                 for offset, value in enumerate(values)]
-    result = consumer.write_batch(messages, processed_at)
-    consumer.store.finish_batch()
-    return result
+    return run(consumer, MemorySource(messages), now=lambda: processed_at)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
