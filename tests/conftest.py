@@ -50,7 +50,7 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture
 def table(pg_url):
-    """A fresh events table of its own (sql/events.sql with another name)."""
+    """A fresh events table of its own (alert_pipeline/fink/events.sql with another name)."""
     name = f"events_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_url, autocommit=True) as connection:
         create_table(connection, name)

@@ -1,6 +1,6 @@
 """The build: the events table → the ``transient`` and ``minor_body`` kinds.
 
-The events table (``sql/events.sql``) holds one row per Fink alert, tagged with a source
+The events table (``alert_pipeline/fink/events.sql``) holds one row per Fink alert, tagged with a source
 name; ``extra_json`` is TEXT, so every read of its keys casts it to jsonb. The build:
 
 1. parses each row of the source once into a narrow temporary table. When some row is

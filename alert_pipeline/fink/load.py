@@ -16,6 +16,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from psycopg import sql
 from .db import DEFAULT_SOURCE, DEFAULT_TABLE, connect, jd_to_datetime, json_guard, table_identifier
 from .queries import JD_RANGE
 
-DDL_FILE = Path(__file__).resolve().parents[2] / "sql" / "events.sql"
+#: The events table's DDL, shipped inside the package (``importlib.resources``).
+DDL_FILE = resources.files(__package__) / "events.sql"
 
 
 @dataclass
@@ -45,7 +47,7 @@ class Skip(ValueError):
 
 
 def create_table(connection: psycopg.Connection, table: str) -> None:
-    """sql/events.sql for ``table`` (``name`` or ``schema.name``), identifiers composed by
+    """alert_pipeline/fink/events.sql for ``table`` (``name`` or ``schema.name``), identifiers composed by
     psycopg, never by rewriting the text."""
     identifier = table_identifier(table)
     index = sql.Identifier(f"{table.split('.')[-1]}_source_idx")  # an index lives in its table's schema
