@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,13 +167,13 @@ _ESCAPED_STEM = re.compile(r"(?:[A-Za-z0-9]|_[0-9A-F]{2})+")
 class RowSource:
     """How the builder makes a kind's slots from the events table: ``query`` (SQL with a
     ``{table}`` placeholder) streams one row per group, ``make_slot(row, provenance,
-    roster)`` turns a row into a slot (or None, counted in the ``roster``, an instance
-    of ``roster_type``)."""
+    roster)`` turns a row into a slot (or None, counted in the ``roster``, which
+    ``roster_type(**counts)`` makes: ``fink.roster.Roster.of`` for the kind's subtypes)."""
 
     query: str
     params: Mapping[str, Any]
-    make_slot: Any
-    roster_type: type
+    make_slot: Callable[..., dict[str, Any] | None]
+    roster_type: Callable[..., Any]
 
 
 @dataclass(frozen=True)

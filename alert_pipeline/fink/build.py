@@ -35,7 +35,8 @@ from ..durable import checkpoint
 from ..storehouse import KindSpec, read_json_file, utc_now
 from . import incremental, minor_body, queries, transient, workers
 from .db import DEFAULT_SOURCE, DEFAULT_TABLE, BuildError, connect, json_guard, require_table
-from .transient import IN_SCOPE, Roster
+from .roster import Roster
+from .transient import IN_SCOPE
 
 log = logging.getLogger("transient_kind_builder")
 
@@ -52,7 +53,7 @@ class ShrinkRefused(BuildError):
 
 @dataclass
 class KindReport:
-    roster: Any  # transient.Roster or minor_body.BodyRoster
+    roster: Roster
     written: int
     unchanged: int
     removed: int

@@ -18,7 +18,7 @@ file), as is an MPC row without a designation, or one of only spaces (``no_desig
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ..storehouse import EscapedSlotNames, KindSpec, RowSource
@@ -26,6 +26,7 @@ from . import queries
 from .curves import BANDS, finite, light_curve, motion_arcsec_per_hour, night_count
 from .db import MJD_OFFSET, jd_to_iso
 from .queries import ZTF_OBJECT_ID
+from .roster import Roster
 
 KIND = "minor_body"
 MPC_LABEL = "Solar System MPC"
@@ -36,16 +37,6 @@ NAMES = EscapedSlotNames(verbatim=ZTF_OBJECT_ID)
 _LIKE_ZTF_OBJECT_ID = re.compile(ZTF_OBJECT_ID, re.IGNORECASE)
 INDEX_FIELDS = ("slot_id", "subtype", "designation", "first_mjd", "last_mjd", "n_alerts", "n_nights",
                 "ra_deg_last", "dec_deg_last", "provisional")
-
-
-@dataclass
-class BodyRoster:
-    objects: int = 0
-    by_subtype: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUBTYPES, 0))
-    skipped_rows: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"objects": self.objects, "by_subtype": self.by_subtype, "skipped_rows": self.skipped_rows}
 
 
 def designation_problem(designation: str) -> str | None:
@@ -76,7 +67,7 @@ def _safe(body: str) -> bool:
     return True
 
 
-def body_slot(row: tuple, provenance: dict[str, Any], roster: BodyRoster) -> dict[str, Any] | None:
+def body_slot(row: tuple, provenance: dict[str, Any], roster: Roster) -> dict[str, Any] | None:
     """One minor-body slot from a ``queries.PER_BODY`` row, or None (counted) when the
     body cannot have a slot."""
     body, mpc, n_alerts, object_ids, ras, decs, fink, *series = row
@@ -121,4 +112,4 @@ def body_slot(row: tuple, provenance: dict[str, Any], roster: BodyRoster) -> dic
 
 
 SPEC = KindSpec(KIND, INDEX_FIELDS, NAMES, RowSource(queries.PER_BODY, {"mpc": MPC_LABEL, "labels": list(LABELS)},
-                                                     body_slot, BodyRoster))
+                                                     body_slot, partial(Roster.of, SUBTYPES)))

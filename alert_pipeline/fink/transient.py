@@ -8,7 +8,7 @@ Subtype by the most specific label an object's alerts carry (kilonova > sn > unk
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from .. import tns
@@ -16,6 +16,7 @@ from ..storehouse import KindSpec, RowSource
 from . import queries
 from .curves import BANDS, finite, finite_list, light_curve
 from .db import MJD_OFFSET, jd_to_iso
+from .roster import Roster
 
 KIND = "transient"
 #: Fink label → (subtype, specificity). Every other label is out of scope.
@@ -26,21 +27,6 @@ IN_SCOPE: dict[str, tuple[str, int]] = {
 }
 SUBTYPES = ("sn", "kilonova", "unknown")
 INDEX_FIELDS = ("slot_id", "subtype", "ra_deg", "dec_deg", "first_mjd", "last_mjd", "n_alerts", "provisional")
-
-
-@dataclass
-class Roster:
-    objects: int = 0
-    by_subtype: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUBTYPES, 0))
-    naive_class_tallies: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUBTYPES, 0))
-    cross_labelled: int = 0
-    excluded_rows: dict[str, int] = field(default_factory=dict)
-    skipped_rows: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"objects": self.objects, "by_subtype": self.by_subtype,
-                "naive_class_tallies": self.naive_class_tallies, "cross_labelled": self.cross_labelled,
-                "excluded_rows": self.excluded_rows, "skipped_rows": self.skipped_rows}
 
 
 LABEL_OF_RANK = {rank: label for label, (_, rank) in IN_SCOPE.items()}
@@ -112,5 +98,6 @@ def _population_std(values: list[float]) -> float:
     return math.sqrt(math.fsum((value - mean) ** 2 for value in values) / len(values))
 
 
-SPEC = KindSpec(KIND, INDEX_FIELDS, rows=RowSource(queries.PER_OBJECT, {}, transient_slot, Roster),
+SPEC = KindSpec(KIND, INDEX_FIELDS, rows=RowSource(queries.PER_OBJECT, {}, transient_slot,
+                                                              partial(Roster.of, SUBTYPES, labelled=True)),
                 refine=tns.refine)

@@ -9,7 +9,6 @@ database connection is opened, so they never share its socket.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,6 +19,7 @@ from typing import Any
 
 from .. import kinds
 from ..storehouse import KindStore, WriteReport
+from .roster import Roster
 
 #: Batches handed out and not yet collected (bounds the memory in flight).
 IN_FLIGHT = 4
@@ -69,14 +69,14 @@ def write_batch(storehouse: str, kind: str, rows: Sequence[tuple], existing: Seq
 
 
 def write_all(pool: ProcessPoolExecutor | None, storehouse: str, kind: str, batches: Iterable[list[tuple]],
-              on_disk: set[str] | None, provenance: dict[str, Any], roster: Any) -> WriteReport:
+              on_disk: set[str] | None, provenance: dict[str, Any], roster: Roster) -> WriteReport:
     """Every batch built and written (by ``pool`` when given), counted into ``roster``."""
     report = WriteReport()
     pending: deque[Future] = deque()
 
     def collect(part: tuple[WriteReport, Any]) -> None:
         report.merge(part[0])
-        add_counts(roster, part[1])
+        roster.add(part[1])
 
     for rows in batches:
         existing = [True] * len(rows) if on_disk is None else [row[0] in on_disk for row in rows]
@@ -89,14 +89,3 @@ def write_all(pool: ProcessPoolExecutor | None, storehouse: str, kind: str, batc
     while pending:
         collect(pending.popleft().result())
     return report
-
-
-def add_counts(into: Any, part: Any) -> None:
-    """Add a worker's roster counts (numbers, and dicts of numbers) to the build's."""
-    for item in dataclasses.fields(into):
-        mine, theirs = getattr(into, item.name), getattr(part, item.name)
-        if isinstance(mine, dict):
-            for key, value in theirs.items():
-                mine[key] = mine.get(key, 0) + value
-        else:
-            setattr(into, item.name, mine + theirs)
