@@ -40,7 +40,7 @@ Environment (all optional):
   LSST_CONSUMER_CONFIG          consumer TOML file; LSST_CONSUMER_BOOTSTRAP_SERVERS,
   LSST_CONSUMER_TOPIC, LSST_CONSUMER_GROUP_ID, LSST_CONSUMER_IDLE_TIMEOUT,
   LSST_CONSUMER_KAFKA_<KEY>     ... are passed to the consumer unchanged
-  LSST_CONSUMER_OUTPUT_DIR      output directory (default ./lsst_alerts); retention works here
+  LSST_CONSUMER_OUTPUT_DIR      output directory (default: the consumer's output_dir); retention works here
   LSST_CONSUMER_CONNECT_TIMEOUT seconds to reach the broker before the consumer gives up (default 30)
   DATABASE_URL                  PostgreSQL of the Fink events; unset = skip the builder
   EVENT_STOREHOUSE              storehouse for the builder (default ./data/event_storehouse)
