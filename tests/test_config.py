@@ -91,6 +91,7 @@ def test_clear_errors_for_bad_configuration(tmp_path):
 def test_example_config_loads_as_shipped():
     config = load(["--config", str(REPO / "config.example.toml")])
     assert config.topics == ["lsst-extendedness-filtered"] and config.batch_size == 500
+    assert (config.ledger_window_days, config.retention_days, config.parquet) == (7, 30, False)
 
 
 def test_every_setting_has_one_flag_one_variable_and_one_toml_key(tmp_path):
