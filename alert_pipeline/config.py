@@ -123,6 +123,9 @@ class ConsumerConfig:
                                       metavar="DAYS")
     retention_days: int = setting(30, "days of CSV, Parquet, cutout, quarantine and report files --retention "
                                   "keeps", _between(1, 36500), metavar="DAYS")
+    light_curves: bool = setting(True, "keep each alert's light curve (its prvDiaSources and diaSource) as a FITS "
+                                 "table beside its cutouts, for the report's sparklines (--no-light-curves: a "
+                                 "file fewer per alert)")
     parquet: bool = setting(False, "also write each day's rows as Parquet, typed, beside the CSV "
                             "(data/lsst_alerts_YYYYMMDD[_INSTANCE].parquet)")
     log_level: str = setting("INFO", "log verbosity", _choice(*LOG_LEVELS), choices=LOG_LEVELS)

@@ -123,7 +123,7 @@ class AlertConsumer:
             name = cutout_name(source_id, kind, processed_at)
             chosen.append((name, data))
             paths[kind] = f"cutouts/{name}"
-        if source_id is not None:
+        if source_id is not None and self.config.light_curves:
             table = lightcurve_fits(history_points(alert), dia_object_id(alert), source_id)
             if len(table) <= self.config.max_cutout_bytes:
                 name = cutout_name(source_id, LIGHTCURVE, processed_at)

@@ -213,6 +213,14 @@ def test_upgrade_day_keeps_the_old_file_and_starts_a_new_one(tmp_path):
     assert len(read_night(tmp_path / "out", "20260210").alerts) == 2
 
 
+def test_light_curves_can_be_left_out(tmp_path):
+    factory = AlertFactory("11.1", seed=52)
+    write_offline(make_consumer(tmp_path, light_curves=False), [factory.frame(factory.alert(cutout_size=30))])
+    (row,) = read_csv(day_csv(tmp_path))
+    assert row["lightcurve_path"] == "" and row["science_cutout_path"]
+    assert not [name for name in os.listdir(tmp_path / "out" / "cutouts") if "_lightcurve_" in name]
+
+
 def test_alert_without_cutouts_has_empty_paths_and_no_files(tmp_path):
     factory = AlertFactory("11.1", seed=6)
     write_offline(make_consumer(tmp_path), [factory.frame(factory.alert(cutouts=False))])
