@@ -6,8 +6,8 @@ In one run, on the same cutouts (written by the consumer from factory alerts, of
   cutout, the least any thumbnail renderer must do;
 * the report's thumbnails (zscale, symmetric difference stretch, atomic rename), in one
   process and as the report runs them (two processes);
-* the whole report (thumbnails, plots, pages) against the consumer run that produced the
-  night (target: not longer).
+* the whole report (thumbnails turned north up, light-curve sparklines, plots, pages)
+  against the consumer run that produced the night (target: not longer).
 
     .venv/bin/python benchmarks/report_thumbnails.py [--alerts 2000] [--dir /dev/shm]
 """
@@ -62,7 +62,7 @@ def main() -> None:
         subprocess.run([sys.executable, str(REPO / "lsst_alert_consumer.py"), "--from-file", str(frames),
                         "--output-dir", str(output)], check=True, capture_output=True)
         consume = time.perf_counter() - started
-        cutouts = sorted((output / "cutouts").glob("*.fits"))
+        cutouts = sorted(path for path in (output / "cutouts").glob("*.fits") if "_lightcurve_" not in path.name)
         floor = floor_seconds(cutouts, root / "floor")
 
         # Every phase writes into its own new folder and nothing is deleted until the end:

@@ -332,6 +332,8 @@ def test_sparkline_draws_each_band_in_its_colour_newest_point_ringed():
     assert (pixels == BAND_COLOURS["r"]).all(axis=2).sum() == 9  # one 3x3 dot: the NaN flux is not drawn
     blank = sparkline(np.array([1.0]), ["g"], np.array([np.nan]))
     assert (blank == 255).all()
+    damaged = sparkline(np.array([1.0, 2.0, 1e300, 3.0]), ["g"] * 4, np.array([1.0, 3e38, 2.0, -3e38]))
+    assert (damaged != 255).any()  # drawn from what is sane, without an overflow or an error
 
 
 def test_a_night_of_only_quarantined_messages_still_gets_a_page(tmp_path):

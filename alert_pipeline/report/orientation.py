@@ -12,50 +12,79 @@ What a cutout carries decides it:
 
 An orientation is the 2×2 matrix taking a pixel step (dx, dy) to (east, north), in any
 unit; ``north_up`` resamples the image through it (bilinear; pixels that come from
-outside the cutout are NaN, drawn black).
+outside the cutout are NaN, drawn black). A cutout already north up is returned as it is,
+a quarter turn or a flip is a copy of pixels, not an interpolation.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+Matrix = tuple[float, float, float, float]  # (a, b, c, d): east = a·dx + b·dy, north = c·dx + d·dy
 
-def orientation(cards: Mapping[str, Any]) -> np.ndarray | None:
+
+def orientation(cards: Mapping[str, Any]) -> Matrix | None:
     """The (east, north) ← (dx, dy) matrix of a header, or None when it gives none.
     ``cards`` maps keywords to values, as read (text, with FITS quotes or not) or typed."""
     ctype1, ctype2 = _text(cards.get("CTYPE1")), _text(cards.get("CTYPE2"))
     if ctype1[:4] in ("RA--", "DEC-") and ctype2[:4] in ("RA--", "DEC-") and ctype1[:4] != ctype2[:4]:
         matrix = _linear_part(cards)
         if matrix is not None:
-            return matrix if ctype1.startswith("RA") else matrix[::-1]
+            a, b, c, d = matrix
+            return matrix if ctype1.startswith("RA") else (c, d, a, b)
     angle = _number(cards.get("ROTPA"))
     if angle is None:
         return None
     theta = math.radians(angle)
-    return np.array([[-math.cos(theta), math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+    return (-math.cos(theta), math.sin(theta), math.sin(theta), math.cos(theta))
 
 
-def north_up(data: np.ndarray, matrix: np.ndarray) -> np.ndarray | None:
+def north_up(data: np.ndarray, matrix: Matrix) -> np.ndarray | None:
     """``data`` (row 0 = y 0) resampled so that +y is north and -x east, same shape and
     pixel scale, about the image centre; None when the matrix is singular."""
-    scale = math.sqrt(abs(float(np.linalg.det(matrix))))
-    if not math.isfinite(scale) or scale == 0:
+    a, b, c, d = matrix
+    det = a * d - b * c
+    if not math.isfinite(det) or det == 0:
         return None
-    inverse = np.linalg.inv(matrix / scale)
+    scale = math.sqrt(abs(det))
+    # The inverse, at unit scale: (dx, dy) of a display step (east, north).
+    inverse = [value / (det / scale) for value in (d, -b, -c, a)]
     # A quarter turn or a flip (the usual case, a cutout already north up) maps pixels onto
     # pixels: snap away the rounding so they are copied, not interpolated.
-    inverse = np.where(np.abs(inverse - np.round(inverse)) < 1e-9, np.round(inverse), inverse)
+    inverse = [round(value) if abs(value - round(value)) < 1e-9 else value for value in inverse]
+    i00, i01, i10, i11 = inverse
+    if (i00, i01, i10, i11) == (-1, 0, 0, 1):
+        return data  # already north up, east left
+    east, north = _display_offsets(data.shape)
     height, width = data.shape
-    cy, cx = (height - 1) / 2, (width - 1) / 2
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
-    east, north = -(xx - cx), yy - cy  # display: x to the west (right), y to the north (up)
-    sx = inverse[0, 0] * east + inverse[0, 1] * north + cx
-    sy = inverse[1, 0] * east + inverse[1, 1] * north + cy
+    sx = i00 * east + i01 * north + (width - 1) / 2
+    sy = i10 * east + i11 * north + (height - 1) / 2
+    if all(isinstance(value, int) for value in inverse):
+        return _copied(data, sx, sy)
     return _bilinear(data, sx, sy)
+
+
+@lru_cache(maxsize=8)
+def _display_offsets(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per output pixel, its offset from the centre to the east and to the north (display:
+    x to the west, y to the north)."""
+    height, width = shape
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    east, north = -(xx - (width - 1) / 2), yy - (height - 1) / 2
+    east.flags.writeable = north.flags.writeable = False
+    return east, north
+
+
+def _copied(data: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
+    height, width = data.shape
+    columns, rows = np.rint(sx).astype(int), np.rint(sy).astype(int)
+    inside = (columns >= 0) & (columns < width) & (rows >= 0) & (rows < height)
+    return np.where(inside, data[np.clip(rows, 0, height - 1), np.clip(columns, 0, width - 1)], np.nan)
 
 
 def _bilinear(data: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
@@ -71,24 +100,26 @@ def _bilinear(data: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
     return np.where(inside, top * (1 - fy) + bottom * fy, np.nan)
 
 
-def _linear_part(cards: Mapping[str, Any]) -> np.ndarray | None:
-    cd = [[_number(cards.get(f"CD{i}_{j}")) for j in (1, 2)] for i in (1, 2)]
-    if any(value is not None for row in cd for value in row):
-        matrix = np.array([[value or 0.0 for value in row] for row in cd])
+def _linear_part(cards: Mapping[str, Any]) -> Matrix | None:
+    cd = [_number(cards.get(f"CD{i}_{j}")) for i in (1, 2) for j in (1, 2)]
+    if any(value is not None for value in cd):
+        matrix = tuple(value or 0.0 for value in cd)
     else:
-        cdelt = [_number(cards.get(f"CDELT{i}")) for i in (1, 2)]
-        if cdelt[0] is None or cdelt[1] is None:
+        cdelt1, cdelt2 = _number(cards.get("CDELT1")), _number(cards.get("CDELT2"))
+        if cdelt1 is None or cdelt2 is None or cdelt1 == 0 or cdelt2 == 0:
             return None
-        pc = [[_number(cards.get(f"PC{i}_{j}")) for j in (1, 2)] for i in (1, 2)]
-        if any(value is not None for row in pc for value in row):
-            pc_matrix = np.array([[value if value is not None else float(i == j) for j, value in enumerate(row)]
-                                  for i, row in enumerate(pc)])
+        pc = [_number(cards.get(f"PC{i}_{j}")) for i in (1, 2) for j in (1, 2)]
+        if any(value is not None for value in pc):
+            p11, p12, p21, p22 = (value if value is not None else float(index in (0, 3))
+                                  for index, value in enumerate(pc))
         else:
             rho = math.radians(_number(cards.get("CROTA2")) or 0.0)
-            pc_matrix = np.array([[math.cos(rho), -math.sin(rho) * cdelt[1] / cdelt[0]],
-                                  [math.sin(rho) * cdelt[0] / cdelt[1], math.cos(rho)]])
-        matrix = np.diag(cdelt) @ pc_matrix
-    return matrix if np.all(np.isfinite(matrix)) and np.linalg.det(matrix) != 0 else None
+            p11, p12 = math.cos(rho), -math.sin(rho) * cdelt2 / cdelt1
+            p21, p22 = math.sin(rho) * cdelt1 / cdelt2, math.cos(rho)
+        matrix = (cdelt1 * p11, cdelt1 * p12, cdelt2 * p21, cdelt2 * p22)
+    a, b, c, d = matrix
+    finite = all(math.isfinite(value) for value in matrix)
+    return matrix if finite and math.isfinite(a * d - b * c) and a * d - b * c != 0 else None
 
 
 def _text(value: Any) -> str:

@@ -8,8 +8,6 @@ rest of the report.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 WIDTH, HEIGHT, MARGIN = 150, 48, 3
@@ -22,11 +20,13 @@ BACKGROUND, ZERO_LINE, OTHER = (255, 255, 255), (200, 200, 200), (0, 0, 0)
 
 
 def sparkline(mjd: np.ndarray, bands: list[str], flux: np.ndarray) -> np.ndarray:
-    """(HEIGHT, WIDTH, 3) uint8 pixels, row 0 at the top. Points without a finite flux are
-    left out; with none, a blank canvas."""
+    """(HEIGHT, WIDTH, 3) uint8 pixels, row 0 at the top. Points without a finite flux, or
+    with a time or flux no measurement has (|MJD| ≥ 10⁷, |flux| ≥ 10³⁰ nJy: a damaged table),
+    are left out; with none, a blank canvas."""
     canvas = np.empty((HEIGHT, WIDTH, 3), dtype=np.uint8)
     canvas[:] = BACKGROUND
-    keep = np.isfinite(mjd) & np.isfinite(flux)
+    with np.errstate(invalid="ignore"):
+        keep = np.isfinite(mjd) & np.isfinite(flux) & (np.abs(mjd) < 1e7) & (np.abs(flux) < 1e30)
     if not keep.any():
         return canvas
     times, values = mjd[keep], flux[keep]
@@ -36,15 +36,15 @@ def sparkline(mjd: np.ndarray, bands: list[str], flux: np.ndarray) -> np.ndarray
     y = _scale(values, high, low, MARGIN, HEIGHT - 1 - MARGIN)  # high flux at the top
     zero = int(round(_scale(np.array([0.0]), high, low, MARGIN, HEIGHT - 1 - MARGIN)[0]))
     canvas[zero, :] = ZERO_LINE
+    columns, rows = np.rint(x).astype(int), np.rint(y).astype(int)
+    labels = np.array(names)
     for band in dict.fromkeys(names):
         colour = BAND_COLOURS.get(band, OTHER)
-        index = [i for i, name in enumerate(names) if name == band]
-        for start, end in zip(index, index[1:], strict=False):
-            _line(canvas, x[start], y[start], x[end], y[end], tuple(c // 2 + 127 for c in colour))
-        for i in index:
-            _dot(canvas, x[i], y[i], colour)
+        mine = np.flatnonzero(labels == band)
+        _lines(canvas, columns[mine], rows[mine], tuple(c // 2 + 127 for c in colour))
+        _dots(canvas, columns[mine], rows[mine], colour)
     newest = int(np.argmax(times))
-    _ring(canvas, x[newest], y[newest], BAND_COLOURS.get(names[newest], OTHER))
+    _ring(canvas, columns[newest], rows[newest], BAND_COLOURS.get(names[newest], OTHER))
     return canvas
 
 
@@ -56,21 +56,40 @@ def _scale(values: np.ndarray, start: float, stop: float, first: int, last: int)
     return first + (values - start) * (last - first) / (stop - start)
 
 
-def _dot(canvas: np.ndarray, x: float, y: float, colour: tuple[int, ...]) -> None:
-    col, row = int(round(x)), int(round(y))
-    canvas[max(row - 1, 0):row + 2, max(col - 1, 0):col + 2] = colour
+#: The pixels of a dot (3×3) and of the ring round the newest point (radius 3), as offsets.
+_DOT = np.array([(row, column) for row in (-1, 0, 1) for column in (-1, 0, 1)])
+_ANGLES = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+_RING = np.unique(np.rint(3 * np.column_stack([np.sin(_ANGLES), np.cos(_ANGLES)])).astype(int), axis=0)
 
 
-def _ring(canvas: np.ndarray, x: float, y: float, colour: tuple[int, ...]) -> None:
-    col, row = int(round(x)), int(round(y))
-    for angle in np.linspace(0, 2 * math.pi, 24, endpoint=False):
-        r, c = int(round(row + 3 * math.sin(angle))), int(round(col + 3 * math.cos(angle)))
-        if 0 <= r < canvas.shape[0] and 0 <= c < canvas.shape[1]:
-            canvas[r, c] = colour
+def _stamp(canvas: np.ndarray, rows: np.ndarray, columns: np.ndarray, shape: np.ndarray,
+           colour: tuple[int, ...]) -> None:
+    """``shape`` (row, column offsets) drawn at every point, clipped to the canvas."""
+    height, width = canvas.shape[:2]
+    all_rows = (rows[:, None] + shape[None, :, 0]).ravel()
+    all_columns = (columns[:, None] + shape[None, :, 1]).ravel()
+    inside = (all_rows >= 0) & (all_rows < height) & (all_columns >= 0) & (all_columns < width)
+    canvas[all_rows[inside], all_columns[inside]] = colour
 
 
-def _line(canvas: np.ndarray, x0: float, y0: float, x1: float, y1: float, colour: tuple[int, ...]) -> None:
-    steps = int(max(abs(x1 - x0), abs(y1 - y0))) + 1
-    cols = np.rint(np.linspace(x0, x1, steps)).astype(int)
-    rows = np.rint(np.linspace(y0, y1, steps)).astype(int)
-    canvas[rows, cols] = colour
+def _dots(canvas: np.ndarray, columns: np.ndarray, rows: np.ndarray, colour: tuple[int, ...]) -> None:
+    """A 3×3 dot at each point."""
+    _stamp(canvas, rows, columns, _DOT, colour)
+
+
+def _ring(canvas: np.ndarray, column: int, row: int, colour: tuple[int, ...]) -> None:
+    _stamp(canvas, np.array([row]), np.array([column]), _RING, colour)
+
+
+def _lines(canvas: np.ndarray, columns: np.ndarray, rows: np.ndarray, colour: tuple[int, ...]) -> None:
+    """Straight segments joining consecutive points, all sampled in one go (one sample per
+    pixel along the longer axis of each segment)."""
+    if len(columns) < 2:
+        return
+    d_col, d_row = np.diff(columns), np.diff(rows)
+    steps = np.maximum(np.abs(d_col), np.abs(d_row)) + 1
+    segment = np.repeat(np.arange(len(steps)), steps)
+    first = np.repeat(np.cumsum(steps) - steps, steps)
+    fraction = (np.arange(int(steps.sum())) - first) / np.maximum(steps[segment] - 1, 1)
+    canvas[np.rint(rows[segment] + fraction * d_row[segment]).astype(int),
+           np.rint(columns[segment] + fraction * d_col[segment]).astype(int)] = colour
