@@ -16,10 +16,11 @@ from pathlib import Path
 
 from ..durable import write_atomically
 from ..layout import OutputLayout, report_stem
+from ..records import FILE_COLUMNS, LIGHTCURVE
 from .night import CUTOUT_KINDS, Night, csv_days, fingerprint, quarantine_days, read_night, read_observing_night
 from .pages import AlertCells, page_name, render_page
 from .plots import night_plots
-from .thumbnails import CUTOUT_CELL, LIGHTCURVE, Job, Result, render_thumbnails
+from .thumbnails import CUTOUT_CELL, Job, Result, render_thumbnails
 
 PAGE_SIZE = 200
 PARALLEL_FROM = 300  # thumbnails; fewer are rendered in this process
@@ -36,8 +37,8 @@ class ReportResult:
     unreadable: int
 
 
-#: Per row: the three cutouts, then the light-curve table.
-FILE_JOBS = tuple((f"{kind}_cutout_path", kind) for kind in CUTOUT_KINDS) + ((f"{LIGHTCURVE}_path", LIGHTCURVE),)
+#: Per row, (the CSV column, the kind): the three cutouts, then the light-curve table.
+FILE_JOBS = tuple(zip(FILE_COLUMNS, (*CUTOUT_KINDS, LIGHTCURVE), strict=True))
 
 
 def report_days(output_dir: Path) -> list[str]:

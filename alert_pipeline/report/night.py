@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..layout import DAY_CSV, OutputLayout
+from ..records import CUTOUT_FIELDS
 
 #: TAI − UTC since 2017-01-01 (no leap second announced since).
 TAI_MINUS_UTC_DAYS = 37 / 86400
@@ -64,7 +65,7 @@ class Night:
         return (times[0], times[-1]) if times else None
 
 
-CUTOUT_KINDS = ("science", "template", "difference")
+CUTOUT_KINDS = tuple(CUTOUT_FIELDS)  # science, template, difference
 
 
 def day_obs(mjd_text: str | None) -> str | None:

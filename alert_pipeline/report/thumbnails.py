@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..lightcurve import read_lightcurve
+from ..records import LIGHTCURVE
 from .images import png_bytes, read_cutout
 from .orientation import north_up, orientation
 from .sparkline import sparkline
@@ -35,7 +36,6 @@ CUTOUT_CELL = re.compile(r"cutouts/[A-Za-z0-9_-]+\.fits")
 PENDING_PIXELS = 2**22
 Job = tuple[str, str]  # (the CSV's cell, "science" | "template" | "difference" | LIGHTCURVE)
 Result = tuple[str, "str | None"]  # (status, thumbnail path relative to the reports folder)
-LIGHTCURVE = "lightcurve"
 #: Thumbnail name endings: turned north up; shown as stored (no WCS, no ROTPA); a sparkline.
 NORTH_UP, ORIENTATION_UNKNOWN, SPARKLINE = ".n.png", ".u.png", ".lc.png"
 
