@@ -91,16 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("LSST Alert Report: %s has no data/ directory: is it the consumer's output directory?", output_dir)
         return EXIT_CONFIG
     from alert_pipeline.report import build_report, days_to_report
-    from alert_pipeline.report.build import report_days
-    from alert_pipeline.report.night import read_observing_night
+    from alert_pipeline.report.build import NoAlertsObserved, report_days
 
     if args.date and args.date not in report_days(output_dir):
         log.error("LSST Alert Report: no CSV for %s in %s (and no message quarantined that day)", args.date,
                   layout.data)
-        return EXIT_CONFIG
-    if args.night and not read_observing_night(output_dir, args.night).alerts:
-        log.error("LSST Alert Report: no alert of the observing night %s-%s-%s in %s", args.night[:4],
-                  args.night[4:6], args.night[6:], layout.data)
         return EXIT_CONFIG
     days = [args.date or args.night] if args.date or args.night else days_to_report(output_dir)
     try:
@@ -108,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = build_report(output_dir, day, args.page_size, observing_night=bool(args.night))
             log.info("LSST Alert Report %s: %d alerts, %d pages, %d thumbnails, %d unreadable cutouts: %s",
                      day, result.alerts, result.pages, result.thumbnails, result.unreadable, result.path)
+    except NoAlertsObserved as exc:
+        log.error("LSST Alert Report: %s", exc)
+        return EXIT_CONFIG
     except OSError as exc:
         log.error("LSST Alert Report failed: cannot write the report (%s). Check free space and permissions of %s.",
                   exc, layout.reports)

@@ -27,6 +27,10 @@ PARALLEL_FROM = 300  # thumbnails; fewer are rendered in this process
 CHUNK = 90  # thumbnails per task: 30 alerts
 
 
+class NoAlertsObserved(ValueError):
+    """An observing night's report was asked for and no alert of that night was written."""
+
+
 @dataclass
 class ReportResult:
     day: str
@@ -70,6 +74,8 @@ def build_report(output_dir: Path, day: str, page_size: int = PAGE_SIZE,
     Path(layout.thumbs).mkdir(parents=True, exist_ok=True)
     made_from = fingerprint(output_dir, None if observing_night else day)
     night = read_observing_night(output_dir, day) if observing_night else read_night(output_dir, day)
+    if observing_night and not night.alerts:
+        raise NoAlertsObserved(f"no alert of the observing night {day[:4]}-{day[4:6]}-{day[6:]} in {layout.data}")
     stem = report_stem(day, observing_night)
     jobs = [(row.get(column) or "", kind) for row in night.alerts for column, kind in FILE_JOBS]
     plots: dict[str, str] = {}
