@@ -54,41 +54,22 @@ def report_stem(day: str, observing_night: bool = False) -> str:
 
 @dataclass(frozen=True)
 class OutputLayout:
-    """The directories of one output directory, as absolute paths."""
+    """The directories and files of one output directory, as absolute paths."""
 
     root: str
+    data: str
+    cutouts: str
+    quarantine: str
+    state: str
+    reports: str
+    thumbs: str
+    history: str
 
     @classmethod
     def at(cls, output_dir: str | os.PathLike[str]) -> OutputLayout:
-        return cls(os.path.abspath(output_dir))
+        root = os.path.abspath(output_dir)
+        return cls(root, *(os.path.join(root, part)
+                           for part in (DATA, CUTOUTS, QUARANTINE, STATE, REPORTS, THUMBS, HISTORY_FILE)))
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.root, *parts)
-
-    @property
-    def data(self) -> str:
-        return self.path(DATA)
-
-    @property
-    def cutouts(self) -> str:
-        return self.path(CUTOUTS)
-
-    @property
-    def quarantine(self) -> str:
-        return self.path(QUARANTINE)
-
-    @property
-    def state(self) -> str:
-        return self.path(STATE)
-
-    @property
-    def reports(self) -> str:
-        return self.path(REPORTS)
-
-    @property
-    def thumbs(self) -> str:
-        return self.path(THUMBS)
-
-    @property
-    def history(self) -> str:
-        return self.path(HISTORY_FILE)

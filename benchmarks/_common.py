@@ -64,3 +64,23 @@ def two_process_decode_speedup(values: list[bytes]) -> float:
         pool.map(_decode_part, [values[:half], values[half:]])
         two = time.perf_counter() - start
     return one / two
+
+
+def consumer_loop_seconds(values: list[bytes], output_dir: str, **settings: object) -> float:
+    """The consumer's loop (``runner.run`` over a ``MemorySource``: decode, FITS check, row,
+    staged cutouts, durable batches) over in-memory message values, as Kafka hands them over."""
+    from alert_pipeline.config import ConsumerConfig
+    from alert_pipeline.consumer import AlertConsumer
+    from alert_pipeline.runner import run
+    from alert_pipeline.sources import MemorySource, Message
+
+    config = ConsumerConfig(kafka_config={"bootstrap.servers": "-", "group.id": "-"}, topics=["-"],
+                            output_dir=output_dir, **settings)
+    consumer = AlertConsumer(config)
+    messages = [Message(value, {"topic": "bench", "partition": 0, "offset": i}) for i, value in enumerate(values)]
+    start = time.perf_counter()
+    written = run(consumer, MemorySource(messages)).written
+    elapsed = time.perf_counter() - start
+    consumer.close()
+    assert written == len(values)
+    return elapsed

@@ -17,29 +17,8 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 
-from _common import CASES, bare_decode_seconds, framed_alerts
-
-from alert_pipeline.config import ConsumerConfig
-from alert_pipeline.consumer import AlertConsumer
-from alert_pipeline.runner import run
-from alert_pipeline.sources import MemorySource, Message
-
-
-def pipeline_seconds(values: list[bytes], output_dir: str, batch_size: int) -> float:
-    """The consumer's batch path over in-memory message values, as Kafka hands them over:
-    prepare (decode, FITS check, row, staged cutouts), then the durable batch write."""
-    config = ConsumerConfig(kafka_config={"bootstrap.servers": "-", "group.id": "-"}, topics=["-"],
-                            output_dir=output_dir, batch_size=batch_size)
-    consumer = AlertConsumer(config)
-    messages = [Message(value, {"topic": "bench", "partition": 0, "offset": i}) for i, value in enumerate(values)]
-    start = time.perf_counter()
-    written = run(consumer, MemorySource(messages)).written
-    elapsed = time.perf_counter() - start
-    consumer.close()
-    assert written == len(values)
-    return elapsed
+from _common import CASES, bare_decode_seconds, consumer_loop_seconds, framed_alerts
 
 
 def main() -> None:
@@ -59,7 +38,8 @@ def main() -> None:
                 bare, ours = [], []
                 for round_number in range(args.rounds):  # a fresh directory each round, as a night
                     bare.append(bare_decode_seconds(values))  # only adds files
-                    ours.append(pipeline_seconds(values, os.path.join(work, f"out{round_number}"), args.batch_size))
+                    ours.append(consumer_loop_seconds(values, os.path.join(work, f"out{round_number}"),
+                                                      batch_size=args.batch_size))
             bare_rate, our_rate = len(values) / min(bare), len(values) / min(ours)
             print(f"{case:<32} {label:<6} {bare_rate:>14.0f} {our_rate:>11.0f} {our_rate / bare_rate:>6.2f}",
                   flush=True)

@@ -11,27 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 
-from _common import CASES, framed_alerts
-
-from alert_pipeline.config import ConsumerConfig
-from alert_pipeline.consumer import AlertConsumer
-from alert_pipeline.runner import run
-from alert_pipeline.sources import MemorySource, Message
-
-
-def seconds(values: list[bytes], output_dir: str, light_curves: bool) -> float:
-    config = ConsumerConfig(kafka_config={"bootstrap.servers": "-", "group.id": "-"}, topics=["-"],
-                            output_dir=output_dir, light_curves=light_curves)
-    consumer = AlertConsumer(config)
-    messages = [Message(value, {"topic": "bench", "partition": 0, "offset": i}) for i, value in enumerate(values)]
-    start = time.perf_counter()
-    written = run(consumer, MemorySource(messages)).written
-    elapsed = time.perf_counter() - start
-    consumer.close()
-    assert written == len(values)
-    return elapsed
+from _common import CASES, consumer_loop_seconds, framed_alerts
 
 
 def main() -> None:
@@ -50,8 +31,8 @@ def main() -> None:
             with tempfile.TemporaryDirectory(dir=root) as work:
                 for round_number in range(args.rounds):
                     for light_curves in (False, True):  # alternating, so drift hits both
-                        timings[light_curves].append(
-                            seconds(values, os.path.join(work, f"{light_curves}-{round_number}"), light_curves))
+                        timings[light_curves].append(consumer_loop_seconds(
+                            values, os.path.join(work, f"{light_curves}-{round_number}"), light_curves=light_curves))
             without, with_ = (len(values) / min(timings[flag]) for flag in (False, True))
             print(f"{case:<32} {label:<6} {without:>10.0f} {with_:>8.0f} {with_ / without:>6.2f}", flush=True)
 
