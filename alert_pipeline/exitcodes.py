@@ -50,6 +50,9 @@ CODES: tuple[ExitCode, ...] = (
              "or --table?): nothing was removed; --allow-shrink when the objects really are gone", (BUILDER,)),
     ExitCode(8, "EXIT_NOTHING_WRITTEN", "messages were read and every one was quarantined (the wrong topic, a "
              "broken producer?): the warning names the main reason", (CONSUMER,)),
+    ExitCode(9, "EXIT_INPUT_UNUSED", "some input was not used: a file (or notice source) of which nothing could be "
+             "loaded; each is named in the log and the summary; the rest was loaded", (BUILDER, WRAPPER), {
+                 WRAPPER: "passed on from the builder step that returned it (messengers, tns); the later steps still ran"}),
     ExitCode(64, "EXIT_USAGE", "the wrapper's own usage: a bad option or variable (RETENTION_DAYS, REPORT, "
              "CROSSMATCH, FULL_BUILD_WEEKDAY), or an output directory retention must not touch (/ or empty)",
              (WRAPPER,)),
@@ -67,6 +70,7 @@ EXIT_DATABASE = _BY_NAME["EXIT_DATABASE"]
 EXIT_SHRINK = _BY_NAME["EXIT_SHRINK"]
 EXIT_NOTHING_WRITTEN = _BY_NAME["EXIT_NOTHING_WRITTEN"]
 EXIT_RETENTION = _BY_NAME["EXIT_RETENTION"]
+EXIT_INPUT_UNUSED = _BY_NAME["EXIT_INPUT_UNUSED"]
 
 
 def help_text(tool: str) -> str:
