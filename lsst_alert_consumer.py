@@ -77,7 +77,8 @@ class LSSTAlertConsumer(AlertConsumer):
 
 def main(argv: Sequence[str] | None = None, consumer_class: type[AlertConsumer] = LSSTAlertConsumer) -> int:
     """Run the consumer; returns the exit code (see EXIT_CODES_HELP)."""
-    parser = build_parser("lsst_alert_consumer.py", __doc__.split("\n\n")[0], EXIT_CODES_HELP)
+    typed = os.path.basename(sys.argv[0] or "") or "lsst_alert_consumer.py"  # lsst-alert-consumer, as installed
+    parser = build_parser(typed, __doc__.split("\n\n")[0], EXIT_CODES_HELP)
     add = parser.add_argument
     add("--from-file", nargs="+", metavar="FILE", help="process message files instead of Kafka")
     add("--from-time", type=_utc_argument, metavar="TIME",

@@ -8,27 +8,32 @@ the position between cron runs.
 
 The rule is the alert consumer's: offsets are committed only after the slots (and the
 quarantined messages) of a batch are on disk, so nothing is lost and nothing is applied
-twice. A notice that does not parse is quarantined under the storehouse
-(``quarantine/gcn/<topic>-<partition>-<offset>.bin`` and ``.json`` with the reason) and
-the run goes on. A run ends when every assigned partition is read to its end, or after
+twice. A notice that does not parse, or that any reader fails on (whatever it raises), is
+quarantined under the storehouse (``quarantine/gcn/<topic>-<partition>-<offset>.bin`` and
+``.json`` with the reason) and committed past, once: one bad notice never stops the notices
+after it. Only a storehouse that cannot be written (disk full, permissions) stops the run,
+with nothing of the batch in hand committed. A topic that does not exist is a notice source
+of which nothing could be loaded: named in ``GcnRun.missing_topics``. A run ends when every assigned partition is read to its end, or after
 ``idle_timeout`` seconds without a message.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..durable import sync_filesystem, write_atomically
 from ..masking import mask_secrets
 from ..storehouse import utc_now
+from .events import Item
 from .formats import read_document
-from .load import MessengerStore
+from .load import LoadReport, MessengerStore
 
 log = logging.getLogger("transient_kind_builder")
 
@@ -39,6 +44,10 @@ DEFAULT_GROUP = "lsst-alert-pipeline-messengers"
 NOT_QUARANTINED = ("mock_event", "superseded", "retraction_of_unknown")
 #: Largest notice accepted (an IGWN alert with its sky map is ~1 MB).
 MAX_NOTICE_BYTES = 16 << 20
+#: The quarantine reason of a notice a reader (or applying its items) failed on.
+READER_ERROR = "reader_error"
+#: Errors writing the storehouse that are no fault of the notice: the run stops, the batch is not committed.
+STOREHOUSE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO})
 
 
 class GcnError(RuntimeError):
@@ -56,6 +65,16 @@ class GcnSettings:
     def masked(self) -> dict[str, Any]:
         return {"topics": list(self.topics), "config": mask_secrets(self.config), "client_id": self.client_id,
                 "client_secret": "***" if self.client_secret else None, "domain": self.domain}
+
+
+@dataclass
+class GcnRun:
+    """What one ``consume`` did: the load report, the rosters of the kinds written, how
+    many messages were read and the topics that do not exist (nothing of them loaded)."""
+    report: LoadReport
+    rosters: dict[str, Any]
+    messages: int
+    missing_topics: list[str] = field(default_factory=list)
 
 
 def settings_from_environment(environ: Mapping[str, str], topics: tuple[str, ...] | None = None) -> GcnSettings:
@@ -84,9 +103,8 @@ def _secret(environ: Mapping[str, str], name: str) -> str | None:
 
 
 def consume(storehouse: str, settings: GcnSettings, idle_timeout: float = 60.0,
-            accept_mock: bool = False) -> tuple[Any, dict[str, Any], int]:
-    """Read every new notice of ``settings.topics`` into the storehouse; the load report,
-    the rosters and how many messages were read."""
+            accept_mock: bool = False) -> GcnRun:
+    """Read every new notice of ``settings.topics`` into the storehouse."""
     from confluent_kafka import KafkaError, KafkaException
     from gcn_kafka import Consumer
 
@@ -99,6 +117,7 @@ def consume(storehouse: str, settings: GcnSettings, idle_timeout: float = 60.0,
     read = 0
     assigned: set[tuple[str, int]] = set()
     at_end: set[tuple[str, int]] = set()
+    missing: set[str] = set()
 
     def on_assign(_consumer: Any, partitions: list[Any]) -> None:
         assigned.update((tp.topic, tp.partition) for tp in partitions)
@@ -116,7 +135,9 @@ def consume(storehouse: str, settings: GcnSettings, idle_timeout: float = 60.0,
                     if error.code() == KafkaError._PARTITION_EOF:
                         at_end.add((message.topic(), message.partition()))
                     elif error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
-                        log.warning("GCN topic %s does not exist (yet); skipped this run", message.topic())
+                        if message.topic() not in missing:
+                            log.error("GCN topic %s does not exist: nothing of it loaded", message.topic())
+                        missing.add(message.topic())
                     elif error.fatal() or error.code() in (KafkaError._AUTHENTICATION, KafkaError._TRANSPORT,
                                                            KafkaError._ALL_BROKERS_DOWN):
                         raise GcnError(f"GCN Kafka: {error.str()}")
@@ -139,7 +160,7 @@ def consume(storehouse: str, settings: GcnSettings, idle_timeout: float = 60.0,
         raise GcnError(f"GCN Kafka: {exc.args[0].str() if exc.args else exc}") from None
     finally:
         consumer.close()
-    return target.report, target.finish(), read
+    return GcnRun(target.report, target.finish(), read, sorted(missing))
 
 
 def _next_offsets(messages: list[Any]) -> list[Any]:
@@ -162,12 +183,51 @@ def _apply(target: MessengerStore, message: Any, storehouse: str, accept_mock: b
         target.report.skipped["too_large"] += 1
         return
     problems = []
-    for item in read_document(value, where, accept_mock):
-        if item.problem is not None and item.problem.reason not in NOT_QUARANTINED:
-            problems.append(item.problem)
-        target.apply(item)
+    try:
+        for item in _items(value, where, accept_mock):
+            if item.problem is not None and item.problem.reason not in NOT_QUARANTINED:
+                problems.append(item.problem)
+            _apply_item(target, item)
+    except _NoticeFailed as failed:
+        target.report.skipped[READER_ERROR] += 1
+        _quarantine(storehouse, message, READER_ERROR, str(failed))
+        return
     if problems:
         _quarantine(storehouse, message, problems[0].reason, "; ".join(str(problem) for problem in problems[:20]))
+
+
+class _NoticeFailed(Exception):
+    """A reader, or applying one of its items, raised on this notice: the notice's fault."""
+
+    def __init__(self, step: str, cause: BaseException) -> None:
+        text = str(cause)
+        super().__init__(f"{step} raised {type(cause).__name__}: {text[:500]}{'…' if len(text) > 500 else ''}")
+
+
+def _items(value: bytes, where: str, accept_mock: bool) -> Iterator[Item]:
+    """``read_document``'s items; whatever it raises becomes ``_NoticeFailed``."""
+    items = iter(read_document(value, where, accept_mock))
+    while True:
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - any reader failure is this notice's, never the run's
+            raise _NoticeFailed("reading the notice", exc) from exc
+        yield item
+
+
+def _apply_item(target: MessengerStore, item: Item) -> None:
+    """``target.apply(item)``; a storehouse that cannot be written stops the run (the
+    batch is not committed), any other failure is the notice's (``_NoticeFailed``)."""
+    try:
+        target.apply(item)
+    except OSError as exc:
+        if exc.errno in STOREHOUSE_ERRNOS:
+            raise
+        raise _NoticeFailed("applying the notice", exc) from exc
+    except Exception as exc:  # noqa: BLE001 - as in _items
+        raise _NoticeFailed("applying the notice", exc) from exc
 
 
 def _quarantine(storehouse: str, message: Any, reason: str, detail: str) -> None:
