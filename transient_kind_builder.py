@@ -40,6 +40,7 @@ from alert_pipeline.exitcodes import (
     BUILDER,
     EXIT_CONFIG,
     EXIT_DATABASE,
+    EXIT_INPUT_UNUSED,
     EXIT_OK,
     EXIT_OUTPUT,
     EXIT_SERVICE,
@@ -64,7 +65,7 @@ COMMANDS = ("build", "rebuild-index", "load-fink", "load-messengers", "crossmatc
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="transient_kind_builder.py", description=__doc__.split("\n\n")[0],
+    top = argparse.ArgumentParser(prog=program_name(), description=__doc__.split("\n\n")[0],
                                   epilog=__doc__.split("\n\n", 1)[1] + "\n" + help_text(BUILDER),
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = top.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
@@ -130,11 +131,27 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def program_name() -> str:
+    """The name the user typed (``transient-kind-builder`` from the console script), for usage lines."""
+    return os.path.basename(sys.argv[0] or "") or "transient_kind_builder.py"
+
+
+def with_command(argv: list[str]) -> list[str] | None:
+    """``argv`` with ``build`` put first when it starts with an option (or is empty), as
+    documented; None when its first word names no command (never run as ``build``)."""
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        return ["build", *argv]
+    return argv if argv[0] in (*COMMANDS, "-h", "--help") else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
-        argv.insert(0, "build")
-    args = parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    command_line = with_command(given)
+    if command_line is None:
+        print(f"{program_name()}: '{given[0]}' is not a command; the commands are {', '.join(COMMANDS)} "
+              "(see --help)", file=sys.stderr)
+        return EXIT_CONFIG
+    args = parser().parse_args(command_line)
     configure_logging(logging.INFO)
     log = logging.getLogger("transient_kind_builder")
     if args.command in ("build", "load-fink") and not args.dsn:
@@ -224,26 +241,43 @@ def _crossmatch(args: argparse.Namespace, log: logging.Logger) -> int:
 
 
 def _load_messengers(args: argparse.Namespace, log: logging.Logger) -> int:
-    """Files, then GCN; a JSON summary. GcnError and OSError reach ``main``."""
+    """Files, then GCN; a JSON summary. A file or GCN topic of which nothing could be
+    loaded is named (ERROR, ``unused_files``/``unused_topics``) and ends the command with
+    EXIT_INPUT_UNUSED, once everything else is written. GcnError and OSError reach ``main``."""
     from alert_pipeline.messengers.gcn import consume, settings_from_environment
     from alert_pipeline.messengers.load import load_files
 
     if not args.files and not args.gcn:
-        print("transient_kind_builder load-messengers: give FILE(s) and/or --gcn", file=sys.stderr)
+        print(f"{program_name()} load-messengers: give FILE(s) and/or --gcn", file=sys.stderr)
         return EXIT_CONFIG
     summary: dict = {}
     if args.files:
         report, rosters = load_files(args.storehouse, args.files, args.accept_mock)
         summary["files"] = {**report.as_dict(), "rosters": rosters}
+        summary["unused_files"] = list(getattr(report, "unused", []))  # LoadReport.unused: [{file, reason, detail}]
         log.info("messenger files loaded: %s", json.dumps(report.as_dict()))
     if args.gcn:
         topics = tuple(t.strip() for t in args.gcn_topics.split(",") if t.strip()) if args.gcn_topics else None
         settings = settings_from_environment(os.environ, topics)
         log.info("reading GCN Kafka: %s", json.dumps(settings.masked()))
-        report, rosters, read = consume(args.storehouse, settings, args.idle_timeout, args.accept_mock)
-        summary["gcn"] = {"messages": read, **report.as_dict(), "rosters": rosters}
-        log.info("GCN notices read: %d, %s", read, json.dumps(report.as_dict()))
+        run = consume(args.storehouse, settings, args.idle_timeout, args.accept_mock)
+        summary["gcn"] = {"messages": run.messages, **run.report.as_dict(), "rosters": run.rosters}
+        summary["unused_topics"] = run.missing_topics
+        log.info("GCN notices read: %d, %s", run.messages, json.dumps(run.report.as_dict()))
     print(json.dumps(summary, indent=1))
+    return _unused_input_code(summary, log)
+
+
+def _unused_input_code(summary: dict, log: logging.Logger) -> int:
+    """EXIT_INPUT_UNUSED, each unused file and topic named at ERROR, when the summary has
+    any: under cron an exit code is read, a warning is not."""
+    for unused in summary.get("unused_files", []):
+        log.error("messenger file not used, nothing of it could be loaded: %s: %s (%s)", unused.get("file"),
+                  unused.get("detail"), unused.get("reason"))
+    for topic in summary.get("unused_topics", []):
+        log.error("GCN topic not used, it does not exist: %s", topic)
+    if summary.get("unused_files") or summary.get("unused_topics"):
+        return EXIT_INPUT_UNUSED
     return EXIT_OK
 
 
