@@ -7,13 +7,21 @@ Parquet file, and replaced atomically (written whole, fsynced, renamed), so a re
 the old file or the new one, never a torn one, and a run that stops before it leaves the
 next run to make it. Ids are int64 with nulls (no float64 round trip), times are UTC
 timestamps, every column the consumer or ``process_alert`` added that is not typed here
-is text.
+is text. The schema carries pandas metadata naming the id columns pandas' nullable
+``Int64``: without it ``pd.read_parquet`` turns an int64 column with nulls into float64,
+which changes 18-digit ids.
+
+A day whose CSV cannot be read as the consumer wrote it (bytes that are not UTF-8, a cell
+longer than the csv module's field limit) gets no Parquet file; every other day still gets
+its own, and ``refresh_parquet`` then raises ``ParquetDaysError`` naming the days left out
+(the consumer exits 4; the CSV rows are untouched).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import os
 import re
@@ -30,6 +38,20 @@ INTEGER_COLUMNS = ("alertId", "diaSourceId", "diaObjectId", "ssObjectId")
 FLOAT_COLUMNS = ("ra", "dec", "mjd", "psFlux", "psFluxErr", "extendednessMedian", "extendednessMin",
                  "extendednessMax")
 TIME_COLUMNS = ("timestamp",)
+#: How pandas is told to read each kind of column (``pandas_type``, ``numpy_type``):
+#: ``Int64`` is pandas' nullable integer, which holds every id exactly.
+PANDAS_TYPES = {"int64": ("int64", "Int64"), "double": ("float64", "float64"),
+                "timestamp[ms, tz=UTC]": ("datetimetz", "datetime64[ms]"), "string": ("unicode", "object")}
+
+
+class ParquetDaysError(OSError):
+    """Some days' CSV files could not be read whole: those days got no Parquet file (the
+    others did). An ``OSError``, as any other failure to write the Parquet copy: the CSV
+    batches are committed and the consumer exits 4 (``EXIT_OUTPUT``)."""
+
+
+class UnreadableDay(ValueError):
+    """One day's CSV is not what the consumer writes (named: file, line, reason)."""
 
 
 def day_files_of_instance(data_dir: Path, instance: str) -> dict[str, list[Path]]:
@@ -50,14 +72,24 @@ def parquet_path(data_dir: Path, day: str, instance: str) -> Path:
 def refresh_parquet(output_dir: str, instance: str = "") -> list[Path]:
     """Make the Parquet file of every day whose CSV files are newer than it; the paths made."""
     data_dir = Path(OutputLayout.at(output_dir).data)
-    made = []
+    made, unreadable = [], []
     for day, csv_paths in day_files_of_instance(data_dir, instance).items():
         target = parquet_path(data_dir, day, instance)
         newest = max(path.stat().st_mtime_ns for path in csv_paths)
         if target.exists() and target.stat().st_mtime_ns >= newest:
             continue
-        write_atomically(str(target), parquet_bytes(csv_paths))
+        try:
+            data = parquet_bytes(csv_paths)
+        except UnreadableDay as exc:
+            log.error("parquet: day %s has no Parquet file: %s (its CSV rows are kept as they are)", day, exc)
+            unreadable.append(f"{day} ({exc})")
+            continue
+        write_atomically(str(target), data)
         made.append(target)
+    if unreadable:
+        if made:
+            log.info("parquet: wrote %s", ", ".join(path.name for path in made))
+        raise ParquetDaysError(f"{len(unreadable)} day(s) could not be read from their CSV: {'; '.join(unreadable)}")
     return made
 
 
@@ -69,20 +101,46 @@ def parquet_bytes(csv_paths: list[Path]) -> bytes:
     columns: list[str] = []
     rows: list[dict[str, str]] = []
     for path in csv_paths:
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            columns += [name for name in reader.fieldnames or () if name not in columns]
-            rows.extend(reader)
+        columns += [name for name in _read_rows(path, rows) if name not in columns]
     columns = [name for name in COLUMNS if name in columns] + [name for name in columns if name not in COLUMNS]
     arrays, fields = [], []
     for name in columns:
         kind, values = _typed(name, [row.get(name) or "" for row in rows])
         arrays.append(pa.array(values, type=kind))
         fields.append(pa.field(name, kind))
-    table = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    schema = pa.schema(fields, metadata={b"pandas": pandas_metadata(fields)})
+    table = pa.Table.from_arrays(arrays, schema=schema)
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
     return buffer.getvalue()
+
+
+def _read_rows(path: Path, rows: list[dict[str, str]]) -> list[str]:
+    """Append the rows of one CSV file to ``rows``; its header. ``UnreadableDay`` names the
+    file and line when it is not the consumer's UTF-8 CSV."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        try:
+            header = list(reader.fieldnames or ())
+            rows.extend(reader)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            if isinstance(exc, UnicodeDecodeError):  # decoded by the chunk: the line is only bounded
+                raise UnreadableDay(f"{path.name}: bytes that are not UTF-8 after line {reader.line_num}") from None
+            raise UnreadableDay(f"{path.name} line {reader.line_num}: {exc}") from None
+    return header
+
+
+def pandas_metadata(fields: list) -> bytes:
+    """The schema metadata ``pd.read_parquet`` reads the column types from (the format
+    pyarrow writes for a DataFrame): ids as nullable ``Int64``, so they stay exact."""
+    columns = []
+    for item in fields:
+        pandas_type, numpy_type = PANDAS_TYPES[str(item.type)]
+        timezone = {"timezone": "UTC"} if pandas_type == "datetimetz" else None
+        columns.append({"name": item.name, "field_name": item.name, "pandas_type": pandas_type,
+                        "numpy_type": numpy_type, "metadata": timezone})
+    return json.dumps({"index_columns": [], "column_indexes": [], "columns": columns, "attributes": {},
+                       "creator": {"library": "alert_pipeline"}}).encode()
 
 
 def _typed(name: str, cells: list[str]) -> tuple[object, list]:

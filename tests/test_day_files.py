@@ -111,3 +111,57 @@ def test_a_parquet_that_cannot_be_written_loses_no_row(tmp_path):
     again = run_script(REPO / "lsst_alert_consumer.py", env, "--parquet", "--from-file", str(frames))
     assert again.returncode == 0 and "duplicates_skipped=3" in again.stderr
     assert pq.read_table(blocker).num_rows == 3 and len(read_rows(out)) == 3
+
+
+def test_pd_read_parquet_as_the_readme_calls_it_keeps_every_id_digit(tmp_path):
+    """The README's plain ``pd.read_parquet(path)``: the ids come back as pandas' nullable
+    Int64, every digit of the real Rubin ids kept, nulls as <NA> (not float64 with NaN)."""
+    frames, packets = _night(tmp_path)
+    out = tmp_path / "out"
+    env = offline_env(out, LSST_CONSUMER_TEST_START_TIME="2026-02-10T02:03:15Z")
+    done = run_script(REPO / "lsst_alert_consumer.py", env, "--parquet", "--from-file", str(frames))
+    assert done.returncode == 0, done.stderr
+    alerts = pd.read_parquet(out / "data" / "lsst_alerts_20260210.parquet")
+    for column in ("alertId", "diaSourceId", "diaObjectId", "ssObjectId"):
+        assert str(alerts[column].dtype) == "Int64", column
+    assert list(alerts["diaObjectId"][:2]) == list(REAL_OBJECT_IDS)
+    assert pd.isna(alerts["diaObjectId"][2]) and pd.isna(alerts["ssObjectId"][0])
+    assert alerts["ssObjectId"][2] == packets[2]["ssSource"]["ssObjectId"]
+    assert list(alerts["diaSourceId"]) == [p["diaSource"]["diaSourceId"] for p in packets]
+    assert str(alerts["timestamp"].dtype) == "datetime64[ms, UTC]" and alerts["ra"].dtype == "float64"
+    assert alerts["filterName"][1] == "+r"
+
+
+def _append_raw(path: Path, row: bytes) -> None:
+    with open(path, "ab") as handle:
+        handle.write(row)
+
+
+def test_a_day_whose_csv_is_malformed_is_named_and_the_other_days_get_their_parquet(tmp_path):
+    """One row of bytes that are not UTF-8 in one day, one 200 KB cell in another: exit 4
+    naming both days, no traceback; the good day gets its Parquet file and no CSV row is
+    touched (a later run makes the rest once the rows are repaired)."""
+    out = tmp_path / "out"
+    days = ("2026-02-10", "2026-02-11", "2026-02-12")
+    for seed, day in enumerate(days, start=1):
+        frames, _ = _night(tmp_path, seed=seed)
+        env = offline_env(out, LSST_CONSUMER_TEST_START_TIME=f"{day}T02:03:15Z")
+        assert run_script(REPO / "lsst_alert_consumer.py", env, "--from-file", str(frames)).returncode == 0
+    data = out / "data"
+    _append_raw(data / "lsst_alerts_20260210.csv", b"1,2,\xff\xfe not utf-8\n")
+    _append_raw(data / "lsst_alerts_20260211.csv", b"1,2," + b"x" * 200_000 + b"\n")
+    before = {path.name: path.read_bytes() for path in data.glob("*.csv")}
+
+    done = run_script(REPO / "lsst_alert_consumer.py", offline_env(out), "--parquet", "--from-file",
+                      str(_night(tmp_path, seed=9)[0]))
+    assert done.returncode == 4, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "day 20260210 has no Parquet file: lsst_alerts_20260210.csv: bytes that are not UTF-8" in done.stderr
+    assert "day 20260211 has no Parquet file: lsst_alerts_20260211.csv line" in done.stderr
+    assert "field larger than field limit" in done.stderr
+    assert not (data / "lsst_alerts_20260210.parquet").exists()
+    assert not (data / "lsst_alerts_20260211.parquet").exists()
+    good = pq.read_table(data / "lsst_alerts_20260212.parquet").to_pylist()
+    assert [row["diaObjectId"] for row in good] == [*REAL_OBJECT_IDS, None]
+    for name, content in before.items():
+        assert (data / name).read_bytes() == content  # not one CSV byte lost or changed
