@@ -1,10 +1,12 @@
-"""Shared by the consumer benchmarks: the alert cases and the bare-decode baseline."""
+"""Shared by the consumer benchmarks: the alert cases, the bare-decode baseline, the
+consumer's loop in this process, and a timed run of the consumer command against a broker."""
 
 from __future__ import annotations
 
 import io
 import os
 import struct
+import subprocess
 import sys
 import time
 
@@ -84,3 +86,27 @@ def consumer_loop_seconds(values: list[bytes], output_dir: str, **settings: obje
     consumer.close()
     assert written == len(values)
     return elapsed
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    """Every value into ``topic`` (created on first use), in large batches, flushed."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 4194304,
+                         "message.max.bytes": 8388608})
+    for value in values:
+        producer.produce(topic, value)
+        producer.poll(0)
+    producer.flush(60)
+
+
+def consumer_command_seconds(output_dir: str, *args: str, **env: str) -> float:
+    """Wall seconds of one ``lsst_alert_consumer.py`` run writing into ``output_dir``, with
+    short group timeouts (a local broker) and ``env`` (e.g. the topic and group) on top."""
+    environment = dict(os.environ, LSST_CONSUMER_OUTPUT_DIR=output_dir, LSST_CONSUMER_LOG_LEVEL="WARNING",
+                       LSST_CONSUMER_KAFKA_SESSION_TIMEOUT_MS="2000", LSST_CONSUMER_KAFKA_HEARTBEAT_INTERVAL_MS="500",
+                       **env)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, os.path.join(REPO, "lsst_alert_consumer.py"), *args], env=environment,
+                   check=True)
+    return time.perf_counter() - start

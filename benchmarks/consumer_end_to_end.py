@@ -17,36 +17,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 
-from _common import REPO, framed_alerts, two_process_decode_speedup
+from _common import consumer_command_seconds, consumer_loop_seconds, framed_alerts, produce, two_process_decode_speedup
 from confluent_kafka import Consumer, Producer
-from consumer_decode_write import pipeline_seconds
 
 from devtools.local import start_broker
 
 
-def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 4194304,
-                         "message.max.bytes": 8388608})
-    for value in values:
-        producer.produce(topic, value)
-        producer.poll(0)
-    producer.flush(60)
-
-
 def consumer_run_seconds(bootstrap: str, topic: str, output_dir: str, *extra: str) -> float:
-    env = dict(os.environ, LSST_CONSUMER_BOOTSTRAP_SERVERS=bootstrap, LSST_CONSUMER_TOPIC=topic,
-               LSST_CONSUMER_GROUP_ID=f"bench-{uuid.uuid4().hex[:8]}", LSST_CONSUMER_OUTPUT_DIR=output_dir,
-               LSST_CONSUMER_KAFKA_SESSION_TIMEOUT_MS="2000", LSST_CONSUMER_KAFKA_HEARTBEAT_INTERVAL_MS="500",
-               LSST_CONSUMER_LOG_LEVEL="WARNING")
-    start = time.perf_counter()
-    subprocess.run([sys.executable, os.path.join(REPO, "lsst_alert_consumer.py"), *extra], env=env, check=True)
-    return time.perf_counter() - start
+    """One consumer command over ``topic`` in a group of its own."""
+    return consumer_command_seconds(output_dir, *extra, LSST_CONSUMER_BOOTSTRAP_SERVERS=bootstrap,
+                                    LSST_CONSUMER_TOPIC=topic, LSST_CONSUMER_GROUP_ID=f"bench-{uuid.uuid4().hex[:8]}")
 
 
 def bare_read_seconds(bootstrap: str, topic: str, count: int) -> float:
@@ -80,7 +64,7 @@ def main() -> None:
         produce(broker.bootstrap_servers, empty, [])
         Producer({"bootstrap.servers": broker.bootstrap_servers}).list_topics(empty, timeout=10)
         with tempfile.TemporaryDirectory(dir=args.output_root) as work:
-            offline = pipeline_seconds(values, os.path.join(work, "offline"), 500)
+            offline = consumer_loop_seconds(values, os.path.join(work, "offline"), batch_size=500)
             fixed = consumer_run_seconds(broker.bootstrap_servers, empty, os.path.join(work, "fixed"))
             run = consumer_run_seconds(broker.bootstrap_servers, topic, os.path.join(work, "run1"))
             fixed2 = consumer_run_seconds(broker.bootstrap_servers, empty, os.path.join(work, "fixed2"), "--workers", "2")

@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 
-from _common import CASES, REPO, bare_decode_seconds, framed_alerts
+from _common import CASES, bare_decode_seconds, consumer_command_seconds, framed_alerts, produce
 from confluent_kafka import Producer
-from consumer_end_to_end import produce
 
 from alert_pipeline.avro import resolve_decoder
 from alert_pipeline.decode import AlertDecoder
@@ -65,16 +62,6 @@ def disk_floor_seconds(values: list[bytes], directory: str) -> float:
     return time.perf_counter() - start
 
 
-def consumer_seconds(output_dir: str, *args: str, **env: str) -> float:
-    environment = dict(os.environ, LSST_CONSUMER_OUTPUT_DIR=output_dir, LSST_CONSUMER_LOG_LEVEL="WARNING",
-                       LSST_CONSUMER_KAFKA_SESSION_TIMEOUT_MS="2000", LSST_CONSUMER_KAFKA_HEARTBEAT_INTERVAL_MS="500",
-                       **env)
-    start = time.perf_counter()
-    subprocess.run([sys.executable, os.path.join(REPO, "lsst_alert_consumer.py"), *args], env=environment,
-                   check=True)
-    return time.perf_counter() - start
-
-
 def rates_on(work: str, values: list[bytes], repeat: int, topic: str, empty: str,
              kafka: dict[str, str]) -> tuple[float, ...]:
     """alerts/s with the output in ``work``: the 3-file floor, the offline path, the Kafka
@@ -90,13 +77,13 @@ def rates_on(work: str, values: list[bytes], repeat: int, topic: str, empty: str
         return os.path.join(work, f"{name}-{next(runs)}")
 
     def kafka_run(topic_name: str, *flags: str) -> float:
-        return consumer_seconds(fresh("kafka"), *flags, LSST_CONSUMER_TOPIC=topic_name,
+        return consumer_command_seconds(fresh("kafka"), *flags, LSST_CONSUMER_TOPIC=topic_name,
                                 LSST_CONSUMER_GROUP_ID=f"b-{uuid.uuid4().hex[:8]}", **kafka)
 
     measurements: list[Callable[[], float]] = [
         lambda: disk_floor_seconds(values, fresh("floor")),
-        lambda: consumer_seconds(fresh("offline"), "--from-file", frames)
-        - consumer_seconds(fresh("offline0"), "--from-file", nothing),
+        lambda: consumer_command_seconds(fresh("offline"), "--from-file", frames)
+        - consumer_command_seconds(fresh("offline0"), "--from-file", nothing),
         lambda: kafka_run(topic) - kafka_run(empty),
         lambda: kafka_run(topic, "--workers", "2") - kafka_run(empty, "--workers", "2"),
     ]
