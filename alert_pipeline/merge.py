@@ -12,26 +12,39 @@ yet, with the cutouts it names (the same bytes under a name already taken are re
 bytes get a name of their own). Rows go to the destination's ``_merged`` day files, made
 durable as the consumer makes its own (cutouts synced before the rows that name them).
 Merging the same directories again adds nothing.
+
+Only regular files inside a source are read, the rule retention keeps for what it deletes:
+``data/`` and ``cutouts/`` may themselves be links (a bigger disk), but a symbolic link,
+FIFO or device *inside* them is skipped, named in the log and counted (``skipped_files``):
+a link could make the merge copy a private file into the merged directory, read
+``/dev/zero`` until memory runs out, or wait forever on a FIFO. Cutouts are copied in
+chunks, so a file costs its size on disk, never its size in memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import errno
+import io
 import logging
 import os
+import shutil
+import stat
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from . import csvfiles
-from .durable import sync_filesystem, write_atomically
+from .durable import open_no_follow, sync_filesystem
 from .layout import CUTOUTS, DATA, DAY_CSV
 from .records import FILE_COLUMNS
 
 log = logging.getLogger("lsst_alert_consumer")
 MERGED_INSTANCE = "merged"
-
+_COPY_CHUNK = 1 << 20
 
 
 @dataclass
@@ -41,12 +54,44 @@ class MergeReport:
     duplicates: int = 0
     cutouts_copied: int = 0
     missing_cutouts: int = 0
+    #: Files of a source that were not read (a link, a FIFO, a device; a CSV that is not
+    #: the consumer's), each named in the log.
+    skipped_files: int = 0
     days: Counter = field(default_factory=Counter)
 
     def line(self) -> str:
         return (f"read={self.rows_read} added={self.rows_added} duplicates_skipped={self.duplicates} "
                 f"cutouts_copied={self.cutouts_copied} missing_cutouts={self.missing_cutouts} "
-                f"days={','.join(sorted(self.days)) or '-'}")
+                f"skipped_files={self.skipped_files} days={','.join(sorted(self.days)) or '-'}")
+
+    def skip(self, path: str, reason: str) -> None:
+        self.skipped_files += 1
+        log.warning("merge: skipped %s: %s", path, reason)
+
+
+class NotRegularFile(OSError):
+    """A path inside an output directory that is a link, a FIFO, a device or a directory."""
+
+
+def open_regular(path: str) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file itself (retention's rule: no
+    link followed, nothing but a regular file). ``O_NONBLOCK`` makes a FIFO open without
+    waiting for a writer, so it is refused instead of hanging; ``NotRegularFile`` says what
+    it is."""
+    try:
+        fd = open_no_follow(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotRegularFile(errno.ELOOP, "a symbolic link (not followed)", path) from None
+        raise
+    kind = stat.S_IFMT(os.fstat(fd).st_mode)
+    if kind != stat.S_IFREG:
+        os.close(fd)
+        what = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device",
+                stat.S_IFDIR: "a directory", stat.S_IFSOCK: "a socket"}.get(kind, "not a regular file")
+        raise NotRegularFile(errno.EINVAL, what, path)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def day_files(output_dir: str) -> dict[str, list[str]]:
@@ -61,8 +106,26 @@ def day_files(output_dir: str) -> dict[str, list[str]]:
 
 
 def _rows(path: str) -> Iterable[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+    """The rows of one of the destination's own day files (an unreadable one stops the merge:
+    without its keys the merge would write its rows a second time)."""
+    with io.TextIOWrapper(open_regular(path), newline="", encoding="utf-8", errors="replace") as handle:
         yield from csv.DictReader(handle)
+
+
+def _source_rows(path: str, report: MergeReport) -> Iterable[dict[str, str]]:
+    """The rows of a source's day file; one that is not a regular file, or not a CSV the
+    csv module can read to its end, is skipped (from where it stops) and counted."""
+    try:
+        handle = io.TextIOWrapper(open_regular(path), newline="", encoding="utf-8", errors="replace")
+    except OSError as exc:
+        report.skip(path, exc.strerror or str(exc))
+        return
+    with handle:
+        reader = csv.DictReader(handle)
+        try:
+            yield from reader
+        except csv.Error as exc:
+            report.skip(path, f"line {reader.line_num}: {exc}; the rows after it are not merged")
 
 
 def _key(row: dict[str, str]) -> tuple[str, str]:
@@ -89,7 +152,7 @@ def merge(sources: list[str], destination: str) -> MergeReport:
         by_columns: dict[tuple[str, ...], list[dict[str, str]]] = defaultdict(list)
         for source, paths in wanted[day]:
             for path in paths:
-                for row in _rows(path):
+                for row in _source_rows(path, report):
                     report.rows_read += 1
                     if _key(row) in seen:
                         report.duplicates += 1
@@ -109,30 +172,75 @@ def merge(sources: list[str], destination: str) -> MergeReport:
 
 
 def _copy_cutouts(row: dict[str, str], source: str, destination: str, report: MergeReport) -> None:
+    """Copy the files a row names into the destination's cutouts/ and point the row at
+    them; a file the source does not hold as a regular file keeps its path and is counted."""
     for column in FILE_COLUMNS:
         relative = row.get(column) or ""
         if not relative:
             continue
         name = os.path.basename(relative)
+        path = os.path.join(source, CUTOUTS, name)
         try:
-            with open(os.path.join(source, CUTOUTS, name), "rb") as handle:
-                data = handle.read()
-        except OSError:
+            handle = open_regular(path)
+        except FileNotFoundError:
             report.missing_cutouts += 1
             log.warning("merge: %s names %s, which %s does not hold; the path is kept", row.get("alertId"),
                         relative, source)
             continue
-        stem, suffix = os.path.splitext(name)
-        target, number = name, 1
+        except OSError as exc:  # a link, a FIFO, a device; no permission to read it
+            report.skip(path, f"{exc.strerror or exc}; {row.get('alertId')} keeps the path {relative}")
+            continue
+        with handle:
+            row[column] = f"cutouts/{_place(handle, name, os.path.join(destination, CUTOUTS), report)}"
+
+
+def _place(handle: BinaryIO, name: str, directory: str, report: MergeReport) -> str:
+    """The name under which ``handle``'s bytes are in ``directory``: ``name`` if free or
+    already holding the same bytes, else ``stem_mN.suffix``."""
+    stem, suffix = os.path.splitext(name)
+    target, number = name, 1
+    while True:
+        path = os.path.join(directory, target)
+        if not os.path.lexists(path):
+            _copy_to(handle, path)
+            report.cutouts_copied += 1
+            return target
+        if _same_bytes(handle, path):
+            return target  # already here (an earlier merge, or the same alert)
+        number += 1
+        target = f"{stem}_m{number}{suffix}"
+
+
+def _same_bytes(handle: BinaryIO, path: str) -> bool:
+    """Whether the regular file ``path`` holds exactly ``handle``'s bytes (read in chunks)."""
+    try:
+        other = open_regular(path)
+    except OSError:
+        return False  # a name taken by something else: use another
+    with other:
+        if os.fstat(other.fileno()).st_size != os.fstat(handle.fileno()).st_size:
+            return False
+        handle.seek(0)
         while True:
-            path = os.path.join(destination, CUTOUTS, target)
-            if not os.path.exists(path):
-                write_atomically(path, data, durable=False)
-                report.cutouts_copied += 1
-                break
-            with open(path, "rb") as handle:
-                if handle.read() == data:
-                    break  # already here (an earlier merge, or the same alert)
-            number += 1
-            target = f"{stem}_m{number}{suffix}"
-        row[column] = f"cutouts/{target}"
+            mine, theirs = handle.read(_COPY_CHUNK), other.read(_COPY_CHUNK)
+            if mine != theirs:
+                return False
+            if not mine:
+                return True
+
+
+def _copy_to(handle: BinaryIO, path: str) -> None:
+    """``handle``'s bytes into a new file ``path`` via a temp file and a rename (made
+    durable with the batch's ``syncfs``)."""
+    temp = f"{path}.tmp-{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temp)
+    try:
+        with open(temp, "xb") as out:
+            handle.seek(0)
+            shutil.copyfileobj(handle, out, _COPY_CHUNK)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise

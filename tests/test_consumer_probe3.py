@@ -1,0 +1,91 @@
+"""The third probe's consumer items (issue 33): ``--merge`` reads only regular files inside
+a source (no link followed, no FIFO or device opened), a message larger than librdkafka
+may receive stops the run loudly naming where, ``scripts/local_services.sh`` works from a
+directory with a space in its name, and every file the README's "Try your own alerts"
+names exists after the steps it lists."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from alert_pipeline.sources import write_frames_file
+from devtools.factory import AlertFactory
+from tests.conftest import REPO, SUBPROCESS_PYTHONPATH
+from tests.test_hostile_input import offline_env, run_script
+from tests.test_hostile_second_probe import run_limited
+
+SECRET = b"SIMPLE  = T / not a cutout: a private key's place\n"
+
+
+def _source(tmp_path: Path, name: str, count: int = 3) -> tuple[Path, list[dict[str, str]]]:
+    """A consumer output directory of ``count`` alerts with cutouts, and its rows."""
+    factory = AlertFactory("11.1", seed=len(name))
+    frames = tmp_path / f"{name}.frames"
+    write_frames_file(str(frames), [factory.frame(factory.alert(cutout_size=20)) for _ in range(count)])
+    out = tmp_path / name
+    env = offline_env(out, LSST_CONSUMER_TEST_START_TIME="2026-02-10T02:03:15Z")
+    done = run_script(REPO / "lsst_alert_consumer.py", env, "--from-file", str(frames))
+    assert done.returncode == 0, done.stderr
+    (csv_path,) = (out / "data").glob("*.csv")
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        return out, list(csv.DictReader(handle))
+
+
+def _merge(sources: list[Path], destination: Path, limited: bool = False) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": SUBPROCESS_PYTHONPATH, "LSST_CONSUMER_OUTPUT_DIR": str(destination)}
+    args = ("--merge", *map(str, sources))
+    if limited:  # memory (RLIMIT_AS) and time bounded: a regression fails, it does not take the machine
+        return run_limited(env, *args, timeout=120)
+    return subprocess.run([sys.executable, str(REPO / "lsst_alert_consumer.py"), *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _merged_files(merged: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in (merged / "cutouts").iterdir()}
+
+
+def test_merge_does_not_copy_a_private_file_a_cutout_link_points_to(tmp_path):
+    source, rows = _source(tmp_path, "east")
+    secret = tmp_path / "id_rsa"
+    secret.write_bytes(SECRET)
+    secret.chmod(0o600)
+    linked = source / rows[0]["science_cutout_path"]
+    linked.unlink()
+    linked.symlink_to(secret)
+    merged = tmp_path / "merged"
+    done = _merge([source], merged)
+    assert done.returncode == 0, done.stderr
+    assert "read=3 added=3" in done.stderr and "skipped_files=1" in done.stderr
+    assert f"merge: skipped {linked}: a symbolic link (not followed)" in done.stderr
+    copied = _merged_files(merged)
+    assert SECRET not in copied.values() and linked.name not in copied
+    assert len(copied) == 3 * 4 - 1  # the other cutouts and light curves are all there
+
+
+def test_merge_skips_links_to_dev_zero_in_cutouts_and_data_within_bounded_memory(tmp_path):
+    source, rows = _source(tmp_path, "west")
+    cutout = source / rows[1]["template_cutout_path"]
+    cutout.unlink()
+    cutout.symlink_to("/dev/zero")
+    day = source / "data" / "lsst_alerts_20260211.csv"
+    day.symlink_to("/dev/zero")
+    done = _merge([source], tmp_path / "merged", limited=True)
+    assert done.returncode == 0, done.stderr
+    assert "read=3 added=3" in done.stderr and "skipped_files=2" in done.stderr
+    assert f"merge: skipped {day}: a symbolic link" in done.stderr
+    assert f"merge: skipped {cutout}: a symbolic link" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_merge_skips_a_fifo_day_file_instead_of_waiting_for_a_writer(tmp_path):
+    source, _ = _source(tmp_path, "north")
+    fifo = source / "data" / "lsst_alerts_20260212.csv"
+    os.mkfifo(fifo)
+    done = _merge([source], tmp_path / "merged", limited=True)  # the old merge waited here forever
+    assert done.returncode == 0, done.stderr
+    assert f"merge: skipped {fifo}: a FIFO" in done.stderr and "skipped_files=1" in done.stderr
+    assert "read=3 added=3" in done.stderr and "days=20260210" in done.stderr
