@@ -12,7 +12,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.conftest import HEARTBEAT_MS, REPO, SESSION_TIMEOUT_MS, SUBPROCESS_PYTHONPATH, produce
+from tests.conftest import HEARTBEAT_MS, REPO, SESSION_TIMEOUT_MS, SUBPROCESS_PYTHONPATH, new_topic, produce
 from tests.test_kafka_run import committed
 from tests.test_messengers import ALERT, GOLD_BRONZE, LVK_NU, alert_doc
 
@@ -77,3 +77,129 @@ def test_an_unreachable_gcn_broker_is_exit_3(tmp_path):
     done = run_gcn(env, tmp_path / "store", idle="3")
     assert done.returncode == 3, done.stderr
     assert "GCN Kafka" in done.stderr and "nothing of the batch in hand was committed" in done.stderr
+
+
+def _quarantined(store: Path) -> dict[int, dict]:
+    """The quarantined notices' sidecars, by offset."""
+    sidecars = (store / "quarantine" / "gcn").glob("*.json")
+    return {record["offset"]: record for record in (json.loads(path.read_text()) for path in sidecars)}
+
+
+def _crashing_notice() -> bytes:
+    """The LVK nu-track notice with ``coincident_events`` a number: on 765581e the reader
+    raised TypeError on it (the command died, nothing committed, every run again)."""
+    return json.dumps(json.loads(LVK_NU.read_text()) | {"coincident_events": 3}).encode()
+
+
+def test_a_notice_a_reader_fails_on_is_quarantined_once_and_the_notices_after_it_load(kafka, tmp_path):
+    bootstrap = kafka.bootstrap_servers
+    topic = new_topic(bootstrap)
+    produce(bootstrap, topic, [LVK_NU.read_bytes(), _crashing_notice(), GOLD_BRONZE.read_bytes()])
+    store, group = tmp_path / "store", f"gcn-{uuid.uuid4().hex[:8]}"
+    env = gcn_env(bootstrap, group, tmp_path)
+    done = subprocess.run([sys.executable, str(REPO / "transient_kind_builder.py"), "load-messengers", "--gcn",
+                           "--gcn-topics", topic, "--storehouse", str(store), "--idle-timeout", "20"], env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert json.loads(done.stdout)["gcn"]["messages"] == 3
+    assert json.loads((store / "neutrino" / "IC138590-39138551.json").read_text())["ra_deg"] == 17.48  # before it
+    assert json.loads((store / "neutrino" / "IC230416A.json").read_text())["ra_deg"] == 345.82  # after it
+    assert list(_quarantined(store)) == [1]
+    assert (store / "quarantine" / "gcn" / f"{topic}-0-1.bin").read_bytes() == _crashing_notice()
+    assert committed(bootstrap, group, topic) == [3]
+    sidecar = store / "quarantine" / "gcn" / f"{topic}-0-1.json"
+    stamp = sidecar.stat().st_mtime_ns
+    again = subprocess.run([sys.executable, str(REPO / "transient_kind_builder.py"), "load-messengers", "--gcn",
+                            "--gcn-topics", topic, "--storehouse", str(store), "--idle-timeout", "20"], env=env,
+                           capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["gcn"]["messages"] == 0  # read once, quarantined once
+    assert sidecar.stat().st_mtime_ns == stamp and list(_quarantined(store)) == [1]
+
+
+def _settings(bootstrap: str, tmp_path: Path, topic: str):
+    from alert_pipeline.messengers.gcn import settings_from_environment
+
+    group = f"gcn-{uuid.uuid4().hex[:8]}"
+    return group, settings_from_environment(gcn_env(bootstrap, group, tmp_path), (topic,))
+
+
+def test_whatever_a_reader_or_applying_raises_the_notice_is_quarantined_and_the_run_goes_on(kafka, tmp_path,
+                                                                                          monkeypatch):
+    """Any exception, not only the readers' own Skipped: one from reading the notice
+    (RuntimeError) and one from applying its item (KeyError)."""
+    from alert_pipeline.messengers import gcn
+    from alert_pipeline.messengers.load import MessengerStore
+
+    broken_reader, unlucky_event = b'{"reader": "raises"}', "IC230417Z"
+    real_read, real_apply = gcn.read_document, MessengerStore.apply
+
+    def read_document(value, where, accept_mock):
+        if value == broken_reader:
+            raise RuntimeError("a reader bug")
+        return real_read(value, where, accept_mock)
+
+    def apply(self, item):
+        if item.slot and item.slot.get("slot_id") == unlucky_event:
+            raise KeyError("an applying bug")
+        return real_apply(self, item)
+
+    monkeypatch.setattr(gcn, "read_document", read_document)
+    monkeypatch.setattr(MessengerStore, "apply", apply)
+    bootstrap = kafka.bootstrap_servers
+    topic = new_topic(bootstrap)
+    unlucky = json.dumps(json.loads(GOLD_BRONZE.read_text()) | {"event_name": ["IceCube-230417Z"],
+                                                                 "id": ["137840_57000001"]}).encode()
+    produce(bootstrap, topic, [LVK_NU.read_bytes(), broken_reader, unlucky, GOLD_BRONZE.read_bytes()])
+    group, settings = _settings(bootstrap, tmp_path, topic)
+    store = tmp_path / "store"
+    run = gcn.consume(str(store), settings, idle_timeout=20)
+    assert run.messages == 4 and run.report.skipped["reader_error"] == 2
+    quarantined = _quarantined(store)
+    assert sorted(quarantined) == [1, 2] and {r["reason"] for r in quarantined.values()} == {"reader_error"}
+    assert "RuntimeError: a reader bug" in quarantined[1]["detail"] and "KeyError" in quarantined[2]["detail"]
+    assert (store / "neutrino" / "IC138590-39138551.json").exists() and (store / "neutrino" / "IC230416A.json").exists()
+    assert not (store / "neutrino" / f"{unlucky_event}.json").exists()
+    assert committed(bootstrap, group, topic) == [4]
+
+
+def test_a_storehouse_that_cannot_be_written_stops_the_run_and_commits_nothing(kafka, tmp_path, monkeypatch):
+    """Disk full is no fault of the notice: not quarantined, read again next run."""
+    import errno
+
+    import pytest
+
+    from alert_pipeline.messengers import gcn
+    from alert_pipeline.messengers.load import MessengerStore
+
+    def apply(self, item):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(MessengerStore, "apply", apply)
+    bootstrap = kafka.bootstrap_servers
+    topic = new_topic(bootstrap)
+    produce(bootstrap, topic, [GOLD_BRONZE.read_bytes()])
+    group, settings = _settings(bootstrap, tmp_path, topic)
+    with pytest.raises(OSError, match="No space left"):
+        gcn.consume(str(tmp_path / "store"), settings, idle_timeout=20)
+    assert committed(bootstrap, group, topic)[0] < 0
+    assert not _quarantined(tmp_path / "store")
+
+
+def test_a_gcn_topic_that_does_not_exist_is_named_and_exit_9(kafka, tmp_path):
+    from alert_pipeline.exitcodes import EXIT_INPUT_UNUSED
+
+    bootstrap = kafka.bootstrap_servers
+    topic, missing = new_topic(bootstrap), f"gcn.notices.nowhere-{uuid.uuid4().hex[:6]}"
+    produce(bootstrap, topic, [GOLD_BRONZE.read_bytes()])
+    env = gcn_env(bootstrap, f"gcn-{uuid.uuid4().hex[:8]}", tmp_path) | {"GCN_KAFKA_ALLOW_AUTO_CREATE_TOPICS": "false"}
+    store = tmp_path / "store"
+    done = subprocess.run([sys.executable, str(REPO / "transient_kind_builder.py"), "load-messengers", "--gcn",
+                           "--gcn-topics", f"{topic},{missing}", "--storehouse", str(store), "--idle-timeout", "10"],
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == EXIT_INPUT_UNUSED, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["unused_topics"] == [missing] and summary["gcn"]["messages"] == 1
+    assert f"GCN topic not used, it does not exist: {missing}" in done.stderr
+    assert (store / "neutrino" / "IC230416A.json").exists()

@@ -206,9 +206,10 @@ class _NoticeFailed(Exception):
 
 def _items(value: bytes, where: str, accept_mock: bool) -> Iterator[Item]:
     """``read_document``'s items; whatever it raises becomes ``_NoticeFailed``."""
-    items = iter(read_document(value, where, accept_mock))
+    items = None
     while True:
         try:
+            items = items or iter(read_document(value, where, accept_mock))  # a reader may raise at once
             item = next(items)
         except StopIteration:
             return
