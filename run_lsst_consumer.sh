@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run_lsst_consumer.sh: the nightly cron run of the LSST alert pipeline.
 #
-#   consumer (Kafka -> CSV + FITS) -> messengers (GCN, dropped files) -> transient builder
+#   consumer (Kafka -> CSV + FITS) -> messengers (GCN; dropped files: two steps) -> transient builder
 #   (when DATABASE_URL is set) -> crossmatch -> retention -> report
 #
 # One run at a time (flock); every step logged with a UTC timestamp; the exit status is the
@@ -46,14 +46,19 @@ Environment (all optional):
   EVENT_STOREHOUSE              storehouse for the builder (default ./data/event_storehouse)
   GCN_CLIENT_ID, GCN_CLIENT_SECRET (or their _FILE variants), GCN_KAFKA_<KEY>, GCN_TOPICS
                                 set: load new GW, neutrino and cosmic-ray notices from GCN Kafka
-                                into the storehouse before the build (step messengers)
+                                into the storehouse before the build (step messengers-gcn)
   MESSENGER_FILES               a directory of dropped messenger files (sky maps, IceCube and
-                                cosmic-ray lists, IGWN alerts) loaded in the same step
+                                cosmic-ray lists, IGWN alerts) loaded before the build (step
+                                messengers-files, run apart from GCN: neither source's failure
+                                blocks the other; a file of which nothing could be loaded is
+                                named in the log and the step ends with $EXIT_INPUT_UNUSED)
   TRANSIENT_TABLE, TRANSIENT_SOURCE   builder --table / --source (default: the builder's)
   FULL_BUILD_WEEKDAY            the UTC weekday of the full build (Monday ... Sunday or 1-7, default
                                 Sunday; 'never'); the other days build only what the new rows touch
   TNS_FILE                      a Transient Name Server file (tns_public_objects.csv or .zip, or a
-                                search export) refining the transient slots after the build
+                                search export), or a directory of them (the files not applied yet
+                                are applied, in date order), refining the transient slots after
+                                the build
   CROSSMATCH                    1 (default) match the transients with the gw, neutrino and uhecr
                                 events after the build; 0 skip that step
   REPORT                        1 (default) make the nightly report; 0 skip that step
@@ -186,32 +191,36 @@ run_step() {
   if [[ "$code" -eq 0 ]]; then
     log "step $name: finished"
   else
-    log "step $name: failed with exit code $code"
+    log "step $name: failed with exit code $code ($(exit_code_meaning "$code"))"
     [[ "$status" -eq 0 ]] && status=$code
   fi
 }
 
 run_step consumer "$PYTHON" lsst_alert_consumer.py
 storehouse="${EVENT_STOREHOUSE:-$SCRIPT_DIR/data/event_storehouse}"
-messenger_args=()
+# GCN and the dropped files are two steps: a bad file never keeps the notices out, nor the reverse.
 if [[ -n "${GCN_CLIENT_ID:-}${GCN_CLIENT_ID_FILE:-}${GCN_KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
-  messenger_args+=(--gcn)
-fi
-if [[ -n "${MESSENGER_FILES:-}" ]]; then
-  if [[ -d "$MESSENGER_FILES" ]]; then
-    # Regular files directly in the directory (no dot files); loading one again rewrites nothing.
-    while IFS= read -r -d '' file; do
-      messenger_args+=("$file")
-    done < <(find -H "$MESSENGER_FILES" -mindepth 1 -maxdepth 1 -type f ! -name '.*' -print0 | sort -z)
-  else
-    log "step messengers: MESSENGER_FILES '$MESSENGER_FILES' is not a directory; its files are not loaded"
-  fi
-fi
-if [[ ${#messenger_args[@]} -gt 0 ]]; then
-  run_step messengers "$PYTHON" transient_kind_builder.py load-messengers --storehouse "$storehouse" \
-    "${messenger_args[@]}"
+  run_step messengers-gcn "$PYTHON" transient_kind_builder.py load-messengers --storehouse "$storehouse" --gcn
 else
-  log "step messengers: skipped (neither GCN_CLIENT_ID nor MESSENGER_FILES is set)"
+  log "step messengers-gcn: skipped (none of GCN_CLIENT_ID, GCN_CLIENT_ID_FILE, GCN_KAFKA_BOOTSTRAP_SERVERS is set)"
+fi
+messenger_files=()
+if [[ -n "${MESSENGER_FILES:-}" && -d "$MESSENGER_FILES" ]]; then
+  # Regular files directly in the directory (no dot files); loading one again rewrites nothing.
+  while IFS= read -r -d '' file; do
+    messenger_files+=("$file")
+  done < <(find -H "$MESSENGER_FILES" -mindepth 1 -maxdepth 1 -type f ! -name '.*' -print0 | sort -z)
+fi
+if [[ ${#messenger_files[@]} -gt 0 ]]; then
+  run_step messengers-files "$PYTHON" transient_kind_builder.py load-messengers --storehouse "$storehouse" \
+    "${messenger_files[@]}"
+elif [[ -n "${MESSENGER_FILES:-}" && ! -d "$MESSENGER_FILES" ]]; then
+  # A source given and not used: said with the exit code, not only in the log.
+  log "step messengers-files: failed with exit code $EXIT_INPUT_UNUSED: MESSENGER_FILES '$MESSENGER_FILES'" \
+    "is not a directory; nothing of it was loaded"
+  [[ "$status" -eq 0 ]] && status=$EXIT_INPUT_UNUSED
+else
+  log "step messengers-files: skipped (MESSENGER_FILES is not set or holds no file)"
 fi
 build_args=()
 if [[ "$(date -u +%u)" == "$full_build_day" ]]; then

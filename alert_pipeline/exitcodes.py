@@ -97,13 +97,25 @@ def markdown_table() -> str:
 
 
 def shell() -> str:
-    """``exitcodes.sh``: the wrapper's constants (every code, named as here) and help text."""
+    """``exitcodes.sh``: the wrapper's constants (every code, named as here), help text and
+    ``exit_code_meaning CODE`` (what its log line says of a failed step)."""
     lines = ["# Generated from alert_pipeline/exitcodes.py (python -m alert_pipeline.exitcodes --shell): do not edit.",
              "# shellcheck shell=bash disable=SC2034"]
     lines += [f"readonly {code.name}={code.code}" for code in CODES]
-    escaped = help_text(WRAPPER).replace("\\", "\\\\").replace("'", "'\\''")
-    lines.append(f"readonly EXIT_CODES_HELP='{escaped}'")
+    lines.append(f"readonly EXIT_CODES_HELP={_shell_quoted(help_text(WRAPPER))}")
+    lines.append("# The name and meaning of a code, for the log line of a step that returned it.")
+    lines.append("exit_code_meaning() {")
+    lines.append('  case "$1" in')
+    lines += [f"    {code.code}) echo {_shell_quoted(f'{code.name}: {code.meaning}')} ;;" for code in CODES]
+    lines.append("    *) echo 'not in the exit code table' ;;")
+    lines.append("  esac")
+    lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _shell_quoted(text: str) -> str:
+    """``text`` in single quotes, as bash reads it back unchanged."""
+    return "'" + text.replace("'", "'\\''") + "'"
 
 
 if __name__ == "__main__":

@@ -26,3 +26,23 @@ readonly EXIT_CODES_HELP='exit codes:
   73  LOG_FILE or the lock file cannot be written
   75  another run holds the lock: this one did nothing
   else  the first failed step'\''s code (the consumer'\''s, the builder'\''s or the report'\''s, from the same table)'
+# The name and meaning of a code, for the log line of a step that returned it.
+exit_code_meaning() {
+  case "$1" in
+    0) echo 'EXIT_OK: success (also: nothing to do, or some input skipped or quarantined and logged)' ;;
+    1) echo 'EXIT_FAILURE: unexpected error (a bug): the traceback is in the log' ;;
+    2) echo 'EXIT_CONFIG: configuration or usage error: a bad option, setting, configuration file or input file; nothing was changed' ;;
+    3) echo 'EXIT_SERVICE: a service failed: Kafka broker, schema registry or GCN Kafka unreachable, credentials refused, unknown topic; nothing of that batch was committed' ;;
+    4) echo 'EXIT_OUTPUT: output not writable (permissions, disk full, a planted link): that batch was not committed, nothing was half-written' ;;
+    5) echo 'EXIT_DATABASE: database unreachable, table missing or a database error' ;;
+    6) echo 'EXIT_RETENTION: retention could not delete some of the old files (each is named in the log)' ;;
+    7) echo 'EXIT_SHRINK: the build would remove more than half of the slots on disk (a mistyped --source or --table?): nothing was removed; --allow-shrink when the objects really are gone' ;;
+    8) echo 'EXIT_NOTHING_WRITTEN: messages were read and every one was quarantined (the wrong topic, a broken producer?): the warning names the main reason' ;;
+    9) echo 'EXIT_INPUT_UNUSED: some input was not used: a file (or notice source) of which nothing could be loaded; each is named in the log and the summary; the rest was loaded' ;;
+    64) echo 'EXIT_USAGE: the wrapper'\''s own usage: a bad option or variable (RETENTION_DAYS, REPORT, CROSSMATCH, FULL_BUILD_WEEKDAY), or an output directory retention must not touch (/ or empty)' ;;
+    69) echo 'EXIT_NO_PYTHON: no usable Python (run scripts/setup_venv.sh)' ;;
+    73) echo 'EXIT_CANT_CREATE: LOG_FILE or the lock file cannot be written' ;;
+    75) echo 'EXIT_LOCKED: another run holds the lock: this one did nothing' ;;
+    *) echo 'not in the exit code table' ;;
+  esac
+}

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -215,11 +216,54 @@ def test_messenger_step_loads_dropped_files_before_the_build(tmp_path):
                       REPORT="0", MESSENGER_FILES=str(dropped), EVENT_STOREHOUSE=str(tmp_path / "store"))
     done = run_wrapper(env)
     assert done.returncode == 3, done.stdout + done.stderr  # the consumer's broker is unreachable: its code
-    assert "step messengers: finished" in done.stdout
+    assert "step messengers-files: finished" in done.stdout
     assert (tmp_path / "store" / "neutrino" / "IC191001A.json").exists()
     assert json.loads((tmp_path / "store" / "uhecr" / "roster.json").read_text())["objects"] == 40
     quiet = run_wrapper({key: value for key, value in env.items() if key != "MESSENGER_FILES"})
-    assert "step messengers: skipped" in quiet.stdout
+    assert "step messengers-files: skipped" in quiet.stdout and "step messengers-gcn: skipped" in quiet.stdout
+    not_a_directory = run_wrapper({**env, "MESSENGER_FILES": str(dropped / "icecat.csv")})
+    assert "step messengers-files: failed with exit code 9" in not_a_directory.stdout
+    assert "is not a directory; nothing of it was loaded" in not_a_directory.stdout
+
+
+def test_a_bad_messenger_file_never_keeps_gcn_out_and_is_named_with_exit_9(kafka, tmp_path):
+    """Cron, one night: dropped files (two good lists, a notice file a reader crashed on
+    in 765581e, a file that is no messenger format) and GCN notices (two good, one junk).
+    Everything good is loaded, the unusable file is named, the step returns 9."""
+    from alert_pipeline.exitcodes import EXIT_INPUT_UNUSED
+
+    from .test_messengers import AUGER, GOLD_BRONZE, ICECAT, LVK_NU
+    from .test_messengers_gcn import gcn_env
+
+    bootstrap = kafka.bootstrap_servers
+    notices = new_topic(bootstrap)
+    produce(bootstrap, notices, [LVK_NU.read_bytes(), b"not a notice", GOLD_BRONZE.read_bytes()])
+    dropped, store = tmp_path / "dropped", tmp_path / "store"
+    dropped.mkdir()
+    shutil.copy(ICECAT, dropped / "icecat.csv")
+    shutil.copy(AUGER, dropped / "auger.dat")
+    # sorted first: in 765581e the one command (files, then --gcn) died on it, every night
+    (dropped / "a-broken-notice.json").write_text(json.dumps(json.loads(LVK_NU.read_text()) | {"coincident_events": 3}))
+    unusable = dropped / "observing-log.txt"
+    unusable.write_text("2026-11-20 dome closed, humidity\n")
+    gcn = {key: value for key, value in gcn_env(bootstrap, f"gcn-{uuid.uuid4().hex[:8]}", tmp_path).items()
+           if key.startswith("GCN_")}
+    env = wrapper_env(consumer_env(bootstrap, new_topic(bootstrap), tmp_path / "out"), REPORT="0",
+                      MESSENGER_FILES=str(dropped), EVENT_STOREHOUSE=str(store), GCN_TOPICS=notices, **gcn)
+    done = run_wrapper(env)
+    log = done.stdout + done.stderr
+    assert done.returncode == EXIT_INPUT_UNUSED, log
+    assert "Traceback" not in log
+    assert "step messengers-gcn: finished" in log
+    assert (f"step messengers-files: failed with exit code {EXIT_INPUT_UNUSED} (EXIT_INPUT_UNUSED: some input was "
+            "not used") in log
+    (named,) = [line for line in log.splitlines() if "ERROR" in line and str(unusable) in line]
+    assert "not used" in named
+    for event in ("IC138590-39138551", "IC230416A"):  # the GCN notices before and after the junk one
+        assert (store / "neutrino" / f"{event}.json").exists(), event
+    assert json.loads((store / "neutrino" / "IC191001A.json").read_text())["ra_deg"] == 313.99  # IceCat, line 242
+    assert json.loads((store / "uhecr" / "roster.json").read_text())["objects"] == 40  # the Auger list
+    assert [path.name for path in (store / "quarantine" / "gcn").glob("*.json")] == [f"{notices}-0-1.json"]
 
 
 def test_report_step_can_be_skipped_and_is_validated(tmp_path):
