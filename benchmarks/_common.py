@@ -88,14 +88,18 @@ def consumer_loop_seconds(values: list[bytes], output_dir: str, **settings: obje
     return elapsed
 
 
-def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    """Every value into ``topic`` (created on first use), in large batches, flushed."""
+def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int = 0) -> None:
+    """Every value into ``topic`` (created on first use), in large batches, flushed; with
+    ``partitions``, value i goes to partition i % partitions (the topic must have them)."""
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 4194304,
                          "message.max.bytes": 8388608})
-    for value in values:
-        producer.produce(topic, value)
+    for index, value in enumerate(values):
+        if partitions:
+            producer.produce(topic, value, partition=index % partitions)
+        else:
+            producer.produce(topic, value)
         producer.poll(0)
     producer.flush(60)
 

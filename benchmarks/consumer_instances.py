@@ -20,8 +20,7 @@ import tempfile
 import time
 import uuid
 
-from _common import REPO, framed_alerts
-from confluent_kafka import Producer
+from _common import REPO, framed_alerts, produce
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from devtools.local import start_broker
@@ -54,13 +53,8 @@ def main() -> None:
         topic = f"bench-{uuid.uuid4().hex[:8]}"
         admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})  # kept alive for the result
         admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
-        producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 20,
-                             "batch.size": 4194304, "message.max.bytes": 8388608})
-        for index, value in enumerate(values):
-            producer.produce(topic, value, partition=index % 4)
-            producer.poll(0)
-        producer.flush(60)
-        del producer, admin  # closed before the broker stops
+        produce(broker.bootstrap_servers, topic, values, partitions=4)
+        del admin  # closed before the broker stops
         best = {1: float("inf"), 2: float("inf")}
         with tempfile.TemporaryDirectory() as directory:
             for round_number in range(args.repeat):
