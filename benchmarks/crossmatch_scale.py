@@ -2,8 +2,8 @@
 
 A storehouse of N transient slots (random sky positions, first detections over three
 years, 0-100 days long), G gravitational-wave events (the real S230518h sky map at G
-different times), 400 neutrinos (errors 0.3-5°) and 3,000 cosmic rays is made in a
-temporary directory. Then:
+different times), 400 neutrinos (errors 0.3-5°) and 3,000 cosmic rays (by default) is made
+in a temporary directory. Then:
 
 * floor: ligo.skymap's ``crossmatch`` of all N positions against each sky map, plus one
   astropy ``search_around_sky`` of the cosmic rays (3°) and one of the neutrinos (their
@@ -13,7 +13,8 @@ temporary directory. Then:
 * ``crossmatch`` command, first run (every slot compared and written) and rerun (nothing
   new), in a child process, with the child's peak RSS.
 
-    .venv/bin/python benchmarks/crossmatch_scale.py [--transients 100000] [--maps 20]
+    .venv/bin/python benchmarks/crossmatch_scale.py [--transients 100000] [--maps 20] [--neutrinos 400]
+        [--cosmic-rays 3000]
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ ALERT = os.path.join(REPO, "tests", "data", "messengers", "S230518h-initial.igwn
 START_MJD = 59000.0
 
 
-def make_storehouse(path: str, transients: int, maps: int, rng: np.random.Generator) -> None:
+def make_storehouse(path: str, transients: int, maps: int, neutrinos: int, cosmic_rays: int,
+                    rng: np.random.Generator) -> None:
     """Transient slots and index, gw slots and maps, neutrino and uhecr slots and indexes."""
     from alert_pipeline import kinds
 
@@ -67,7 +69,7 @@ def make_storehouse(path: str, transients: int, maps: int, rng: np.random.Genera
                                 "time": "2020-01-01T00:00:00Z", "skymap": f"{slot_id}.multiorder.fits",
                                 "area_50_deg2": areas[0], "area_90_deg2": areas[1], "retracted": False}, exists=False)
     nu = kinds.spec("neutrino").store(path)
-    for i in range(400):
+    for i in range(neutrinos):
         errors = rng.uniform(0.3, 5, 4)
         nu.write_slot(f"IC{i:06d}A", {"slot_id": f"IC{i:06d}A", "kind": "neutrino", "time": "2020-01-01T00:00:00Z",
                                       "mjd": START_MJD + rng.uniform(0, 3 * 365), "ra_deg": rng.uniform(0, 360),
@@ -75,7 +77,7 @@ def make_storehouse(path: str, transients: int, maps: int, rng: np.random.Genera
                                       "ra_err_plus_deg": errors[0], "ra_err_minus_deg": errors[1],
                                       "dec_err_plus_deg": errors[2], "dec_err_minus_deg": errors[3]}, exists=False)
     rays = kinds.spec("uhecr").store(path)
-    for i in range(3000):
+    for i in range(cosmic_rays):
         rays.write_slot(f"Auger-{i:06d}", {"slot_id": f"Auger-{i:06d}", "kind": "uhecr", "time": "2020-01-01T00:00:00Z",
                                           "mjd": START_MJD + rng.uniform(0, 3 * 365), "ra_deg": rng.uniform(0, 360),
                                           "dec_deg": float(np.degrees(np.arcsin(rng.uniform(-1, 1)))),
@@ -131,12 +133,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--transients", type=int, default=100_000)
     parser.add_argument("--maps", type=int, default=20)
+    parser.add_argument("--neutrinos", type=int, default=400)
+    parser.add_argument("--cosmic-rays", type=int, default=3000)
     parser.add_argument("--dir", default=None, help="where the temporary storehouse goes (default: the system's)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as path:
         started = time.perf_counter()
-        make_storehouse(path, args.transients, args.maps, np.random.default_rng(25))
-        print(f"{args.transients} transients, {args.maps} sky maps, 400 neutrinos, 3000 cosmic rays "
+        make_storehouse(path, args.transients, args.maps, args.neutrinos, args.cosmic_rays, np.random.default_rng(25))
+        print(f"{args.transients} transients, {args.maps} sky maps, {args.neutrinos} neutrinos, "
+              f"{args.cosmic_rays} cosmic rays "
               f"(made in {time.perf_counter() - started:.1f} s)")
         floor = floor_seconds(path)
         ours, pairs = match_seconds(path)
