@@ -24,6 +24,7 @@ from ligo.skymap import moc
 from ligo.skymap.io import read_sky_map
 from ligo.skymap.postprocess.crossmatch import crossmatch
 
+from alert_pipeline.exitcodes import EXIT_INPUT_UNUSED
 from tests.conftest import REPO, SUBPROCESS_PYTHONPATH
 
 DATA = REPO / "tests" / "data" / "messengers"
@@ -132,9 +133,11 @@ def test_later_alerts_replace_older_ones_retraction_marks_and_mocks_are_skipped(
     early = write_json(tmp_path / "early.json", alert_doc(alert_type="PRELIMINARY", time_created="2023-05-18T13:00:00Z"))
     mock = write_json(tmp_path / "mock.json", alert_doc(superevent_id="MS230518h"))
     done = load(store, ALERT, update, early, mock)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == EXIT_INPUT_UNUSED, done.stderr  # the mock, not loaded: the user is told
     summary = json.loads(done.stdout)["files"]
     assert summary["skipped"] == {"mock_event": 1, "superseded": 1}
+    # an older alert of a stored superevent was read and is known: not an unused file
+    assert [(entry["file"], entry["reason"]) for entry in summary["unused"]] == [(str(mock), "mock_event")]
     assert slot(store, "gw", "S230518h")["alert_type"] == "UPDATE"
     assert not (store / "gw" / "MS230518h.json").exists()
     retraction = write_json(tmp_path / "retraction.json", {"superevent_id": "S230518h", "alert_type": "RETRACTION",
@@ -277,8 +280,10 @@ def test_bad_inputs_are_skipped_and_counted_and_everything_else_is_loaded(tmp_pa
     cases = bad_inputs(tmp_path)
     store = tmp_path / "store"
     done = load(store, ALERT, *(path for path, _ in cases.values()), AUGER, limit_gb=3)
-    assert done.returncode == 0, done.stderr
-    skipped = json.loads(done.stdout)["files"]["skipped"]
+    assert done.returncode == EXIT_INPUT_UNUSED, done.stderr  # every bad file here is wholly unused
+    summary = json.loads(done.stdout)["files"]
+    assert sorted(entry["file"] for entry in summary["unused"]) == sorted(str(path) for path, _ in cases.values())
+    skipped = summary["skipped"]
     expected: dict[str, int] = {}
     for _, reason in cases.values():
         expected[reason] = expected.get(reason, 0) + 1

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..storehouse import is_reserved
+
 MJD_EPOCH = dt.datetime(1858, 11, 17, tzinfo=dt.UTC)
 EARLIEST, LATEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC), dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 #: What a messenger slot id may be (it names the slot's file).
@@ -139,9 +141,31 @@ def timed(slot: dict[str, Any], moment: dt.datetime, source_mjd: float | None = 
 
 
 def safe_id(text: str, what: str) -> str:
-    if not isinstance(text, str) or not SAFE_ID.fullmatch(text):
+    """``text`` when it can name a slot file: safe characters, and not the name of a
+    kind-level file (``index``, ``roster``, in any case)."""
+    if not isinstance(text, str) or not SAFE_ID.fullmatch(text) or is_reserved(text):
         raise Skipped("unsafe_id", f"{what} {str(text)[:80]!r} cannot name a slot")
     return text
+
+
+def offset(moment: dt.datetime, seconds: Any, name: str, limit: float) -> dt.datetime:
+    """``moment`` plus ``seconds`` (at most ``limit`` either way), checked as any time."""
+    value = finite(seconds, name, "bad_time")
+    if abs(value) > limit:
+        raise Skipped("bad_time", f"{name} = {value} s is more than {limit:g} s")
+    return utc(moment + dt.timedelta(seconds=value))
+
+
+def text_list(value: Any, name: str) -> list[str]:
+    """A list of strings from a JSON list of strings or one comma-separated string
+    (``"H1,L1"``); None or missing is an empty list."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list) and all(isinstance(part, str) for part in value):
+        return [part.strip() for part in value if part.strip()]
+    raise Skipped("bad_value", f"{name} = {str(value)[:80]!r} is not a list of names")
 
 
 def cosmic(slot_id: str, kind: str, **fields: Any) -> dict[str, Any]:

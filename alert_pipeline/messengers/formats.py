@@ -5,7 +5,11 @@ any length and a sky map are each held once: a FITS sky map (multi-order or flat
 gzipped or not) is streamed; JSON (an IGWN alert, an IceCube notice) and text (IceCat-1,
 Auger, Telescope Array, the plain cosmic-ray CSV) are read whole up to
 ``MAX_DOCUMENT_BYTES``. A file in none of these formats is one skipped item
-(``unknown_format``), named with what was recognised of it.
+(``unknown_format``), named with what was recognised of it. Only regular files are
+opened: a FIFO, a device or a link to one (``/dev/zero``) is refused before it is read
+(``not_a_file``), so it can neither hang the run nor fill its memory. A reader that fails
+in a way no check foresaw costs its file only: the items read so far are kept and the
+failure is one skipped item (``reader_error``, the exception named).
 """
 
 from __future__ import annotations
@@ -13,13 +17,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
+import stat
 from collections.abc import Iterator
 from typing import Any
 
 from . import gw, neutrino, uhecr
 from .events import Item, Skipped
 
+log = logging.getLogger("transient_kind_builder")
 #: Largest JSON or text input read (an IGWN alert with its sky map is ~1 MB).
 MAX_DOCUMENT_BYTES = 64 << 20
 _FITS_STARTS = (b"SIMPLE  =", b"\x1f\x8b")
@@ -28,9 +35,23 @@ _FITS_STARTS = (b"SIMPLE  =", b"\x1f\x8b")
 def read_file(path: str, accept_mock: bool = False) -> Iterator[Item]:
     """The items of one file; a file that cannot be read or recognised is one problem."""
     where = os.path.basename(path)
+    yield from _guarded(_read_file(path, where, accept_mock), where)
+
+
+def _read_file(path: str, where: str, accept_mock: bool) -> Iterator[Item]:
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as handle:
+        kind = _not_regular(os.stat(path).st_mode)  # before opening: opening a FIFO blocks
+        if kind:
+            yield _problem("not_a_file", f"{kind}, not a regular file: not read", where)
+            return
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        with open(descriptor, "rb") as handle:
+            status = os.fstat(handle.fileno())  # what was opened (it may have been swapped since the stat)
+            kind = _not_regular(status.st_mode)
+            if kind:
+                yield _problem("not_a_file", f"{kind}, not a regular file: not read", where)
+                return
+            size = status.st_size
             head = handle.read(16)
             handle.seek(0)
             if head.startswith(_FITS_STARTS):
@@ -40,15 +61,42 @@ def read_file(path: str, accept_mock: bool = False) -> Iterator[Item]:
                 yield _problem("too_large", f"{size} bytes, more than a messenger file may be "
                                             f"({MAX_DOCUMENT_BYTES})", where)
                 return
-            data = handle.read()
+            data = handle.read(MAX_DOCUMENT_BYTES + 1)
+            if len(data) > MAX_DOCUMENT_BYTES:
+                yield _problem("too_large", f"more than a messenger file may be ({MAX_DOCUMENT_BYTES} bytes)", where)
+                return
     except OSError as exc:
         yield _problem("unreadable", f"cannot read it: {exc.strerror or exc}", where)
         return
     yield from read_document(data, where, accept_mock)
 
 
+def _not_regular(mode: int) -> str:
+    """What a file that is not a regular file is ("a FIFO", "a character device"), or ''."""
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "" if stat.S_ISREG(mode) else "not a regular file"
+
+
+def _guarded(items: Iterator[Item], where: str) -> Iterator[Item]:
+    """``items``, and when the reader fails unforeseen, one ``reader_error`` item in place
+    of the rest (the exception's type and message logged): one file costs itself only."""
+    try:
+        yield from items
+    except Exception as exc:  # noqa: BLE001 - any reader failure is this input's problem, not the run's
+        log.error("reading %s failed: %s: %s", where, type(exc).__name__, str(exc)[:300])
+        yield _problem("reader_error", f"{type(exc).__name__}: {str(exc)[:300]}", where)
+
+
 def read_document(data: bytes, where: str, accept_mock: bool = False) -> Iterator[Item]:
-    """The items of one JSON or text document (a file's bytes, a Kafka message)."""
+    """The items of one JSON or text document (a file's bytes, a Kafka message); an
+    unforeseen failure of its reader is one ``reader_error`` item."""
+    yield from _guarded(_read_document(data, where, accept_mock), where)
+
+
+def _read_document(data: bytes, where: str, accept_mock: bool = False) -> Iterator[Item]:
     if data.startswith(_FITS_STARTS):
         yield gw.from_skymap_file(io.BytesIO(data), len(data), where)
         return

@@ -18,7 +18,7 @@ import io
 from typing import IO, Any
 
 from ..storehouse import KindSpec
-from .events import Item, Skipped, cosmic, iso, parse_time, safe_id, timed
+from .events import Item, Skipped, cosmic, iso, parse_time, safe_id, text_list, timed
 from .skymaps import MAX_SKYMAP_FILE_BYTES, SkyMapError, read_skymap
 
 KIND = "gw"
@@ -54,9 +54,9 @@ def from_alert(doc: dict[str, Any], where: str, accept_mock: bool = False) -> It
         slot.update(alert_type=alert_type, retracted=False, skymap=skymap_name(slot_id), area_50_deg2=areas[0],
                     area_90_deg2=areas[1], far_hz=_number(event.get("far")), significant=event.get("significant"),
                     classification=_mapping(event.get("classification")), properties=_mapping(event.get("properties")),
-                    instruments=[str(name) for name in event.get("instruments") or []],
+                    instruments=text_list(event.get("instruments"), "instruments"),
                     pipeline=event.get("pipeline"), group=event.get("group"), search=event.get("search"),
-                    alert_time_created=created)
+                    alert_time_created=created, **_identity(skymap))
         return Item(KIND, where, slot, skymap, order=created)
     except Skipped as problem:
         return Item(KIND, where, problem=problem)
@@ -75,14 +75,26 @@ def from_skymap_file(stream: IO[bytes], size: int | None, where: str) -> Item:
         slot_id = safe_id(str(slot_id).strip(), "OBJECT")
         areas = skymap.credible_areas_deg2((0.5, 0.9))
         slot = timed(cosmic(slot_id, KIND), moment)
-        instruments = skymap.header.get("INSTRUME")
         slot.update(alert_type=None, retracted=False, skymap=skymap_name(slot_id), area_50_deg2=areas[0],
                     area_90_deg2=areas[1], far_hz=None, significant=None, classification=None, properties=None,
-                    instruments=[name.strip() for name in str(instruments).split(",")] if instruments else [],
-                    pipeline=skymap.header.get("CREATOR"), alert_time_created=None)
+                    instruments=text_list(str(skymap.header.get("INSTRUME") or ""), "INSTRUME"),
+                    pipeline=skymap.header.get("CREATOR"), alert_time_created=None, **_identity(skymap))
         return Item(KIND, where, slot, skymap, order=iso(moment))
     except Skipped as problem:
         return Item(KIND, where, problem=problem)
+
+
+def _identity(skymap: Any) -> dict[str, Any]:
+    """What recognises one event's map loaded twice (an alert, and its FITS saved beside
+    it): the map's content digest and its DATE-OBS card."""
+    date_obs = skymap.header.get("DATE-OBS")
+    return {"skymap_sha256": skymap.content_sha256(), "skymap_date_obs": str(date_obs) if date_obs else None}
+
+
+def same_event_key(slot: dict[str, Any]) -> tuple[str, str] | None:
+    """(DATE-OBS, map digest) of a gw slot, or None when it has no map identity."""
+    digest, date_obs = slot.get("skymap_sha256"), slot.get("skymap_date_obs")
+    return (str(date_obs), str(digest)) if digest and date_obs else None
 
 
 def _alert_skymap(encoded: Any) -> Any:

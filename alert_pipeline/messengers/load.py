@@ -12,8 +12,17 @@ whose content did not change is not rewritten. The rules:
 * neutrino: a later row or notice of the same event replaces the earlier; another event
   under the same name is stored as ``NAME-RUN-EVENT``;
 * uhecr: a later row of the same experiment and second replaces the earlier;
+* gw, one event loaded twice (an alert, and its own sky map saved beside it as a FITS
+  file): a sky-map file is that event when its ``OBJECT`` names a stored alert's slot,
+  or when its ``DATE-OBS`` and map content (``skymap_sha256``) equal a stored slot's;
+  the alert's slot is kept (the file counts as unchanged), and an alert arriving after
+  the file of its own map replaces the file's slot;
 * every kind: the fields later steps add (``storehouse.ENRICHMENTS``) are kept (by the
   storehouse's ``write_slot``).
+
+A file of which nothing could be used (no event written or unchanged, at least one
+problem) is listed in the report's ``unused``, so the command can say so loudly;
+problems inside a file that otherwise loaded are only counted in ``skipped``.
 """
 
 from __future__ import annotations
@@ -39,15 +48,52 @@ ROSTER_FIELDS = {gw.KIND: "alert_type", neutrino.KIND: "stream", "uhecr": "exper
 UNLABELLED = {gw.KIND: "sky-map file"}
 
 
+#: What ``MessengerStore.apply`` did with an item: "written", "unchanged", or the problem.
+Outcome = str | Skipped
+#: Problems that still mean the event was read and is stored (an older alert of a stored
+#: superevent: loading a folder of alerts again must not call its older files unused).
+KNOWN_ALREADY = ("superseded",)
+
+
 @dataclass
 class LoadReport:
+    """Counts by kind (written, unchanged) and by reason (skipped); ``unused`` lists the
+    files of which nothing could be used: {"file": path as given, "reason", "detail"}."""
+
     written: Counter = field(default_factory=Counter)
     unchanged: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
+    unused: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"written": dict(self.written), "unchanged": dict(self.unchanged),
-                "skipped": dict(sorted(self.skipped.items()))}
+                "skipped": dict(sorted(self.skipped.items())), "unused": list(self.unused)}
+
+
+@dataclass
+class _FileUse:
+    """What one file gave: events used (written, unchanged or revised by a later file)
+    and its problems."""
+
+    used: int = 0
+    problems: list[Skipped] = field(default_factory=list)
+
+    def count(self, outcome: Outcome) -> None:
+        if isinstance(outcome, Skipped) and outcome.reason not in KNOWN_ALREADY:
+            self.problems.append(outcome)
+        else:
+            self.used += 1
+
+    def unused_entry(self, path: str) -> dict[str, Any] | None:
+        """The report's ``unused`` entry when nothing of the file could be used."""
+        if self.used or not self.problems:
+            return None
+        first = self.problems[0]
+        detail = str(first)
+        if len(self.problems) > 1:
+            reasons = Counter(problem.reason for problem in self.problems)
+            detail += f" (and {len(self.problems) - 1} more problems: {dict(sorted(reasons.items()))})"
+        return {"file": path, "reason": first.reason, "detail": detail}
 
 
 class MessengerStore:
@@ -57,44 +103,69 @@ class MessengerStore:
         self.storehouse = storehouse
         self.report = LoadReport()
         self._stores: dict[str, KindStore] = {}
+        self._gw_identity: dict[tuple[str, str], str] | None = None
 
     def store(self, kind: str) -> KindStore:
         if kind not in self._stores:
             self._stores[kind] = kinds.spec(kind).store(self.storehouse)
         return self._stores[kind]
 
-    def apply(self, item: Item) -> None:
-        """Write one item's slot (or count its problem)."""
+    def apply(self, item: Item) -> Outcome:
+        """Write one item's slot (or count its problem); what was done."""
         if item.problem is not None:
             self.skip(item.where, item.problem)
-            return
+            return item.problem
         store = self.store(item.kind)
         slot = dict(item.slot)
-        existing = store.read_slot(slot["slot_id"])
         try:
+            existing = store.read_slot(slot["slot_id"])
             if item.kind == neutrino.KIND:
                 slot["slot_id"] = neutrino.distinct_name(existing, slot)
                 if slot["slot_id"] != item.slot["slot_id"]:
                     existing = store.read_slot(slot["slot_id"])
             if item.kind == gw.KIND:
-                slot = self._gw(store, slot, existing, item)
+                twin = self._gw(store, slot, existing, item)
+                if twin is not None:
+                    log.info("%s is the sky map of %s, already stored: kept as it is", item.where, twin)
+                    self.report.unchanged[item.kind] += 1
+                    return "unchanged"
+            slot["provenance"] = {"source": item.where, "built_at": utc_now()}
+            written = store.write_slot(slot["slot_id"], slot, exists=existing is not None)
         except Skipped as problem:
             self.skip(item.where, problem)
-            return
-        slot["provenance"] = {"source": item.where, "built_at": utc_now()}
-        written = store.write_slot(slot["slot_id"], slot, exists=existing is not None)
+            return problem
+        except ValueError as exc:  # the storehouse refused the slot (its id, its content)
+            problem = Skipped("bad_value", f"the storehouse refused it: {exc}")
+            self.skip(item.where, problem)
+            return problem
+        if item.kind == gw.KIND and (key := gw.same_event_key(slot)):
+            self._gw_keys(store)[key] = slot["slot_id"]
         (self.report.written if written else self.report.unchanged)[item.kind] += 1
+        return "written" if written else "unchanged"
 
     def skip(self, where: str, problem: Skipped) -> None:
         self.report.skipped[problem.reason] += 1
         log.warning("skipped %s: %s (%s)", where, problem, problem.reason)
 
     def _gw(self, store: KindStore, slot: dict[str, Any], existing: dict[str, Any] | None,
-            item: Item) -> dict[str, Any]:
+            item: Item) -> str | None:
+        """Prepare a gw slot (its sky map written beside it); the id of the stored slot
+        this event already is, when it is a sky-map file of an event stored from its alert."""
         if slot.get("alert_type") == "RETRACTION":
             if existing is None:
                 raise Skipped("retraction_of_unknown", f"a retraction of {slot['slot_id']}, which has no slot")
-            return {**existing, "retracted": True, "retraction_time_created": item.order}
+            slot.clear()
+            slot.update({**existing, "retracted": True, "retraction_time_created": item.order})
+            return None
+        from_file = slot.get("alert_type") is None
+        if from_file and existing is not None and existing.get("alert_type"):
+            return slot["slot_id"]  # OBJECT names the superevent already stored from its alert
+        key = gw.same_event_key(slot)
+        twin = self._gw_keys(store).get(key) if key else None
+        if twin is not None and twin != slot["slot_id"]:
+            if from_file:
+                return twin
+            self._drop_file_slot(store, twin)
         newer, older = item.order, (existing or {}).get("alert_time_created")
         if older and slot.get("alert_time_created") and newer < older:
             raise Skipped("superseded", f"an alert of {newer}, older than the stored one of {older}")
@@ -104,7 +175,29 @@ class MessengerStore:
         data = item.skymap.fits_bytes()
         if not (os.path.exists(path) and _same_bytes(path, data)):
             write_atomically(path, data, durable=False)
-        return slot
+        return None
+
+    def _gw_keys(self, store: KindStore) -> dict[tuple[str, str], str]:
+        """(DATE-OBS, map digest) → slot id of the stored gw slots, read once per run."""
+        if self._gw_identity is None:
+            self._gw_identity = {}
+            for slot_id in sorted(store.slot_ids_on_disk()):
+                stored = store.read_slot(slot_id)
+                if stored and (key := gw.same_event_key(stored)):
+                    self._gw_identity.setdefault(key, slot_id)
+        return self._gw_identity
+
+    def _drop_file_slot(self, store: KindStore, slot_id: str) -> None:
+        """Remove a slot made from a bare sky-map file, now that its event's alert came."""
+        stored = store.read_slot(slot_id)
+        if stored is None or stored.get("alert_type"):
+            return  # only a sky-map file's slot gives way
+        for name in (gw.skymap_name(slot_id), os.path.basename(store.slot_path(slot_id))):
+            try:
+                os.remove(os.path.join(store.directory, name))
+            except FileNotFoundError:
+                pass
+        log.warning("gw slot %s (from a sky-map file) replaced by its event's alert", slot_id)
 
     def sync(self) -> None:
         """Make every slot written so far durable (one filesystem sync per kind)."""
@@ -134,26 +227,26 @@ def load_files(storehouse: str, paths: Iterable[str], accept_mock: bool = False)
     """Load every file; the report and the rosters. A sky map is written as soon as it
     is read; the other events are applied once each after all files are read, the last
     version of an event (in file order, then row order) winning, so loading the same
-    files again rewrites nothing."""
+    files again rewrites nothing. Each file's reader is guarded (``formats``): a file
+    that fails costs itself, and the events of the files before and after it are written."""
     target = MessengerStore(storehouse)
-    items = (item for path in paths for item in read_file(path, accept_mock))
-    for item in last_revisions(items, target):
-        target.apply(item)
+    uses: dict[str, _FileUse] = {}
+    latest: dict[tuple, tuple[str, Item]] = {}
+    for path in paths:
+        use = uses.setdefault(path, _FileUse())
+        for item in read_file(path, accept_mock):
+            if item.problem is not None or item.kind == gw.KIND:
+                use.count(target.apply(item))
+                continue
+            key = (item.kind, item.slot["slot_id"], item.slot.get("run_id"), item.slot.get("event_id"))
+            revised = latest.pop(key, None)  # re-inserted last: the order of first appearance is not kept
+            if revised is not None:
+                uses[revised[0]].used += 1  # revised by a later row: it was read and used
+            latest[key] = (path, item)
+    for path, item in latest.values():
+        uses[path].count(target.apply(item))
+    target.report.unused = [entry for path, use in uses.items() if (entry := use.unused_entry(path))]
     return target.report, target.finish()
-
-
-def last_revisions(items: Iterable[Item], target: MessengerStore) -> list[Item]:
-    """``items`` with each event's earlier revisions dropped (problems counted as they
-    come; gw items, which carry a sky map, applied at once)."""
-    latest: dict[tuple, Item] = {}
-    for item in items:
-        if item.problem is not None or item.kind == gw.KIND:
-            target.apply(item)
-            continue
-        key = (item.kind, item.slot["slot_id"], item.slot.get("run_id"), item.slot.get("event_id"))
-        latest.pop(key, None)  # re-inserted last: the order of first appearance is not kept for revisions
-        latest[key] = item
-    return list(latest.values())
 
 
 def _same_bytes(path: str, data: bytes) -> bool:

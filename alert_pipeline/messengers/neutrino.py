@@ -31,11 +31,13 @@ from .events import (
     error_deg,
     from_mjd,
     iso,
+    offset,
     optional,
     parse_time,
     positive,
     safe_id,
     sky_position,
+    text_list,
     timed,
 )
 
@@ -45,6 +47,9 @@ SPEC = KindSpec(KIND, INDEX_FIELDS)
 ICECAT_COLUMNS = ("NAME", "RUNID", "EVENTID", "START", "EVENTMJD", "I3TYPE", "RA", "DEC", "RA_ERR_PLUS",
                   "RA_ERR_MINUS", "DEC_ERR_PLUS", "DEC_ERR_MINUS")
 SECONDS_PER_YEAR = 365.25 * 86400
+#: How far a coincident neutrino's ``event_dt`` may be from the GW trigger (IceCube
+#: searches +-500 s; a day leaves room and refuses nonsense such as 1e12 s).
+MAX_EVENT_DT_SECONDS = 86400.0
 _GCN_NAME = re.compile(r"IceCube-(\d{6}[A-Z]{1,2})")
 
 
@@ -53,12 +58,25 @@ def is_icecat(header: list[str]) -> bool:
 
 
 def from_icecat(text: str, where: str) -> Iterator[Item]:
-    """Every row of an IceCat-1 layout CSV (blank lines skipped)."""
-    for number, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
-        if not any((value or "").strip() for value in row.values()):
+    """Every row of an IceCat-1 layout CSV (blank lines skipped; a row with more cells
+    than the header is one problem; a file the csv module cannot split ends as one)."""
+    rows = csv.DictReader(io.StringIO(text))
+    number = 1
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield Item(KIND, f"{where}:{rows.line_num}", problem=Skipped("bad_row", f"not CSV from here on: {exc}"))
+            return
+        number += 1
+        if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
             continue
         place = f"{where}:{number}"
         try:
+            if None in row:
+                raise Skipped("bad_row", f"{len(row) - 1 + len(row[None])} cells, more than the header's {len(row) - 1}")
             name = safe_id((row.get("NAME") or "").strip(), "NAME")
             run, event = (row.get("RUNID") or "").strip(), (row.get("EVENTID") or "").strip()
             moment, source_mjd = _icecat_time(row)
@@ -85,15 +103,18 @@ def from_notice(doc: dict[str, Any], where: str) -> Iterator[Item]:
     try:
         if "coincident_events" in doc:
             trigger = parse_time(doc.get("trigger_time"))
-            for index, event in enumerate(doc.get("coincident_events") or []):
+            events = doc.get("coincident_events")
+            if events is not None and not isinstance(events, list):
+                raise Skipped("bad_value", "coincident_events is not a list")
+            for index, event in enumerate(events or []):
                 try:
                     yield _coincident(event, trigger, f"{where}#{index}", doc)
                 except Skipped as problem:
                     yield Item(KIND, f"{where}#{index}", problem=problem)
             return
-        ids = doc.get("id") or []
-        run, event = (str(ids[0]).split("_", 1) + [""])[:2] if ids else ("", "")
-        names = [match.group(1) for name in doc.get("event_name") or [] if (match := _GCN_NAME.fullmatch(str(name)))]
+        run, event = _run_and_event(doc.get("id"))
+        names = [match.group(1) for name in _names(doc.get("event_name"))
+                 if (match := _GCN_NAME.fullmatch(name))]
         name = f"IC{names[0]}" if names else f"IC{run}-{event}"
         ra, dec = sky_position(doc.get("ra"), doc.get("dec"))
         errors = _circle(doc.get("ra_dec_error"))
@@ -112,11 +133,13 @@ def _coincident(event: Any, trigger: dt.datetime, where: str, doc: dict[str, Any
     if not isinstance(event, dict):
         raise Skipped("bad_value", "a coincident event that is not an object")
     place = event.get("localization") or {}
-    ids = event.get("id") or []
-    run, number = (str(ids[0]).split("_", 1) + [""])[:2] if ids else ("", "")
-    offset = optional(event.get("event_dt"), "event_dt") or 0.0
+    if not isinstance(place, dict):
+        raise Skipped("bad_value", "localization is not an object")
+    run, number = _run_and_event(event.get("id"))
+    moment = offset(trigger, event.get("event_dt") if event.get("event_dt") is not None else 0.0, "event_dt",
+                    MAX_EVENT_DT_SECONDS)
     ra, dec = sky_position(place.get("ra"), place.get("dec"))
-    slot = _slot(safe_id(f"IC{run}-{number}", "id"), trigger + dt.timedelta(seconds=offset), ra, dec,
+    slot = _slot(safe_id(f"IC{run}-{number}", "id"), moment, ra, dec,
                  _circle(place.get("ra_dec_error")), energy=None, signalness=None, far_per_year=None,
                  stream="lvk-nu-track-search", run=run, event=number)
     slot["gw_reference"] = doc.get("ref_ID")
@@ -131,6 +154,23 @@ def _slot(name: str, moment: dt.datetime, ra: float, dec: float, errors: list[fl
                 dec_err_plus_deg=errors[2], dec_err_minus_deg=errors[3], energy_tev=energy, signalness=signalness,
                 far_per_year=far_per_year, stream=stream, run_id=run or None, event_id=event or None)
     return slot
+
+
+def _run_and_event(ids: Any) -> tuple[str, str]:
+    """("run", "event") from a notice's ``id`` (["138590_39138551"], or one such string)."""
+    if ids is None or ids == []:
+        return "", ""
+    if isinstance(ids, str):
+        ids = [ids]
+    if not isinstance(ids, list) or not isinstance(ids[0], (str, int)) or isinstance(ids[0], bool):
+        raise Skipped("bad_value", f"id = {str(ids)[:80]!r} is not a list of RUN_EVENT ids")
+    run, _, event = str(ids[0]).partition("_")
+    return run, event
+
+
+def _names(value: Any) -> list[str]:
+    """A notice's ``event_name``: a list of names, or one name."""
+    return text_list(value, "event_name") if not isinstance(value, str) else [value.strip()]
 
 
 def _circle(value: Any) -> list[float]:

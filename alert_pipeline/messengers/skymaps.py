@@ -7,6 +7,13 @@ LVK publishes two layouts, both HEALPix in equatorial coordinates, gzipped or no
 * **flat** (``ORDERING = NESTED`` or ``RING``): one ``PROB`` (per pixel) for each of the
   12·NSIDE² pixels, NSIDE up to 1024 (12.6 M pixels).
 
+Columns are read with their ``TZERO``/``TSCAL`` applied, as the FITS standard says: an
+unsigned 64-bit ``UNIQ`` (``TFORM K`` with ``TZERO = 2^63``, as ligo.skymap before 0.1.8
+wrote it, e.g. GraceDB's O3 BAYESTAR maps) is read as unsigned. Every size the headers
+declare is checked against a bound before anything is read or allocated, and nothing is
+read past the end of the table the header declares, so a gzip file that inflates to far
+more than it claims, or a header that claims terabytes, is refused at once.
+
 A flat map is read row chunk by row chunk from its (decompressed) stream into one array
 of probabilities in nested order, then stored as multi-order: four sibling pixels of
 equal density become their parent, repeatedly, which is lossless and shrinks the empty
@@ -19,8 +26,11 @@ densities; pixels that do not overlap; probabilities summing to 1 within 1 %), a
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import math
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -32,6 +42,12 @@ FITS_BLOCK = 2880
 MAX_SKYMAP_FILE_BYTES = 1 << 30
 MAX_FLAT_NSIDE = 1024
 MAX_MOC_ROWS = 4_000_000
+#: Largest binary table (declared NAXIS1 x NAXIS2) read: the flat NSIDE-1024 map above.
+MAX_TABLE_BYTES = 1 << 29
+#: Largest primary-HDU data skipped (an LVK sky map's primary HDU has none).
+MAX_PRIMARY_BYTES = 1 << 20
+#: Largest value a header's size card (NAXISn, PCOUNT, TFIELDS, a repeat count) may hold.
+MAX_CARD_SIZE = 1 << 40
 MAX_ORDER = 29
 #: Header blocks read at most before ``END`` (a header is a few blocks).
 MAX_HEADER_BLOCKS = 64
@@ -41,6 +57,8 @@ CHUNK_BYTES = 8 << 20
 PROBABILITY_TOLERANCE = 0.01
 SKY_DEG2 = 4 * 180**2 / math.pi  # 41,252.96 deg²
 _FORMS = {"D": ">f8", "E": ">f4", "K": ">i8", "J": ">i4", "I": ">i2", "B": "u1"}
+_INTEGER_FORMS = ("K", "J", "I", "B")
+_UNSIGNED_64_ZERO = 1 << 63
 KEPT_HEADER = ("OBJECT", "DATE-OBS", "MJD-OBS", "INSTRUME", "CREATOR", "ORIGIN", "DISTMEAN", "DISTSTD")
 
 
@@ -78,6 +96,14 @@ class SkyMap:
     def greedy_order(self) -> np.ndarray:
         """Pixel indices by falling density (ties: falling UNIQ, as ligo.skymap sorts)."""
         return np.lexsort((self.uniq, self.probdensity))[::-1]
+
+    def content_sha256(self) -> str:
+        """A digest of the pixels and densities (in UNIQ order): equal for the same map
+        however it was packed or named, so one event's map loaded twice is recognised."""
+        by_uniq = np.argsort(self.uniq, kind="stable")
+        digest = hashlib.sha256(self.uniq[by_uniq].astype("<i8").tobytes())
+        digest.update(self.probdensity[by_uniq].astype("<f8").tobytes())
+        return digest.hexdigest()
 
     def total_probability(self) -> float:
         return float(np.sum(self.probdensity * self.pixel_areas_sr()))
@@ -118,12 +144,15 @@ def read_skymap(stream: IO[bytes], source_size: int | None = None) -> SkyMap:
         primary = _read_header(stream)
         if primary.get("SIMPLE") is not True:
             raise SkyMapError("not a FITS file (no SIMPLE = T card)")
-        _skip(stream, _data_size(primary))
+        primary_bytes = _data_size(primary)
+        if primary_bytes > MAX_PRIMARY_BYTES:
+            raise SkyMapError(f"the primary HDU declares {primary_bytes} bytes of data (a sky map's has none)")
+        _skip(stream, primary_bytes)
         table = _read_header(stream)
         if table.get("XTENSION") != "BINTABLE":
             raise SkyMapError("the first extension is not a binary table of HEALPix pixels")
         sky_map = _read_table(stream, table)
-    except (EOFError, gzip.BadGzipFile, OSError, ValueError) as exc:
+    except (EOFError, gzip.BadGzipFile, OSError, ValueError, OverflowError, TypeError, zlib.error) as exc:
         if isinstance(exc, SkyMapError):
             raise
         raise SkyMapError(f"not a readable FITS sky map: {type(exc).__name__}: {exc}") from None
@@ -221,14 +250,28 @@ def _read_header(stream: IO[bytes]) -> dict[str, Any]:
     raise SkyMapError(f"no END card in the first {MAX_HEADER_BLOCKS} header blocks")
 
 
+def _card_int(header: dict[str, Any], key: str, default: int, high: int = MAX_CARD_SIZE) -> int:
+    """An integer card, 0 to ``high`` (a float, a bool, 1E400 or a negative size: refused)."""
+    value = header.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+        raise SkyMapError(f"{key} = {value!r} is not a size between 0 and {high}")
+    return value
+
+
 def _data_size(header: dict[str, Any]) -> int:
-    axes = int(header.get("NAXIS", 0))
+    """The bytes of data after a header, padded to whole blocks."""
+    axes = _card_int(header, "NAXIS", 0, 999)
     if axes == 0:
         return 0
-    size = abs(int(header.get("BITPIX", 8))) // 8
+    bitpix = header.get("BITPIX", 8)
+    if bitpix not in (8, 16, 32, 64, -32, -64):
+        raise SkyMapError(f"BITPIX = {bitpix!r} is not a FITS BITPIX")
+    size = abs(bitpix) // 8
     for number in range(1, axes + 1):
-        size *= int(header.get(f"NAXIS{number}", 0))
-    size += int(header.get("PCOUNT", 0))
+        size *= _card_int(header, f"NAXIS{number}", 0)
+        if size > MAX_CARD_SIZE:
+            raise SkyMapError(f"the HDU declares more than {MAX_CARD_SIZE} bytes of data")
+    size += _card_int(header, "PCOUNT", 0)
     return -(-size // FITS_BLOCK) * FITS_BLOCK
 
 
@@ -237,24 +280,64 @@ def _skip(stream: IO[bytes], size: int) -> None:
         size -= len(_read_exactly(stream, min(size, CHUNK_BYTES)))
 
 
-def _row_dtype(header: dict[str, Any]) -> np.dtype:
-    fields = []
-    for number in range(1, int(header.get("TFIELDS", 0)) + 1):
+@dataclass(frozen=True)
+class _Scaling:
+    """A column's ``TZERO``/``TSCAL``: physical value = stored value x scale + zero."""
+
+    code: str
+    zero: float | int = 0
+    scale: float | int = 1
+
+    def apply(self, stored: np.ndarray) -> np.ndarray:
+        if self.zero == 0 and self.scale == 1:
+            return stored
+        if self.code == "K" and self.zero == _UNSIGNED_64_ZERO and self.scale == 1:
+            unsigned = stored.view(stored.dtype.str.replace("i", "u"))  # same bytes, unsigned
+            return unsigned ^ np.uint64(_UNSIGNED_64_ZERO)  # the FITS standard's unsigned 64-bit integer
+        if self.code in _INTEGER_FORMS and self.scale == 1 and float(self.zero).is_integer() \
+                and abs(self.zero) < 2**62:
+            return stored.astype(np.int64) + np.int64(int(self.zero))
+        return stored.astype(np.float64) * float(self.scale) + float(self.zero)
+
+
+def _row_dtype(header: dict[str, Any]) -> tuple[np.dtype, dict[str, _Scaling]]:
+    """The table's row layout and each column's scaling, by upper-case column name."""
+    fields, scalings = [], {}
+    for number in range(1, _card_int(header, "TFIELDS", 0, 999) + 1):
         form = str(header.get(f"TFORM{number}", "")).strip()
-        repeat, code = (int(form[:-1]) if form[:-1] else 1), form[-1:]
-        if code not in _FORMS or repeat < 1:
-            raise SkyMapError(f"column {number} has a format ({form!r}) no sky map uses")
+        code = form[-1:]
+        if code not in _FORMS or not (form[:-1].isdigit() or not form[:-1]):
+            raise SkyMapError(f"column {number} has a format ({form[:20]!r}) no sky map uses")
+        repeat = int(form[:-1]) if form[:-1] else 1
+        if not 1 <= repeat <= MAX_TABLE_BYTES:
+            raise SkyMapError(f"column {number} repeats {repeat} times (1 to {MAX_TABLE_BYTES})")
         name = str(header.get(f"TTYPE{number}", f"COL{number}")).strip().upper()
         fields.append((name, _FORMS[code], (repeat,)) if repeat > 1 else (name, _FORMS[code]))
-    dtype = np.dtype(fields)
-    if dtype.itemsize != int(header.get("NAXIS1", -1)):
+        scalings[name] = _Scaling(code, _scaling_card(header, f"TZERO{number}", 0),
+                                  _scaling_card(header, f"TSCAL{number}", 1))
+    try:
+        dtype = np.dtype(fields)
+    except (ValueError, TypeError) as exc:
+        raise SkyMapError(f"the table's columns are not a row layout: {exc}") from None
+    if dtype.itemsize != _card_int(header, "NAXIS1", -1):
         raise SkyMapError("the table's row size does not match its columns")
-    return dtype
+    return dtype, scalings
+
+
+def _scaling_card(header: dict[str, Any], key: str, default: int) -> float | int:
+    value = header.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value == 0 \
+            and key.startswith("TSCAL"):
+        raise SkyMapError(f"{key} = {value!r} is not a usable scaling")
+    return value
 
 
 def _read_table(stream: IO[bytes], header: dict[str, Any]) -> SkyMap:
-    dtype = _row_dtype(header)
-    rows = int(header.get("NAXIS2", 0))
+    dtype, scalings = _row_dtype(header)
+    rows = _card_int(header, "NAXIS2", 0)
+    if rows * dtype.itemsize > MAX_TABLE_BYTES:
+        raise SkyMapError(f"a table of {rows} rows of {dtype.itemsize} bytes: more than a sky map may be "
+                          f"({MAX_TABLE_BYTES} bytes)")
     ordering = str(header.get("ORDERING", "")).strip().upper()
     kept = {key: header[key] for key in KEPT_HEADER if key in header}
     if ordering == "NUNIQ":
@@ -262,16 +345,36 @@ def _read_table(stream: IO[bytes], header: dict[str, Any]) -> SkyMap:
             raise SkyMapError("a multi-order map needs UNIQ and PROBDENSITY columns")
         if not 0 < rows <= MAX_MOC_ROWS:
             raise SkyMapError(f"a multi-order map of {rows} rows (at most {MAX_MOC_ROWS})")
-        table = np.frombuffer(_read_exactly(stream, rows * dtype.itemsize), dtype=dtype)
-        return SkyMap(table["UNIQ"].astype(np.int64), table["PROBDENSITY"].astype(np.float64), kept)
+        if dtype["UNIQ"].shape or dtype["PROBDENSITY"].shape:
+            raise SkyMapError("UNIQ and PROBDENSITY must hold one value per row")
+        uniq = np.empty(rows, dtype=np.int64)
+        density = np.empty(rows, dtype=np.float64)
+        for first, chunk in _row_chunks(stream, dtype, rows):
+            stored_uniq = scalings["UNIQ"].apply(chunk["UNIQ"])
+            if stored_uniq.dtype.kind not in "iu":
+                raise SkyMapError("UNIQ is not an integer column")
+            if np.any(stored_uniq < 0) or np.any(stored_uniq >= 16 * 4**MAX_ORDER):
+                raise SkyMapError("UNIQ values out of range (order 0 to 29)")
+            uniq[first:first + len(chunk)] = stored_uniq
+            density[first:first + len(chunk)] = scalings["PROBDENSITY"].apply(chunk["PROBDENSITY"])
+        return SkyMap(uniq, density, kept)
     if ordering not in ("NESTED", "RING"):
         raise SkyMapError(f"ORDERING = {ordering or 'missing'!r}: not NUNIQ, NESTED or RING")
     if "PROB" not in (dtype.names or ()):
         raise SkyMapError("a flat map needs a PROB column")
-    return SkyMap(*flat_to_moc(_read_flat(stream, dtype, rows, ordering == "RING")), kept)
+    return SkyMap(*flat_to_moc(_read_flat(stream, dtype, rows, ordering == "RING", scalings["PROB"])), kept)
 
 
-def _read_flat(stream: IO[bytes], dtype: np.dtype, rows: int, ring: bool) -> np.ndarray:
+def _row_chunks(stream: IO[bytes], dtype: np.dtype, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, rows) of the table, ``CHUNK_BYTES`` at a time: the whole table is never
+    held, only the columns kept."""
+    rows_per_chunk = max(1, CHUNK_BYTES // dtype.itemsize)
+    for first in range(0, rows, rows_per_chunk):
+        count = min(rows_per_chunk, rows - first)
+        yield first, np.frombuffer(_read_exactly(stream, count * dtype.itemsize), dtype=dtype)
+
+
+def _read_flat(stream: IO[bytes], dtype: np.dtype, rows: int, ring: bool, scaling: _Scaling) -> np.ndarray:
     """The PROB column, in nested order, read a chunk of rows at a time."""
     per_row = int(np.prod(dtype["PROB"].shape)) if dtype["PROB"].shape else 1
     npix = rows * per_row
@@ -279,11 +382,9 @@ def _read_flat(stream: IO[bytes], dtype: np.dtype, rows: int, ring: bool) -> np.
     if npix == 0 or 12 * nside * nside != npix or nside & (nside - 1) or nside > MAX_FLAT_NSIDE:
         raise SkyMapError(f"{npix} pixels: not a HEALPix map of NSIDE 1 to {MAX_FLAT_NSIDE}")
     prob = np.empty(npix, dtype=np.float64)
-    rows_per_chunk = max(1, CHUNK_BYTES // dtype.itemsize)
     done = 0
-    for first in range(0, rows, rows_per_chunk):
-        count = min(rows_per_chunk, rows - first)
-        chunk = np.frombuffer(_read_exactly(stream, count * dtype.itemsize), dtype=dtype)["PROB"].reshape(-1)
+    for _, rows_read in _row_chunks(stream, dtype, rows):
+        chunk = scaling.apply(rows_read["PROB"].reshape(-1))
         if ring:
             from astropy_healpix.core import ring_to_nested
 

@@ -5,8 +5,11 @@ From the event lists the collaborations publish:
 * the **Pierre Auger Observatory** data set of events above 32 EeV (ApJS 2022): columns
   ``#Yr JD UTC Th Ph RA Dec E Expo`` (year, day of the year, UTC as Unix seconds,
   zenith, azimuth, RA, Dec, energy in EeV, exposure), whitespace-separated;
-* **Telescope Array** lists (e.g. the CDS table of events above 57 EeV, ApJL 790 L21):
-  lines ``YYYY Mon DD hh mm ss zenith E RA Dec``; minus signs may be Unicode (U+2212);
+* **Telescope Array** lists (e.g. the events above 57 EeV, ApJL 790 L21): lines
+  ``YYYY Mon DD hh mm ss zenith E RA Dec`` (the CDS machine-readable table) or
+  ``YYYY Mon DD hh:mm:ss zenith E RA Dec`` (the table as the paper prints it), optionally
+  followed by more numbers (copies that append galactic l and b); minus signs may be
+  Unicode (U+2212);
 * a plain CSV ``experiment,time,ra_deg,dec_deg,energy_eev`` for anything else.
 
 The slot id is ``<experiment>-<UTC time as YYYYMMDDTHHMMSS>``, the experiment written
@@ -44,8 +47,10 @@ SPEC = KindSpec(KIND, INDEX_FIELDS)
 AUGER_COLUMNS = ("#Yr", "JD", "UTC", "Th", "Ph", "RA", "Dec", "E")
 CSV_COLUMNS = ("experiment", "time", "ra_deg", "dec_deg", "energy_eev")
 _NUMBER = r"[-+\u2212]?\d+(?:\.\d*)?"
-TA_ROW = re.compile(rf"^\s*(\d{{4}})\s+([A-Z][a-z]{{2}})\s+(\d{{1,2}})\s+(\d{{1,2}})\s+(\d{{1,2}})\s+(\d{{1,2}})\s+"
-                    rf"({_NUMBER})\s+({_NUMBER})\s+({_NUMBER})\s+({_NUMBER})\s*$")
+#: A TA row: date, time as "hh mm ss" or "hh:mm:ss", zenith, energy, RA, Dec, and
+#: optionally more numbers (galactic l, b) that are not read.
+TA_ROW = re.compile(rf"^\s*(\d{{4}})\s+([A-Z][a-z]{{2}})\s+(\d{{1,2}})\s+(\d{{1,2}})(?:\s+|:)(\d{{1,2}})(?:\s+|:)(\d{{1,2}})\s+"
+                    rf"({_NUMBER})\s+({_NUMBER})\s+({_NUMBER})\s+({_NUMBER})(?:\s+{_NUMBER})*\s*$")
 _EXPERIMENTS = {"auger": "Auger", "pao": "Auger", "ta": "TA", "telescopearray": "TA"}
 
 
@@ -95,7 +100,19 @@ def from_ta(text: str, where: str) -> Iterator[Item]:
 
 
 def from_csv(text: str, where: str) -> Iterator[Item]:
-    for number, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+    """Every row of a plain CSV (a file the csv module cannot split, e.g. a quote never
+    closed, ends as one problem)."""
+    rows = csv.DictReader(io.StringIO(text))
+    number = 1
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield Item(KIND, f"{where}:{rows.line_num}", problem=Skipped("bad_row", f"not CSV from here on: {exc}"))
+            return
+        number += 1
         row = {str(key).strip().lower(): value for key, value in row.items()}
         if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
             continue
