@@ -8,11 +8,20 @@ The source ends its batches when every assigned partition reported end-of-partit
 (``stop_at_end``; watermarks alone are not trusted, some brokers under-report them) or
 after ``idle_timeout`` without a message, counted from when partitions are assigned.
 Broker failures (unreachable, authentication, TLS, unknown topic) raise ``BrokerError``.
+
+A fetch response larger than librdkafka's ``receive.message.max.bytes`` (100,000,000
+bytes unless ``kafka_config`` says otherwise) cannot be received at all: librdkafka drops
+the connection and fetches the same offsets again, forever, and the partition never moves
+(nothing reaches the consumer, not even the messages before the big one in that response).
+The source stops the run there with a ``BrokerError`` naming the size, the limit and each
+partition not read to its end with the offset it is stuck at, rather than idling out with
+exit 0.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -36,6 +45,10 @@ FATAL_KAFKA_ERRORS = {
     KafkaError.GROUP_AUTHORIZATION_FAILED: "not authorised to use the consumer group: check group.id and ACLs",
     KafkaError._SSL: "TLS handshake failed: check ssl.ca.location and the broker address",
 }
+#: librdkafka's words when a response is larger than ``receive.message.max.bytes``.
+OVERSIZED_RESPONSE = re.compile(r"Invalid response size (\d+) \(0\.\.(\d+)\)")
+#: The largest ``receive.message.max.bytes`` librdkafka takes.
+RECEIVE_MESSAGE_MAX_BYTES_CEILING = 2_147_483_647
 
 
 class BrokerError(ServiceError):
@@ -58,12 +71,18 @@ class KafkaSource:
         self.at_end: set[tuple[str, int]] = set()
         self.assigned_since: float | None = None
         self.fatal: str | None = None
+        #: (response size, receive.message.max.bytes) once a fetch response was too large.
+        self.oversized: tuple[int, int] | None = None
+        #: (topic, partition) → the next offset after the last message delivered this run.
+        self.next_offsets: dict[tuple[str, int], int] = {}
         self._consumer: Any = None
 
     # ------------------------------------------------------------------ callbacks
     def _on_error(self, error: KafkaError) -> None:
         if error.code() in FATAL_KAFKA_ERRORS or error.fatal():
             self.fatal = FATAL_KAFKA_ERRORS.get(error.code(), error.str())
+        elif match := OVERSIZED_RESPONSE.search(error.str()):
+            self.oversized = (int(match.group(1)), int(match.group(2)))
         else:
             log.debug("Kafka: %s", error.str())
 
@@ -148,6 +167,8 @@ class KafkaSource:
         while True:
             if self.fatal:
                 raise BrokerError(f"Kafka: {self.fatal}")
+            if self.oversized:
+                raise self._oversized_error(*self.oversized)
             batch = self._data_messages(self._next_batch(budget()))
             yield batch
             now = time.monotonic()
@@ -177,6 +198,36 @@ class KafkaSource:
                 break
         return messages
 
+    def _oversized_error(self, size: int, limit: int) -> BrokerError:
+        """The run cannot go on (see the module docstring): say where it is stuck and what to do."""
+        stuck = sorted(self.assigned - self.at_end)
+        self._consumer.pause([TopicPartition(topic, partition) for topic, partition in stuck])  # no more fetches
+        where = ", ".join(f"{topic}[{partition}] at offset {self._stuck_offset(topic, partition)}"
+                          for topic, partition in stuck) or "an assigned partition"
+        return BrokerError(
+            f"Kafka: a fetch response of {size} bytes is larger than receive.message.max.bytes = {limit}: a message "
+            f"of up to that size waits in {where}, and nothing after it can be read. Set kafka_config "
+            f"receive.message.max.bytes above {size} (at most {RECEIVE_MESSAGE_MAX_BYTES_CEILING}) to read it (a message "
+            "that is not an alert is then quarantined), or move the group's offset past it.")
+
+    def _stuck_offset(self, topic: str, partition: int) -> str:
+        """The offset a partition's next fetch starts at: after this run's last message, else
+        the group's committed offset, else the partition's first (``auto.offset.reset``)."""
+        if (topic, partition) in self.next_offsets:
+            return str(self.next_offsets[(topic, partition)])
+        problem = ""
+        for _ in range(3):  # the connection the oversized response broke is being remade
+            try:
+                (committed,) = self._end_offsets([TopicPartition(topic, partition)])
+                if committed.offset >= 0:
+                    return str(committed.offset)
+                low, _ = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)
+                return f"{low} (the partition's first; the group has no committed offset)"
+            except KafkaException as exc:
+                problem = exc.args[0].str()
+                time.sleep(POLL_SECONDS)
+        return f"unknown ({problem})"
+
     @property
     def stops_at_end(self) -> bool:
         return self.config.stop_at_end
@@ -186,6 +237,7 @@ class KafkaSource:
         for message in messages:
             error = message.error()
             if error is None:
+                self.next_offsets[(message.topic(), message.partition())] = message.offset() + 1
                 if self._wanted(message):
                     _, timestamp = message.timestamp()
                     batch.append(Message(message.value(), {

@@ -89,3 +89,50 @@ def test_merge_skips_a_fifo_day_file_instead_of_waiting_for_a_writer(tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"merge: skipped {fifo}: a FIFO" in done.stderr and "skipped_files=1" in done.stderr
     assert "read=3 added=3" in done.stderr and "days=20260210" in done.stderr
+
+
+def _produce_large(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 400_000_000})
+    for value in values:
+        producer.produce(topic, value)
+        producer.flush(60)  # one producer batch each, as separate nightly publications would be
+
+
+def test_a_message_over_librdkafkas_receive_limit_stops_the_run_naming_where(kafka, tmp_path):
+    """A message just over 100 MB (librdkafka's receive.message.max.bytes) used to stall its
+    partition in silence: exit 0 at idle-timeout, the good alert before it unread. Now the
+    run stops with exit 3 naming the topic, partition and offset; with the limit raised as
+    the message says, the good alert is written and the big message quarantined."""
+    from tests.conftest import consumer_env, new_topic, run_consumer
+    from tests.test_kafka_run import committed
+
+    topic = new_topic(kafka.bootstrap_servers)
+    factory = AlertFactory("11.1", seed=33)
+    good = factory.alert(cutout_size=20)
+    _produce_large(kafka.bootstrap_servers, topic, [factory.frame(good), b"\x00" * 100_000_001])
+    out = tmp_path / "out"
+    env = consumer_env(kafka.bootstrap_servers, topic, out, group="big-message", LSST_CONSUMER_IDLE_TIMEOUT="8")
+    stuck = run_consumer(env)
+    assert stuck.returncode == 3, stuck.stderr
+    assert "Traceback" not in stuck.stderr
+    assert "is larger than receive.message.max.bytes = 100000000" in stuck.stderr
+    # Where it is stuck: after the good alert if it came in a response of its own, else at it.
+    offset = len(_rows(out))
+    assert f"{topic}[0] at offset {offset}" in stuck.stderr, stuck.stderr
+    assert "Set kafka_config receive.message.max.bytes above" in stuck.stderr
+
+    raised = run_consumer({**env, "LSST_CONSUMER_KAFKA_RECEIVE_MESSAGE_MAX_BYTES": "250000000"})
+    assert raised.returncode == 0, raised.stderr
+    assert "written=1" in raised.stderr and "quarantined=1" in raised.stderr
+    assert committed(kafka.bootstrap_servers, "big-message", topic) == [2]
+    assert [row["diaSourceId"] for row in _rows(out)] == [str(good["diaSource"]["diaSourceId"])]
+
+
+def _rows(out: Path) -> list[dict[str, str]]:
+    rows = []
+    for path in sorted((out / "data").glob("*.csv")):
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows += list(csv.DictReader(handle))
+    return rows
