@@ -19,7 +19,6 @@ up-to-date report is (re)made.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import os
 import sys
@@ -39,19 +38,21 @@ the config file (--config or LSST_CONSUMER_CONFIG), else ./lsst_alerts."""
 
 
 def _day(text: str) -> str:
-    try:
-        dt.datetime.strptime(text, "%Y%m%d")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a date as YYYYMMDD, e.g. 20261120") from None
-    return text
+    return _checked_day(text, "%Y%m%d", "a UTC processing day as YYYYMMDD, e.g. 20261120")
 
 
 def _night(text: str) -> str:
+    return _checked_day(text, "%Y-%m-%d", "an observing night as YYYY-MM-DD (Rubin's dayObs), e.g. 2026-03-18")
+
+
+def _checked_day(text: str, layout: str, expected: str) -> str:
+    """The day as YYYYMMDD, or argparse's usage error (exit 2) saying what was wrong."""
+    from alert_pipeline.report.night import parse_day
+
     try:
-        return dt.datetime.strptime(text, "%Y-%m-%d").strftime("%Y%m%d")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected an observing night as YYYY-MM-DD (Rubin's dayObs), "
-                                         "e.g. 2026-03-18") from None
+        return parse_day(text, layout)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}: expected {expected}") from None
 
 
 def _page_size(text: str) -> int:

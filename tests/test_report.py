@@ -210,9 +210,15 @@ def test_stretch_zscale_and_a_difference_image_symmetric_around_zero():
     assert stretch(np.full((5, 5), np.nan), "science").max() == 0
 
 
+#: The narrowest window the report is made for (a laptop): the alert table, broker links
+#: included, must fit it without scrolling sideways.
+WINDOW_WIDTH = 1280
+
+
 def test_report_in_a_real_browser(night, tmp_path):
-    """Headless Chromium: every alert of the day is in the rendered DOM, every thumbnail
-    loads and is not blank, and the page is screenshotted (tmp_path/report.png)."""
+    """Headless Chromium at 1280 px: every alert of the day is in the rendered DOM, the
+    alert table fits the window with every broker link on screen, every thumbnail loads and
+    is not blank, and the page is screenshotted (tmp_path/report.png)."""
     from playwright.sync_api import sync_playwright
 
     assert Path(CHROMIUM).exists(), "Debian's chromium is missing: .ci/run installs it (apt-get install chromium)"
@@ -228,7 +234,7 @@ def test_report_in_a_real_browser(night, tmp_path):
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run"])
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page = browser.new_page(viewport={"width": WINDOW_WIDTH, "height": 900})
             page.goto(f"http://127.0.0.1:{server.server_port}/reports/lsst_alerts_{day}.html", wait_until="load")
             alerts = page.eval_on_selector_all("tr.alert", "rows => rows.map(row => row.id.slice(6))")
             images = page.evaluate("""() => Array.from(document.images).map(img => {
@@ -242,6 +248,15 @@ def test_report_in_a_real_browser(night, tmp_path):
                 return {src: img.getAttribute('src'), complete: img.complete, width: img.naturalWidth,
                         range: high - low};
             })""")
+            table_right = page.eval_on_selector("table.alerts", "table => table.getBoundingClientRect().right")
+            page_width = page.evaluate("() => document.documentElement.scrollWidth")
+            page.eval_on_selector("table.alerts", "table => table.scrollIntoView()")
+            broker_links = page.eval_on_selector_all("td.links a", """links => links.map(link => {
+                const box = link.getBoundingClientRect();
+                const style = getComputedStyle(link);
+                return {text: link.textContent, left: box.left, right: box.right, width: box.width,
+                        visible: style.visibility === 'visible' && style.display !== 'none'};
+            })""")
             page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
             browser.close()
     finally:
@@ -251,8 +266,13 @@ def test_report_in_a_real_browser(night, tmp_path):
     assert len(thumbnails) == 24 * 3 - 12 - 1 + 24  # and a sparkline per alert
     broken = [image for image in images if not image["complete"] or image["width"] == 0 or image["range"] == 0]
     assert broken == []
+    assert table_right <= WINDOW_WIDTH and page_width <= WINDOW_WIDTH  # nothing off-screen to the right
+    assert len(broker_links) == 24 * 4
+    assert {link["text"] for link in broker_links} == {"Fink", "ALeRCE", "Lasair", "ANTARES"}
+    assert all(link["visible"] and link["width"] > 0 and 0 <= link["left"] and link["right"] <= WINDOW_WIDTH
+               for link in broker_links)
     with Image.open(tmp_path / "report.png") as shot:
-        assert shot.size == (1400, 900) and len(set(shot.convert("L").getdata())) > 50
+        assert shot.size == (WINDOW_WIDTH, 900) and len(set(shot.convert("L").getdata())) > 50
     if os.environ.get("REPORT_SCREENSHOT"):  # to look at it: REPORT_SCREENSHOT=/tmp/shot.png pytest -k browser
         shutil.copy(tmp_path / "report.png", os.environ["REPORT_SCREENSHOT"])
 
@@ -315,24 +335,29 @@ def test_observing_nights_object_links_light_curves_and_loci_after_alerts(tmp_pa
     assert report("--output-dir", str(output), "--night", "20260318").returncode == 2
 
 
-def test_sparkline_draws_each_band_in_its_colour_newest_point_ringed():
-    from alert_pipeline.report.sparkline import BAND_COLOURS, HEIGHT, MARGIN, WIDTH, ZERO_LINE, sparkline
+def test_sparkline_draws_each_band_in_its_colour_brighter_up_newest_point_ringed():
+    from alert_pipeline.report.sparkline import BAND_COLOURS, HEIGHT, MARGIN, WIDTH, sparkline
 
-    mjd = np.array([1.0, 2.0, 3.0, 1.5, 2.5])
-    flux = np.array([0.0, 50.0, 100.0, 20.0, np.nan])  # g rising to 100; r at 20 then a missing flux
-    pixels = sparkline(mjd, ["g", "g", "g", "r", "r"], flux)
+    mjd = np.array([1.0, 2.0, 3.0, 1.5, 2.5, 2.2])
+    # g brightening from 10^4 nJy (21.4 mag) to 10^6 nJy (16.4); r at 10^5 (18.9), then a
+    # missing flux, and a negative difference flux (no magnitude: a dash at the bottom)
+    flux = np.array([1e4, 1e5, 1e6, 1e5, np.nan, -50.0])
+    pixels, scale = sparkline(mjd, ["g", "g", "g", "r", "r", "r"], flux)
     assert pixels.shape == (HEIGHT, WIDTH, 3)
-    top, bottom, left, right = MARGIN, HEIGHT - 1 - MARGIN, MARGIN, WIDTH - 1 - MARGIN
+    assert scale.bright == pytest.approx(16.4) and scale.faint == pytest.approx(21.4)
+    assert (scale.points, scale.non_positive, scale.cut_gaps) == (5, 1, 0)
+    top, bottom, left, right = MARGIN, HEIGHT - 1 - 2 * MARGIN, MARGIN, WIDTH - 1 - MARGIN
     assert tuple(pixels[top, right]) == BAND_COLOURS["g"]  # the brightest, newest point: top right
-    assert tuple(pixels[bottom, left]) == BAND_COLOURS["g"]  # flux 0 at the first time: bottom left
-    assert tuple(pixels[bottom, WIDTH // 2 + 9]) == ZERO_LINE  # flux 0 is the lowest value here
-    r_row = round(bottom - (bottom - top) * 20 / 100)
-    r_column = round(left + (right - left) * 0.5 / 2)
+    assert tuple(pixels[bottom, left]) == BAND_COLOURS["g"]  # the faintest, first point: bottom left
+    r_row = round(top + (bottom - top) * (18.9 - 16.4) / 5)  # 18.9 mag, half-way down
+    r_column = round(left + (right - left) * 0.5 / 2)  # one time unit of two: a quarter across
     assert tuple(pixels[r_row, r_column]) == BAND_COLOURS["r"]
-    assert (pixels == BAND_COLOURS["r"]).all(axis=2).sum() == 9  # one 3x3 dot: the NaN flux is not drawn
-    blank = sparkline(np.array([1.0]), ["g"], np.array([np.nan]))
-    assert (blank == 255).all()
-    damaged = sparkline(np.array([1.0, 2.0, 1e300, 3.0]), ["g"] * 4, np.array([1.0, 3e38, 2.0, -3e38]))
+    r_pixels = (pixels == BAND_COLOURS["r"]).all(axis=2)
+    assert r_pixels.sum() == 9 + 3  # one 3x3 dot and one dash: the NaN flux is not drawn
+    assert r_pixels[HEIGHT - 2].sum() == 3  # the negative flux: a dash on the bottom row but one
+    blank, nothing = sparkline(np.array([1.0]), ["g"], np.array([np.nan]))
+    assert (blank == 255).all() and nothing.points == 0
+    damaged, _ = sparkline(np.array([1.0, 2.0, 1e300, 3.0]), ["g"] * 4, np.array([1.0, 3e38, 2.0, -3e38]))
     assert (damaged != 255).any()  # drawn from what is sane, without an overflow or an error
 
 

@@ -141,7 +141,7 @@ def test_png_bytes_decode_to_the_same_pixels(shape):
 
 def test_thumbnails_are_astropys_zscale_in_any_grouping(tmp_path, monkeypatch):
     """render_thumbnails over real cutouts, a damaged one, a missing one and a foreign cell:
-    every PNG shows the image stretched with astropy's own ZScaleInterval limits, and
+    every PNG shows the image stretched from astropy's own ZScaleInterval limits, and
     fitting one image at a time (a tiny PENDING_PIXELS) gives byte-identical files."""
     from alert_pipeline.report import thumbnails
 

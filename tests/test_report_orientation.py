@@ -48,8 +48,8 @@ def _write(path: Path, data: np.ndarray, header: fits.Header) -> str:
 
 
 def _brightest(png: Path) -> tuple[float, float]:
-    """(row, column) of the source: the centre of the brightest pixels (zscale saturates
-    it), row 0 at the top as displayed."""
+    """(row, column) of the source: the centre of its brightest pixels (within 10 grey
+    levels of the peak), row 0 at the top as displayed."""
     pixels = np.asarray(Image.open(io.BytesIO(png.read_bytes())))
     rows, columns = np.nonzero(pixels >= pixels.max() - 10)
     return float(rows.mean()), float(columns.mean())

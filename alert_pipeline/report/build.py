@@ -17,10 +17,19 @@ from pathlib import Path
 from ..durable import write_atomically
 from ..layout import OutputLayout, report_stem
 from ..records import FILE_COLUMNS, LIGHTCURVE
-from .night import CUTOUT_KINDS, Night, csv_days, fingerprint, quarantine_days, read_night, read_observing_night
+from .night import (
+    CUTOUT_KINDS,
+    Night,
+    csv_days,
+    fingerprint,
+    iso_day,
+    quarantine_days,
+    read_night,
+    read_observing_night,
+)
 from .pages import AlertCells, page_name, render_page
 from .plots import night_plots
-from .thumbnails import CUTOUT_CELL, Job, Result, render_thumbnails
+from .thumbnails import CUTOUT_CELL, Job, Result, render_thumbnails, sparkline_scale
 
 PAGE_SIZE = 200
 PARALLEL_FROM = 300  # thumbnails; fewer are rendered in this process
@@ -75,13 +84,13 @@ def build_report(output_dir: Path, day: str, page_size: int = PAGE_SIZE,
     made_from = fingerprint(output_dir, None if observing_night else day)
     night = read_observing_night(output_dir, day) if observing_night else read_night(output_dir, day)
     if observing_night and not night.alerts:
-        raise NoAlertsObserved(f"no alert of the observing night {day[:4]}-{day[4:6]}-{day[6:]} in {layout.data}")
+        raise NoAlertsObserved(f"no alert of the observing night {iso_day(day)} in {layout.data}")
     stem = report_stem(day, observing_night)
     jobs = [(row.get(column) or "", kind) for row in night.alerts for column, kind in FILE_JOBS]
     plots: dict[str, str] = {}
     results = _thumbnails(output_dir, reports, jobs, meanwhile=lambda: plots.update(
         night_plots(night.alerts, reports, stem)) if night.alerts else None)
-    cells, made, unreadable = _cells(night, jobs, results)
+    cells, made, unreadable = _cells(night, jobs, results, reports)
     pages = max(1, -(-len(cells) // page_size))
     for number in range(1, pages + 1):
         start = (number - 1) * page_size
@@ -93,9 +102,10 @@ def build_report(output_dir: Path, day: str, page_size: int = PAGE_SIZE,
     return ReportResult(day, reports / page_name(stem, 1), pages, len(night.alerts), made, unreadable)
 
 
-def _cells(night: Night, jobs: list[Job], results: list[Result]) -> tuple[list[AlertCells], int, int]:
-    """Each row's cells (thumbnails, light curve, links to the FITS files); how many
-    thumbnails there are and how many cutouts could not be read."""
+def _cells(night: Night, jobs: list[Job], results: list[Result],
+           reports: Path) -> tuple[list[AlertCells], int, int]:
+    """Each row's cells (thumbnails, light curve and its scale, links to the FITS files);
+    how many thumbnails there are and how many cutouts could not be read."""
     cells, made, unreadable = [], 0, 0
     per_row = len(FILE_JOBS)
     for index, row in enumerate(night.alerts):
@@ -108,7 +118,9 @@ def _cells(night: Night, jobs: list[Job], results: list[Result]) -> tuple[list[A
             if kind != LIGHTCURVE:
                 made += status == "ok"
                 unreadable += status == "unreadable"
-        cells.append(AlertCells(row, {kind: files[kind] for kind in CUTOUT_KINDS}, files[LIGHTCURVE]))
+        status, sparkline, _ = files[LIGHTCURVE]
+        scale = sparkline_scale(reports / sparkline) if status == "ok" and sparkline else None
+        cells.append(AlertCells(row, {kind: files[kind] for kind in CUTOUT_KINDS}, files[LIGHTCURVE], scale))
     return cells, made, unreadable
 
 

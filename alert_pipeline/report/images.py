@@ -10,8 +10,9 @@ plugin set-up) cost more than everything else together (``benchmarks/report_thum
   integers, an image in an extension, a header this scan does not follow — goes to
   ``astropy.io.fits``, so the result is always what ``fits.getdata`` returns;
   ``tests/test_report.py`` checks that on every schema version's cutouts.
-* ``png_bytes``: the PNG file format for one grey channel or RGB (signature, IHDR, one
-  zlib IDAT, IEND), decoded back by Pillow in the tests.
+* ``png_bytes``: the PNG file format for one grey channel or RGB (signature, IHDR, text
+  chunks, one zlib IDAT, IEND), decoded back by Pillow in the tests; ``png_text`` reads the
+  text chunks back (a sparkline keeps its scale there, so a reused one still has it).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ CARD = 80
 MAX_HEADER_BLOCKS = 36  # a cutout's header fits in one or two blocks; beyond this, astropy
 PIXEL_TYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 NEEDS_ASTROPY = (b"BSCALE", b"BZERO", b"BLANK")  # scaled or flagged integers
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 Header = dict[str, Any]  # the image HDU's cards: {keyword: value}, as read or as astropy typed them
@@ -109,16 +111,43 @@ def _read_with_astropy(path: Path) -> tuple[np.ndarray, Header] | None:
         return None
 
 
-def png_bytes(pixels: np.ndarray) -> bytes:
-    """An 8-bit PNG of a 2-D uint8 array (grey) or an (h, w, 3) one (RGB); row 0 at the top."""
+def png_bytes(pixels: np.ndarray, text: dict[str, str] | None = None) -> bytes:
+    """An 8-bit PNG of a 2-D uint8 array (grey) or an (h, w, 3) one (RGB); row 0 at the top;
+    ``text`` as tEXt chunks (Latin-1 keywords and values), before the pixels."""
     height, width = pixels.shape[:2]
     channels = 1 if pixels.ndim == 2 else 3
     rows = np.zeros((height, width * channels + 1), dtype=np.uint8)  # each row: filter type 0, then pixels
     rows[:, 1:] = pixels.reshape(height, width * channels)
     colour_type = 0 if channels == 1 else 2
     header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)  # 8 bits, no interlace
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
+    notes = b"".join(_chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1"))
+                     for key, value in (text or {}).items())
+    return (PNG_SIGNATURE + _chunk(b"IHDR", header) + notes
             + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + _chunk(b"IEND", b""))
+
+
+def png_text(path: Path, max_bytes: int = 4096) -> dict[str, str]:
+    """The tEXt chunks that come before the pixels of a PNG ``png_bytes`` wrote (only its
+    first ``max_bytes`` are read); {} for anything else."""
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(max_bytes)
+    except OSError:
+        return {}
+    found: dict[str, str] = {}
+    position = len(PNG_SIGNATURE)
+    if not data.startswith(PNG_SIGNATURE):
+        return found
+    while position + 8 <= len(data):
+        (length,), kind = struct.unpack(">I", data[position:position + 4]), data[position + 4:position + 8]
+        payload = data[position + 8:position + 8 + length]
+        if kind == b"IDAT" or len(payload) < length:
+            break
+        if kind == b"tEXt" and b"\0" in payload:
+            key, value = payload.split(b"\0", 1)
+            found[key.decode("latin-1")] = value.decode("latin-1")
+        position += 12 + length
+    return found
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:

@@ -27,6 +27,47 @@ TAI_MINUS_UTC_DAYS = 37 / 86400
 MJD_EPOCH = dt.date(1858, 11, 17)
 #: Quarantined messages listed on a day's page (the counts cover them all).
 QUARANTINE_LISTED = 50
+#: The days a report can be asked for (``--date``, ``--night``): Rubin's alerts, replays and
+#: simulations all fall in this century; a date outside it is a typing mistake.
+FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
+
+
+def parse_day(text: str, layout: str) -> str:
+    """``text`` as a calendar date in ``layout`` (``%Y%m%d`` or ``%Y-%m-%d``) from FIRST_DAY
+    to LAST_DAY, returned as YYYYMMDD. ``strptime`` alone takes "0001-01-01", and
+    ``strftime("%Y")`` writes year 1 as "1": the day string would be "10101"."""
+    try:
+        day = dt.datetime.strptime(text, layout).date()
+    except ValueError:
+        raise ValueError(f"{text!r} is not a calendar date") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"{text!r} is outside {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}")
+    if day.strftime(layout) != text:  # "2026111": strptime reads 2026-11-01
+        raise ValueError(f"{text!r} is not written with two-digit months and days")
+    return compact_day(day)
+
+
+def compact_day(day: dt.date) -> str:
+    """YYYYMMDD, the year always four digits."""
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}"
+
+
+def iso_day(day: str) -> str:
+    """YYYYMMDD → YYYY-MM-DD (the one place a day string is turned into a date to show)."""
+    return f"{day[:4]}-{day[4:6]}-{day[6:8]}"
+
+
+def utc_text(stamp: object) -> str:
+    """A time as the page shows it: UTC, ``YYYY-MM-DDTHH:MM:SSZ`` (quarantine sidecars
+    write ``+00:00``, CSV rows ``Z``). Text that is no ISO time is shown as it is."""
+    text = str(stamp or "")
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        return text
+    if moment.tzinfo is None:
+        return text  # a time of unknown zone is not relabelled
+    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 @dataclass
@@ -127,7 +168,7 @@ def read_night(output_dir: Path, day: str) -> Night:
 def read_observing_night(output_dir: Path, night_day: str) -> Night:
     """The rows observed in the night ``night_day`` (dayObs YYYYMMDD), from every day's
     CSV files (a night's alerts can be processed on two UTC days, or replayed later)."""
-    wanted = f"{night_day[:4]}-{night_day[4:6]}-{night_day[6:]}"
+    wanted = iso_day(night_day)
     night = Night(night_day, [], observing_night=True)
     for day in csv_days(output_dir):
         for path in day_files(output_dir, day):
@@ -158,13 +199,32 @@ def quarantined_on(output_dir: Path, day: str) -> tuple[Counter, list[dict[str, 
     ``QUARANTINE_LISTED`` sidecars (with their file name as ``sidecar``)."""
     reasons: Counter = Counter()
     samples: list[dict[str, Any]] = []
-    iso_day = f"{day[:4]}-{day[4:6]}-{day[6:]}"
+    prefix = iso_day(day)
     for name, sidecar in _sidecars(output_dir):
-        if str(sidecar.get("processed_at", "")).startswith(iso_day):
+        if str(sidecar.get("processed_at", "")).startswith(prefix):
             reasons[str(sidecar.get("reason", "unknown"))] += 1
-            if len(samples) < QUARANTINE_LISTED:
-                samples.append({**sidecar, "sidecar": name})
-    return reasons, samples
+            samples.append({**sidecar, "sidecar": name})
+    samples.sort(key=quarantine_order)
+    return reasons, samples[:QUARANTINE_LISTED]
+
+
+def quarantine_order(sidecar: dict[str, Any]) -> tuple:
+    """Kafka messages by topic, partition and offset (as numbers: offset 9 before 10), then
+    messages from files by file and index; the sidecar's name breaks ties."""
+    if "topic" in sidecar:
+        where = (0, str(sidecar.get("topic")), _as_number(sidecar.get("partition")), _as_number(sidecar.get("offset")))
+    else:
+        where = (1, str(sidecar.get("file", "")), _as_number(sidecar.get("index")), (0, 0, ""))
+    return (*where, str(sidecar.get("sidecar", "")))
+
+
+def _as_number(value: Any) -> tuple[int, int, str]:
+    """A sort key putting whole numbers first, in numeric order, then anything else as text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (0, value, "")
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 40:
+        return (0, int(value), "")
+    return (1, 0, str(value))
 
 
 def quarantine_days(output_dir: Path) -> list[str]:

@@ -1,9 +1,13 @@
 """FITS cutouts → PNG thumbnails, with the stretch astronomers use; light-curve tables →
 sparklines.
 
-Science and template images: zscale limits (IRAF's, as astropy's ``ZScaleInterval``
-computes them), linear. The difference image: limits symmetric around zero (± the larger
-zscale limit), so zero is mid-grey, a brightening is white and a fading black. North up,
+Science and template images: from zscale's lower limit (IRAF's, as astropy's
+``ZScaleInterval`` computes them) to the image's 99.9th percentile (or zscale's upper limit
+when that is higher), through an asinh stretch (astropy's ``AsinhStretch``) whose linear
+part reaches at least zscale's upper limit: the sky and faint sources look as under
+zscale, and a host galaxy's core, which zscale alone clips to a flat disc, keeps its
+shape (at most 0.1 % of the pixels are clipped). The difference image: the same, symmetric
+around zero, so zero is mid-grey, a brightening is white and a fading black. North up,
 east left, from the cutout's WCS or ``ROTPA`` (``orientation``); a cutout with neither is
 shown as stored (FITS row 0 at the bottom) and its thumbnail's name says so
 (``ORIENTATION_UNKNOWN``). A thumbnail is made once: a rerun reuses it while it is newer
@@ -12,6 +16,8 @@ than its FITS. Cutouts are rendered in chunks so that one zscale fit serves a wh
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -21,9 +27,9 @@ import numpy as np
 
 from ..lightcurve import read_lightcurve
 from ..records import LIGHTCURVE
-from .images import png_bytes, read_cutout
+from .images import png_bytes, png_text, read_cutout
 from .orientation import north_up, orientation
-from .sparkline import sparkline
+from .sparkline import Scale, sparkline
 from .zscale import zscale_limits
 
 MISSING, UNREADABLE = "missing", "unreadable"
@@ -34,6 +40,11 @@ CUTOUT_CELL = re.compile(r"cutouts/[A-Za-z0-9_-]+\.fits")
 #: Pixels held for one zscale fit at most (32 MB as float64); a chunk of 90 Rubin cutouts
 #: (60x60) holds 0.3 M, so only unusually large cutouts are fitted in smaller groups.
 PENDING_PIXELS = 2**22
+#: The stretch's top: this percentile of the pixels (0.1 % may be clipped: a hot pixel or a
+#: cosmic ray does not darken the rest); astropy's AsinhStretch default softening.
+TOP_PERCENTILE, ASINH_SOFTENING = 99.9, 0.1
+#: The PNG text chunk holding a sparkline's scale (JSON), read back when the PNG is reused.
+SCALE_KEY = "sparkline-scale"
 Job = tuple[str, str]  # (the CSV's cell, "science" | "template" | "difference" | LIGHTCURVE)
 Result = tuple[str, "str | None"]  # (status, thumbnail path relative to the reports folder)
 #: Thumbnail name endings: turned north up; shown as stored (no WCS, no ROTPA); a sparkline.
@@ -52,17 +63,28 @@ def stretch(data: np.ndarray, kind: str, limits: tuple[float, float] | None = No
     all_finite = bool(finite.all())
     if not all_finite and not finite.any():
         return np.zeros(data.shape, dtype=np.uint8)
+    values = data if all_finite else data[finite]
     if limits is None:
-        (limits,) = zscale_limits([data if all_finite else data[finite]])
+        (limits,) = zscale_limits([values])
     low, high = limits
     if kind == "difference":
-        high = max(abs(low), abs(high)) or 1.0
-        low = -high
-    if high <= low:
-        high = low + 1.0
-    values = data if all_finite else np.where(finite, data, low)
-    scaled = np.clip((values - low) * (255.0 / (high - low)), 0.0, 255.0)
-    return np.flipud((scaled + 0.5).astype(np.uint8))
+        top = max(abs(low), abs(high), float(np.percentile(np.abs(values), TOP_PERCENTILE))) or 1.0
+        shown = np.clip((data if all_finite else np.where(finite, data, -top)) / top, -1.0, 1.0)
+        grey = 0.5 + 0.5 * asinh_stretch(shown, max(abs(low), abs(high)) / top)
+    else:
+        top = max(high, float(np.percentile(values, TOP_PERCENTILE)))
+        top = top if top > low else low + 1.0
+        shown = np.clip(((data if all_finite else np.where(finite, data, low)) - low) / (top - low), 0.0, 1.0)
+        grey = asinh_stretch(shown, (high - low) / (top - low))
+    return np.flipud((grey * 255.0 + 0.5).astype(np.uint8))
+
+
+def asinh_stretch(values: np.ndarray, zscale_part: float) -> np.ndarray:
+    """astropy's ``AsinhStretch(a)`` of values in [-1, 1] (odd: a negative value is the
+    mirror of its positive one). ``a`` is ASINH_SOFTENING, or less when zscale's range is a
+    smaller part of the interval, so the noise is never squeezed into a few grey levels."""
+    softening = min(ASINH_SOFTENING, zscale_part) if zscale_part > 0 else ASINH_SOFTENING
+    return np.arcsinh(values / softening) / np.arcsinh(1.0 / softening)
 
 
 def render_thumbnails(output_dir: Path, reports_dir: Path, jobs: Sequence[Job]) -> list[Result]:
@@ -120,10 +142,32 @@ def _render_sparkline(table_path: Path, reports_dir: Path, cell: str) -> Result:
     if table is None:
         return UNREADABLE, None
     bands = [band.decode("ascii", "replace").strip() for band in table["band"]]
-    pixels = sparkline(table["midpointMjdTai"].astype(np.float64), bands, table["psfFlux"].astype(np.float64))
+    pixels, scale = sparkline(table["midpointMjdTai"].astype(np.float64), bands,
+                              table["psfFlux"].astype(np.float64))
     name = thumbnail_name(cell, SPARKLINE)
-    _save_png(pixels, reports_dir / name)
+    _save_png(pixels, reports_dir / name, {SCALE_KEY: json.dumps(scale.as_dict())})
     return "ok", name
+
+
+def sparkline_scale(png_path: Path) -> Scale | None:
+    """The scale a sparkline was drawn with (kept in its PNG), or None when the PNG has none
+    (made by an earlier version, or damaged): the page then shows the curve unlabelled."""
+    try:
+        fields = json.loads(png_text(png_path).get(SCALE_KEY, "null"))
+        scale = Scale(**fields) if isinstance(fields, dict) else None
+    except (ValueError, TypeError):
+        return None
+    if scale is None or not _sane(scale):
+        return None
+    return scale
+
+
+def _sane(scale: Scale) -> bool:
+    """Every field of the type the page formats (a PNG is a file anyone could have edited)."""
+    numbers = (scale.bright, scale.faint, scale.first_mjd, scale.last_mjd)
+    counts = (scale.points, scale.cut_gaps, scale.non_positive)
+    return (all(value is None or (isinstance(value, float | int) and math.isfinite(value)) for value in numbers)
+            and all(isinstance(count, int) and 0 <= count < 10**9 for count in counts))
 
 
 def _classify(output_dir: Path, reports_dir: Path, cutout_path: str,
@@ -156,11 +200,11 @@ def _finite_values(data: np.ndarray) -> np.ndarray | None:
     return data[finite] if finite.any() else None
 
 
-def _save_png(pixels: np.ndarray, png_path: Path) -> None:
+def _save_png(pixels: np.ndarray, png_path: Path, text: dict[str, str] | None = None) -> None:
     """Write atomically: a thumbnail is either whole or absent, so reuse can trust it."""
     temp = png_path.with_name(f".{png_path.name}.tmp-{os.getpid()}")
     try:
-        temp.write_bytes(png_bytes(pixels))
+        temp.write_bytes(png_bytes(pixels, text))
         os.replace(temp, png_path)
     finally:
         if temp.exists():
