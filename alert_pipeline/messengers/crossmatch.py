@@ -7,7 +7,8 @@ event), and the sky test is vectorised over them:
 
 * gw (0 ≤ dt ≤ 14 d): the credible level at each transient, the probability inside the
   smallest region holding it, from one lookup of all positions in the sorted multi-order
-  map (ligo.skymap's ``crossmatch`` definition); kept at ≤ 0.90. Retracted events are
+  map (ligo.skymap's ``crossmatch`` definition); kept at ≤ 0.90. A position the map does
+  not cover (or of density 0) has probability 0 and is never kept. Retracted events are
   ignored;
 * neutrino (the event within [first − 30 d, last + 30 d]): the elliptical radius in the
   asymmetric 90 % region, each side's offset over that side's error; kept at ≤ 1 (×
@@ -27,7 +28,7 @@ import logging
 import math
 import os
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -36,50 +37,86 @@ from .events import Skipped
 from .skymaps import SKY_DEG2, SkyMap, SkyMapError, read_skymap
 
 log = logging.getLogger("transient_kind_builder")
+#: Largest error of a neutrino's position accepted (degrees): half the sky.
+MAX_ERROR_DEG = 180.0
+#: About how many cosmic-ray–transient sky pairs are listed at once.
+PAIR_BUDGET = 2_000_000
+
+
+def _rule(default: float, most: float, text: str) -> Any:
+    """A match rule: its default, its largest allowed value (every rule is a number
+    above 0 and at most ``most``) and its help text, declared once."""
+    return field(default=default, metadata={"most": most, "help": text})
+
+
+#: The longest time window a rule may set (days): ten years, a survey's lifetime.
+LONGEST_WINDOW_DAYS = 3650.0
 
 
 @dataclass(frozen=True)
 class Rules:
     """The match rules; each a flag (``--gw-window-days``) and a key of the ``[crossmatch]``
-    table of the builder's config file."""
+    table of the builder's config file. Each is a number in (0, most]: the bounds keep
+    every sum and product finite (a scale of 1e200 squared overflows) and every
+    pairing bounded (a cosmic-ray radius past 30° pairs most of the sky with each ray)."""
 
-    gw_window_days: float = 14.0
-    gw_credible_level: float = 0.90
-    nu_window_days: float = 30.0
-    nu_scale: float = 1.0
-    uhecr_window_days: float = 365.0
-    uhecr_radius_deg: float = 3.0
+    gw_window_days: float = _rule(14.0, LONGEST_WINDOW_DAYS,
+                                  "a transient first seen up to this long after a GW event (days)")
+    gw_credible_level: float = _rule(0.90, 1.0, "the largest credible level at the transient's position")
+    nu_window_days: float = _rule(30.0, LONGEST_WINDOW_DAYS,
+                                  "a neutrino this long before the first or after the last detection (days)")
+    nu_scale: float = _rule(1.0, 10.0, "scale of the neutrino's 90 %% region (1.0: the region as published)")
+    uhecr_window_days: float = _rule(365.0, LONGEST_WINDOW_DAYS,
+                                     "a cosmic ray this long before the first or after the last detection (days)")
+    uhecr_radius_deg: float = _rule(3.0, 30.0, "the largest separation from a cosmic ray (degrees)")
 
     @staticmethod
     def help() -> dict[str, str]:
-        return {"gw_window_days": "a transient first seen up to this long after a GW event (days)",
-                "gw_credible_level": "the largest credible level at the transient's position",
-                "nu_window_days": "a neutrino this long before the first or after the last detection (days)",
-                "nu_scale": "scale of the neutrino's 90 %% region (1.0: the region as published)",
-                "uhecr_window_days": "a cosmic ray this long before the first or after the last detection (days)",
-                "uhecr_radius_deg": "the largest separation from a cosmic ray (degrees)"}
+        """Each rule's help text, with its allowed range."""
+        return {item.name: f"{item.metadata['help']}; 0 < X <= {item.metadata['most']:g}" for item in fields(Rules)}
+
+    @staticmethod
+    def limits() -> dict[str, float]:
+        """Each rule's largest allowed value."""
+        return {item.name: float(item.metadata["most"]) for item in fields(Rules)}
 
     @classmethod
     def from_sources(cls, config_file: str | None, overrides: dict[str, Any]) -> Rules:
-        """Defaults, then the ``[crossmatch]`` table of ``config_file``, then ``overrides``."""
+        """Defaults, then the ``[crossmatch]`` table of ``config_file``, then ``overrides``;
+        ValueError naming the file, the setting and its allowed range for anything else."""
         values: dict[str, Any] = {}
         if config_file:
-            try:
-                with open(config_file, "rb") as handle:
-                    values.update(tomllib.load(handle).get("crossmatch", {}))
-            except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-                raise ValueError(f"cannot read the config file {config_file}: {exc}") from None
+            values.update(_config_table(config_file))
         values.update({key: value for key, value in overrides.items() if value is not None})
-        known = {item.name for item in fields(cls)}
-        unknown = sorted(set(values) - known)
+        limits = cls.limits()
+        unknown = sorted(set(values) - set(limits), key=str)
         if unknown:
-            raise ValueError(f"unknown crossmatch setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ValueError(f"unknown crossmatch setting(s) {', '.join(map(str, unknown))}; "
+                             f"known: {', '.join(sorted(limits))}")
         for key, value in values.items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"crossmatch setting {key} = {value!r}: must be a positive number")
-        if values.get("gw_credible_level", 0.9) > 1:
-            raise ValueError("crossmatch setting gw_credible_level must be at most 1")
+            _check_rule(key, value, limits[key])
         return cls(**{key: float(value) for key, value in values.items()})
+
+
+def _config_table(config_file: str) -> dict[str, Any]:
+    """The ``[crossmatch]`` table of a TOML file (empty when it has none)."""
+    try:
+        with open(config_file, "rb") as handle:
+            table = tomllib.load(handle).get("crossmatch", {})
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the config file {config_file}: {exc}") from None
+    if not isinstance(table, dict):
+        raise ValueError(f"the config file {config_file}: crossmatch = {table!r} must be a table "
+                         f"([crossmatch] followed by settings such as uhecr_radius_deg = 3.0)")
+    return table
+
+
+def _check_rule(key: str, value: Any, most: float) -> None:
+    """ValueError unless ``value`` is a number in (0, most]."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (number and 0 < value <= most):  # compared, never converted: NaN fails, 10**400 too
+        raise ValueError(f"crossmatch setting {key} = {value!r}: must be a positive number at most {most:g} "
+                         f"(0 < {key} <= {most:g})")
 
 
 @dataclass
@@ -103,8 +140,7 @@ class Transients:
         except (TypeError, ValueError):
             table = np.array([[_number(entry.get(key)) for key in keys] for entry in entries], dtype=np.float64)
         table = table.reshape(-1, 4)
-        usable = np.isfinite(table).all(axis=1) & (table[:, 0] >= 0) & (table[:, 0] <= 360) & \
-            (np.abs(table[:, 1]) <= 90)
+        usable = np.isfinite(table).all(axis=1) & on_sky(table[:, 0], table[:, 1])
         ids = np.array([entry.get("slot_id") for entry in entries], dtype=object)
         for slot_id in ids[~usable][:20]:
             log.warning("crossmatch: transient %s has no usable position or time; skipped", slot_id)
@@ -131,6 +167,12 @@ class Transients:
         return np.flatnonzero(self.last[:head] >= start)
 
 
+def on_sky(ra_deg: Any, dec_deg: Any) -> Any:
+    """Whether a position (numbers or arrays, in degrees) is on the sky: RA in [0, 360],
+    Dec in [-90, 90]. NaN is not."""
+    return (ra_deg >= 0) & (ra_deg <= 360) & (np.abs(dec_deg) <= 90)
+
+
 def _number(value: Any) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
@@ -152,7 +194,7 @@ def gw_matches(event: dict[str, Any], skymap: SkyMap, transients: Transients, ru
         return [], n_chance
     indices = np.arange(window.start, window.stop)
     levels, density = credible_levels(skymap, transients.ra[indices], transients.dec[indices])
-    keep = levels <= rules.gw_credible_level
+    keep = (levels <= rules.gw_credible_level) & (density > 0)  # probability 0 is in no credible region
     matches = [Match(int(i), {"credible_level": float(level), "prob_density_deg2": float(value)})
                for i, level, value in zip(indices[keep], levels[keep], density[keep], strict=True)]
     return matches, n_chance
@@ -160,7 +202,11 @@ def gw_matches(event: dict[str, Any], skymap: SkyMap, transients: Transients, ru
 
 def credible_levels(skymap: SkyMap, ra_deg: np.ndarray, dec_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each position: the searched probability (the probability in the pixels of
-    higher density, its own included) and the density there per deg²."""
+    higher density, its own included) and the density there per deg².
+
+    A multi-order map need not cover the sky: a position in no pixel has probability 0,
+    so credible level 1 and density 0 (ligo.skymap's ``crossmatch`` assumes full cover and
+    would give it the level of the pixel before the gap)."""
     from astropy import units as u
     from astropy_healpix import lonlat_to_healpix
 
@@ -169,11 +215,15 @@ def credible_levels(skymap: SkyMap, ra_deg: np.ndarray, dec_deg: np.ndarray) -> 
     orders = skymap.orders[order]
     cumulative = np.cumsum(density * (4 * np.pi / (12 * np.exp2(2 * orders))))
     top = int(orders.max())
-    starts = (uniq - 4 * np.left_shift(np.int64(1), 2 * orders)) << (2 * (top - orders))
+    shift = 2 * (top - orders)
+    starts = (uniq - 4 * np.left_shift(np.int64(1), 2 * orders)) << shift
+    ends = starts + np.left_shift(np.int64(1), shift)  # each pixel covers [start, end) at the top order
     by_start = np.argsort(starts)
     pixel = lonlat_to_healpix(ra_deg * u.deg, dec_deg * u.deg, 2**top, order="nested").astype(np.int64)
-    row = by_start[np.searchsorted(starts[by_start], pixel, "right") - 1]
-    return cumulative[row], density[row] * (np.pi / 180) ** 2
+    before = np.searchsorted(starts[by_start], pixel, "right") - 1  # the last pixel starting at or before it
+    row = by_start[np.maximum(before, 0)]
+    covered = (before >= 0) & (pixel < ends[row])
+    return np.where(covered, cumulative[row], 1.0), np.where(covered, density[row] * (np.pi / 180) ** 2, 0.0)
 
 
 def nu_matches(event: dict[str, Any], transients: Transients, rules: Rules) -> tuple[list[Match], float]:
@@ -181,8 +231,8 @@ def nu_matches(event: dict[str, Any], transients: Transients, rules: Rules) -> t
     candidates = transients.overlapping(event["mjd"] - rules.nu_window_days, event["mjd"] + rules.nu_window_days)
     errors = [float(event[key]) for key in ("ra_err_plus_deg", "ra_err_minus_deg", "dec_err_plus_deg",
                                             "dec_err_minus_deg")]
-    if any(not math.isfinite(error) or error < 0 for error in errors):
-        raise Skipped("bad_error", "an error that is not a finite, non-negative number")
+    if any(not 0 <= error <= MAX_ERROR_DEG for error in errors):
+        raise Skipped("bad_error", f"an error that is not a number in [0, {MAX_ERROR_DEG:g}] degrees")
     ra_plus, ra_minus, dec_plus, dec_minus = errors
     cos_dec = math.cos(math.radians(float(event["dec_deg"])))
     area = math.pi / 4 * (ra_plus + ra_minus) * cos_dec * (dec_plus + dec_minus) * rules.nu_scale**2
@@ -204,21 +254,30 @@ def nu_matches(event: dict[str, Any], transients: Transients, rules: Rules) -> t
 
 
 def uhecr_pairs(events: list[dict[str, Any]], transients: Transients, rules: Rules) -> dict[int, list[Match]]:
-    """Per event (its position in ``events``), the transients within the radius and window."""
+    """Per event (its position in ``events``), the transients within the radius and window.
+
+    The sky pairs are found for a batch of rays at a time, sized so that a batch makes
+    about ``PAIR_BUDGET`` pairs if the transients were spread evenly: astropy lists every
+    pair as Python integers, so memory stays bounded with a wide radius and many rays (the
+    transients' tree is built once and reused)."""
     from astropy import units as u
     from astropy.coordinates import SkyCoord, search_around_sky
 
     found: dict[int, list[Match]] = {index: [] for index in range(len(events))}
     if not events or len(transients.ids) == 0:
         return found
-    rays = SkyCoord([e["ra_deg"] for e in events] * u.deg, [e["dec_deg"] for e in events] * u.deg)
     sky = SkyCoord(transients.ra * u.deg, transients.dec * u.deg)
-    ray_index, transient_index, separation, _ = search_around_sky(rays, sky, rules.uhecr_radius_deg * u.deg)
-    times = np.array([e["mjd"] for e in events])[ray_index]
-    fits = (times >= transients.first[transient_index] - rules.uhecr_window_days) & \
-           (times <= transients.last[transient_index] + rules.uhecr_window_days)
-    for ray, transient, angle in zip(ray_index[fits], transient_index[fits], separation.deg[fits], strict=True):
-        found[int(ray)].append(Match(int(transient), {"separation_deg": float(angle)}))
+    cap_share = (1 - math.cos(math.radians(rules.uhecr_radius_deg))) / 2
+    batch = max(1, int(PAIR_BUDGET / max(1.0, len(transients.ids) * cap_share)))
+    for begin in range(0, len(events), batch):
+        chunk = events[begin:begin + batch]
+        rays = SkyCoord([e["ra_deg"] for e in chunk] * u.deg, [e["dec_deg"] for e in chunk] * u.deg)
+        ray_index, transient_index, separation, _ = search_around_sky(rays, sky, rules.uhecr_radius_deg * u.deg)
+        times = np.array([e["mjd"] for e in chunk])[ray_index]
+        fits = (times >= transients.first[transient_index] - rules.uhecr_window_days) & \
+               (times <= transients.last[transient_index] + rules.uhecr_window_days)
+        for ray, transient, angle in zip(ray_index[fits], transient_index[fits], separation.deg[fits], strict=True):
+            found[begin + int(ray)].append(Match(int(transient), {"separation_deg": float(angle)}))
     return found
 
 

@@ -2,17 +2,25 @@
 
 Each transient slot gets ``multimessenger`` (a list, empty when none, sorted by
 ``n_chance``); each gw, neutrino and uhecr slot gets ``transients`` (the ZTF object ids
-that matched it). The whole match is recomputed (it is cheap), then compared with the
-last run's result (``<storehouse>/state/crossmatch.json``, written after the slots are
-synced): only slots whose coincidences changed, and transient slots new since that run,
-are read and written, so a rerun with nothing new rewrites no file. Without that file,
-or with other rules, every slot is compared. A messenger slot missing a field, a sky map
-that is gone or corrupt, a transient without a position: counted, named in the log,
-skipped; the rest is matched.
+that matched it; empty for an event skipped this run: retracted, its sky map gone or
+corrupt, a field missing, off the sky). So both sides agree after every run.
+
+The whole match is recomputed (it is cheap); what is on disk is not trusted but checked
+cheaply. ``<storehouse>/state/crossmatch.json`` keeps, per slot, a digest of the value the
+slot was last seen carrying together with the slot file's stat (inode, size, mtime,
+ctime). A slot whose digest of (wanted value, current stat) is the recorded one still
+carries it and is not opened; any other (a new slot, a new value, a slot rewritten by
+the build, restored from a backup or recreated without the field) is read, and written
+if its field differs. A rerun with nothing new opens no slot: one stat per slot.
+
+A messenger slot missing a field, a sky map that is gone or corrupt, a transient without
+a position: counted, named in the log and (the first ``NAMED_SKIPS`` events) in the
+summary's ``skipped_events``, skipped; the rest is matched.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -25,12 +33,28 @@ from .. import kinds
 from ..durable import write_atomically
 from ..storehouse import KindStore, read_json_file
 from . import gw, neutrino, uhecr
-from .crossmatch import Rules, Transients, gw_matches, load_skymap, nu_matches, rules_dict, uhecr_chance, uhecr_pairs
+from .crossmatch import (
+    Rules,
+    Transients,
+    gw_matches,
+    load_skymap,
+    nu_matches,
+    on_sky,
+    rules_dict,
+    uhecr_chance,
+    uhecr_pairs,
+)
 from .events import Skipped, mjd, parse_time
 
 log = logging.getLogger("transient_kind_builder")
 STATE_FILE = os.path.join("state", "crossmatch.json")
+#: The state's layout: per kind, per slot, the digest of (value carried, file stat).
+STATE_VERSION = 2
+#: How many skipped events the summary names (all are counted).
+NAMED_SKIPS = 100
 TRANSIENT = "transient"
+#: The field each kind's slots carry the coincidences in.
+FIELD = {TRANSIENT: "multimessenger", gw.KIND: "transients", neutrino.KIND: "transients", uhecr.KIND: "transients"}
 #: How many of the least likely chance coincidences the roster lists.
 ROSTER_BEST = 10
 
@@ -38,19 +62,19 @@ ROSTER_BEST = 10
 def run(storehouse: str, rules: Rules) -> dict[str, Any]:
     """Match, write what changed, update the transient roster; the run's summary."""
     transient_store = kinds.spec(TRANSIENT).store(storehouse)
-    index_path = os.path.join(transient_store.directory, "index.json")
-    try:
-        with open(index_path, "rb") as handle:
-            entries = orjson.loads(handle.read())["slots"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise Skipped("no_transients", f"no readable transient index ({index_path}: {exc}); run the build first") \
-            from None
+    entries, bad_entries = _index_entries(os.path.join(transient_store.directory, "index.json"))
     transients, without_position = Transients.from_index(entries)
     skipped: Counter = Counter({"transient_without_position": without_position} if without_position else {})
+    if bad_entries:
+        skipped["bad_index_entry"] = bad_entries
+    named: dict[str, str] = {}
+    present: dict[str, set[str]] = {}
     per_transient: dict[str, list[dict[str, Any]]] = defaultdict(list)
     per_event: dict[tuple[str, str], list[str]] = {}
-    for kind, events in _messengers(storehouse, skipped).items():
-        for event_id, coincidences in _match_kind(kind, events, transients, rules, storehouse, skipped).items():
+    for kind, events in _messengers(storehouse, skipped, named, present).items():
+        per_event.update({(kind, event_id): [] for event_id in present[kind]})  # skipped: no link left behind
+        for event_id, coincidences in _match_kind(kind, events, transients, rules, storehouse, skipped,
+                                                  named).items():
             per_event[(kind, event_id)] = sorted({transients.ids[m.transient] for m, _ in coincidences})
             for match, n_chance in coincidences:
                 event = events[event_id]
@@ -60,17 +84,34 @@ def run(storehouse: str, rules: Rules) -> dict[str, Any]:
     for found in per_transient.values():
         found.sort(key=lambda item: (item["n_chance"], item["kind"], item["event"]))
     written = _write(storehouse, transient_store, entries, per_transient, per_event, rules)
-    summary = _summary(per_transient, rules, skipped, written)
+    summary = _summary(per_transient, rules, skipped, written, named)
     roster = read_json_file(os.path.join(transient_store.directory, "roster.json")) or {}
     transient_store.write_report_file("roster", {**roster, "multimessenger": summary})
     return summary
 
 
-def _messengers(storehouse: str, skipped: Counter) -> dict[str, dict[str, dict[str, Any]]]:
-    """Every gw, neutrino and uhecr slot with a usable time (``mjd``), by kind and id."""
+def _index_entries(index_path: str) -> tuple[list[dict[str, Any]], int]:
+    """The transient index's entries that name a slot, and how many did not."""
+    try:
+        with open(index_path, "rb") as handle:
+            entries = orjson.loads(handle.read())["slots"]
+        if not isinstance(entries, list):
+            raise TypeError("its slots are not a list")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise Skipped("no_transients", f"no readable transient index ({index_path}: {exc}); run the build first") \
+            from None
+    usable = [entry for entry in entries if isinstance(entry, dict) and isinstance(entry.get("slot_id"), str)]
+    return usable, len(entries) - len(usable)
+
+
+def _messengers(storehouse: str, skipped: Counter, named: dict[str, str] | None = None,
+                present: dict[str, set[str]] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every gw, neutrino and uhecr slot with a usable time (``mjd``) and position, by kind
+    and id; ``present`` gets the ids of every readable slot, skipped or not."""
     found: dict[str, dict[str, dict[str, Any]]] = {}
     for kind in (gw.KIND, neutrino.KIND, uhecr.KIND):
         found[kind] = {}
+        readable = present.setdefault(kind, set()) if present is not None else set()
         directory = os.path.join(storehouse, kind)
         if not os.path.isdir(directory):
             continue
@@ -80,23 +121,34 @@ def _messengers(storehouse: str, skipped: Counter) -> dict[str, dict[str, dict[s
             try:
                 if slot is None:
                     raise Skipped("unreadable_slot", "not a readable slot")
+                readable.add(slot_id)
                 if kind == gw.KIND and slot.get("retracted"):
-                    skipped["retracted"] += 1
-                    continue
+                    raise Skipped("retracted", "the event was retracted")
                 slot["mjd"] = _event_mjd(slot)
                 _require(slot, {gw.KIND: ("area_90_deg2", "skymap"), neutrino.KIND: (
                     "ra_deg", "dec_deg", "ra_err_plus_deg", "ra_err_minus_deg", "dec_err_plus_deg",
                     "dec_err_minus_deg"), uhecr.KIND: ("ra_deg", "dec_deg")}[kind])
+                if kind != gw.KIND and not on_sky(float(slot["ra_deg"]), float(slot["dec_deg"])):
+                    raise Skipped("off_sky", f"its position (ra_deg {slot['ra_deg']}, dec_deg {slot['dec_deg']}) "
+                                             "is not on the sky")
                 found[kind][slot_id] = slot
             except Skipped as problem:
-                skipped[problem.reason] += 1
-                log.warning("crossmatch: %s slot %s skipped: %s (%s)", kind, slot_id, problem, problem.reason)
+                _skip(skipped, named, kind, slot_id, problem)
     return found
 
 
+def _skip(skipped: Counter, named: dict[str, str] | None, kind: str, event_id: str, problem: Skipped) -> None:
+    """Count a skipped event, log it (a retraction quietly: it is expected) and name it."""
+    skipped[problem.reason] += 1
+    level = logging.INFO if problem.reason == "retracted" else logging.WARNING
+    log.log(level, "crossmatch: %s %s skipped: %s (%s)", kind, event_id, problem, problem.reason)
+    if named is not None and len(named) < NAMED_SKIPS:
+        named[f"{kind}/{event_id}"] = f"{problem.reason}: {problem}"
+
+
 def _match_kind(kind: str, events: dict[str, dict[str, Any]], transients: Transients, rules: Rules, storehouse: str,
-                skipped: Counter) -> dict[str, list]:
-    """Per event id: [(match, n_chance)]."""
+                skipped: Counter, named: dict[str, str] | None = None) -> dict[str, list]:
+    """Per event id: [(match, n_chance)]; an event that cannot be matched is left out."""
     result: dict[str, list] = {}
     if kind == uhecr.KIND:
         ordered = list(events)
@@ -113,8 +165,7 @@ def _match_kind(kind: str, events: dict[str, dict[str, Any]], transients: Transi
             else:
                 matches, chance = nu_matches(event, transients, rules)
         except Skipped as problem:
-            skipped[problem.reason] += 1
-            log.warning("crossmatch: %s %s skipped: %s (%s)", kind, event_id, problem, problem.reason)
+            _skip(skipped, named, kind, event_id, problem)
             continue
         result[event_id] = [(match, chance) for match in matches]
     return result
@@ -122,45 +173,85 @@ def _match_kind(kind: str, events: dict[str, dict[str, Any]], transients: Transi
 
 def _write(storehouse: str, transient_store: KindStore, entries: list[dict[str, Any]],
            per_transient: dict[str, list], per_event: dict[tuple[str, str], list[str]], rules: Rules) -> Counter:
-    """Write the slots whose coincidences changed since the last run (every slot without
-    a usable last run), sync, then record this run."""
+    """Make every slot carry its coincidences (opening only those the state cannot vouch
+    for), sync what was written, then record this run."""
     state_path = os.path.join(storehouse, STATE_FILE)
-    state = read_json_file(state_path) or {}
-    trusted = state.get("rules") == rules_dict(rules)
-    before_transients = state.get("transients", {}) if trusted else {}
-    before_events = state.get("messengers", {}) if trusted else {}
-    now_transients = {entry["slot_id"]: per_transient.get(entry["slot_id"], []) for entry in entries}
-    now_events = {f"{kind}/{event_id}": ids for (kind, event_id), ids in per_event.items()}
+    state = read_json_file(state_path)
+    recorded = state.get("digests") if isinstance(state, dict) and state.get("version") == STATE_VERSION else None
+    recorded = recorded if isinstance(recorded, dict) else {}
+    wanted: dict[str, dict[str, Any]] = {TRANSIENT: {entry["slot_id"]: per_transient.get(entry["slot_id"], [])
+                                                     for entry in entries}}
+    for (kind, event_id), ids in per_event.items():
+        wanted.setdefault(kind, {})[event_id] = ids
     written: Counter = Counter()
-    for slot_id, found in now_transients.items():
-        if slot_id not in before_transients or before_transients[slot_id] != found:
-            written[TRANSIENT] += _set_field(transient_store, slot_id, "multimessenger", found)
-    stores: dict[str, KindStore] = {}
-    for key, ids in now_events.items():
-        if before_events.get(key) != ids or not trusted:
-            kind, event_id = key.split("/", 1)
-            stores.setdefault(kind, kinds.spec(kind).store(storehouse))
-            written[kind] += _set_field(stores[kind], event_id, "transients", ids)
-    transient_store.sync()
-    for store in stores.values():
-        store.sync()
-    now = {"rules": rules_dict(rules), "transients": now_transients, "messengers": now_events}
+    digests: dict[str, dict[str, str]] = {}
+    for kind, values in wanted.items():
+        store = transient_store if kind == TRANSIENT else kinds.spec(kind).store(storehouse)
+        before = recorded.get(kind)
+        digests[kind], written[kind] = _agree(store, FIELD[kind], values, before if isinstance(before, dict) else {})
+        if written[kind]:
+            store.sync()
+    now = {"version": STATE_VERSION, "rules": rules_dict(rules), "digests": digests}
     if now != state:
         os.makedirs(os.path.dirname(state_path), exist_ok=True)
         write_atomically(state_path, orjson.dumps(now, option=orjson.OPT_SORT_KEYS))
-    return written
+    return +written
 
 
-def _set_field(store: KindStore, slot_id: str, name: str, value: Any) -> int:
-    """1 when the slot was rewritten with ``name`` = ``value``, 0 when it already held it."""
+def _agree(store: KindStore, name: str, values: dict[str, Any], recorded: dict[str, str]) -> tuple[dict[str, str], int]:
+    """Make each slot of ``values`` carry its value in field ``name``: a slot whose
+    recorded digest matches (value, current stat) is not opened. The digests to record
+    (none for a slot gone or unreadable: it is looked at again next run) and how many
+    slots were written."""
+    digests: dict[str, str] = {}
+    written = 0
+    for slot_id, value in values.items():
+        try:
+            path = store.slot_path(slot_id)
+        except ValueError:
+            continue  # not a slot file name: no slot to agree with
+        encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        stamp = _file_stamp(path)
+        if stamp is not None and recorded.get(slot_id) == _digest(encoded, stamp):
+            digests[slot_id] = recorded[slot_id]
+            continue
+        outcome = _set_field(store, slot_id, name, value)
+        stamp = _file_stamp(path)
+        if outcome is None or stamp is None:
+            continue
+        written += outcome
+        digests[slot_id] = _digest(encoded, stamp)
+    return digests, written
+
+
+def _file_stamp(path: str) -> bytes | None:
+    """What changes whenever the file is replaced or rewritten: inode, size, mtime and
+    ctime (a restore may set the mtime back, never the ctime). None when it is missing."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return b"%d:%d:%d:%d" % (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def _digest(encoded_value: bytes, stamp: bytes) -> str:
+    return hashlib.blake2b(encoded_value + b"|" + stamp, digest_size=8).hexdigest()
+
+
+def _set_field(store: KindStore, slot_id: str, name: str, value: Any) -> int | None:
+    """1 when the slot was rewritten with ``name`` = ``value``, 0 when it already held it,
+    None when there is no readable slot."""
     slot = store.read_slot(slot_id)
-    if slot is None or slot.get(name) == value:
+    if slot is None:
+        return None
+    if slot.get(name) == value:
         return 0
     slot[name] = value
     return int(store.write_slot(slot_id, slot))
 
 
-def _summary(per_transient: dict[str, list], rules: Rules, skipped: Counter, written: Counter) -> dict[str, Any]:
+def _summary(per_transient: dict[str, list], rules: Rules, skipped: Counter, written: Counter,
+             named: dict[str, str] | None = None) -> dict[str, Any]:
     by_kind: Counter = Counter(item["kind"] for found in per_transient.values() for item in found)
     best = sorted(({"transient": slot_id, **{k: item[k] for k in ("kind", "event", "n_chance", "dt_days")}}
                    for slot_id, found in per_transient.items() for item in found),
@@ -168,6 +259,7 @@ def _summary(per_transient: dict[str, list], rules: Rules, skipped: Counter, wri
     return {"coincidences_by_kind": {kind: by_kind.get(kind, 0) for kind in (gw.KIND, neutrino.KIND, uhecr.KIND)},
             "transients_with_coincidences": sum(1 for found in per_transient.values() if found),
             "least_likely_by_chance": best, "skipped": dict(sorted(skipped.items())),
+            "skipped_events": dict(sorted((named or {}).items())),
             "slots_written": dict(sorted(written.items())), "rules": rules_dict(rules)}
 
 
