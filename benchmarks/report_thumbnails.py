@@ -4,7 +4,7 @@ In one run, on the same cutouts (written by the consumer from factory alerts, of
 
 * floor: a bare loop of ``astropy.io.fits.getdata`` + a linear 8-bit PNG save (Pillow) per
   cutout, the least any thumbnail renderer must do;
-* the report's thumbnails (zscale, symmetric difference stretch, atomic rename), in one
+* the report's thumbnails (zscale fit, asinh stretch to the 99.9th percentile, atomic rename), in one
   process and as the report runs them (two processes);
 * the whole report (thumbnails turned north up, light-curve sparklines, plots, pages)
   against the consumer run that produced the night (target: not longer).
