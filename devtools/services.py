@@ -1,9 +1,11 @@
 """Local services for trying the pipeline on your own alerts (``scripts/local_services.sh``).
 
 ``run DIR`` starts the embedded Kafka-protocol broker (Tansu) and PostgreSQL (its data in
-``DIR/pgdata``, kept across restarts), creates the consumer's default topic, writes
-``DIR/services.env`` (the variables the consumer, the builder and the tests read) and stays
-up until SIGTERM or SIGINT, then stops both and removes the file. ``produce DIR FILE...``
+``DIR/pgdata``, kept across restarts), creates the consumer's default topic, writes sample
+inputs for the README's "Try your own alerts" steps when they are not there yet
+(``DIR/night.frames``: a night of LSST alerts; ``DIR/fink_latests.json``: Fink alerts for
+``load-fink``), then ``DIR/services.env`` (the variables the consumer, the builder and the
+tests read) and stays up until SIGTERM or SIGINT, then stops both and removes the file. ``produce DIR FILE...``
 publishes the messages of alert files (``.frames``, ``.avro`` container files, or one message
 per file) to the topic, exactly the bytes the consumer would read from them with --from-file.
 """
@@ -20,6 +22,9 @@ from .local import postgres_server, start_broker
 
 TOPIC = "lsst-extendedness-filtered"
 ENV_FILE = "services.env"
+#: The sample inputs ``run`` leaves in DIR (the README's commands name them).
+SAMPLE_ALERTS, SAMPLE_FINK = "night.frames", "fink_latests.json"
+SAMPLE_ALERT_COUNT = 40
 
 
 def run(directory: Path) -> int:
@@ -31,6 +36,7 @@ def run(directory: Path) -> int:
     try:
         with postgres_server(str(directory)) as database_url:
             _create_topic(broker.bootstrap_servers)
+            write_samples(directory)
             settings = {"LSST_CONSUMER_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "LSST_CONSUMER_TOPIC": TOPIC,
                         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "DATABASE_URL": database_url,
                         "TEST_DATABASE_URL": database_url}
@@ -48,6 +54,31 @@ def run(directory: Path) -> int:
         broker.stop()
     print("local services stopped", flush=True)
     return 0
+
+
+def write_samples(directory: Path) -> None:
+    """The sample inputs, each written once (a user's edited copy is never replaced): alerts
+    of the current schema with cutouts, some Solar-System ones, and a small Fink roster."""
+    import json
+
+    from alert_pipeline.durable import write_atomically
+    from alert_pipeline.sources import write_frames_file
+
+    from . import fink_samples
+    from .factory import AlertFactory
+
+    alerts = directory / SAMPLE_ALERTS
+    if not alerts.exists():
+        factory = AlertFactory("11.1", seed=2026)
+        temp = alerts.with_suffix(".tmp")
+        write_frames_file(str(temp), [factory.frame(factory.alert(cutout_size=30, solar_system=index % 8 == 7))
+                                      for index in range(SAMPLE_ALERT_COUNT)])
+        os.replace(temp, alerts)
+    fink = directory / SAMPLE_FINK
+    if not fink.exists():
+        roster = fink_samples.Composition(single={"sn": 6, "kilonova": 2, "unknown": 10}, cross=[],
+                                          solar_system_objects=4, mixed_with_solar_system=1)
+        write_atomically(str(fink), json.dumps(fink_samples.dataset(roster, seed=1)).encode())
 
 
 def _create_topic(bootstrap: str) -> None:

@@ -4,8 +4,8 @@
 #   scripts/local_services.sh produce FILE...  publish alert files (.frames, .avro, one message per file)
 #   scripts/local_services.sh env              print the variables that point the tools at them
 #   scripts/local_services.sh stop             stop both
-# State lives in LOCAL_SERVICES_DIR (default ./local_services): services.env, the log, and
-# PostgreSQL's data (kept across restarts). The broker keeps its topics in memory only.
+# State lives in LOCAL_SERVICES_DIR (default ./local_services): services.env, the log, sample
+# inputs (night.frames, fink_latests.json), PostgreSQL's data; the broker's topics are in memory only.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 state="${LOCAL_SERVICES_DIR:-$repo/local_services}"

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import csv
 import os
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -136,3 +139,55 @@ def _rows(out: Path) -> list[dict[str, str]]:
         with open(path, newline="", encoding="utf-8") as handle:
             rows += list(csv.DictReader(handle))
     return rows
+
+
+#: What a README command names as a file it reads (what it writes, ``./my_alerts``, has none).
+FILE_SUFFIXES = (".avro", ".frames", ".json", ".env", ".fits", ".csv", ".toml")
+
+
+def _readme_local_services_steps() -> list[str]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Try your own alerts on local services"):]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def _files_named(step: str) -> list[str]:
+    words = (word.rstrip(";") for word in shlex.split(step, comments=True))
+    return [word for word in words if word.endswith(FILE_SUFFIXES) and not word.startswith("-")]
+
+
+def _checkout_copy(where: Path) -> Path:
+    """The checkout's files as git sees them, committed or not (no tests, no benchmarks),
+    in ``where``, with the suite's .venv linked in (a copy would be a minute of set-up)."""
+    listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            capture_output=True, check=True).stdout
+    for name in listed.decode().split("\0"):
+        if name and not name.startswith(("tests/", "benchmarks/")) and (REPO / name).is_file():
+            (where / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, where / name)
+    (where / ".venv").symlink_to(REPO / ".venv")
+    return where
+
+
+def test_the_readme_local_services_steps_name_only_files_that_exist(tmp_path):
+    """The README's "Try your own alerts" block, run as a user runs it, from a checkout in a
+    directory whose name has a space: before each step, every file it names must exist
+    (made by the steps before it), and every step must succeed."""
+    repo = _checkout_copy(tmp_path / "my alerts" / "repo")
+    checks = []
+    for number, step in enumerate(_readme_local_services_steps(), start=1):
+        for name in _files_named(step):
+            missing = shlex.quote(f"README step {number} names {name}, which does not exist")
+            checks.append(f"[[ -e {shlex.quote(name)} ]] || {{ echo {missing} >&2; exit 99; }}")
+        checks.append(step)
+    script = "set -euo pipefail\ntrap 'scripts/local_services.sh stop >/dev/null 2>&1 || true' EXIT\n" + "\n".join(checks)
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("LSST_CONSUMER_") and key not in (
+               "KAFKA_BOOTSTRAP_SERVERS", "TEST_DATABASE_URL", "DATABASE_URL", "LOCAL_SERVICES_DIR", "PYTHONPATH")}
+    done = subprocess.run(["bash", "-c", script], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "published 40 messages" in done.stdout, done.stdout + done.stderr
+    assert re.search(r"written=\d+", done.stderr) and "inserted=" in done.stderr, done.stderr
+    assert list((repo / "my_alerts" / "data").glob("lsst_alerts_*.csv"))
+    assert not (repo / "local_services" / "services.env").exists()  # stopped
