@@ -74,7 +74,7 @@ def test_incremental_builds_equal_a_full_build_after_every_night(pg_url, table, 
         build(pg_url, table, fresh, "--full")
         assert snapshot(store) == snapshot(fresh), f"night {number}"
     nothing = build(pg_url, table, store)
-    assert "nothing new since the last build" in nothing["err"]
+    assert "nothing new since row" in nothing["err"]
     state = json.loads((store / "state" / "build.json").read_text())
     with psycopg.connect(pg_url) as connection:
         assert state["high_water"] == connection.execute(f"SELECT max(id) FROM {table}").fetchone()[0]
@@ -120,7 +120,7 @@ def test_a_truncated_table_or_a_lost_rows_table_gives_a_full_build(pg_url, table
     with psycopg.connect(pg_url, autocommit=True) as connection:
         connection.execute(f"DROP TABLE {table}_tk_rows")
     again = build(pg_url, table, store)
-    assert "build: full, the builder's rows table lacks rows already built" in again["err"]
+    assert "build: full, the builder's rows table lacks rows of this source already built" in again["err"]
     with psycopg.connect(pg_url, autocommit=True) as connection:
         connection.execute(f"DELETE FROM {table} WHERE id > (SELECT min(id) + 20 FROM {table})")
     shrunk = run_builder("--dsn", pg_url, "--storehouse", str(store), "--table", table, "--allow-shrink")

@@ -6,6 +6,8 @@
 * ``transient``, ``minor_body``: one slot from one aggregated row, per kind;
 * ``curves``: per-band light curves, observing nights, sky motion;
 * ``build``: the build itself and ``rebuild_index``;
+* ``incremental``: the mark of what a build read, and the builder's rows table;
+* ``locks``: one build at a time per storehouse and per events table;
 * ``load``: ``load-fink``, Fink API output into the events table.
 """
 

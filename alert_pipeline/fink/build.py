@@ -12,6 +12,10 @@ name; ``extra_json`` is TEXT, so every read of its keys casts it to jsonb. The b
 4. writes the slots through the storehouse, removes slots of vanished groups (unless
    that would remove more than half of them: see ``ShrinkRefused``), rebuilds the index
    and writes the roster report, kind by kind.
+
+All of it reads one REPEATABLE READ snapshot (what ``incremental`` marks as read is
+exactly what was read), and one build at a time runs per storehouse and per events
+table (``locks``).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from psycopg import sql
 from .. import kinds as kind_registry
 from ..durable import checkpoint
 from ..storehouse import KindSpec, read_json_file, utc_now
-from . import incremental, minor_body, queries, transient, workers
+from . import incremental, locks, minor_body, queries, transient, workers
 from .db import DEFAULT_SOURCE, DEFAULT_TABLE, BuildError, connect, json_guard, require_table
 from .roster import Roster
 from .transient import IN_SCOPE
@@ -87,26 +91,54 @@ def build(dsn: str, storehouse: str, table: str = DEFAULT_TABLE, source: str = D
           allow_shrink: bool = False, kinds: Sequence[str] = KINDS, full: bool = False) -> BuildReport:
     """Build the slots of ``kinds`` from the events table (see the module docstring):
     incrementally (only the groups the rows added since the last build touch; see
-    ``incremental``) unless ``full`` or the state says a full build is needed."""
+    ``incremental``) unless ``full`` or the state says a full build is needed. One build
+    at a time per storehouse and per events table (``locks``): a second one waits."""
+    with workers.worker_pool(min(2, os.cpu_count() or 1)) as pool, \
+            locks.one_build_at_a_time(dsn, storehouse, table):
+        plan, rows_read, reports = _build_slots(pool, dsn, storehouse, table, source, allow_shrink, kinds, full)
+        refused = {kind: report for kind, report in reports.items() if report.shrink_refused}
+        if refused:
+            raise ShrinkRefused(
+                "; ".join(f"{kind}: source {source!r} in table {table!r} gave {report.roster.objects} slots "
+                          f"({rows_read} rows) but the storehouse holds {report.shrink_refused} more that would be "
+                          "removed" for kind, report in refused.items())
+                + "; kept them. Check --source and --table, or pass --allow-shrink if they really are gone.")
+        if plan.rows_table is not None and set(KINDS) <= set(kinds):
+            checkpoint("before-build-state")
+            incremental.write_state(storehouse, plan, table, source)  # the slots it covers are synced
+    return BuildReport(rows_read, reports)
+
+
+def _build_slots(pool: Any, dsn: str, storehouse: str, table: str, source: str, allow_shrink: bool,
+                 kinds: Sequence[str], full: bool) -> tuple[incremental.Plan, int, dict[str, KindReport]]:
+    """The build's reading and writing, in one REPEATABLE READ transaction (every query
+    sees the same rows), committed once the slots are synced."""
     provenance = {"source": source, "table": table, "built_at": utc_now()}
     reports: dict[str, KindReport] = {}
-    with workers.worker_pool(min(2, os.cpu_count() or 1)) as pool, connect(dsn) as connection:
+    with connect(dsn) as connection:
+        connection.autocommit = True
+        transactions = incremental.transaction_mark(connection)  # before the build's snapshot
         table_sql = require_table(connection, table)
+        connection.autocommit = False
+        connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         _plan_for_throughput(connection)
-        plan = incremental.plan(connection, table_sql, storehouse, table, source, full)
-        log.info("build: %s%s (rows %d to %d)", plan.mode, f", {plan.reason}" if plan.reason else "",
-                 plan.after + 1, plan.high)
-        if plan.mode == "incremental" and plan.high == plan.after:
-            log.info("build: nothing new since the last build")
-            return BuildReport(0, {kind: _unchanged(storehouse, kind) for kind in KINDS if kind in kinds})
+        plan = incremental.plan(connection, table_sql, storehouse, table, source, full, transactions)
+        if plan.mode == "full":
+            log.info("build: full, %s (rows 1 to %d)", plan.reason, plan.high)
+        elif not plan.new_ids:
+            log.info("build: incremental, nothing new since row %d", plan.after)
+            return plan, 0, {kind: _unchanged(storehouse, kind) for kind in KINDS if kind in kinds}
+        else:
+            log.info("build: incremental, %d new row%s since row %d (ids %d to %d%s)", len(plan.new_ids),
+                     "" if len(plan.new_ids) == 1 else "s", plan.after, plan.new_ids[0], plan.new_ids[-1],
+                     ", some committed late or read again" if plan.late else "")
         touched = None
         with _timed("parse"):
             if plan.mode == "incremental":
-                _parse(connection, table_sql, source, sql.SQL("e.id > {} AND e.id <= {}").format(
-                    sql.Literal(plan.after), sql.Literal(plan.high)))
+                _parse(connection, table_sql, source, sql.SQL("e.id = ANY({})").format(sql.Literal(plan.new_ids)))
                 new_reasons = incremental.new_row_reasons(connection)
-                incremental.record_rows(connection, plan.rows_table, minor_body.MPC_LABEL, replace=False)
-                touched = incremental.touched_scope(connection, plan.rows_table, minor_body.MPC_LABEL)
+                incremental.record_rows(connection, plan.rows_table, source, minor_body.MPC_LABEL, replace=False)
+                touched = incremental.touched_scope(connection, plan.rows_table, source, minor_body.MPC_LABEL)
                 # The ids as an array: an index lookup per row, where a semi-join on tk_scope
                 # may be planned as a scan of the whole events table.
                 scope_ids = connection.execute("SELECT COALESCE(array_agg(id), '{}') FROM tk_scope").fetchone()[0]
@@ -114,17 +146,19 @@ def build(dsn: str, storehouse: str, table: str = DEFAULT_TABLE, source: str = D
             else:
                 _parse(connection, table_sql, source, sql.SQL("e.id <= {}").format(sql.Literal(plan.high)))
                 if plan.rows_table is not None:
-                    incremental.record_rows(connection, plan.rows_table, minor_body.MPC_LABEL, replace=True)
+                    incremental.record_rows(connection, plan.rows_table, source, minor_body.MPC_LABEL, replace=True)
         with _timed("classify"):
             _classify(connection)
             rows_read, skipped = _count_skipped(connection)
         counts = delta = None
-        if touched is not None and all((read_json_file(_roster_path(storehouse, kind)) or {}).get("rows_through") ==
-                                       plan.after for kind in kinds):  # the last roster is this build's base
+        if touched is not None and not plan.late and all(
+                (read_json_file(_roster_path(storehouse, kind)) or {}).get("rows_through") == plan.after
+                for kind in kinds):  # the last roster is this build's base, and every new row is above it
             delta = incremental.roster_delta(connection, plan.after, touched[0], new_reasons, list(IN_SCOPE),
                                              minor_body.MPC_LABEL)
         elif plan.rows_table is not None:
-            counts = incremental.roster_counts(connection, plan.rows_table, list(IN_SCOPE), minor_body.MPC_LABEL)
+            counts = incremental.roster_counts(connection, plan.rows_table, source, list(IN_SCOPE),
+                                               minor_body.MPC_LABEL)
         for kind in KINDS:
             if kind not in kinds:
                 continue
@@ -136,17 +170,7 @@ def build(dsn: str, storehouse: str, table: str = DEFAULT_TABLE, source: str = D
             reports[kind] = _write_kind(pool, storehouse, spec, connection,
                                         sql.SQL(spec.rows.query).format(table=table_sql), roster, provenance,
                                         allow_shrink, _keep(kind, touched), kind_counts, plan.high)
-    refused = {kind: report for kind, report in reports.items() if report.shrink_refused}
-    if refused:
-        raise ShrinkRefused(
-            "; ".join(f"{kind}: source {source!r} in table {table!r} gave {report.roster.objects} slots ({rows_read} "
-                      f"rows) but the storehouse holds {report.shrink_refused} more that would be removed"
-                      for kind, report in refused.items())
-            + "; kept them. Check --source and --table, or pass --allow-shrink if they really are gone.")
-    if plan.rows_table is not None and set(KINDS) <= set(kinds):
-        checkpoint("before-build-state")
-        incremental.write_state(storehouse, plan, table, source)  # the slots it covers are synced
-    return BuildReport(rows_read, reports)
+    return plan, rows_read, reports
 
 
 def _keep(kind: str, touched: tuple[set, set] | None) -> Any:
