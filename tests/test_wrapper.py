@@ -266,6 +266,20 @@ def test_a_bad_messenger_file_never_keeps_gcn_out_and_is_named_with_exit_9(kafka
     assert [path.name for path in (store / "quarantine" / "gcn").glob("*.json")] == [f"{notices}-0-1.json"]
 
 
+def test_tns_file_may_be_a_directory_and_is_passed_through(tmp_path):
+    """TNS_FILE names a file or a directory of them (the builder applies those not applied
+    yet): the wrapper hands either to the tns step, never refusing a directory itself."""
+    shown = subprocess.run([str(WRAPPER), "--help"], capture_output=True, text=True, timeout=30).stdout
+    assert "or a directory of them" in shown[shown.index("TNS_FILE"):]
+    folder = tmp_path / "tns"
+    folder.mkdir()
+    env = wrapper_env(consumer_env("127.0.0.1:9", "alerts", tmp_path / "out"), LSST_CONSUMER_CONNECT_TIMEOUT="2",
+                      REPORT="0", TNS_FILE=str(folder), EVENT_STOREHOUSE=str(tmp_path / "store"))
+    done = run_wrapper(env)
+    assert "step tns: starting" in done.stdout and "step tns: skipped" not in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
 def test_report_step_can_be_skipped_and_is_validated(tmp_path):
     env = wrapper_env(consumer_env("127.0.0.1:9", "alerts", tmp_path / "out"), LSST_CONSUMER_CONNECT_TIMEOUT="2")
     skipped = run_wrapper({**env, "REPORT": "0"})
