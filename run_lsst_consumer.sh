@@ -198,12 +198,8 @@ run_step() {
 
 run_step consumer "$PYTHON" lsst_alert_consumer.py
 storehouse="${EVENT_STOREHOUSE:-$SCRIPT_DIR/data/event_storehouse}"
-# GCN and the dropped files are two steps: a bad file never keeps the notices out, nor the reverse.
-if [[ -n "${GCN_CLIENT_ID:-}${GCN_CLIENT_ID_FILE:-}${GCN_KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
-  run_step messengers-gcn "$PYTHON" transient_kind_builder.py load-messengers --storehouse "$storehouse" --gcn
-else
-  log "step messengers-gcn: skipped (none of GCN_CLIENT_ID, GCN_CLIENT_ID_FILE, GCN_KAFKA_BOOTSTRAP_SERVERS is set)"
-fi
+# The dropped files, then GCN (as before: a notice read later revises a file's row), in two steps:
+# a bad file never keeps the notices out, nor the reverse.
 messenger_files=()
 if [[ -n "${MESSENGER_FILES:-}" && -d "$MESSENGER_FILES" ]]; then
   # Regular files directly in the directory (no dot files); loading one again rewrites nothing.
@@ -221,6 +217,11 @@ elif [[ -n "${MESSENGER_FILES:-}" && ! -d "$MESSENGER_FILES" ]]; then
   [[ "$status" -eq 0 ]] && status=$EXIT_INPUT_UNUSED
 else
   log "step messengers-files: skipped (MESSENGER_FILES is not set or holds no file)"
+fi
+if [[ -n "${GCN_CLIENT_ID:-}${GCN_CLIENT_ID_FILE:-}${GCN_KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
+  run_step messengers-gcn "$PYTHON" transient_kind_builder.py load-messengers --storehouse "$storehouse" --gcn
+else
+  log "step messengers-gcn: skipped (none of GCN_CLIENT_ID, GCN_CLIENT_ID_FILE, GCN_KAFKA_BOOTSTRAP_SERVERS is set)"
 fi
 build_args=()
 if [[ "$(date -u +%u)" == "$full_build_day" ]]; then
