@@ -118,11 +118,15 @@ def parser() -> argparse.ArgumentParser:
         "tns", help="refine the transient slots with a TNS file",
         description="Match the transient slots with a TNS file (by internal name, else by position) and record "
                     "the TNS name, type, redshift and discovery date; supernova and kilonova types refine the "
-                    "subtype.")
+                    "subtype. The catalogue is kept under <storehouse>/state/tns/, so a daily delta file "
+                    "updates only the objects it names.")
     tns_cmd.add_argument("--storehouse", required=True, metavar="DIR", help="the event storehouse directory")
     tns_cmd.add_argument("--radius-arcsec", type=float, default=1.5, metavar="ARCSEC",
                          help="the largest separation of a position match (default 1.5)")
-    tns_cmd.add_argument("file", metavar="FILE", help="tns_public_objects.csv (or .zip) or a TNS search export")
+    tns_cmd.add_argument("file", metavar="FILE_OR_DIR",
+                         help="tns_public_objects.csv (or .zip), a daily tns_public_objects_YYYYMMDD.csv delta, a TNS "
+                              "search export, or a directory of TNS public objects files (those not applied yet are "
+                              "applied in date order)")
     from alert_pipeline.messengers.crossmatch import Rules
 
     for name, text in Rules.help().items():
@@ -217,10 +221,14 @@ def _tns(args: argparse.Namespace, log: logging.Logger) -> int:
     except tns.TnsFileError as exc:
         log.error("Transient kind builder: tns: %s; nothing was changed", exc)
         return EXIT_CONFIG
-    log.info("tns: %s matched (%s), %d slots written, %d disagreements", summary["matched"],
-             summary["by_match"], summary["slots_written"], summary["disagreement_count"])
+    log.info("tns: %d files applied, %s matched (%s), %d slots written (%d restored), %d disagreements",
+             sum(done["status"] == "applied" for done in summary["files"]), summary["matched"],
+             summary["by_match"], summary["slots_written"], summary["slots_restored"], summary["disagreement_count"])
     print(json.dumps(summary, indent=1))
-    return EXIT_OK
+    unused = [left for left in summary["files_left_out"] if left["reason"] != tns.NOT_TNS_NAME]
+    for left in unused:
+        log.error("tns: %s was not used: %s", left["file"], left["reason"])
+    return EXIT_INPUT_UNUSED if unused else EXIT_OK
 
 
 def _crossmatch(args: argparse.Namespace, log: logging.Logger) -> int:
