@@ -205,17 +205,12 @@ class _NoticeFailed(Exception):
 
 
 def _items(value: bytes, where: str, accept_mock: bool) -> Iterator[Item]:
-    """``read_document``'s items; whatever it raises becomes ``_NoticeFailed``."""
-    items = None
-    while True:
-        try:
-            items = items or iter(read_document(value, where, accept_mock))  # a reader may raise at once
-            item = next(items)
-        except StopIteration:
-            return
-        except Exception as exc:  # noqa: BLE001 - any reader failure is this notice's, never the run's
-            raise _NoticeFailed("reading the notice", exc) from exc
-        yield item
+    """``read_document``'s items; whatever it raises becomes ``_NoticeFailed`` (what the
+    caller's loop body raises is not thrown into this generator, so only the reader's)."""
+    try:
+        yield from read_document(value, where, accept_mock)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is this notice's, never the run's
+        raise _NoticeFailed("reading the notice", exc) from exc
 
 
 def _apply_item(target: MessengerStore, item: Item) -> None:
