@@ -210,7 +210,7 @@ def _agree(store: KindStore, name: str, values: dict[str, Any], recorded: dict[s
             path = store.slot_path(slot_id)
         except ValueError:
             continue  # not a slot file name: no slot to agree with
-        encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS) if value else _EMPTY  # most are empty
         stamp = _file_stamp(path)
         if stamp is not None and recorded.get(slot_id) == _digest(encoded, stamp):
             digests[slot_id] = recorded[slot_id]
@@ -222,6 +222,9 @@ def _agree(store: KindStore, name: str, values: dict[str, Any], recorded: dict[s
         written += outcome
         digests[slot_id] = _digest(encoded, stamp)
     return digests, written
+
+
+_EMPTY = orjson.dumps([])
 
 
 def _file_stamp(path: str) -> bytes | None:
