@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from alert_pipeline.sources import write_frames_file
@@ -170,11 +171,19 @@ def _checkout_copy(where: Path) -> Path:
     return where
 
 
-def test_the_readme_local_services_steps_name_only_files_that_exist(tmp_path):
+def test_the_readme_local_services_steps_name_only_files_that_exist():
     """The README's "Try your own alerts" block, run as a user runs it, from a checkout in a
     directory whose name has a space: before each step, every file it names must exist
     (made by the steps before it), and every step must succeed."""
-    repo = _checkout_copy(tmp_path / "my alerts" / "repo")
+    # Short, in /tmp: a long path puts PostgreSQL's socket elsewhere and would hide the space.
+    holder = Path(tempfile.mkdtemp(prefix="my alerts "))
+    try:
+        _run_readme_steps(_checkout_copy(holder / "repo"))
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
+
+
+def _run_readme_steps(repo: Path) -> None:
     checks = []
     for number, step in enumerate(_readme_local_services_steps(), start=1):
         for name in _files_named(step):
@@ -191,3 +200,29 @@ def test_the_readme_local_services_steps_name_only_files_that_exist(tmp_path):
     assert re.search(r"written=\d+", done.stderr) and "inserted=" in done.stderr, done.stderr
     assert list((repo / "my_alerts" / "data").glob("lsst_alerts_*.csv"))
     assert not (repo / "local_services" / "services.env").exists()  # stopped
+
+
+def test_local_services_start_from_a_checkout_whose_path_has_a_space():
+    """``start`` used to fail there: the embedded PostgreSQL's socket option was split at the
+    space. Now it starts, its PostgreSQL answers, and ``stop`` stops it."""
+    import psycopg
+
+    holder = Path(tempfile.mkdtemp(prefix="my alerts "))  # short: the socket goes in the data directory
+    try:
+        repo = _checkout_copy(holder / "repo")
+        env = {key: value for key, value in os.environ.items()
+               if key not in ("TEST_DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "LOCAL_SERVICES_DIR")}
+        script = str(repo / "scripts" / "local_services.sh")
+        started = subprocess.run([script, "start"], cwd=repo, env=env, capture_output=True, text=True, timeout=180)
+        try:
+            assert started.returncode == 0, started.stdout + started.stderr
+            settings = dict(line.split("=", 1) for line in (repo / "local_services" / "services.env").read_text()
+                            .splitlines())
+            with psycopg.connect(settings["DATABASE_URL"], autocommit=True) as connection:
+                assert connection.execute("SELECT 1").fetchone() == (1,)
+            assert (repo / "local_services" / "pgdata" / "PG_VERSION").is_file()  # the data stays in the checkout
+        finally:
+            stopped = subprocess.run([script, "stop"], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+        assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)

@@ -122,7 +122,7 @@ def test_pd_read_parquet_as_the_readme_calls_it_keeps_every_id_digit(tmp_path):
     done = run_script(REPO / "lsst_alert_consumer.py", env, "--parquet", "--from-file", str(frames))
     assert done.returncode == 0, done.stderr
     alerts = pd.read_parquet(out / "data" / "lsst_alerts_20260210.parquet")
-    for column in ("alertId", "diaSourceId", "diaObjectId", "ssObjectId"):
+    for column in ("diaObjectId", "ssObjectId", "alertId", "diaSourceId"):
         assert str(alerts[column].dtype) == "Int64", column
     assert list(alerts["diaObjectId"][:2]) == list(REAL_OBJECT_IDS)
     assert pd.isna(alerts["diaObjectId"][2]) and pd.isna(alerts["ssObjectId"][0])
