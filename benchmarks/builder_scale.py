@@ -135,8 +135,9 @@ def main() -> None:
           f"{'build s':>8} {'ratio':>6} {'alerts/s':>9} {'peak RSS MB':>11}")
     # Storehouses are removed only at the end: on this VM's ext4 (mounted with discard) a
     # mass delete slows file creation for minutes afterwards, which would be measured as
-    # the next build's time.
-    incremental: list[tuple[int, str, float]] = []
+    # the next build's time. Each scale's incremental builds run before the next scale's
+    # load replaces the table (they used to run after all scales, against the last one).
+    incremental: list[str] = []
     with postgres_server() as url, tempfile.TemporaryDirectory() as storehouses:
         for number, scale in enumerate(args.scales.split(",")):
             alerts_wanted, objects = (int(part) for part in scale.split(":"))
@@ -156,20 +157,26 @@ def main() -> None:
                       for kind in ("transient", "minor_body")]
             print(f"{rows:>9} {solar:>8} {counts[0]:>9} {counts[1]:>7} {serial:>8.2f} {parallel:>12.2f} "
                   f"{build:>8.2f} {build / floor:>6.2f} {rows / build:>9.0f} {rss:>11.0f}", flush=True)
-            incremental.append((rows, storehouse, build))
+            # Now, while the table still holds this scale's rows (the next scale replaces it).
+            incremental += incremental_builds(url, rows, storehouse, build)
         print("\nincremental builds (ratio to the full build above; the first build was a full one):")
-        for rows, storehouse, full in incremental:
-            again, rss = build_seconds(url, storehouse)
-            print(f"  {rows:>9} rows, nothing new:            {again:7.2f} s   ratio {again / full:.3f}   "
-                  f"peak RSS {rss:.0f} MB (target <= 0.05)", flush=True)
-            load(url, night(url, rows // 100, seed=rows), append=True)
-            step, rss = build_seconds(url, storehouse)
-            print(f"  {rows:>9} rows + 1 % new ({rows // 100} rows): {step:7.2f} s   ratio {step / full:.3f}   "
-                  f"peak RSS {rss:.0f} MB (target <= 0.15)", flush=True)
-            whole, rss = build_seconds(url, storehouse, "--full")
-            print(f"  {rows + rows // 100:>9} rows, --full rebuild:       {whole:7.2f} s   ratio {whole / full:.3f}   "
-                  f"peak RSS {rss:.0f} MB", flush=True)
+        print("\n".join(incremental))
 
+
+def incremental_builds(url: str, rows: int, storehouse: str, full: float) -> list[str]:
+    """The incremental rebuilds of one scale's storehouse, one line each: nothing new, a
+    night of 1 % new rows, then a ``--full`` rebuild of the grown table."""
+    again, rss = build_seconds(url, storehouse)
+    lines = [f"  {rows:>9} rows, nothing new:            {again:7.2f} s   ratio {again / full:.3f}   "
+             f"peak RSS {rss:.0f} MB (target <= 0.05)"]
+    load(url, night(url, rows // 100, seed=rows), append=True)
+    step, rss = build_seconds(url, storehouse)
+    lines.append(f"  {rows:>9} rows + 1 % new ({rows // 100} rows): {step:7.2f} s   ratio {step / full:.3f}   "
+                 f"peak RSS {rss:.0f} MB (target <= 0.15)")
+    whole, rss = build_seconds(url, storehouse, "--full")
+    lines.append(f"  {rows + rows // 100:>9} rows, --full rebuild:       {whole:7.2f} s   ratio {whole / full:.3f}   "
+                 f"peak RSS {rss:.0f} MB")
+    return lines
 
 if __name__ == "__main__":
     main()
