@@ -302,9 +302,9 @@ def test_a_slot_restored_from_a_backup_without_its_record_gets_it_back(public_st
     (public_store / "transient" / "ZTF22aaaifcx.json").write_bytes(backup)  # restored in place (same inode)
     done = tns(public_store, PUBLIC)
     assert done.returncode == 0, done.stderr
+    assert read(public_store, "transient", "ZTF22aaaifcx").get("tns", {}).get("name") == "SN 2022and"
     summary = json.loads(done.stdout)
     assert (summary["slots_written"], summary["slots_restored"]) == (1, 1)
-    assert read(public_store, "transient", "ZTF22aaaifcx")["tns"]["name"] == "SN 2022and"
     again = json.loads(tns(public_store, PUBLIC).stdout)
     assert (again["slots_written"], again["slots_checked"]) == (0, 0)
 
@@ -320,8 +320,8 @@ def test_a_slot_rebuilt_from_scratch_gets_its_record_back(pg_url, table, tmp_pat
     assert "tns" not in read(store, "transient", target["slot_id"])  # rebuilt from its rows alone
     done = tns(store, path)
     assert done.returncode == 0, done.stderr
+    assert read(store, "transient", target["slot_id"]).get("tns", {}).get("name") == "SN 2022and"
     assert json.loads(done.stdout)["slots_restored"] == 1
-    assert read(store, "transient", target["slot_id"])["tns"]["name"] == "SN 2022and"
 
 
 # -- generated rows: the nearest-position rule at chosen separations ----------------------------
