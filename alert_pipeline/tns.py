@@ -426,7 +426,7 @@ def match(catalogue: Any, entries: list[dict[str, Any]], radius_arcsec: float) -
     named_rows = np.searchsorted(objids, np.array(list(named.values()), dtype=np.int64)).tolist()
     rows: dict[str, tuple[int, str]] = {slot_id: (row, "internal_name")
                                         for slot_id, row in zip(named, named_rows, strict=True)}
-    unnamed = np.flatnonzero(placed & ~np.isin(np.array(ids, dtype=object), list(named)))
+    unnamed = np.flatnonzero(placed & np.fromiter((slot_id not in named for slot_id in ids), bool, len(ids)))
     if len(unnamed):
         query, row, _ = nearest_within(ra[unnamed], dec[unnamed], catalogue["ra"].to_numpy(),
                                        catalogue["dec"].to_numpy(), radius_arcsec / 3600.0)
@@ -556,7 +556,12 @@ class State:
 
     def __init__(self, storehouse: str) -> None:
         self.directory = os.path.join(storehouse, STATE_DIRECTORY)
-        self.data = read_json_file(os.path.join(self.directory, STATE_NAME)) or {}
+        try:
+            with open(os.path.join(self.directory, STATE_NAME), "rb") as handle:
+                self.raw = handle.read()
+            self.data = orjson.loads(self.raw)
+        except (OSError, ValueError):
+            self.raw, self.data = b"", {}
         if not isinstance(self.data, dict) or self.data.get("version") != 2:
             self.data = {}
         self.data.setdefault("version", 2)
@@ -582,6 +587,11 @@ class State:
             log.warning("tns: the kept catalogue %s is unreadable (%s): a full file is needed", name, exc)
             self.data["catalogue"] = None
             return None
+
+    def changed(self) -> bool:
+        """Whether anything differs from the ``state.json`` read (a rerun that changed
+        nothing writes nothing)."""
+        return orjson.dumps(self.data) != self.raw
 
     def save(self, catalogue: Any | None) -> None:
         """Write the catalogue (when it changed) and then ``state.json``, which commits it."""
@@ -774,7 +784,7 @@ def _refresh(store: Any, spec: Any, state: State, catalogue: Any | None, radius_
         if slot is None:
             slots.pop(slot_id, None)
             continue
-        if slot.get("tns") != record or ("tns" in slot) != (record is not None):
+        if slot.get("tns") != record or (record is not None and "tns" not in slot):
             restored += int(kept is not None and kept.get("record") == record)
             slot = refine({**slot, "tns": record, "spectroscopic_class": record["type"] if record else None})
             written[slot_id] = slot
@@ -795,9 +805,10 @@ def _refresh(store: Any, spec: Any, state: State, catalogue: Any | None, radius_
         index_identity = file_identity(index_path)
     data.update({"radius_arcsec": radius_arcsec, "index": index_identity})
     summary = _summary(state, catalogue, files, left_out, len(written), restored, checked)
-    state.save(catalogue)
-    store.write_report_file("roster", {**(read_json_file(os.path.join(store.directory, "roster.json")) or {}),
-                                       "tns": summary})
+    if catalogue is not None or state.changed():
+        state.save(catalogue)
+        store.write_report_file("roster", {**(read_json_file(os.path.join(store.directory, "roster.json")) or {}),
+                                           "tns": summary})
     return summary
 
 
@@ -832,7 +843,7 @@ def _slot_path(store: Any, slot_id: str, known: bool) -> str | None:
     """The slot's file; a ``known`` id (one already checked by an earlier run) of a kind
     whose ids are their own file names skips the check (it is most of a rerun's time)."""
     if known and type(store.names) is SlotNames and _PLAIN_ID.fullmatch(slot_id) and not is_reserved(slot_id):
-        return os.path.join(store.directory, f"{slot_id}.json")
+        return f"{store.directory}{os.sep}{slot_id}.json"
     try:
         return store.slot_path(slot_id)
     except ValueError:
