@@ -13,7 +13,9 @@ import ctypes
 import errno
 import os
 import re
+import stat
 from collections.abc import Callable
+from typing import BinaryIO
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -121,6 +123,41 @@ def open_no_follow(path: str, flags: int) -> int:
             raise OSError(errno.ELOOP, f"{path} is a symbolic link; the pipeline does not write or cut a file "
                                        "through one (remove the link)") from None
         raise
+
+
+class NotRegularFile(OSError):
+    """A path that is a link (when links are not followed), a FIFO, a device, a socket or a
+    directory: never read, since it could hang a run or fill its memory."""
+
+
+def not_regular(mode: int) -> str:
+    """What a file of ``mode`` is when it is not a regular file ("a FIFO", "a device"), or ''."""
+    kinds = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+             stat.S_IFDIR: "a directory", stat.S_IFSOCK: "a socket", stat.S_IFLNK: "a symbolic link"}
+    kind = stat.S_IFMT(mode)
+    return "" if kind == stat.S_IFREG else kinds.get(kind, "not a regular file")
+
+
+def open_regular(path: str, follow_links: bool = False) -> BinaryIO:
+    """``path`` opened for reading when it is a regular file: the one rule for every input
+    the tools read (retention deletes by the same rule). ``O_NONBLOCK`` makes a FIFO open
+    without waiting for a writer, so it is refused instead of hanging; the check is made on
+    what was opened (``fstat``), so nothing can be swapped in between. A link inside an
+    output directory is never followed; a path a user names may be a link to a regular file
+    (``follow_links``). ``NotRegularFile`` says what the path is."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | (0 if follow_links else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_links:
+            raise NotRegularFile(errno.ELOOP, "a symbolic link (not followed)", path) from None
+        raise
+    what = not_regular(os.fstat(fd).st_mode)
+    if what:
+        os.close(fd)
+        raise NotRegularFile(errno.EINVAL, what, path)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def append_durably(path: str, data: bytes) -> None:

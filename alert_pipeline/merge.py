@@ -26,19 +26,17 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
-import errno
 import io
 import logging
 import os
 import shutil
-import stat
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from . import csvfiles
-from .durable import open_no_follow, sync_filesystem
+from .durable import open_regular, sync_filesystem
 from .layout import CUTOUTS, DATA, DAY_CSV
 from .records import FILE_COLUMNS
 
@@ -67,31 +65,6 @@ class MergeReport:
     def skip(self, path: str, reason: str) -> None:
         self.skipped_files += 1
         log.warning("merge: skipped %s: %s", path, reason)
-
-
-class NotRegularFile(OSError):
-    """A path inside an output directory that is a link, a FIFO, a device or a directory."""
-
-
-def open_regular(path: str) -> BinaryIO:
-    """``path`` opened for reading if it is a regular file itself (retention's rule: no
-    link followed, nothing but a regular file). ``O_NONBLOCK`` makes a FIFO open without
-    waiting for a writer, so it is refused instead of hanging; ``NotRegularFile`` says what
-    it is."""
-    try:
-        fd = open_no_follow(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise NotRegularFile(errno.ELOOP, "a symbolic link (not followed)", path) from None
-        raise
-    kind = stat.S_IFMT(os.fstat(fd).st_mode)
-    if kind != stat.S_IFREG:
-        os.close(fd)
-        what = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device",
-                stat.S_IFDIR: "a directory", stat.S_IFSOCK: "a socket"}.get(kind, "not a regular file")
-        raise NotRegularFile(errno.EINVAL, what, path)
-    os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
 
 
 def day_files(output_dir: str) -> dict[str, list[str]]:

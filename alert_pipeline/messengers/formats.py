@@ -19,10 +19,10 @@ import io
 import json
 import logging
 import os
-import stat
 from collections.abc import Iterator
 from typing import Any
 
+from ..durable import NotRegularFile, open_regular
 from . import gw, neutrino, uhecr
 from .events import Item, Skipped
 
@@ -40,18 +40,8 @@ def read_file(path: str, accept_mock: bool = False) -> Iterator[Item]:
 
 def _read_file(path: str, where: str, accept_mock: bool) -> Iterator[Item]:
     try:
-        kind = _not_regular(os.stat(path).st_mode)  # before opening: opening a FIFO blocks
-        if kind:
-            yield _problem("not_a_file", f"{kind}, not a regular file: not read", where)
-            return
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
-        with open(descriptor, "rb") as handle:
-            status = os.fstat(handle.fileno())  # what was opened (it may have been swapped since the stat)
-            kind = _not_regular(status.st_mode)
-            if kind:
-                yield _problem("not_a_file", f"{kind}, not a regular file: not read", where)
-                return
-            size = status.st_size
+        with open_regular(path, follow_links=True) as handle:  # a FIFO or a device is refused, never read
+            size = os.fstat(handle.fileno()).st_size
             head = handle.read(16)
             handle.seek(0)
             if head.startswith(_FITS_STARTS):
@@ -65,19 +55,13 @@ def _read_file(path: str, where: str, accept_mock: bool) -> Iterator[Item]:
             if len(data) > MAX_DOCUMENT_BYTES:
                 yield _problem("too_large", f"more than a messenger file may be ({MAX_DOCUMENT_BYTES} bytes)", where)
                 return
+    except NotRegularFile as exc:
+        yield _problem("not_a_file", f"{exc.strerror}, not a regular file: not read", where)
+        return
     except OSError as exc:
         yield _problem("unreadable", f"cannot read it: {exc.strerror or exc}", where)
         return
     yield from read_document(data, where, accept_mock)
-
-
-def _not_regular(mode: int) -> str:
-    """What a file that is not a regular file is ("a FIFO", "a character device"), or ''."""
-    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
-        if test(mode):
-            return name
-    return "" if stat.S_ISREG(mode) else "not a regular file"
 
 
 def _guarded(items: Iterator[Item], where: str) -> Iterator[Item]:
