@@ -27,7 +27,16 @@ from typing import Any
 from alert_pipeline.config import build_parser, load_config
 from alert_pipeline.consumer import AlertConsumer
 from alert_pipeline.errors import ConfigError
-from alert_pipeline.exitcodes import CONSUMER, EXIT_CONFIG, EXIT_OK, EXIT_OUTPUT, EXIT_RETENTION, help_text
+from alert_pipeline.exitcodes import (
+    CONSUMER,
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    EXIT_RETENTION,
+    Failure,
+    help_text,
+    run_mapped,
+)
 from alert_pipeline.masking import configure_logging
 
 # Defaults, as the README shows them; override them in a config file, the environment
@@ -38,6 +47,7 @@ kafka_config: dict[str, Any] = {
     "auto.offset.reset": "earliest",
 }
 topic = "lsst-extendedness-filtered"
+TOOL = "LSST Alert Consumer"
 
 EXIT_CODES_HELP = help_text(CONSUMER) + """
 
@@ -124,17 +134,15 @@ def main(argv: Sequence[str] | None = None, consumer_class: type[AlertConsumer] 
 def _merge(sources: list[str], destination: str) -> int:
     from alert_pipeline.merge import merge
 
-    try:
+    log = logging.getLogger("lsst_alert_consumer")
+
+    def body() -> int:
         report = merge(sources, destination)
-    except ValueError as exc:
-        print(f"LSST Alert Consumer: --merge: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except OSError as exc:
-        logging.getLogger("lsst_alert_consumer").error("LSST Alert Consumer merge failed: %s", exc)
-        return EXIT_OUTPUT
-    logging.getLogger("lsst_alert_consumer").info("LSST Alert Consumer merged %s into %s: %s", ", ".join(sources),
-                                                  destination, report.line())
-    return EXIT_OK
+        log.info("LSST Alert Consumer merged %s into %s: %s", ", ".join(sources), destination, report.line())
+        return EXIT_OK
+
+    return run_mapped(body, (Failure((ValueError,), EXIT_CONFIG, "{tool}: --merge: {error}"),
+                             Failure((OSError,), EXIT_OUTPUT, "{tool} merge failed: {error}")), log, TOOL)
 
 
 def _retention(output_dir: str, days: int, dry_run: bool) -> int:
@@ -144,14 +152,14 @@ def _retention(output_dir: str, days: int, dry_run: bool) -> int:
     log = logging.getLogger("lsst_alert_consumer")
     log.info("%s: files older than %d days%s under %s", "dry run" if dry_run else "retention", days,
              " that retention would delete" if dry_run else "", os.path.abspath(output_dir))
-    try:
+
+    def body() -> int:
         problems = apply_retention(OutputLayout.at(output_dir), days, dry_run)
-    except RetentionError as exc:
-        log.error("retention: %s", exc)
-        return EXIT_CONFIG
-    for problem in problems:
-        log.error("retention: could not clean %s", problem)
-    return EXIT_RETENTION if problems else EXIT_OK
+        for problem in problems:
+            log.error("retention: could not clean %s", problem)
+        return EXIT_RETENTION if problems else EXIT_OK
+
+    return run_mapped(body, (Failure((RetentionError,), EXIT_CONFIG, "retention: {error}"),), log, TOOL)
 
 
 def _replay_window(args: argparse.Namespace):  # noqa: ANN202 - TimeWindow | None, imported lazily

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import math
 import os
 import re
 import tomllib
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -196,6 +197,16 @@ class Setting:
     default: Any = None
     kafka_key: str | None = None
     repeatable: bool = False  # several values: a repeated flag, a comma-separated variable
+    #: The environment variable: ``env`` when given, else ``env_prefix`` + NAME; none when both are empty.
+    env: str | None = None
+    env_prefix: str | None = ENV_PREFIX
+    #: The flag when it is not ``--name-with-dashes`` (``--gcn-topics`` for [gcn] ``topics``).
+    option: str | None = None
+    #: A TOML value is checked as it is, never converted: ``check`` refuses what is not fit
+    #: (a cross-match rule given as ``"14"`` or ``true`` is named, not read as 14 or 1).
+    strict: bool = False
+    #: Shown masked (``mask_text``) by ``--show-config``.
+    secret: bool = False
 
     @property
     def shown_default(self) -> str:
@@ -209,22 +220,38 @@ class Setting:
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return self.option or "--" + self.name.replace("_", "-")
 
     @property
-    def variable(self) -> str:
-        return ENV_PREFIX + self.name.upper()
+    def variable(self) -> str | None:
+        if self.env:
+            return self.env
+        return self.env_prefix + self.name.upper() if self.env_prefix else None
+
+    @property
+    def help_line(self) -> str:
+        """The ``--help`` text: the help, the default and the variable, all from the declaration."""
+        return self.help + self.shown_default + (f" (env: {self.variable})" if self.variable else "")
+
+
+def settings_of(declared: type, **common: Any) -> tuple[Setting, ...]:
+    """The settings a dataclass declares: each field whose metadata holds ``setting``'s keys
+    (help, check, metavar, choices, …) is one, its default the field's. ``common`` applies
+    to all of them (a section's ``env_prefix``), the field's own metadata winning."""
+    hints = typing.get_type_hints(declared)
+    known = {item.name for item in fields(Setting)}
+    found = []
+    for item in fields(declared):
+        if not item.metadata or "help" not in item.metadata:
+            continue
+        kind = next(arg for arg in typing.get_args(hints[item.name]) or (hints[item.name],) if arg is not type(None))
+        declared_here = {key: value for key, value in item.metadata.items() if key in known}
+        found.append(Setting(item.name, kind, default=item.default, **{**common, **declared_here}))
+    return tuple(found)
 
 
 def _settings() -> tuple[Setting, ...]:
-    hints = typing.get_type_hints(ConsumerConfig)
-    found = []
-    for item in fields(ConsumerConfig):
-        if not item.metadata:
-            continue
-        kind = next(arg for arg in typing.get_args(hints[item.name]) or (hints[item.name],) if arg is not type(None))
-        found.append(Setting(item.name, kind, default=item.default, **item.metadata))
-    return tuple(found)
+    return settings_of(ConsumerConfig)
 
 
 #: The connection: where the alerts come from. Their defaults are the script's
@@ -245,17 +272,27 @@ def build_parser(prog: str, description: str, epilog: str) -> argparse.ArgumentP
         prog=prog, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add = parser.add_argument
-    add("--config", metavar="FILE", help="TOML configuration file (env: LSST_CONSUMER_CONFIG)")
-    for setting in SETTINGS:
-        text = f"{setting.help}{setting.shown_default} (env: {setting.variable})"
-        if setting.kind is bool:
-            add(setting.flag, dest=setting.name, action=argparse.BooleanOptionalAction, default=None, help=text)
-        else:
-            add(setting.flag, dest=setting.name, metavar=setting.metavar, choices=setting.choices, help=text,
-                action="append" if setting.repeatable else "store")
+    add("--config", metavar="FILE", help="TOML configuration file: its top-level keys or its [consumer] table "
+        "(env: LSST_CONSUMER_CONFIG)")
+    add_setting_arguments(parser, SETTINGS)
     add("--show-config", action="store_true", help="print the effective configuration (secrets masked) and exit")
     add("--show-output-dir", action="store_true", help="print the effective output directory (absolute) and exit")
     return parser
+
+
+def add_setting_arguments(parser: argparse.ArgumentParser, settings: Sequence[Setting], typed: bool = False) -> None:
+    """One flag per setting, its help from the declaration; every flag defaults to None
+    (not given), so the file and the environment show through. ``typed``: numbers are
+    converted by argparse (the builder's flags, as they always were)."""
+    for setting in settings:
+        if setting.kind is bool:
+            parser.add_argument(setting.flag, dest=setting.name, action=argparse.BooleanOptionalAction, default=None,
+                                help=setting.help_line)
+            continue
+        converter = setting.kind if typed and setting.kind in (int, float) else None
+        parser.add_argument(setting.flag, dest=setting.name, metavar=setting.metavar, choices=setting.choices,
+                            help=setting.help_line, action="append" if setting.repeatable else "store",
+                            **({"type": converter} if converter else {}))
 
 
 def load_config(
@@ -267,7 +304,7 @@ def load_config(
     merged: dict[str, Any] = copy.deepcopy(dict(defaults))
     config_file = args.config or environ.get(f"{ENV_PREFIX}CONFIG")
     if config_file:
-        _merge(merged, _read_toml(config_file), f"config file {config_file}")
+        _merge(merged, consumer_table(read_config_file(config_file), config_file), f"config file {config_file}")
     _merge(merged, _from_environment(environ), "environment")
     _merge(merged, _from_arguments(args), "command line")
     return _validated(merged)
@@ -282,10 +319,114 @@ def configured_setting(name: str, config_file: str | None = None, environ: Mappi
     raw = setting.default
     config_file = config_file or environ.get(f"{ENV_PREFIX}CONFIG")
     if config_file:
-        raw = _read_toml(config_file).get(name, raw)
+        raw = consumer_table(read_config_file(config_file), config_file).get(name, raw)
     if environ.get(setting.variable):
         raw = environ[setting.variable]
     return _checked(setting, raw)
+
+
+#: The tables of the one configuration file, one per part of the pipeline. The consumer's
+#: settings are its top-level keys (the file as it always was) or its [consumer] table;
+#: the builder reads the others (``alert_pipeline.builder.settings``).
+CONSUMER_SECTION = "consumer"
+SECTIONS = (CONSUMER_SECTION, "builder", "gcn", "tns", "crossmatch")
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """The whole TOML file (``ConfigError`` naming it when it cannot be read or parsed)."""
+    return _read_toml(path)
+
+
+def section_table(document: Mapping[str, Any], section: str, path: str) -> dict[str, Any]:
+    """One section's table of the file (empty when it has none); ``ConfigError`` when the
+    section is there but not a table."""
+    table = document.get(section, {})
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"the config file {path}: {section} = {table!r} must be a table ([{section}] followed "
+                          f"by its settings)")
+    return dict(table)
+
+
+def consumer_table(document: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """The consumer's settings in the file: its top-level keys, then its [consumer] table
+    (the later wins). The other tools' sections are theirs and left alone."""
+    flat = {key: value for key, value in document.items() if key not in SECTIONS}
+    sectioned = section_table(document, CONSUMER_SECTION, path)
+    if "kafka_config" in flat and "kafka_config" in sectioned and isinstance(flat["kafka_config"], Mapping) \
+            and isinstance(sectioned["kafka_config"], Mapping):
+        sectioned["kafka_config"] = {**flat["kafka_config"], **sectioned["kafka_config"]}
+    return {**flat, **sectioned}
+
+
+def resolve_section(section: str, settings: Sequence[Setting], table: Mapping[str, Any],
+                    environ: Mapping[str, str], given: Mapping[str, Any]) -> dict[str, Any]:
+    """One section's effective values: the declared defaults, the file's table, the
+    environment, the command line (``given``, None where not given), later winning, each
+    checked. ``ConfigError`` names the section, the setting and the problem."""
+    by_name = {setting.name: setting for setting in settings}
+    unknown = sorted(set(table) - set(by_name), key=str)
+    if unknown:
+        raise ConfigError(f"unknown {section} setting(s) {', '.join(map(str, unknown))}; "
+                          f"known: {', '.join(sorted(by_name))}")
+    values: dict[str, Any] = {}
+    for setting in settings:
+        raw, from_text = setting.default, False
+        if setting.name in table:
+            raw = table[setting.name]
+        if setting.variable and environ.get(setting.variable):
+            raw, from_text = environ[setting.variable], True
+        if given.get(setting.name) is not None:
+            raw, from_text = given[setting.name], isinstance(given[setting.name], str)
+        values[setting.name] = _checked_in(section, setting, raw, from_text)
+    return values
+
+
+def _checked_in(section: str, setting: Setting, raw: Any, from_text: bool) -> Any:
+    """``_checked`` for a section's setting: text from the environment or the command line
+    is converted first, even for a strict setting; the message names the section."""
+    if raw is None:
+        return None
+    try:
+        if setting.strict and from_text:
+            raw = _typed(dataclasses.replace(setting, strict=False), raw)
+        return _checked(setting, raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{section} setting {exc}") from None
+
+
+def section_toml(sections: Sequence[tuple[str, Sequence[Setting], Mapping[str, Any]]]) -> str:
+    """Sections of the config file holding ``values`` (``--show-config``): secrets masked,
+    settings without a value as comments; it reads back with ``--config``."""
+    lines: list[str] = []
+    for section, settings, values in sections:
+        lines.append(f"{chr(10) if lines else ''}[{section}]")
+        for setting in settings:
+            value = values.get(setting.name)
+            if value is None:
+                lines.append(f"# {setting.name}: not set")
+            else:
+                lines.append(f"{setting.name} = {_toml_value(_masked(value) if setting.secret else value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _masked(value: Any) -> str:
+    """A secret as shown: a URL's user-info masked, anything else (a ``key=value``
+    connection string) as a whole."""
+    shown = mask_text(str(value))
+    return shown if shown != str(value) or "***" in shown else "***"
+
+
+def example_lines(settings: Sequence[Setting]) -> list[str]:
+    """``config.example.toml``'s lines for some settings: each one's help (and variable) as
+    a comment, then ``# key = default``, commented out so that a copy of the example
+    follows the declared defaults. Generated, so the example never restates one by hand."""
+    lines = []
+    for setting in settings:
+        variable = f" (env: {setting.variable})" if setting.variable else ""
+        lines.append(f"# {setting.help.replace('%%', '%')}{variable}")
+        value = setting.default
+        lines.append(f"# {setting.name} = " + ("" if value is None or value == "" else _toml_value(value)))
+    return lines
 
 
 def _read_toml(path: str) -> dict[str, Any]:
@@ -358,8 +499,11 @@ def _merge(into: dict[str, Any], source: Mapping[str, Any], origin: str) -> None
 
 def _typed(setting: Setting, value: Any) -> Any:
     """A setting's value as its type: text from the environment or the command line is
-    converted, a TOML value must already have the right type (a whole number for an int)."""
+    converted, a TOML value must already have the right type (a whole number for an int).
+    A strict setting's value is left for its check."""
     kind = setting.kind
+    if setting.strict:
+        return value
     if isinstance(value, str) and kind is not str:
         text = value.strip().lower()
         if kind is bool and text in ("true", "1", "yes", "false", "0", "no"):

@@ -9,8 +9,10 @@ alert_pipeline.exitcodes --shell``) and the README's table (``--markdown``) are 
 
 from __future__ import annotations
 
+import logging
 import sys
 import textwrap
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 CONSUMER, REPORT, BUILDER, WRAPPER = "lsst_alert_consumer.py", "lsst_alert_report.py", "transient_kind_builder.py", \
@@ -71,6 +73,54 @@ EXIT_SHRINK = _BY_NAME["EXIT_SHRINK"]
 EXIT_NOTHING_WRITTEN = _BY_NAME["EXIT_NOTHING_WRITTEN"]
 EXIT_RETENTION = _BY_NAME["EXIT_RETENTION"]
 EXIT_INPUT_UNUSED = _BY_NAME["EXIT_INPUT_UNUSED"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One rung of a tool's exception → exit-code table: what it catches, the code it
+    returns and the log line it says (``{tool}`` and ``{error}`` filled in)."""
+
+    errors: tuple[type[BaseException], ...]
+    code: int
+    says: str = "{tool} failed: {error}"
+    #: The error as the log line shows it (default: ``str``).
+    detail: Callable[[BaseException], str] = str
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's text, or its type's name when it has none (a database
+    driver's message runs on with context lines)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def exit_code_for(error: BaseException, failures: Sequence[Failure]) -> Failure | None:
+    """The first rung that catches ``error``; an error carrying its own ``exit_code`` (a
+    ``ServiceError``) is its own rung; None when nothing does (a bug)."""
+    for failure in failures:
+        if isinstance(error, failure.errors):
+            return failure
+    own = getattr(error, "exit_code", None)
+    if isinstance(own, int) and not isinstance(own, bool):
+        return Failure((type(error),), own)
+    return None
+
+
+def run_mapped(body: Callable[[], int], failures: Sequence[Failure], log: logging.Logger, tool: str,
+               mask: Callable[[str], str] = lambda text: text) -> int:
+    """``body()``'s exit code; whatever it raises becomes the code of the first rung of
+    ``failures`` that catches it, with its log line (``mask`` applied: a password in a
+    database error never reaches the log). Anything else is a bug: logged with its
+    traceback, EXIT_FAILURE. One ladder for every tool: no traceback escapes a command."""
+    try:
+        return body()
+    except Exception as error:  # noqa: BLE001 - every error becomes a documented exit code
+        failure = exit_code_for(error, failures)
+        if failure is None:
+            log.exception(mask(f"{tool} failed with an unexpected error"))
+            return EXIT_FAILURE
+        log.error(mask(failure.says.format(tool=tool, error=failure.detail(error))))
+        return failure.code
 
 
 def help_text(tool: str) -> str:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -44,9 +43,21 @@ PAIR_BUDGET = 2_000_000
 
 
 def _rule(default: float, most: float, text: str) -> Any:
-    """A match rule: its default, its largest allowed value (every rule is a number
-    above 0 and at most ``most``) and its help text, declared once."""
-    return field(default=default, metadata={"most": most, "help": text})
+    """A match rule declared once: its default, its range (a number above 0 and at most
+    ``most``) and its help. The field's metadata is a setting's (``alert_pipeline.config``'s
+    ``settings_of``): the builder makes of it the flag (``--gw-window-days``), the key of the
+    config file's ``[crossmatch]`` table, the help and the check."""
+    return field(default=default, metadata={"help": f"{text}; 0 < X <= {most:g}", "check": _positive_at_most(most),
+                                            "metavar": "X", "choices": None, "strict": True, "most": most})
+
+
+def _positive_at_most(most: float) -> Any:
+    def check(value: Any) -> str | None:
+        """A problem unless ``value`` is a number in (0, most]: compared, never converted
+        (NaN fails, 10**400 too; a string or a boolean is not a number)."""
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if number and 0 < value <= most else f"must be a positive number at most {most:g}"
+    return check
 
 
 #: The longest time window a rule may set (days): ten years, a survey's lifetime.
@@ -56,8 +67,8 @@ LONGEST_WINDOW_DAYS = 3650.0
 @dataclass(frozen=True)
 class Rules:
     """The match rules; each a flag (``--gw-window-days``) and a key of the ``[crossmatch]``
-    table of the builder's config file. Each is a number in (0, most]: the bounds keep
-    every sum and product finite (a scale of 1e200 squared overflows) and every
+    table of the config file, declared once below. Each is a number in (0, most]: the
+    bounds keep every sum and product finite (a scale of 1e200 squared overflows) and every
     pairing bounded (a cosmic-ray radius past 30° pairs most of the sky with each ray)."""
 
     gw_window_days: float = _rule(14.0, LONGEST_WINDOW_DAYS,
@@ -71,52 +82,14 @@ class Rules:
     uhecr_radius_deg: float = _rule(3.0, 30.0, "the largest separation from a cosmic ray (degrees)")
 
     @staticmethod
-    def help() -> dict[str, str]:
-        """Each rule's help text, with its allowed range."""
-        return {item.name: f"{item.metadata['help']}; 0 < X <= {item.metadata['most']:g}" for item in fields(Rules)}
-
-    @staticmethod
     def limits() -> dict[str, float]:
         """Each rule's largest allowed value."""
         return {item.name: float(item.metadata["most"]) for item in fields(Rules)}
 
     @classmethod
-    def from_sources(cls, config_file: str | None, overrides: dict[str, Any]) -> Rules:
-        """Defaults, then the ``[crossmatch]`` table of ``config_file``, then ``overrides``;
-        ValueError naming the file, the setting and its allowed range for anything else."""
-        values: dict[str, Any] = {}
-        if config_file:
-            values.update(_config_table(config_file))
-        values.update({key: value for key, value in overrides.items() if value is not None})
-        limits = cls.limits()
-        unknown = sorted(set(values) - set(limits), key=str)
-        if unknown:
-            raise ValueError(f"unknown crossmatch setting(s) {', '.join(map(str, unknown))}; "
-                             f"known: {', '.join(sorted(limits))}")
-        for key, value in values.items():
-            _check_rule(key, value, limits[key])
+    def from_values(cls, values: dict[str, Any]) -> Rules:
+        """The rules from checked values (``alert_pipeline.config.resolve_section``)."""
         return cls(**{key: float(value) for key, value in values.items()})
-
-
-def _config_table(config_file: str) -> dict[str, Any]:
-    """The ``[crossmatch]`` table of a TOML file (empty when it has none)."""
-    try:
-        with open(config_file, "rb") as handle:
-            table = tomllib.load(handle).get("crossmatch", {})
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read the config file {config_file}: {exc}") from None
-    if not isinstance(table, dict):
-        raise ValueError(f"the config file {config_file}: crossmatch = {table!r} must be a table "
-                         f"([crossmatch] followed by settings such as uhecr_radius_deg = 3.0)")
-    return table
-
-
-def _check_rule(key: str, value: Any, most: float) -> None:
-    """ValueError unless ``value`` is a number in (0, most]."""
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not (number and 0 < value <= most):  # compared, never converted: NaN fails, 10**400 too
-        raise ValueError(f"crossmatch setting {key} = {value!r}: must be a positive number at most {most:g} "
-                         f"(0 < {key} <= {most:g})")
 
 
 @dataclass

@@ -1,0 +1,42 @@
+"""``tns``: refine the transient slots with a Transient Name Server file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from .. import tns
+from ..exitcodes import EXIT_CONFIG, EXIT_INPUT_UNUSED, EXIT_OK, Failure
+from . import settings
+from ._common import add_settings, required
+
+HELP = "refine the transient slots with a TNS file"
+DESCRIPTION = ("Match the transient slots with a TNS file (by internal name, else by position) and record the TNS "
+               "name, type, redshift and discovery date; supernova and kilonova types refine the subtype. The "
+               "catalogue is kept under <storehouse>/state/tns/, so a daily delta file updates only the objects "
+               "it names.")
+SECTIONS = ("builder", "tns")
+FAILURES = (Failure((tns.TnsFileError,), EXIT_CONFIG, "{tool}: tns: {error}; nothing was changed"),)
+log = logging.getLogger("transient_kind_builder")
+
+
+def _add_parser_args(parser: argparse.ArgumentParser) -> None:
+    add_settings(parser, settings.STOREHOUSE, *settings.TNS)
+    parser.add_argument("file", metavar="FILE_OR_DIR",
+                        help="tns_public_objects.csv (or .zip), a daily tns_public_objects_YYYYMMDD.csv delta, a TNS "
+                             "search export, or a directory of TNS public objects files (those not applied yet are "
+                             "applied in date order)")
+
+
+def _main(args: argparse.Namespace) -> int:
+    storehouse = required(args, settings.STOREHOUSE, "no storehouse")
+    summary = tns.apply(storehouse, args.file, args.radius_arcsec)
+    log.info("tns: %d files applied, %s matched (%s), %d slots written (%d restored), %d disagreements",
+             sum(done["status"] == "applied" for done in summary["files"]), summary["matched"],
+             summary["by_match"], summary["slots_written"], summary["slots_restored"], summary["disagreement_count"])
+    print(json.dumps(summary, indent=1))
+    unused = [left for left in summary["files_left_out"] if left["reason"] != tns.NOT_TNS_NAME]
+    for left in unused:
+        log.error("tns: %s was not used: %s", left["file"], left["reason"])
+    return EXIT_INPUT_UNUSED if unused else EXIT_OK
