@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # run_lsst_consumer.sh: the nightly cron run of the LSST alert pipeline.
 #
-#   consumer (Kafka -> CSV + FITS) -> messengers (GCN; dropped files: two steps) -> transient builder
-#   (when DATABASE_URL is set) -> crossmatch -> retention -> report
-#
-# One run at a time (flock); every step logged with a UTC timestamp; the exit status is the
-# first failing step's. Run with --help for the options, variables and exit codes.
+# The steps, their order, conditions and commands are declared once in alert_pipeline/steps.py
+# (run_steps in the generated alert_pipeline/steps.sh); this script keeps the lock, the
+# virtualenv, the logging and the checks of its own variables. One run at a time (flock);
+# every step logged with a UTC timestamp; the exit status is the first failing step's. Run with
+# --help for the steps, options, variables and exit codes.
 set -euo pipefail
 
 readonly MAX_RETENTION_DAYS=36500
@@ -15,18 +15,19 @@ readonly SCRIPT_DIR
 # Every exit code of every tool, one table (generated from alert_pipeline/exitcodes.py).
 # shellcheck source=alert_pipeline/exitcodes.sh
 source "$SCRIPT_DIR/alert_pipeline/exitcodes.sh"
+# The steps in their order, their switches and help (generated from alert_pipeline/steps.py).
+# shellcheck source=alert_pipeline/steps.sh
+source "$SCRIPT_DIR/alert_pipeline/steps.sh"
 
 usage() {
   cat <<EOF
 Usage: run_lsst_consumer.sh [--dry-run] [--demo] [--help]
 
-Runs the LSST alert consumer, then loads messenger events (GCN notices, dropped files;
-when configured), then the kind builder (transient and minor_body slots, when
-DATABASE_URL is set), then the multi-messenger cross-match, then deletes outputs older
-than RETENTION_DAYS, then makes
-the nightly HTML report (lsst_alert_report.py). Works from
+The nightly run of the LSST alert pipeline: the steps below, one run at a time. Works from
 any directory and from cron: it runs in its own directory ($SCRIPT_DIR), so relative
 paths resolve there.
+
+$STEPS_HELP
 
 Options:
   --dry-run   run nothing; list the files retention would delete
@@ -59,9 +60,6 @@ Environment (all optional):
                                 search export), or a directory of them (the files not applied yet
                                 are applied, in date order), refining the transient slots after
                                 the build
-  CROSSMATCH                    1 (default) match the transients with the gw, neutrino and uhecr
-                                events after the build; 0 skip that step
-  REPORT                        1 (default) make the nightly report; 0 skip that step
   RETENTION_DAYS                keep this many days of CSV, Parquet, FITS, quarantine and report files: a
                                 whole number of days from 1 to $MAX_RETENTION_DAYS, read as decimal (default:
                                 the consumer's retention_days setting, 30 unless configured)
@@ -102,8 +100,6 @@ if [[ -n "${RETENTION_DAYS+set}" ]]; then
   fi
   retention_args+=(--retention-days "$((10#$retention_text))")
 fi
-report="${REPORT:-1}"
-crossmatch="${CROSSMATCH:-1}"
 # The weekly full build (deleted or edited rows are seen only by a full build): ISO day 1-7.
 full_day_text="${FULL_BUILD_WEEKDAY:-Sunday}"
 case "${full_day_text,,}" in
@@ -121,9 +117,9 @@ case "${full_day_text,,}" in
     exit "$EXIT_USAGE"
     ;;
 esac
-for switch in "REPORT=$report" "CROSSMATCH=$crossmatch"; do
-  if [[ "${switch#*=}" != 0 && "${switch#*=}" != 1 ]]; then
-    echo "run_lsst_consumer.sh: ${switch%%=*} must be 1 (run that step) or 0 (skip it), not '${switch#*=}'" >&2
+for switch in "${STEP_SWITCHES[@]}"; do
+  if [[ "${!switch:-1}" != 0 && "${!switch:-1}" != 1 ]]; then
+    echo "run_lsst_consumer.sh: $switch must be 1 (run that step) or 0 (skip it), not '${!switch}'" >&2
     exit "$EXIT_USAGE"
   fi
 done
@@ -183,6 +179,13 @@ fi
 log "pipeline run starting in $SCRIPT_DIR (output $output_dir)"
 status=0
 
+# A step's failure is logged with its code's name and meaning; the run's status is the first one's.
+fail_step() {
+  local name="$1" code="$2" reason="${3:-}"
+  log "step $name: failed with exit code $code ($(exit_code_meaning "$code"))${reason:+: $reason}"
+  if [[ "$status" -eq 0 ]]; then status=$code; fi
+}
+
 run_step() {
   local name="$1" code=0
   shift
@@ -191,68 +194,37 @@ run_step() {
   if [[ "$code" -eq 0 ]]; then
     log "step $name: finished"
   else
-    log "step $name: failed with exit code $code ($(exit_code_meaning "$code"))"
-    [[ "$status" -eq 0 ]] && status=$code
+    fail_step "$name" "$code"
   fi
 }
 
-run_step consumer "$PYTHON" lsst_alert_consumer.py
+# Arguments of the steps, made when the step is reached (steps.py names these as its "prepare").
 storehouse="${EVENT_STOREHOUSE:-$SCRIPT_DIR/data/event_storehouse}"
-# The dropped files, then GCN (as before: a notice read later revises a file's row), in two steps:
-# a bad file never keeps the notices out, nor the reverse.
 messenger_files=()
-if [[ -n "${MESSENGER_FILES:-}" && -d "$MESSENGER_FILES" ]]; then
-  # Regular files directly in the directory (no dot files); loading one again rewrites nothing.
-  while IFS= read -r -d '' file; do
-    messenger_files+=("$file")
-  done < <(find -H "$MESSENGER_FILES" -mindepth 1 -maxdepth 1 -type f ! -name '.*' -print0 | sort -z)
-fi
-if [[ ${#messenger_files[@]} -gt 0 ]]; then
-  run_step messengers-files "$PYTHON" transient_kind_builder.py load-messengers --storehouse "$storehouse" \
-    "${messenger_files[@]}"
-elif [[ -n "${MESSENGER_FILES:-}" && ! -d "$MESSENGER_FILES" ]]; then
-  # A source given and not used: said with the exit code, not only in the log.
-  log "step messengers-files: failed with exit code $EXIT_INPUT_UNUSED: MESSENGER_FILES '$MESSENGER_FILES'" \
-    "is not a directory; nothing of it was loaded"
-  [[ "$status" -eq 0 ]] && status=$EXIT_INPUT_UNUSED
-else
-  log "step messengers-files: skipped (MESSENGER_FILES is not set or holds no file)"
-fi
-if [[ -n "${GCN_CLIENT_ID:-}${GCN_CLIENT_ID_FILE:-}${GCN_KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
-  run_step messengers-gcn "$PYTHON" transient_kind_builder.py load-messengers --storehouse "$storehouse" --gcn
-else
-  log "step messengers-gcn: skipped (none of GCN_CLIENT_ID, GCN_CLIENT_ID_FILE, GCN_KAFKA_BOOTSTRAP_SERVERS is set)"
-fi
 build_args=()
-if [[ "$(date -u +%u)" == "$full_build_day" ]]; then
-  build_args+=(--full)
-fi
-# Unset: the builder's own defaults (transient_kind_builder.py build --help).
-[[ -n "${TRANSIENT_TABLE:-}" ]] && build_args+=(--table "$TRANSIENT_TABLE")
-[[ -n "${TRANSIENT_SOURCE:-}" ]] && build_args+=(--source "$TRANSIENT_SOURCE")
-if [[ -n "${DATABASE_URL:-}" ]]; then
-  run_step transient-builder "$PYTHON" transient_kind_builder.py build "${build_args[@]}" \
-    --storehouse "$storehouse"
-else
-  log "step transient-builder: skipped (DATABASE_URL is not set)"
-fi
-if [[ -n "${TNS_FILE:-}" ]]; then
-  run_step tns "$PYTHON" transient_kind_builder.py tns --storehouse "$storehouse" "$TNS_FILE"
-else
-  log "step tns: skipped (TNS_FILE is not set)"
-fi
-if [[ "$crossmatch" == 1 && -f "$storehouse/transient/index.json" ]]; then
-  run_step crossmatch "$PYTHON" transient_kind_builder.py crossmatch --storehouse "$storehouse"
-else
-  log "step crossmatch: skipped (CROSSMATCH=0 or no transient slots in $storehouse)"
-fi
-run_step retention retention
-# After retention, so that a day whose CSV retention just removed gets no fresh report.
-if [[ "$report" == 1 ]]; then
-  run_step report "$PYTHON" lsst_alert_report.py --output-dir "$output_dir"
-else
-  log "step report: skipped (REPORT=0)"
-fi
 
+# messengers-files: the regular files directly in MESSENGER_FILES (no dot files, such as a copy
+# in progress), sorted; loading one again rewrites nothing.
+list_messenger_files() {
+  messenger_files=()
+  if [[ -n "${MESSENGER_FILES:-}" && -d "$MESSENGER_FILES" ]]; then
+    while IFS= read -r -d '' file; do
+      messenger_files+=("$file")
+    done < <(find -H "$MESSENGER_FILES" -mindepth 1 -maxdepth 1 -type f ! -name '.*' -print0 | sort -z)
+  fi
+}
+
+# transient-builder: --full on FULL_BUILD_WEEKDAY (deleted or edited rows are seen only by a full
+# build); --table, --source when set (unset: the builder's own defaults, build --help).
+set_build_args() {
+  build_args=()
+  if [[ "$(date -u +%u)" == "$full_build_day" ]]; then
+    build_args+=(--full)
+  fi
+  if [[ -n "${TRANSIENT_TABLE:-}" ]]; then build_args+=(--table "$TRANSIENT_TABLE"); fi
+  if [[ -n "${TRANSIENT_SOURCE:-}" ]]; then build_args+=(--source "$TRANSIENT_SOURCE"); fi
+}
+
+run_steps
 log "pipeline run finished with exit status $status"
 exit "$status"

@@ -1,0 +1,78 @@
+# Generated from alert_pipeline/steps.py (python -m alert_pipeline.steps --shell): do not edit.
+# shellcheck shell=bash disable=SC2034,SC2154  # the wrapper's variables
+readonly STEP_SWITCHES=(CROSSMATCH REPORT)
+readonly STEPS_HELP='Steps, in this order (each logged: starting, then finished, failed with its exit code, or
+skipped with the reason; a failed step never stops the later ones):
+  1 consumer           the LSST alert consumer: Kafka -> day CSV + FITS cutouts
+                       runs: always
+  2 messengers-files   load the dropped messenger files (sky maps, IceCube and cosmic-ray lists,
+                       IGWN alerts): the regular files directly in MESSENGER_FILES, no dot files
+                       runs: MESSENGER_FILES is a directory holding a file (set but not a directory:
+                             exit 9)
+  3 messengers-gcn     load new GW, neutrino and cosmic-ray notices from GCN Kafka
+                       runs: GCN_CLIENT_ID, GCN_CLIENT_ID_FILE or GCN_KAFKA_BOOTSTRAP_SERVERS is set
+  4 transient-builder  the kind builder: transient and minor_body slots from the Fink table; a full
+                       build on FULL_BUILD_WEEKDAY, else only what the new rows touch
+                       runs: DATABASE_URL is set
+  5 tns                Transient Name Server classes into the transient slots (a file, or the files
+                       of a directory not applied yet)
+                       runs: TNS_FILE is set
+  6 crossmatch         match the transients with the gw, neutrino and uhecr events
+                       runs: the storehouse has transient slots (an index); CROSSMATCH=0 skips it
+  7 retention          delete the CSV, Parquet, FITS, quarantine and report files older than
+                       RETENTION_DAYS
+                       runs: always
+  8 report             the nightly HTML report (lsst_alert_report.py)
+                       runs: always; REPORT=0 skips it
+  Switches CROSSMATCH, REPORT: 1 (default) runs the step, 0 skips it; any other value is refused
+  before a step runs (exit 64).'
+# Every step in its order: skipped (switch 0, or its condition false), refused (its input
+# unusable) or run.
+run_steps() {
+  # 1. consumer
+  run_step consumer "$PYTHON" lsst_alert_consumer.py
+  # 2. messengers-files
+  list_messenger_files
+  if [[ -n "${MESSENGER_FILES:-}" && ! -d "$MESSENGER_FILES" ]]; then
+    fail_step messengers-files "$EXIT_INPUT_UNUSED" "MESSENGER_FILES '$MESSENGER_FILES' is not a directory; nothing of it was loaded"
+  elif [[ ${#messenger_files[@]} -gt 0 ]]; then
+    run_step messengers-files "$PYTHON" transient_kind_builder.py load-messengers --storehouse "$storehouse" "${messenger_files[@]}"
+  else
+    log "step messengers-files: skipped (MESSENGER_FILES is not set or holds no file)"
+  fi
+  # 3. messengers-gcn
+  if [[ -n "${GCN_CLIENT_ID:-}${GCN_CLIENT_ID_FILE:-}${GCN_KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
+    run_step messengers-gcn "$PYTHON" transient_kind_builder.py load-messengers --storehouse "$storehouse" --gcn
+  else
+    log "step messengers-gcn: skipped (none of GCN_CLIENT_ID, GCN_CLIENT_ID_FILE, GCN_KAFKA_BOOTSTRAP_SERVERS is set)"
+  fi
+  # 4. transient-builder
+  set_build_args
+  if [[ -n "${DATABASE_URL:-}" ]]; then
+    run_step transient-builder "$PYTHON" transient_kind_builder.py build "${build_args[@]}" --storehouse "$storehouse"
+  else
+    log "step transient-builder: skipped (DATABASE_URL is not set)"
+  fi
+  # 5. tns
+  if [[ -n "${TNS_FILE:-}" ]]; then
+    run_step tns "$PYTHON" transient_kind_builder.py tns --storehouse "$storehouse" "$TNS_FILE"
+  else
+    log "step tns: skipped (TNS_FILE is not set)"
+  fi
+  # 6. crossmatch
+  if [[ "${CROSSMATCH:-1}" == 0 ]]; then
+    log "step crossmatch: skipped (CROSSMATCH=0)"
+  elif [[ -f "$storehouse"/transient/index.json ]]; then
+    run_step crossmatch "$PYTHON" transient_kind_builder.py crossmatch --storehouse "$storehouse"
+  else
+    log "step crossmatch: skipped (no transient slots in $storehouse)"
+  fi
+  # 7. retention
+  run_step retention retention
+  # 8. report
+  if [[ "${REPORT:-1}" == 0 ]]; then
+    log "step report: skipped (REPORT=0)"
+  else
+    run_step report "$PYTHON" lsst_alert_report.py --output-dir "$output_dir"
+  fi
+}
