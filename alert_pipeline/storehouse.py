@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from .durable import create_new, sync_filesystem, write_atomically
+from .durable import create_new, open_regular, sync_filesystem, write_atomically
 
 log = logging.getLogger("storehouse")
 
@@ -38,6 +38,8 @@ VOLATILE: tuple[tuple[str, ...], ...] = (("provenance", "built_at"),)
 #: Fields that later steps add to slots another step writes (the cross-match's
 #: coincidences, the Transient Name Server's record): a rewrite of the slot keeps them.
 ENRICHMENTS = ("multimessenger", "transients", "tns", "spectroscopic_class")
+#: Largest slot, index or state file read (a transient with thousands of alerts is ~1 MB).
+MAX_JSON_BYTES = 256 << 20
 _SLOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -45,10 +47,20 @@ def read_json_file(path: str) -> Any:
     """A JSON file's content, or None when it is missing or not JSON (orjson, falling
     back to json for what orjson refuses)."""
     try:
-        with open(path, "rb") as handle:
-            return _parse(handle.read())
+        return _parse(read_bounded(path))
     except (OSError, ValueError, RecursionError):
         return None
+
+
+def read_bounded(path: str, limit: int = MAX_JSON_BYTES) -> bytes:
+    """The bytes of a file of the storehouse, which must be a regular file itself (a link,
+    a FIFO or a device planted in its place is refused, never followed or waited on) of at
+    most ``limit`` bytes (``ValueError`` beyond)."""
+    with open_regular(path) as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path} is larger than a storehouse JSON file may be ({limit} bytes)")
+    return data
 
 
 def utc_now() -> str:
@@ -242,8 +254,7 @@ class KindStore:
     def read_slot(self, slot_id: str) -> dict[str, Any] | None:
         """The stored slot, or None when there is none (or it is unreadable: replaced)."""
         try:
-            with open(self.slot_path(slot_id), "rb") as handle:
-                slot = _parse(handle.read())
+            slot = _parse(read_bounded(self.slot_path(slot_id)))
         except FileNotFoundError:
             return None
         except (OSError, ValueError, RecursionError) as exc:
@@ -280,10 +291,11 @@ class KindStore:
         old = None
         if exists:  # the caller may know it does not: saves a failed open per new slot
             try:
-                with open(path, "rb") as handle:
-                    old = handle.read()
+                old = read_bounded(path)
             except FileNotFoundError:
                 pass
+            except (OSError, ValueError) as exc:  # a link or a FIFO in its place: replaced, never read
+                log.warning("slot %s is unreadable and will be replaced: %s", slot_id, exc)
         if old is not None:
             slot = _with_enrichments(slot, old)
         if self.refine is not None:
@@ -347,8 +359,7 @@ class KindStore:
         entries = []
         for slot_id in slot_ids:
             try:
-                with open(self.slot_path(slot_id), "rb") as handle:
-                    slot = json.load(handle)
+                slot = _parse(read_bounded(self.slot_path(slot_id)))
             except (OSError, ValueError, RecursionError) as exc:
                 log.warning("slot %s is unreadable and left out of the index: %s", slot_id, exc)
                 continue
@@ -367,11 +378,7 @@ class KindStore:
         if name not in RESERVED:
             raise ValueError(f"{name!r} is not a reserved report name")
         path = os.path.join(self.directory, f"{name}.json")
-        try:
-            with open(path, "rb") as handle:
-                previous = json.load(handle)
-        except (OSError, ValueError):
-            previous = {}
+        previous = read_json_file(path)
         if isinstance(previous, dict):  # what later steps added (the cross-match's summary) stays
             content = {**{key: previous[key] for key in ENRICHMENTS if key in previous}, **content}
         write_atomically(path, json.dumps(content, indent=1, sort_keys=True).encode() + b"\n")

@@ -30,7 +30,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg import sql
 
@@ -228,11 +227,7 @@ def _write_kind(pool: Any, storehouse: str, spec: KindSpec, connection: psycopg.
 def _updated_entries(store: Any, spec: KindSpec, written: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The index entries after an incremental build: the stored index with the written
     slots' entries replaced or added (the index rebuilt from disk when it is unreadable)."""
-    try:
-        with open(os.path.join(store.directory, "index.json"), "rb") as handle:
-            stored = orjson.loads(handle.read())
-    except (OSError, ValueError):
-        stored = None
+    stored = read_json_file(os.path.join(store.directory, "index.json"))
     if not isinstance(stored, dict) or not isinstance(stored.get("slots"), list):
         return store.read_entries(sorted(store.slot_ids_on_disk()), spec.index_fields)
     by_id = {entry.get("slot_id"): entry for entry in stored["slots"] if isinstance(entry, dict)}

@@ -45,6 +45,7 @@ import psycopg
 from psycopg import sql
 
 from ..durable import write_atomically
+from ..storehouse import read_json_file
 from .db import table_identifier
 
 log = logging.getLogger("transient_kind_builder")
@@ -118,12 +119,16 @@ def rows_table(table: str) -> sql.Identifier:
 
 
 def read_state(storehouse: str) -> dict[str, Any]:
-    try:
-        with open(os.path.join(storehouse, STATE_FILE), "rb") as handle:
-            state = json.load(handle)
-    except (OSError, ValueError):
+    """The last build's mark, or {} (a full build) when it is missing, unreadable or not
+    the shape this builder writes (a hand-edited ``"high_water": "x"`` must not stop a build)."""
+    state = read_json_file(os.path.join(storehouse, STATE_FILE))
+    if not isinstance(state, dict):
         return {}
-    return state if isinstance(state, dict) else {}
+    counts = (state.get("high_water", 0), state.get("rows", 0))
+    if not all(type(value) is int and value >= 0 for value in counts):
+        log.warning("build: %s holds a mark this builder did not write; this build is a full one", STATE_FILE)
+        return {}
+    return state
 
 
 def write_state(storehouse: str, plan: Plan, table: str, source: str) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ..durable import open_regular
 from .events import Skipped
 from .skymaps import SKY_DEG2, SkyMap, SkyMapError, read_skymap
 
@@ -275,8 +276,8 @@ def load_skymap(directory: str, event: dict[str, Any]) -> SkyMap:
         raise Skipped("missing_field", "no sky-map file name")
     path = os.path.join(directory, name)
     try:
-        with open(path, "rb") as handle:
-            return read_skymap(handle, os.path.getsize(path))
+        with open_regular(path) as handle:  # a FIFO or a link planted in the storehouse is never read
+            return read_skymap(handle, os.fstat(handle.fileno()).st_size)
     except FileNotFoundError:
         raise Skipped("missing_skymap", f"its sky map {name} does not exist") from None
     except (SkyMapError, OSError) as exc:

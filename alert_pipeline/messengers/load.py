@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import kinds
-from ..durable import write_atomically
+from ..durable import open_regular, write_atomically
 from ..storehouse import KindStore, utc_now
 from . import gw, neutrino
 from .events import Item, Skipped
@@ -250,5 +250,10 @@ def load_files(storehouse: str, paths: Iterable[str], accept_mock: bool = False)
 
 
 def _same_bytes(path: str, data: bytes) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read() == data
+    """Whether the regular file ``path`` holds ``data`` (a link or a FIFO in its place
+    does not, and is replaced by the atomic write)."""
+    try:
+        with open_regular(path) as handle:
+            return os.fstat(handle.fileno()).st_size == len(data) and handle.read(len(data) + 1) == data
+    except OSError:
+        return False

@@ -31,7 +31,7 @@ import orjson
 
 from .. import kinds
 from ..durable import write_atomically
-from ..storehouse import KindStore, read_json_file
+from ..storehouse import KindStore, read_bounded, read_json_file
 from . import gw, neutrino, uhecr
 from .crossmatch import (
     Rules,
@@ -93,8 +93,7 @@ def run(storehouse: str, rules: Rules) -> dict[str, Any]:
 def _index_entries(index_path: str) -> tuple[list[dict[str, Any]], int]:
     """The transient index's entries that name a slot, and how many did not."""
     try:
-        with open(index_path, "rb") as handle:
-            entries = orjson.loads(handle.read())["slots"]
+        entries = orjson.loads(read_bounded(index_path))["slots"]
         if not isinstance(entries, list):
             raise TypeError("its slots are not a list")
     except (OSError, ValueError, KeyError, TypeError) as exc:
