@@ -39,6 +39,7 @@ whenever the build rewrites a slot (``refine``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -47,6 +48,7 @@ import logging
 import os
 import re
 import stat
+import time
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -56,7 +58,7 @@ import numpy as np
 import orjson
 
 from .durable import write_atomically
-from .storehouse import SlotNames, index_entry, is_reserved, read_json_file, slot_bytes
+from .storehouse import INDEX_NAME, RESERVED, SlotNames, index_entry, is_reserved, read_json_file, slot_bytes
 
 log = logging.getLogger("transient_kind_builder")
 STATE_DIRECTORY = os.path.join("state", "tns")
@@ -479,7 +481,17 @@ MAX_PAIRS = 2_000_000
 def nearest_within(ra: np.ndarray, dec: np.ndarray, cat_ra: np.ndarray, cat_dec: np.ndarray, radius_deg: float
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(query index, catalogue index, separation in degrees) of the nearest catalogue
-    position within ``radius_deg`` of each query position that has one.
+    position within ``radius_deg`` of each query position that has one (ties: the lower
+    catalogue index)."""
+    queries, rows, separations = pairs_within(ra, dec, cat_ra, cat_dec, radius_deg)
+    best = np.lexsort((rows, separations, queries))
+    keep = best[np.r_[True, queries[best][1:] != queries[best][:-1]]] if len(best) else best
+    return queries[keep], rows[keep], separations[keep]
+
+
+def pairs_within(ra: np.ndarray, dec: np.ndarray, cat_ra: np.ndarray, cat_dec: np.ndarray, radius_deg: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query index, catalogue index, separation in degrees) of every pair within ``radius_deg``.
 
     The catalogue is cut in declination zones one radius high, sorted by zone then right
     ascension; each query looks at its own and the two next zones, in the right-ascension
@@ -515,9 +527,7 @@ def nearest_within(ra: np.ndarray, dec: np.ndarray, cat_ra: np.ndarray, cat_dec:
     if not found_query:
         return np.array([], int), np.array([], int), np.array([], float)
     queries, rows, separations = (np.concatenate(parts) for parts in (found_query, found_row, found_sep))
-    best = np.lexsort((rows, separations, queries))
-    keep = best[np.r_[True, queries[best][1:] != queries[best][:-1]]] if len(best) else best
-    return queries[keep], rows[keep], separations[keep]
+    return queries, rows, separations
 
 
 def _candidate_ranges(ra: np.ndarray, dec: np.ndarray, sorted_key: np.ndarray, radius_deg: float, height: float
@@ -548,11 +558,134 @@ def _candidate_ranges(ra: np.ndarray, dec: np.ndarray, sorted_key: np.ndarray, r
 
 # ---------------------------------------------------------------- state
 
+#: Columns of the kept slot table (``slots-N.arrow``): one row per matched slot, its file
+#: identity as last checked (-1: never checked) and its record as JSON.
+SLOT_COLUMNS = ("slot_id", "objid", "record", "fink", "ino", "size", "mtime_ns", "ctime_ns")
+#: A file whose recorded ctime is this much older than its hash is known by its identity
+#: alone: any later write sets its ctime to the time of that write (the clock's granularity
+#: is far finer), so an equal identity means the bytes hashed.
+TRUSTED_AGE_NS = 2_000_000_000
+
+
+class KeptSlots:
+    """The matched slots kept: the Arrow table read (one row per slot: ``SLOT_COLUMNS``)
+    and this run's changes on top, so a run that touches a few slots neither parses nor
+    re-encodes the others. A mapping of slot id to ``objid``, ``record``, ``fink`` and
+    ``file`` (its identity, None when never checked)."""
+
+    def __init__(self, table: Any = None, legacy: dict[str, dict[str, Any]] | None = None) -> None:
+        self.base = table if table is not None else _slot_table({})
+        self.changes: dict[str, dict[str, Any] | None] = dict(legacy or {})
+        self._rows: dict[str, int] | None = None
+
+    def _row_of(self) -> dict[str, int]:
+        if self._rows is None:
+            self._rows = {slot_id: row for row, slot_id in enumerate(self.base["slot_id"].to_pylist())}
+        return self._rows
+
+    def bulk(self, slot_ids: Any) -> dict[str, dict[str, Any]]:
+        """The kept slots among ``slot_ids``, read from the table at once."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        found = {slot_id: self.changes[slot_id] for slot_id in slot_ids if self.changes.get(slot_id) is not None}
+        rest = pa.array([slot_id for slot_id in slot_ids if slot_id not in self.changes], pa.string())
+        if len(rest) and len(self.base):
+            for row in self.base.filter(pc.is_in(self.base["slot_id"], value_set=rest)).to_pylist():
+                found[row["slot_id"]] = {"objid": row["objid"], "record": orjson.loads(row["record"]),
+                                         "fink": row["fink"],
+                                         "file": None if row["ino"] < 0 else [row[c] for c in SLOT_COLUMNS[4:]]}
+        return found
+
+    def __setitem__(self, slot_id: str, kept: dict[str, Any]) -> None:
+        self.changes[slot_id] = kept
+
+    def pop(self, slot_id: str, _default: Any = None) -> None:
+        if slot_id in self:
+            self.changes[slot_id] = None
+
+    def __contains__(self, slot_id: object) -> bool:
+        if slot_id in self.changes:
+            return self.changes[slot_id] is not None
+        return slot_id in self._row_of()
+
+    def ids(self) -> set[str]:
+        return ({slot_id for slot_id in self._row_of() if slot_id not in self.changes}
+                | {slot_id for slot_id, kept in self.changes.items() if kept is not None})
+
+    def with_objids(self, objids: Any) -> set[str]:
+        """The slots matched to any of these TNS ids."""
+        import pyarrow.compute as pc
+
+        hits = self.base["slot_id"].filter(pc.is_in(self.base["objid"], value_set=objids)).to_pylist()
+        wanted = set(objids.to_pylist())
+        return ({slot_id for slot_id in hits if slot_id not in self.changes}
+                | {slot_id for slot_id, kept in self.changes.items() if kept is not None and kept["objid"] in wanted})
+
+    def identities(self) -> tuple[Any, np.ndarray]:
+        """(slot ids, a list or an Arrow array; their file identities as an n × 4 array,
+        -1 where never checked), without parsing a record (a rerun's whole need)."""
+        table = self.table()
+        columns = [table[name].to_numpy() for name in SLOT_COLUMNS[4:]]
+        return table["slot_id"].combine_chunks(), (np.stack(columns, axis=1) if len(table)
+                                                   else np.empty((0, 4), np.int64))
+
+    def table(self) -> Any:
+        """The whole table, this run's changes applied, sorted by slot id."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not self.changes:
+            return self.base
+        unchanged = self.base.filter(pc.invert(pc.is_in(self.base["slot_id"],
+                                                        value_set=pa.array(list(self.changes), pa.string()))))
+        new = _slot_table({slot_id: kept for slot_id, kept in self.changes.items() if kept is not None})
+        merged = pa.concat_tables([unchanged, new.cast(unchanged.schema)])
+        self.base, self.changes, self._rows = merged.take(pc.sort_indices(merged["slot_id"])), {}, None
+        return self.base
+
+    def matches(self) -> dict[str, Any]:
+        """Matches by kind and TNS type, and where TNS's class and Fink's label disagree (a
+        class other than the label's, or an Unknown object that the class refines)."""
+        import pyarrow.compute as pc
+
+        table = self.table()
+        counts = [pc.value_counts(pc.fill_null(table[name], "none")).to_pylist() for name in ("match", "type")]
+        by_match, by_type = ({count["values"]: count["counts"] for count in part} for part in counts)
+        typed = table.filter(pc.is_valid(table["type"]))
+        disagreements = []
+        for slot_id, kind, label, record in zip(*(typed[name].to_pylist() for name in
+                                                  ("slot_id", "type", "fink", "record")), strict=True):
+            refined, expected = _subtype_of(kind), _FINK_EXPECTS.get(label or "")
+            if (label == "Unknown" and refined) or (expected is not None and refined != expected):
+                disagreements.append({"slot_id": slot_id, "fink_classification": label, "tns_type": kind,
+                                      "tns_name": orjson.loads(record)["name"]})
+        return {"matched": len(table), "by_match": dict(sorted(by_match.items())),
+                "by_type": dict(sorted(by_type.items())), "disagreements": disagreements[:100],
+                "disagreement_count": len(disagreements)}
+
+
+def _slot_table(slots: dict[str, dict[str, Any]]) -> Any:
+    import pyarrow as pa
+
+    ids = sorted(slots)
+    identities = np.array([slots[s]["file"] or (-1, -1, -1, -1) for s in ids], np.int64).reshape(len(ids), 4)
+    records = [slots[s]["record"] for s in ids]
+    columns = [pa.array(ids, pa.string()), pa.array([slots[s]["objid"] for s in ids], pa.int64()),
+               pa.array([orjson.dumps(record).decode() for record in records], pa.string()),
+               pa.array([slots[s].get("fink") for s in ids], pa.string()),
+               *(pa.array(identities[:, i], pa.int64()) for i in range(4)),
+               pa.array([record.get("match") for record in records], pa.string()),
+               pa.array([record.get("type") for record in records], pa.string())]
+    return pa.Table.from_arrays(columns, names=[*SLOT_COLUMNS, "match", "type"])
+
 
 class State:
-    """What ``tns`` keeps under ``state/tns/``: the catalogue (an Arrow file, named by its
-    generation so the JSON written last commits it) and ``state.json``: the files applied,
-    the radius, and per matched slot its TNS id, record, Fink label and file identity."""
+    """What ``tns`` keeps under ``state/tns/``: Arrow files named by their generation (the
+    catalogue; the matched slots with their records and file identities; the positions of
+    the slots as last read from the index), and ``state.json``, written last, which commits
+    them: the files applied (by content hash, with their identity so an unchanged file is
+    not hashed again), the radius, the index identity, and the match counts."""
 
     def __init__(self, storehouse: str) -> None:
         self.directory = os.path.join(storehouse, STATE_DIRECTORY)
@@ -562,57 +695,99 @@ class State:
             self.data = orjson.loads(self.raw)
         except (OSError, ValueError):
             self.raw, self.data = b"", {}
-        if not isinstance(self.data, dict) or self.data.get("version") != 2:
+        if not isinstance(self.data, dict) or self.data.get("version") not in (2, 3):
             self.data = {}
-        self.data.setdefault("version", 2)
-        self.data.setdefault("applied", {})
-        self.data.setdefault("slots", {})
-        self.data.setdefault("generation", 0)
-        legacy = read_json_file(os.path.join(storehouse, LEGACY_STATE_FILE))
-        if not self.data["slots"] and isinstance(legacy, dict) and isinstance(legacy.get("slots"), dict):
+        self._slots: KeptSlots | None = None
+        self._positions: Any = None
+        self.positions_changed = False
+        legacy = None
+        if isinstance(self.data.get("slots"), dict):  # version 2 kept the slots in state.json
+            legacy = self.data.pop("slots")
+            self.data.pop("slot_file", None)
+        self.data["version"] = 3
+        for key, empty in (("applied", {}), ("seen", {}), ("generation", 0)):
+            self.data.setdefault(key, empty)
+        first = read_json_file(os.path.join(storehouse, LEGACY_STATE_FILE))
+        if not self.data.get("slot_file") and not legacy and isinstance(first, dict) \
+                and isinstance(first.get("slots"), dict):
             # the first version kept only the records: check those slots once
-            self.data["slots"] = {slot_id: {"objid": None, "record": record, "file": None}
-                                  for slot_id, record in legacy["slots"].items() if isinstance(record, dict)}
+            legacy = {slot_id: {"objid": None, "record": record, "file": None}
+                      for slot_id, record in first["slots"].items() if isinstance(record, dict)}
+        if legacy:
+            self._slots = KeptSlots(None, legacy)
+        self.slots_changed = legacy is not None
 
-    def catalogue(self) -> Any:
+    def _table(self, key: str) -> Any:
         import pyarrow as pa
 
-        name = self.data.get("catalogue")
+        name = self.data.get(key)
         if not name:
             return None
         try:
             with pa.memory_map(os.path.join(self.directory, name)) as source:
                 return pa.ipc.open_file(source).read_all()
         except (OSError, pa.ArrowInvalid) as exc:
-            log.warning("tns: the kept catalogue %s is unreadable (%s): a full file is needed", name, exc)
-            self.data["catalogue"] = None
+            log.warning("tns: the kept %s is unreadable (%s)", name, exc)
+            self.data[key] = None
             return None
 
+    def catalogue(self) -> Any:
+        return self._table("catalogue")
+
+    def slots(self) -> KeptSlots:
+        """Per matched slot: ``objid``, ``record``, ``fink`` and ``file`` (its identity)."""
+        if self._slots is None:
+            self._slots = KeptSlots(self._table("slot_file"))
+        return self._slots
+
+    def positions(self) -> Any:
+        """The slots' positions as last read from the index (``slot_id``, ``ra``, ``dec``),
+        valid while the index file is the one then read (``positions_index``)."""
+        if self._positions is None:
+            self._positions = self._table("position_file")
+        return self._positions
+
+    def keep_positions(self, entries: list[dict[str, Any]], index_identity: list[int] | None) -> None:
+        import pyarrow as pa
+
+        self._positions = pa.Table.from_arrays(
+            [pa.array([entry["slot_id"] for entry in entries], pa.string()),
+             pa.array(_positions(entries, "ra_deg")), pa.array(_positions(entries, "dec_deg"))],
+            names=["slot_id", "ra", "dec"])
+        self.data["positions_index"] = index_identity
+        self.positions_changed = True
+
     def changed(self) -> bool:
-        """Whether anything differs from the ``state.json`` read (a rerun that changed
-        nothing writes nothing)."""
-        return orjson.dumps(self.data) != self.raw
+        """Whether anything differs from what was read (a rerun that changed nothing writes nothing)."""
+        return self.slots_changed or self.positions_changed or orjson.dumps(self.data) != self.raw
 
     def save(self, catalogue: Any | None) -> None:
-        """Write the catalogue (when it changed) and then ``state.json``, which commits it."""
+        """Write the Arrow files that changed and then ``state.json``, which commits them."""
         import pyarrow as pa
 
         os.makedirs(self.directory, exist_ok=True)
-        previous = self.data.get("catalogue")
+        tables = {}
         if catalogue is not None:
+            tables["catalogue"] = catalogue
+        if self.slots_changed:
+            tables["slot_file"] = self.slots().table()
+        if self.positions_changed:
+            tables["position_file"] = self._positions
+        previous = {key: self.data.get(key) for key in tables}
+        if tables:
             self.data["generation"] += 1
-            name = f"catalogue-{self.data['generation']}.arrow"
+        for key, table in tables.items():
+            name = f"{key.split('_')[0]}-{self.data['generation']}.arrow"
             sink = pa.BufferOutputStream()
-            with pa.ipc.new_file(sink, catalogue.schema) as writer:
-                writer.write_table(catalogue)
+            with pa.ipc.new_file(sink, table.schema) as writer:
+                writer.write_table(table)
             write_atomically(os.path.join(self.directory, name), sink.getvalue().to_pybytes())
-            self.data["catalogue"] = name
+            self.data[key] = name
         write_atomically(os.path.join(self.directory, STATE_NAME), orjson.dumps(self.data))
-        if catalogue is not None and previous and previous != self.data["catalogue"]:
-            try:
-                os.unlink(os.path.join(self.directory, previous))
-            except FileNotFoundError:
-                pass
+        for key, name in previous.items():
+            if name and name != self.data[key]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.directory, name))
 
 
 def file_identity(path: str) -> list[int] | None:
@@ -632,6 +807,23 @@ def content_hash(path: str) -> str:
     return digest.hexdigest()
 
 
+def known_hash(path: str, seen: dict[str, Any]) -> str:
+    """The content hash of ``path``, taken from ``seen`` without reading the file when its
+    identity (device, inode, size, mtime, ctime) is the one recorded and its ctime was
+    ``TRUSTED_AGE_NS`` older than the hash then (``seen`` updated otherwise)."""
+    status = os.stat(path)
+    identity = [status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns]
+    key = os.path.abspath(path)
+    known = seen.get(key)
+    if isinstance(known, dict) and known.get("identity") == identity \
+            and status.st_ctime_ns < known.get("hashed_at", 0) - TRUSTED_AGE_NS:
+        return known["digest"]
+    hashed_at = time.time_ns()
+    digest = content_hash(path)
+    seen[key] = {"identity": identity, "digest": digest, "hashed_at": hashed_at}
+    return digest
+
+
 # ---------------------------------------------------------------- applying
 
 
@@ -643,15 +835,16 @@ class Plan:
     left_out: list[dict[str, str]] = field(default_factory=list)
 
 
-def plan(path: str, applied: dict[str, Any]) -> Plan:
+def plan(path: str, applied: dict[str, Any], seen: dict[str, Any] | None = None) -> Plan:
     """The files of ``path`` (a file, or a directory of TNS public objects files) not
     applied yet, in date order (a day's delta before the next day's full file)."""
+    seen = {} if seen is None else seen
     chosen = Plan()
     if not os.path.isdir(path):
         if not os.path.exists(path):
             raise TnsFileError(f"{path}: no such file or directory")
         regular = os.path.isfile(path)
-        digest = content_hash(path) if regular else ""
+        digest = known_hash(path, seen) if regular else ""
         if not regular or digest not in applied:
             chosen.files.append((path, digest))
         return chosen
@@ -663,7 +856,7 @@ def plan(path: str, applied: dict[str, Any]) -> Plan:
         if not (FULL_NAME.fullmatch(name) or DELTA_NAME.fullmatch(name) or HOURLY_NAME.fullmatch(name)):
             chosen.left_out.append({"file": name, "reason": NOT_TNS_NAME})
             continue
-        digest = content_hash(full)
+        digest = known_hash(full, seen)
         if digest in applied:
             continue
         try:
@@ -703,8 +896,9 @@ def apply(storehouse: str, path: str, radius_arcsec: float = DEFAULT_RADIUS_ARCS
     spec = kinds.spec("transient")
     store = spec.store(storehouse)
     state = State(storehouse)
-    chosen = plan(path, state.data["applied"])
+    chosen = plan(path, state.data["applied"], state.data["seen"])
     catalogue, changed, files = None, False, []
+    updates: list[Any] | None = []  # the rows of the deltas applied (None: a whole catalogue changed)
     for file_path, digest in chosen.files:
         try:
             read = read_file(file_path)
@@ -727,6 +921,10 @@ def apply(storehouse: str, path: str, radius_arcsec: float = DEFAULT_RADIUS_ARCS
             state.data["complete"] = False
         elif not read.delta:
             state.data["complete"] = True
+        if updates is not None and read.delta and catalogue is not None:
+            updates.append(read.table)
+        else:
+            updates = None
         catalogue, changed = merge(catalogue, read), True
         state.data["as_of"] = read.as_of if read.as_of else (as_of if read.delta else None)
         state.data["layout"] = read.layout
@@ -734,8 +932,9 @@ def apply(storehouse: str, path: str, radius_arcsec: float = DEFAULT_RADIUS_ARCS
         files.append(_file_summary(read, "applied"))
     if not chosen.files and not state.data.get("catalogue") and not os.path.isdir(path):
         raise TnsFileError(f"{path}: nothing to apply")
-    _prune(state.data["applied"])
-    return _refresh(store, spec, state, catalogue if changed else None, radius_arcsec, files, chosen.left_out)
+    _prune(state.data["applied"], state.data["seen"])
+    return _refresh(store, spec, state, catalogue if changed else None, updates, radius_arcsec, files,
+                    chosen.left_out)
 
 
 def _file_summary(read: TnsFile, status: str) -> dict[str, Any]:
@@ -743,68 +942,65 @@ def _file_summary(read: TnsFile, status: str) -> dict[str, Any]:
             "rows": len(read.table), "skipped_rows": dict(read.skipped), "status": status}
 
 
-def _prune(applied: dict[str, Any], keep: int = 5000) -> None:
-    """Remember the newest ``keep`` files applied (a year of daily files and more)."""
+def _prune(applied: dict[str, Any], seen: dict[str, Any], keep: int = 5000) -> None:
+    """Remember the newest ``keep`` files applied (a year of daily files and more), and the
+    identities of the files whose hash is still remembered."""
     if len(applied) > keep:
         for digest in sorted(applied, key=lambda d: applied[d].get("as_of") or "")[:len(applied) - keep]:
             del applied[digest]
+    if len(seen) > keep:
+        for key in sorted(seen, key=lambda k: seen[k].get("hashed_at", 0))[:len(seen) - keep]:
+            del seen[key]
 
 
-def _refresh(store: Any, spec: Any, state: State, catalogue: Any | None, radius_arcsec: float,
-             files: list[dict[str, Any]], left_out: list[dict[str, str]]) -> dict[str, Any]:
-    """Match again when the catalogue, the radius or the index changed; then write the
+def _refresh(store: Any, spec: Any, state: State, catalogue: Any | None, updates: list[Any] | None,
+             radius_arcsec: float, files: list[dict[str, Any]], left_out: list[dict[str, str]]) -> dict[str, Any]:
+    """Match what may have changed (everything when a whole file, the radius or the index
+    changed; after deltas alone, only the slots named by, near, or matched to the objects
+    they name); check every matched slot's file identity; then read and write only the
     slots whose record changed or whose file is not the one last checked."""
     index_path = os.path.join(store.directory, "index.json")
     index_identity = file_identity(index_path)
     data = state.data
-    stale = (catalogue is not None or data.get("radius_arcsec") != radius_arcsec
-             or data.get("index") != index_identity)
+    same = data.get("radius_arcsec") == radius_arcsec and data.get("index") == index_identity
     entries = None
-    slots: dict[str, dict[str, Any]] = data["slots"]
-    wanted: dict[str, tuple[int, dict] | None]
-    if stale:
+    wanted: dict[str, tuple[int, dict] | None] = {}
+    if catalogue is not None and updates and same and data.get("positions_index") == index_identity \
+            and state.positions() is not None:
+        wanted = _rematch_near(catalogue, updates, state, radius_arcsec)
+    elif catalogue is not None or not same:
         entries = _read_index(index_path)
         current = catalogue if catalogue is not None else state.catalogue()
         found = match(current, entries, radius_arcsec)
-        wanted = {slot_id: found.get(slot_id) for slot_id in set(found) | set(slots)}
-    else:
-        wanted = {slot_id: (kept["objid"], kept["record"]) for slot_id, kept in slots.items()}
-    written, restored, checked = {}, 0, 0
-    for slot_id in sorted(wanted):
-        target, kept = wanted[slot_id], slots.get(slot_id)
-        record = target[1] if target else None
-        path = _slot_path(store, slot_id, kept is not None)
-        if path is None:
+        wanted = {slot_id: found.get(slot_id) for slot_id in set(found) | state.slots().ids()}
+        state.keep_positions(entries, index_identity)
+    slots = state.slots()
+    moved = _moved_on_disk(store, *slots.identities())
+    known = slots.bulk(set(wanted) | moved)
+    for slot_id in moved:
+        wanted.setdefault(slot_id, (known[slot_id]["objid"], known[slot_id]["record"]))
+    todo = {}
+    for slot_id, target in wanted.items():
+        kept = known.get(slot_id)
+        if kept is not None and slot_id not in moved and target is not None and kept["record"] == target[1]:
+            if kept["objid"] != target[0]:
+                slots[slot_id] = {**kept, "objid": target[0]}
+                state.slots_changed = True
             continue
-        identity = file_identity(path)
-        if kept is not None and kept.get("record") == record and kept.get("file") == identity:
+        if kept is None and target is None:
             continue
-        checked += 1
-        slot = store.read_slot(slot_id)
-        if slot is None:
-            slots.pop(slot_id, None)
-            continue
-        if slot.get("tns") != record or (record is not None and "tns" not in slot):
-            restored += int(kept is not None and kept.get("record") == record)
-            slot = refine({**slot, "tns": record, "spectroscopic_class": record["type"] if record else None})
-            written[slot_id] = slot
-            identity = None  # taken once written
-        if target is None:
-            slots.pop(slot_id, None)
-        else:
-            slots[slot_id] = {"objid": target[0], "record": record, "file": identity,
-                              "fink": slot.get("fink_classification")}
-    if written:
-        identities = _write_slots(store, written)
-        for slot_id, identity in identities.items():
-            if slot_id in slots:
-                slots[slot_id]["file"] = identity
+        todo[slot_id] = target
+    written, restored, index_changes = _apply_records(store, spec, state, todo, known)
+    if index_changes:
         entries = entries if entries is not None else _read_index(index_path)
-        by_id = {slot_id: index_entry(slot_id, slot, spec.index_fields) for slot_id, slot in written.items()}
-        store.write_index([by_id.get(entry["slot_id"], entry) for entry in entries])
+        store.write_index([index_changes.get(entry["slot_id"], entry) for entry in entries])
+        if data.get("positions_index") == index_identity:
+            data["positions_index"] = file_identity(index_path)  # tns changes no position
         index_identity = file_identity(index_path)
     data.update({"radius_arcsec": radius_arcsec, "index": index_identity})
-    summary = _summary(state, catalogue, files, left_out, len(written), restored, checked)
+    if state.slots_changed or "matches" not in data:
+        data["matches"] = slots.matches()
+    summary = _summary(state, catalogue, files, left_out, written, restored, len(todo))
     if catalogue is not None or state.changed():
         state.save(catalogue)
         store.write_report_file("roster", {**(read_json_file(os.path.join(store.directory, "roster.json")) or {}),
@@ -812,42 +1008,153 @@ def _refresh(store: Any, spec: Any, state: State, catalogue: Any | None, radius_
     return summary
 
 
-#: Slot files replaced at once: replacing a file frees the old one's blocks, which waits on
-#: the disk (~0.7 ms each on the ext4 measured), so the replacements overlap in threads.
+def _rematch_near(catalogue: Any, updates: list[Any], state: State, radius_arcsec: float
+                  ) -> dict[str, tuple[int, dict] | None]:
+    """After deltas: the new match of every slot they can change, against the whole
+    catalogue. Only these can: a slot matched to an object a delta names (its record, its
+    position or its names changed), a slot whose id is among the internal names of those
+    rows (a name match at any distance, or a lower TNS id naming it), and a slot within
+    the radius of one of their positions (a nearer object). Every other slot's name and
+    position candidates are unchanged, so its match is too."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = pa.concat_tables([table.cast(updates[0].schema) for table in updates])
+    affected = state.slots().with_objids(pc.unique(rows["objid"]))
+    positions = state.positions()
+    slot_ids = positions["slot_id"]
+    alias, _ = _aliases(rows)
+    affected.update(slot_ids.filter(pc.is_in(slot_ids, value_set=alias)).to_pylist())
+    slot_ra, slot_dec = positions["ra"].to_numpy(zero_copy_only=False), positions["dec"].to_numpy(zero_copy_only=False)
+    placed = np.flatnonzero(np.isfinite(slot_ra) & np.isfinite(slot_dec))
+    _, near, _ = pairs_within(rows["ra"].to_numpy(zero_copy_only=False), rows["dec"].to_numpy(zero_copy_only=False),
+                              np.mod(slot_ra[placed], 360.0), slot_dec[placed], radius_arcsec / 3600.0)
+    affected.update(slot_ids.take(pa.array(placed[np.unique(near)], pa.int64())).to_pylist())
+    chosen = positions.filter(pc.is_in(slot_ids, value_set=pa.array(sorted(affected), pa.string())))
+    entries = [{"slot_id": s, "ra_deg": r, "dec_deg": d} for s, r, d in zip(
+        chosen["slot_id"].to_pylist(), chosen["ra"].to_pylist(), chosen["dec"].to_pylist(), strict=True)]
+    found = match(catalogue, entries, radius_arcsec)
+    return {slot_id: found.get(slot_id) for slot_id in affected}
+
+
+def _moved_on_disk(store: Any, ids: Any, kept: np.ndarray) -> set[str]:
+    """The slots (``ids``: a list or an Arrow array) whose file identity is not the one
+    kept: one ``stat`` each, relative to the kind's directory, compared at once. (Threads
+    measured no faster: the stats contend in the kernel.)"""
+    if not len(ids):
+        return set()
+    names = _slot_names(store, ids)
+    directory = os.open(store.directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        current = _identities_at(directory, names)
+    finally:
+        os.close(directory)
+    differ = np.flatnonzero((np.array(current, np.int64).reshape(len(ids), 4) != kept).any(axis=1))
+    if isinstance(ids, list):
+        return {ids[i] for i in differ.tolist()}
+    return set(ids.take(differ).to_pylist())
+
+
+_MISSING = (-2, -2, -2, -2)
+
+
+def _identities_at(directory: int, names: list[str | None]) -> list[tuple[int, int, int, int]]:
+    """(inode, size, mtime, ctime) of each file name in ``directory`` (-2s when missing)."""
+    identities = []
+    status_of = os.stat
+    for name in names:
+        try:
+            status = status_of(name, dir_fd=directory, follow_symlinks=False)  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            identities.append(_MISSING)
+            continue
+        identities.append((status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns))
+    return identities
+
+
+def _slot_names(store: Any, ids: Any) -> list[str | None]:
+    """The file name of each slot id (None for one that names none): for a kind whose ids
+    are their own file names, checked all at once."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = ids if isinstance(ids, pa.Array) else pa.array(ids, pa.string())
+    if type(store.names) is SlotNames:
+        plain = pc.match_substring_regex(column, f"^(?:{_PLAIN_ID.pattern})$")
+        reserved = pc.is_in(pc.utf8_lower(column), value_set=pa.array([INDEX_NAME[:-5], *sorted(RESERVED)]))
+        if pc.all(pc.and_(plain, pc.invert(reserved))).as_py():
+            return pc.binary_join_element_wise(column, ".json", "").to_pylist()
+    return [_slot_name(store, slot_id) for slot_id in column.to_pylist()]
+
+
+def _slot_name(store: Any, slot_id: str) -> str | None:
+    """The slot's file name in the kind's directory (None for an id that names none)."""
+    if type(store.names) is SlotNames and _PLAIN_ID.fullmatch(slot_id) and not is_reserved(slot_id):
+        return f"{slot_id}.json"
+    try:
+        return os.path.basename(store.slot_path(slot_id))
+    except ValueError:
+        return None
+
+
+#: Slot files read and replaced at once: replacing a file frees the old one's blocks, which
+#: waits on the disk (~0.3-0.7 ms each on the ext4 measured), so reads and replacements
+#: overlap in threads.
 WRITER_THREADS = 8
 
 
-def _write_slots(store: Any, slots: dict[str, dict[str, Any]]) -> dict[str, list[int] | None]:
-    """Replace each slot file atomically (temp file + rename), in ``WRITER_THREADS``
-    threads, then one sync; the file identity of each as written."""
+def _apply_records(store: Any, spec: Any, state: State, todo: dict[str, tuple[int, dict] | None],
+                   known: dict[str, dict[str, Any]]) -> tuple[int, int, dict[str, dict[str, Any]]]:
+    """Read each slot of ``todo`` and replace it (temp file + rename) when its ``tns`` is
+    not its target's record, in ``WRITER_THREADS`` threads, then one sync; the kept slots
+    updated. (slots written, of which restored, the new index entries that differ from the
+    slots' old ones)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def replace(slot_ids: list[str]) -> list[list[int] | None]:
-        identities = []
-        for slot_id in slot_ids:
-            path = store.slot_path(slot_id)
-            write_atomically(path, slot_bytes(slots[slot_id]), durable=False)
-            identities.append(file_identity(path))
-        return identities
+    if not todo:
+        return 0, 0, {}
+    slots = state.slots()
+    state.slots_changed = True
+    ordered = sorted(todo)
 
-    ordered = list(slots)
-    shares = [ordered[start::WRITER_THREADS] for start in range(WRITER_THREADS)]
+    def work(share: list[str]) -> list[tuple[str, Any, Any, Any]]:
+        done = []
+        for slot_id in share:
+            name = _slot_name(store, slot_id)
+            slot = store.read_slot(slot_id) if name is not None else None
+            if slot is None:
+                done.append((slot_id, None, None, None))
+                continue
+            record = todo[slot_id][1] if todo[slot_id] else None
+            path = os.path.join(store.directory, name)
+            if slot.get("tns") != record or (record is not None and "tns" not in slot):
+                new = refine({**slot, "tns": record, "spectroscopic_class": record["type"] if record else None})
+                write_atomically(path, slot_bytes(new), durable=False)
+                done.append((slot_id, slot, new, file_identity(path)))
+            else:
+                done.append((slot_id, slot, None, file_identity(path)))
+        return done
+
     with ThreadPoolExecutor(WRITER_THREADS) as pool:
-        done = list(pool.map(replace, shares))
-    store.sync()
-    return {slot_id: identity for share, identities in zip(shares, done, strict=True)
-            for slot_id, identity in zip(share, identities, strict=True)}
-
-
-def _slot_path(store: Any, slot_id: str, known: bool) -> str | None:
-    """The slot's file; a ``known`` id (one already checked by an earlier run) of a kind
-    whose ids are their own file names skips the check (it is most of a rerun's time)."""
-    if known and type(store.names) is SlotNames and _PLAIN_ID.fullmatch(slot_id) and not is_reserved(slot_id):
-        return f"{store.directory}{os.sep}{slot_id}.json"
-    try:
-        return store.slot_path(slot_id)
-    except ValueError:
-        return None
+        results = [item for share in pool.map(work, [ordered[i::WRITER_THREADS] for i in range(WRITER_THREADS)])
+                   for item in share]
+    written, restored, index_changes = 0, 0, {}
+    for slot_id, old, new, identity in results:
+        target, kept = todo[slot_id], known.get(slot_id)
+        if old is None or target is None:
+            slots.pop(slot_id, None)
+        else:
+            slots[slot_id] = {"objid": target[0], "record": target[1], "file": identity,
+                              "fink": old.get("fink_classification")}
+        if new is not None:
+            written += 1
+            restored += int(kept is not None and target is not None and kept["record"] == target[1])
+            entry = index_entry(slot_id, new, spec.index_fields)
+            if entry != index_entry(slot_id, old, spec.index_fields):
+                index_changes[slot_id] = entry
+    if written:
+        store.sync()
+    return written, restored, index_changes
 
 
 def _read_index(index_path: str) -> list[dict[str, Any]]:
@@ -861,18 +1168,6 @@ def _read_index(index_path: str) -> list[dict[str, Any]]:
 
 def _summary(state: State, catalogue: Any | None, files: list[dict[str, Any]], left_out: list[dict[str, str]],
              written: int, restored: int, checked: int) -> dict[str, Any]:
-    """Matches by kind and TNS type, and where TNS's class and Fink's label disagree (a
-    class other than the label's, or an Unknown object that the class refines)."""
-    records = {slot_id: kept for slot_id, kept in state.data["slots"].items()}
-    disagreements = []
-    for slot_id, kept in sorted(records.items()):
-        kind, label = kept["record"]["type"], kept.get("fink")
-        if not kind:
-            continue
-        refined, expected = _subtype_of(kind), _FINK_EXPECTS.get(label or "")
-        if (label == "Unknown" and refined) or (expected is not None and refined != expected):
-            disagreements.append({"slot_id": slot_id, "fink_classification": label, "tns_type": kind,
-                                  "tns_name": kept["record"]["name"]})
     skipped: Counter = Counter()
     for done in files:
         skipped.update(done["skipped_rows"])
@@ -880,9 +1175,5 @@ def _summary(state: State, catalogue: Any | None, files: list[dict[str, Any]], l
         state.data["tns_objects"] = len(catalogue)
     return {"file_layout": state.data.get("layout"), "tns_objects": state.data.get("tns_objects", 0),
             "catalogue_as_of": state.data.get("as_of"), "catalogue_complete": state.data.get("complete", False),
-            "files": files, "files_left_out": left_out, "skipped_rows": dict(skipped),
-            "matched": len(records),
-            "by_match": dict(sorted(Counter(k["record"]["match"] for k in records.values()).items())),
-            "by_type": dict(sorted(Counter(k["record"]["type"] or "none" for k in records.values()).items())),
-            "disagreements": disagreements[:100], "disagreement_count": len(disagreements),
+            "files": files, "files_left_out": left_out, "skipped_rows": dict(skipped), **state.data["matches"],
             "slots_checked": checked, "slots_restored": restored, "slots_written": written}
