@@ -98,6 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("LSST Alert Report: no CSV for %s in %s (and no message quarantined that day)", args.date,
                   layout.data)
         return EXIT_CONFIG
+    if not (args.date or args.night or report_days(output_dir)):
+        # Not "up to date": there is nothing to report, and the reports/ directory may not exist.
+        log.warning("LSST Alert Report: no data: no day CSV (and no quarantined message) in %s, so no report; "
+                    "has the consumer written anything into this output directory?", layout.data)
+        return EXIT_OK
     days = [args.date or args.night] if args.date or args.night else days_to_report(output_dir)
     try:
         for day in days:
