@@ -55,9 +55,11 @@ CODES: tuple[ExitCode, ...] = (
     ExitCode(9, "EXIT_INPUT_UNUSED", "some input was not used: a file (or notice source) of which nothing could be "
              "loaded; each is named in the log and the summary; the rest was loaded", (BUILDER, WRAPPER), {
                  WRAPPER: "passed on from the builder step that returned it (messengers, tns); the later steps still ran"}),
-    ExitCode(64, "EXIT_USAGE", "the wrapper's own usage: a bad option or variable (RETENTION_DAYS, REPORT, "
-             "CROSSMATCH, FULL_BUILD_WEEKDAY), or an output directory retention must not touch (/ or empty)",
-             (WRAPPER,)),
+    # The steps' switches are named in the wrapper's --help (alert_pipeline/steps.py), not here:
+    # steps.py imports this table, and a list copied here would drift from it.
+    ExitCode(64, "EXIT_USAGE", "the wrapper's own usage: a bad option or variable (RETENTION_DAYS, "
+             "FULL_BUILD_WEEKDAY, a step's switch: see --help), or an output directory retention must not touch "
+             "(/ or empty)", (WRAPPER,)),
     ExitCode(69, "EXIT_NO_PYTHON", "no usable Python (run scripts/setup_venv.sh)", (WRAPPER,)),
     ExitCode(73, "EXIT_CANT_CREATE", "LOG_FILE or the lock file cannot be written", (WRAPPER,)),
     ExitCode(75, "EXIT_LOCKED", "another run holds the lock: this one did nothing", (WRAPPER,)),

@@ -20,8 +20,8 @@ readonly EXIT_CODES_HELP='exit codes:
   9   some input was not used: a file (or notice source) of which nothing could be loaded; each is
       named in the log and the summary; the rest was loaded; passed on from the builder step that
       returned it (messengers, tns); the later steps still ran
-  64  the wrapper'\''s own usage: a bad option or variable (RETENTION_DAYS, REPORT, CROSSMATCH,
-      FULL_BUILD_WEEKDAY), or an output directory retention must not touch (/ or empty)
+  64  the wrapper'\''s own usage: a bad option or variable (RETENTION_DAYS, FULL_BUILD_WEEKDAY, a
+      step'\''s switch: see --help), or an output directory retention must not touch (/ or empty)
   69  no usable Python (run scripts/setup_venv.sh)
   73  LOG_FILE or the lock file cannot be written
   75  another run holds the lock: this one did nothing
@@ -39,7 +39,7 @@ exit_code_meaning() {
     7) echo 'EXIT_SHRINK: the build would remove more than half of the slots on disk (a mistyped --source or --table?): nothing was removed; --allow-shrink when the objects really are gone' ;;
     8) echo 'EXIT_NOTHING_WRITTEN: messages were read and every one was quarantined (the wrong topic, a broken producer?): the warning names the main reason' ;;
     9) echo 'EXIT_INPUT_UNUSED: some input was not used: a file (or notice source) of which nothing could be loaded; each is named in the log and the summary; the rest was loaded' ;;
-    64) echo 'EXIT_USAGE: the wrapper'\''s own usage: a bad option or variable (RETENTION_DAYS, REPORT, CROSSMATCH, FULL_BUILD_WEEKDAY), or an output directory retention must not touch (/ or empty)' ;;
+    64) echo 'EXIT_USAGE: the wrapper'\''s own usage: a bad option or variable (RETENTION_DAYS, FULL_BUILD_WEEKDAY, a step'\''s switch: see --help), or an output directory retention must not touch (/ or empty)' ;;
     69) echo 'EXIT_NO_PYTHON: no usable Python (run scripts/setup_venv.sh)' ;;
     73) echo 'EXIT_CANT_CREATE: LOG_FILE or the lock file cannot be written' ;;
     75) echo 'EXIT_LOCKED: another run holds the lock: this one did nothing' ;;
