@@ -49,10 +49,11 @@ Environment (all optional):
                                 set: load new GW, neutrino and cosmic-ray notices from GCN Kafka
                                 into the storehouse before the build (step messengers-gcn)
   MESSENGER_FILES               a directory of dropped messenger files (sky maps, IceCube and
-                                cosmic-ray lists, IGWN alerts) loaded before the build (step
-                                messengers-files, run apart from GCN: neither source's failure
-                                blocks the other; a file of which nothing could be loaded is
-                                named in the log and the step ends with $EXIT_INPUT_UNUSED)
+                                cosmic-ray lists, IGWN alerts; regular files or links to them)
+                                loaded before the build (step messengers-files, run apart from
+                                GCN: neither source's failure blocks the other; a file of which
+                                nothing could be loaded is named in the log, and the step ends
+                                with $EXIT_INPUT_UNUSED, as it does when the directory holds no file)
   TRANSIENT_TABLE, TRANSIENT_SOURCE   builder --table / --source (default: the builder's)
   FULL_BUILD_WEEKDAY            the UTC weekday of the full build (Monday ... Sunday or 1-7, default
                                 Sunday; 'never'); the other days build only what the new rows touch
@@ -203,14 +204,16 @@ storehouse="${EVENT_STOREHOUSE:-$SCRIPT_DIR/data/event_storehouse}"
 messenger_files=()
 build_args=()
 
-# messengers-files: the regular files directly in MESSENGER_FILES (no dot files, such as a copy
-# in progress), sorted; loading one again rewrites nothing.
+# messengers-files: the regular files directly in MESSENGER_FILES and the links to regular files
+# (-xtype f: a sky map linked in from where it was downloaded counts; the loader follows the
+# links it is given and refuses FIFOs and devices), no dot files (such as a copy in progress),
+# sorted; loading one again rewrites nothing.
 list_messenger_files() {
   messenger_files=()
   if [[ -n "${MESSENGER_FILES:-}" && -d "$MESSENGER_FILES" ]]; then
     while IFS= read -r -d '' file; do
       messenger_files+=("$file")
-    done < <(find -H "$MESSENGER_FILES" -mindepth 1 -maxdepth 1 -type f ! -name '.*' -print0 | sort -z)
+    done < <(find -H "$MESSENGER_FILES" -mindepth 1 -maxdepth 1 -xtype f ! -name '.*' -print0 | sort -z)
   fi
 }
 

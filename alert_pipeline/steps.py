@@ -57,8 +57,8 @@ def _words(*words: str | Word | tuple[Word, ...]) -> tuple[Word, ...]:
 @dataclass(frozen=True)
 class Refusal:
     """An input given but unusable: the step is logged as failed with ``EXIT_INPUT_UNUSED``
-    without running, so that a mistyped source is seen in the exit status, not only in
-    the log."""
+    without running, so that a mistyped source (or one with nothing in it) is seen in the
+    exit status, not only in the log."""
 
     when: str  # bash test
     message: str  # the end of the log line; may expand bash variables
@@ -70,9 +70,10 @@ class Step:
 
     ``condition`` is a bash test evaluated when the step is reached (so that a step
     may depend on what an earlier one wrote), after ``prepare`` (a wrapper function
-    that fills the bash variables the command uses). ``switch`` names a variable the
-    operator sets to 0 to skip the step (default 1; the wrapper refuses any other value
-    with EXIT_USAGE before a step runs)."""
+    that fills the bash variables the command uses) and ``refusals`` (tried in order, the
+    first that holds fails the step). ``switch`` names a variable the operator sets to 0
+    to skip the step (default 1; the wrapper refuses any other value with EXIT_USAGE
+    before a step runs)."""
 
     name: str
     description: str
@@ -82,7 +83,7 @@ class Step:
     skipped_because: str = ""
     switch: str = ""
     prepare: str = ""
-    refusal: Refusal | None = None
+    refusals: tuple[Refusal, ...] = ()
 
 
 STEPS: tuple[Step, ...] = (
@@ -91,14 +92,18 @@ STEPS: tuple[Step, ...] = (
     # The dropped files, then GCN (a notice read later revises a file's row), in two steps:
     # a bad file never keeps the notices out, nor the reverse.
     Step("messengers-files", "load the dropped messenger files (sky maps, IceCube and cosmic-ray lists, "
-         "IGWN alerts): the regular files directly in MESSENGER_FILES, no dot files",
+         "IGWN alerts): the regular files directly in MESSENGER_FILES and the links to regular files, "
+         "no dot files",
          _words(PYTHON, "transient_kind_builder.py", "load-messengers", STOREHOUSE,
                 Word('"${messenger_files[@]}"', "FILE...")),
-         runs_when=f"MESSENGER_FILES is a directory holding a file (set but not a directory: exit {EXIT_INPUT_UNUSED})",
+         runs_when=f"MESSENGER_FILES is set (not a directory, or holding no file: exit {EXIT_INPUT_UNUSED})",
          prepare="list_messenger_files", condition="[[ ${#messenger_files[@]} -gt 0 ]]",
-         skipped_because="MESSENGER_FILES is not set or holds no file",
-         refusal=Refusal('[[ -n "${MESSENGER_FILES:-}" && ! -d "$MESSENGER_FILES" ]]',
-                         "MESSENGER_FILES '$MESSENGER_FILES' is not a directory; nothing of it was loaded")),
+         skipped_because="MESSENGER_FILES is not set",
+         refusals=(Refusal('[[ -n "${MESSENGER_FILES:-}" && ! -d "$MESSENGER_FILES" ]]',
+                           "MESSENGER_FILES '$MESSENGER_FILES' is not a directory; nothing of it was loaded"),
+                   Refusal('[[ -n "${MESSENGER_FILES:-}" && ${#messenger_files[@]} -eq 0 ]]',
+                           "MESSENGER_FILES '$MESSENGER_FILES' holds no file (a regular file or a link to one, "
+                           "not a dot file); nothing was loaded"))),
     Step("messengers-gcn", "load new GW, neutrino and cosmic-ray notices from GCN Kafka",
          _words(PYTHON, "transient_kind_builder.py", "load-messengers", STOREHOUSE, "--gcn"),
          runs_when="GCN_CLIENT_ID, GCN_CLIENT_ID_FILE or GCN_KAFKA_BOOTSTRAP_SERVERS is set",
@@ -182,8 +187,8 @@ def _step_lines(number: int, step: Step) -> list[str]:
     branches: list[tuple[str, str]] = []
     if step.switch:
         branches.append((f'[[ "${{{step.switch}:-1}}" == 0 ]]', f'log "step {step.name}: skipped ({step.switch}=0)"'))
-    if step.refusal:
-        branches.append((step.refusal.when, f'fail_step {step.name} "$EXIT_INPUT_UNUSED" "{step.refusal.message}"'))
+    branches += [(refusal.when, f'fail_step {step.name} "$EXIT_INPUT_UNUSED" "{refusal.message}"')
+                 for refusal in step.refusals]
     if step.condition:
         branches.append((step.condition, run))
         fallback = f'log "step {step.name}: skipped ({step.skipped_because})"'

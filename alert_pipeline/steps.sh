@@ -6,9 +6,9 @@ skipped with the reason; a failed step never stops the later ones):
   1 consumer           the LSST alert consumer: Kafka -> day CSV + FITS cutouts
                        runs: always
   2 messengers-files   load the dropped messenger files (sky maps, IceCube and cosmic-ray lists,
-                       IGWN alerts): the regular files directly in MESSENGER_FILES, no dot files
-                       runs: MESSENGER_FILES is a directory holding a file (set but not a directory:
-                             exit 9)
+                       IGWN alerts): the regular files directly in MESSENGER_FILES and the links to
+                       regular files, no dot files
+                       runs: MESSENGER_FILES is set (not a directory, or holding no file: exit 9)
   3 messengers-gcn     load new GW, neutrino and cosmic-ray notices from GCN Kafka
                        runs: GCN_CLIENT_ID, GCN_CLIENT_ID_FILE or GCN_KAFKA_BOOTSTRAP_SERVERS is set
   4 transient-builder  the kind builder: transient and minor_body slots from the Fink table; a full
@@ -35,10 +35,12 @@ run_steps() {
   list_messenger_files
   if [[ -n "${MESSENGER_FILES:-}" && ! -d "$MESSENGER_FILES" ]]; then
     fail_step messengers-files "$EXIT_INPUT_UNUSED" "MESSENGER_FILES '$MESSENGER_FILES' is not a directory; nothing of it was loaded"
+  elif [[ -n "${MESSENGER_FILES:-}" && ${#messenger_files[@]} -eq 0 ]]; then
+    fail_step messengers-files "$EXIT_INPUT_UNUSED" "MESSENGER_FILES '$MESSENGER_FILES' holds no file (a regular file or a link to one, not a dot file); nothing was loaded"
   elif [[ ${#messenger_files[@]} -gt 0 ]]; then
     run_step messengers-files "$PYTHON" transient_kind_builder.py load-messengers --storehouse "$storehouse" "${messenger_files[@]}"
   else
-    log "step messengers-files: skipped (MESSENGER_FILES is not set or holds no file)"
+    log "step messengers-files: skipped (MESSENGER_FILES is not set)"
   fi
   # 3. messengers-gcn
   if [[ -n "${GCN_CLIENT_ID:-}${GCN_CLIENT_ID_FILE:-}${GCN_KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then

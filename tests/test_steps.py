@@ -108,7 +108,7 @@ def test_the_generated_runner_follows_conditions_switches_and_refusals(tmp_path)
     quiet = _run_generated(steps.shell(), tmp_path, REPORT="0")
     assert quiet == [
         "RUN consumer python lsst_alert_consumer.py",
-        "LOG step messengers-files: skipped (MESSENGER_FILES is not set or holds no file)",
+        "LOG step messengers-files: skipped (MESSENGER_FILES is not set)",
         "LOG step messengers-gcn: skipped (none of GCN_CLIENT_ID, GCN_CLIENT_ID_FILE, GCN_KAFKA_BOOTSTRAP_SERVERS "
         "is set)",
         "LOG step transient-builder: skipped (DATABASE_URL is not set)",
@@ -125,6 +125,10 @@ def test_the_generated_runner_follows_conditions_switches_and_refusals(tmp_path)
     assert "RUN transient-builder python transient_kind_builder.py build --full --storehouse /store" in busy
     assert "RUN tns python transient_kind_builder.py tns --storehouse /store /t s/tns.csv" in busy
     assert busy[-1] == "RUN report python lsst_alert_report.py --output-dir /out"
+    (tmp_path / "empty").mkdir()  # the stand-in lists no file in it
+    empty = _run_generated(steps.shell(), tmp_path, MESSENGER_FILES=str(tmp_path / "empty"))
+    assert empty[1] == (f"FAIL messengers-files 9 MESSENGER_FILES '{tmp_path / 'empty'}' holds no file (a regular "
+                        "file or a link to one, not a dot file); nothing was loaded")
 
 
 def test_adding_a_step_is_one_declaration(tmp_path, monkeypatch):
@@ -140,11 +144,13 @@ def test_adding_a_step_is_one_declaration(tmp_path, monkeypatch):
     assert f"  {position + 1} hello" in steps.help_text() and "| `hello` | say hello |" in steps.markdown_table()
 
 
-def test_a_step_with_a_refusal_and_no_condition_is_refused_or_run(tmp_path):
+def test_a_step_with_refusals_and_no_condition_is_refused_by_the_first_that_holds_or_run(tmp_path):
     step = steps.Step("check", "check a thing", steps._words("true"),
-                      refusal=steps.Refusal('[[ -n "${BAD:-}" ]]', "BAD is set"))
+                      refusals=(steps.Refusal('[[ -n "${BAD:-}" ]]', "BAD is set"),
+                                steps.Refusal('[[ -n "${WORSE:-}" ]]', "WORSE is set")))
     body = steps._step_lines(9, step)
     assert body == ["# 9. check", 'if [[ -n "${BAD:-}" ]]; then', '  fail_step check "$EXIT_INPUT_UNUSED" "BAD is set"',
+                    'elif [[ -n "${WORSE:-}" ]]; then', '  fail_step check "$EXIT_INPUT_UNUSED" "WORSE is set"',
                     "else", "  run_step check true", "fi"]
 
 
