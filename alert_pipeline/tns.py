@@ -965,15 +965,18 @@ def _refresh(store: Any, spec: Any, state: State, catalogue: Any | None, updates
     same = data.get("radius_arcsec") == radius_arcsec and data.get("index") == index_identity
     entries = None
     wanted: dict[str, tuple[int, dict] | None] = {}
+    rematched = 0
     if catalogue is not None and updates and same and data.get("positions_index") == index_identity \
             and state.positions() is not None:
         wanted = _rematch_near(catalogue, updates, state, radius_arcsec)
+        rematched = len(wanted)
     elif catalogue is not None or not same:
         entries = _read_index(index_path)
         current = catalogue if catalogue is not None else state.catalogue()
         found = match(current, entries, radius_arcsec)
         wanted = {slot_id: found.get(slot_id) for slot_id in set(found) | state.slots().ids()}
         state.keep_positions(entries, index_identity)
+        rematched = len(entries)
     slots = state.slots()
     moved = _moved_on_disk(store, *slots.identities())
     known = slots.bulk(set(wanted) | moved)
@@ -1000,7 +1003,8 @@ def _refresh(store: Any, spec: Any, state: State, catalogue: Any | None, updates
     data.update({"radius_arcsec": radius_arcsec, "index": index_identity})
     if state.slots_changed or "matches" not in data:
         data["matches"] = slots.matches()
-    summary = _summary(state, catalogue, files, left_out, written, restored, len(todo))
+    summary = {**_summary(state, catalogue, files, left_out, written, restored, len(todo)),
+               "slots_rematched": rematched}
     if catalogue is not None or state.changed():
         state.save(catalogue)
         store.write_report_file("roster", {**(read_json_file(os.path.join(store.directory, "roster.json")) or {}),

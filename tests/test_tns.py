@@ -295,11 +295,21 @@ def test_a_zip_of_a_huge_csv_of_short_lines_is_refused_within_bounded_memory(pub
 # -- state checked against the slots on disk (item 12 of the third probe) ---------------------
 
 
-def test_a_slot_restored_from_a_backup_without_its_record_gets_it_back(public_store, tmp_path):
-    backup = (public_store / "transient" / "ZTF22aaaifcx.json").read_bytes()  # before any TNS record
+@pytest.mark.parametrize("restore", ["in place", "replaced"])
+def test_a_slot_restored_from_a_backup_without_its_record_gets_it_back(public_store, tmp_path, restore):
+    """The rerun is given the same file (known by its identity, not read again) and no
+    build ran (the index is unchanged): only the slot's own file says it changed."""
+    target = public_store / "transient" / "ZTF22aaaifcx.json"
+    backup = target.read_bytes()  # before any TNS record
     assert tns(public_store, PUBLIC).returncode == 0
     assert "tns" in read(public_store, "transient", "ZTF22aaaifcx")
-    (public_store / "transient" / "ZTF22aaaifcx.json").write_bytes(backup)  # restored in place (same inode)
+    index = (public_store / "transient" / "index.json").stat()
+    if restore == "in place":  # same inode, same directory: only the file's ctime and mtime change
+        target.write_bytes(backup)
+    else:  # a new inode renamed over it (rsync, the storehouse's own writes)
+        (tmp_path / "restored.json").write_bytes(backup)
+        os.replace(tmp_path / "restored.json", target)
+    assert (public_store / "transient" / "index.json").stat().st_mtime_ns == index.st_mtime_ns
     done = tns(public_store, PUBLIC)
     assert done.returncode == 0, done.stderr
     assert read(public_store, "transient", "ZTF22aaaifcx").get("tns", {}).get("name") == "SN 2022and"
@@ -447,3 +457,72 @@ def test_a_later_build_keeps_the_record_and_the_refinement(pg_url, table, tmp_pa
     assert kept["fink_classification"] == "Unknown"
     roster = json.loads((store / "transient" / "roster.json").read_text())
     assert roster["tns"]["matched"] == 1 and roster["by_subtype"]["sn"] == 1
+
+
+# -- the fast paths: a file known by its identity, a delta that rematches only what it touches --
+
+
+def test_a_tns_file_is_hashed_once_and_again_when_rewritten_in_place_with_its_old_mtime(public_store, tmp_path,
+                                                                                         monkeypatch):
+    from alert_pipeline import tns as tns_module
+
+    hashed = []
+    real_hash = tns_module.content_hash
+    monkeypatch.setattr(tns_module, "content_hash", lambda path: hashed.append(path) or real_hash(path))
+    monkeypatch.setattr(tns_module, "TRUSTED_AGE_NS", 0)  # no wait for the clock's granularity in a test
+    path = tmp_path / "tns_public_objects.csv"
+    shutil.copy(PUBLIC, path)
+    first = tns_module.apply(str(public_store), str(path))
+    assert (len(hashed), first["files"][0]["status"]) == (1, "applied")
+    again = tns_module.apply(str(public_store), str(path))
+    assert (len(hashed), again["files"], again["slots_written"]) == (1, [], 0)  # known by its identity alone
+    before = path.stat()
+    text = path.read_text()
+    assert '"SN II"' in text
+    path.write_text(text.replace('"SN II"', '"SN Ib"'))  # same size, in place, old mtime put back
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns, path.stat().st_ino) == (
+        before.st_size, before.st_mtime_ns, before.st_ino)
+    changed = tns_module.apply(str(public_store), str(path))
+    assert len(hashed) == 2 and changed["files"][0]["status"] == "applied"
+    assert read(public_store, "transient", "ZTF22aaaifcx")["tns"]["type"] == "SN Ib"
+
+
+def test_a_delta_rematches_only_the_slots_it_can_change_and_equals_the_whole_file(storehouse, tmp_path):
+    """Yesterday's whole file, then a delta that moves an object next to a slot, names a
+    slot from 10° away, reclassifies a matched object and adds a nearer one; against
+    today's whole file on a copy of the storehouse."""
+    fresh = tmp_path / "fresh"
+    shutil.copytree(storehouse, fresh)
+    yesterday = public_file(tmp_path)
+    assert builder("tns", "--storehouse", str(storehouse), str(yesterday)).returncode == 0
+    assert read(storehouse, "transient", "ZTF24aaaaaad")["tns"]["name"] == "SN 2024aae"
+    assert "tns" not in read(storehouse, "transient", "ZTF24aaaaaac")
+    changed = [
+        public_row(4, "AT", "2024aad", offset(900.0, 0).directional_offset_by(0 * u.deg, 0.1 * u.arcsec)),
+        public_row(6, "TDE", "2024aaf", offset(1500.0, 0), "TDE", "0.06"),
+        public_row(8, "SN", "2024aah", offset(36000.0, 0), "SN Ic", internal="ATLAS24xyz, ZTF24aaaaaac"),
+        public_row(9, "SN", "2024aai", offset(1.0, 45).directional_offset_by(0 * u.deg, 0.5 * u.arcsec), "SN IIn"),
+    ]
+    delta = tmp_path / "tns_public_objects_20240326.csv"
+    delta.write_text("\n".join(['"2024-03-27 00:00:00"', PUBLIC_HEADER, *changed]) + "\n")
+    done = builder("tns", "--storehouse", str(storehouse), str(delta))
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["slots_rematched"] == 4  # all but ZTF24aaaaaaa, named by an object the delta leaves alone
+    assert read(storehouse, "transient", "ZTF24aaaaaad")["tns"]["name"] == "AT 2024aad"  # 0.1" beats 0.4"
+    named = read(storehouse, "transient", "ZTF24aaaaaac")["tns"]
+    assert (named["name"], named["match"], named["type"]) == ("SN 2024aah", "internal_name", "SN Ic")
+    assert read(storehouse, "transient", "ZTF24aaaaaab")["tns"]["name"] == "SN 2024aai"  # 0.5" beats 1.0"
+    assert read(storehouse, "transient", "ZTF24aaaaaae")["tns"]["redshift"] == 0.06
+    today = tmp_path / "today" / "tns_public_objects.csv"
+    today.parent.mkdir()
+    rows = yesterday.read_text().splitlines()
+    kept = [row for row in rows[2:] if not row.startswith(('"4"', '"6"'))]
+    today.write_text("\n".join(['"2024-03-27 00:00:00"', PUBLIC_HEADER, *kept, *changed]) + "\n")
+    whole = builder("tns", "--storehouse", str(fresh), str(today))
+    assert whole.returncode == 0, whole.stderr
+    assert json.loads(whole.stdout)["slots_rematched"] == 5
+    assert slots_on_disk(storehouse) == slots_on_disk(fresh)
+    index = [json.loads((store / "transient" / "index.json").read_text())["slots"] for store in (storehouse, fresh)]
+    assert index[0] == index[1]
