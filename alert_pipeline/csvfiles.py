@@ -1,22 +1,38 @@
 """The daily CSV files: cell formatting safe for spreadsheets, per-layout file names,
-appends that are one write and one fsync, and cutting a file back after a failed batch."""
+appends that are one write and one fsync, cutting a file back after a failed batch, and
+reading a day file back (``DayRows``) in bounded memory, with the header the consumer
+writes (``day_header_problem``)."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO
 
 from .durable import append_durably, open_no_follow, safe_name, write_atomically
 from .layout import day_stem
+from .records import COLUMNS
 
 #: A text cell starting with one of these is a formula to a spreadsheet (OWASP "CSV
 #: injection"); it is written with a leading apostrophe. Numbers are never touched.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _NEEDS_QUOTES = (",", '"', "\r", "\n")
+
+#: The longest cell a day file is read back with, in characters: the csv module's field
+#: limit (128 Ki characters), which ``DayRows`` keeps as it is.
+MAX_CELL_CHARS = csv.field_size_limit()
+#: The longest row (all the lines of one CSV record, in bytes) a day file is read back
+#: with: room for several cells at ``MAX_CELL_CHARS`` of 4-byte UTF-8 characters, while a
+#: consumer row is a few hundred bytes. A longer row (a file of NUL bytes left by a crash,
+#: one line of gigabytes) is refused after reading at most this many bytes of it.
+MAX_ROW_BYTES = 8 * MAX_CELL_CHARS
+#: The columns of the consumer's first day files: every day file begins with them (the
+#: columns appended since, and ``process_alert``'s, follow).
+FIRST_COLUMNS = COLUMNS[:16]
 
 
 def format_cell(value: Any) -> str:
@@ -81,9 +97,11 @@ def csv_bytes(columns: Sequence[str], rows: Iterable[Mapping[str, Any]], header:
     return (header_line(columns) if header else b"") + body
 
 
-def _first_line(path: str) -> bytes:
-    with os.fdopen(open_no_follow(path, os.O_RDONLY), "rb") as handle:
-        return handle.readline()
+def _first_line(path: str, limit: int) -> bytes:
+    """At most ``limit`` bytes of the first line of ``path``: a file of one line of
+    gigabytes costs ``limit``, and a FIFO under the name is not waited for."""
+    with os.fdopen(open_no_follow(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+        return handle.readline(limit)
 
 
 class DayFiles:
@@ -104,7 +122,7 @@ class DayFiles:
             number = 1
             while True:
                 path = os.path.join(self.data_dir, f"{stem}{'' if number == 1 else f'_{number}'}.csv")
-                if not os.path.exists(path) or _first_line(path) == header:
+                if not os.path.exists(path) or _first_line(path, len(header) + 1) == header:
                     break
                 number += 1
             self._paths[cache_key] = path
@@ -133,3 +151,65 @@ def restore_size(path: str, size: int | None) -> None:
                 os.close(fd)
     except FileNotFoundError:
         pass
+
+
+class UnreadableRow(ValueError):
+    """A day file stops being a CSV the consumer wrote (``line N: why``)."""
+
+
+class DayRows:
+    """The records of a day file opened in binary, each a list of cells, blank lines
+    skipped. Lines are read with a bound, so no row costs more than ``MAX_ROW_BYTES``
+    however long the file's line (the csv module's own field limit applies only after a
+    whole line is in memory). ``UnreadableRow`` names the line where the file stops being
+    readable: a row too long, a csv error, bytes that are not UTF-8 (with
+    ``errors="strict"``; ``"replace"`` reads them as U+FFFD)."""
+
+    def __init__(self, handle: BinaryIO, errors: str = "strict", max_row_bytes: int = MAX_ROW_BYTES) -> None:
+        self._handle, self._errors, self._max_row_bytes = handle, errors, max_row_bytes
+        #: The number of the last line read (1-based).
+        self.line_number = 0
+        self._row_bytes = 0
+        self._reader = csv.reader(self._lines())
+
+    def _lines(self) -> Iterator[str]:
+        while True:
+            line = self._handle.readline(self._max_row_bytes + 1 - self._row_bytes)
+            if not line:
+                return
+            self.line_number += 1
+            self._row_bytes += len(line)
+            if self._row_bytes > self._max_row_bytes:
+                raise UnreadableRow(f"line {self.line_number}: a row longer than {self._max_row_bytes} bytes "
+                                    "(MAX_ROW_BYTES)")
+            try:
+                yield line.decode("utf-8", self._errors)
+            except UnicodeDecodeError:
+                raise UnreadableRow(f"line {self.line_number}: bytes that are not UTF-8") from None
+
+    def __iter__(self) -> Iterator[list[str]]:
+        while True:
+            self._row_bytes = 0
+            try:
+                cells = next(self._reader, None)
+            except csv.Error as exc:
+                raise UnreadableRow(f"line {self.line_number}: {exc}") from None
+            if cells is None:
+                return
+            if cells:
+                yield cells
+
+
+def day_header_problem(header: Sequence[str] | None) -> str:
+    """Why ``header`` is not one the consumer writes ('' when it is): it begins with
+    ``FIRST_COLUMNS`` (files of every version), and every name is given once."""
+    if not header:
+        return "empty: no header line"
+    if tuple(header[:len(FIRST_COLUMNS)]) != FIRST_COLUMNS:
+        return f"not a day file of the consumer: its header does not begin with {','.join(FIRST_COLUMNS[:3])},…"
+    if "" in header:
+        return f"column {header.index('') + 1} of the header has no name"
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        return f"the header names {', '.join(repeated)} more than once"
+    return ""
