@@ -19,14 +19,22 @@ FIFO or device *inside* them is skipped, named in the log and counted (``skipped
 a link could make the merge copy a private file into the merged directory, read
 ``/dev/zero`` until memory runs out, or wait forever on a FIFO. Cutouts are copied in
 chunks, so a file costs its size on disk, never its size in memory.
+
+Only the consumer's day files are merged: a source file whose header does not begin with
+the consumer's first columns (``csvfiles.FIRST_COLUMNS``; every version's files do), or
+names a column twice or not at all, is skipped and counted (``skipped_files``), and so is
+a row with more or fewer fields than its header (``skipped_rows``). Lines are read with a
+bound (``csvfiles.MAX_ROW_BYTES``): a day file that is one line of gigabytes (NUL bytes
+left by a crash) is read up to the bound, named and counted, and the other days merge.
+A day whose file in the destination cannot be read to its end is not merged (its keys
+would be missing, so its rows would be written twice), named and counted.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
-import io
+import errno
 import logging
 import os
 import shutil
@@ -52,19 +60,27 @@ class MergeReport:
     duplicates: int = 0
     cutouts_copied: int = 0
     missing_cutouts: int = 0
-    #: Files of a source that were not read (a link, a FIFO, a device; a CSV that is not
-    #: the consumer's), each named in the log.
+    #: Files of a source that were not read, or not to their end (a link, a FIFO, a device;
+    #: a CSV that is not the consumer's; a row too long to read), each named in the log.
     skipped_files: int = 0
+    #: Rows of a source's day file that were not merged (more or fewer fields than the
+    #: header), each named in the log with its line.
+    skipped_rows: int = 0
     days: Counter = field(default_factory=Counter)
 
     def line(self) -> str:
         return (f"read={self.rows_read} added={self.rows_added} duplicates_skipped={self.duplicates} "
                 f"cutouts_copied={self.cutouts_copied} missing_cutouts={self.missing_cutouts} "
-                f"skipped_files={self.skipped_files} days={','.join(sorted(self.days)) or '-'}")
+                f"skipped_files={self.skipped_files} skipped_rows={self.skipped_rows} "
+                f"days={','.join(sorted(self.days)) or '-'}")
 
     def skip(self, path: str, reason: str) -> None:
         self.skipped_files += 1
         log.warning("merge: skipped %s: %s", path, reason)
+
+    def skip_row(self, path: str, line_number: int, reason: str) -> None:
+        self.skipped_rows += 1
+        log.warning("merge: skipped %s line %d: %s", path, line_number, reason)
 
 
 def day_files(output_dir: str) -> dict[str, list[str]]:
@@ -78,27 +94,47 @@ def day_files(output_dir: str) -> dict[str, list[str]]:
     return found
 
 
-def _rows(path: str) -> Iterable[dict[str, str]]:
-    """The rows of one of the destination's own day files (an unreadable one stops the merge:
-    without its keys the merge would write its rows a second time)."""
-    with io.TextIOWrapper(open_regular(path), newline="", encoding="utf-8", errors="replace") as handle:
-        yield from csv.DictReader(handle)
+def _destination_keys(destination: str, day: str) -> set[tuple[str, str]]:
+    """The keys of the rows the destination's own day files of ``day`` hold. ``OSError``
+    when one cannot be read to its end: without its keys the merge would write its rows a
+    second time, so that day is not merged."""
+    keys = set()
+    for path in day_files(destination).get(day, []):
+        with open_regular(path) as handle:
+            rows = csvfiles.DayRows(handle, errors="replace")
+            try:
+                header = next(iter(rows), [])
+                keys.update(_key(dict(zip(header, cells, strict=False))) for cells in rows)
+            except csvfiles.UnreadableRow as exc:
+                raise OSError(errno.EINVAL, str(exc), path) from None
+    return keys
 
 
 def _source_rows(path: str, report: MergeReport) -> Iterable[dict[str, str]]:
-    """The rows of a source's day file; one that is not a regular file, or not a CSV the
-    csv module can read to its end, is skipped (from where it stops) and counted."""
+    """The rows of a source's day file. A file that is not a regular file, or whose header
+    is not the consumer's, is skipped and counted; a row with another number of fields
+    than the header is skipped and counted; a file that stops being readable (a row longer
+    than ``csvfiles.MAX_ROW_BYTES``, a csv error) is read up to there and counted."""
     try:
-        handle = io.TextIOWrapper(open_regular(path), newline="", encoding="utf-8", errors="replace")
+        handle = open_regular(path)
     except OSError as exc:
         report.skip(path, exc.strerror or str(exc))
         return
     with handle:
-        reader = csv.DictReader(handle)
+        rows = csvfiles.DayRows(handle, errors="replace")
         try:
-            yield from reader
-        except csv.Error as exc:
-            report.skip(path, f"line {reader.line_num}: {exc}; the rows after it are not merged")
+            header = next(iter(rows), None)
+            problem = csvfiles.day_header_problem(header)
+            if problem:
+                report.skip(path, f"header: {problem}")
+                return
+            for cells in rows:
+                if len(cells) != len(header):
+                    report.skip_row(path, rows.line_number, f"{len(cells)} fields, the header has {len(header)}")
+                    continue
+                yield dict(zip(header, cells, strict=True))
+        except csvfiles.UnreadableRow as exc:
+            report.skip(path, f"{exc}; the rows after it are not merged")
 
 
 def _key(row: dict[str, str]) -> tuple[str, str]:
@@ -121,7 +157,13 @@ def merge(sources: list[str], destination: str) -> MergeReport:
             wanted[day].append((source, paths))
     files = csvfiles.DayFiles(os.path.join(destination, DATA), MERGED_INSTANCE)
     for day in sorted(wanted):
-        seen = {_key(row) for path in day_files(destination).get(day, []) for row in _rows(path)}
+        try:
+            seen = _destination_keys(destination, day)
+        except OSError as exc:
+            report.skip(str(getattr(exc, "filename", None) or destination),
+                        f"{exc.strerror or exc}; day {day} is not merged until the destination's file is "
+                        "repaired (e.g. cut back to its last whole row)")
+            continue
         by_columns: dict[tuple[str, ...], list[dict[str, str]]] = defaultdict(list)
         for source, paths in wanted[day]:
             for path in paths:
