@@ -11,15 +11,17 @@ is text. The schema carries pandas metadata naming the id columns pandas' nullab
 ``Int64``: without it ``pd.read_parquet`` turns an int64 column with nulls into float64,
 which changes 18-digit ids.
 
-A day whose CSV cannot be read as the consumer wrote it (bytes that are not UTF-8, a cell
-longer than the csv module's field limit) gets no Parquet file; every other day still gets
-its own, and ``refresh_parquet`` then raises ``ParquetDaysError`` naming the days left out
-(the consumer exits 4; the CSV rows are untouched).
+A day whose CSV cannot be read as the consumer wrote it gets no Parquet file: bytes that
+are not UTF-8, a cell longer than the csv module's field limit, a row longer than
+``csvfiles.MAX_ROW_BYTES`` (a file of NUL bytes left by a crash is refused after reading
+that many bytes), a name that is not a regular file (a FIFO, a directory, a link: never
+opened for reading). Every other day still gets its own, and ``refresh_parquet`` then
+raises ``ParquetDaysError`` naming the days left out and why (the consumer exits 4; the
+CSV rows are untouched). A column a header names twice is kept as ``name.1``.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -27,8 +29,8 @@ import os
 import re
 from pathlib import Path
 
-from .csvfiles import unescape_cell
-from .durable import safe_name, write_atomically
+from .csvfiles import DayRows, UnreadableRow, unescape_cell
+from .durable import open_regular, safe_name, write_atomically
 from .layout import CSV_PREFIX, OutputLayout, day_stem
 from .records import COLUMNS
 
@@ -75,7 +77,7 @@ def refresh_parquet(output_dir: str, instance: str = "") -> list[Path]:
     made, unreadable = [], []
     for day, csv_paths in day_files_of_instance(data_dir, instance).items():
         target = parquet_path(data_dir, day, instance)
-        newest = max(path.stat().st_mtime_ns for path in csv_paths)
+        newest = max(os.stat(path, follow_symlinks=False).st_mtime_ns for path in csv_paths)
         if target.exists() and target.stat().st_mtime_ns >= newest:
             continue
         try:
@@ -101,7 +103,9 @@ def parquet_bytes(csv_paths: list[Path]) -> bytes:
     columns: list[str] = []
     rows: list[dict[str, str]] = []
     for path in csv_paths:
-        columns += [name for name in _read_rows(path, rows) if name not in columns]
+        for name in _read_rows(path, rows):
+            if name not in columns:
+                columns.append(name)
     columns = [name for name in COLUMNS if name in columns] + [name for name in columns if name not in COLUMNS]
     arrays, fields = [], []
     for name in columns:
@@ -116,18 +120,39 @@ def parquet_bytes(csv_paths: list[Path]) -> bytes:
 
 
 def _read_rows(path: Path, rows: list[dict[str, str]]) -> list[str]:
-    """Append the rows of one CSV file to ``rows``; its header. ``UnreadableDay`` names the
-    file and line when it is not the consumer's UTF-8 CSV."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
+    """Append the rows of one CSV file to ``rows``; its header, each name once (see
+    ``unique_names``). ``UnreadableDay`` names the file, and the line, when it is not a
+    regular file or not the consumer's UTF-8 CSV (a row longer than
+    ``csvfiles.MAX_ROW_BYTES`` is refused after reading that many bytes)."""
+    try:
+        handle = open_regular(str(path))
+    except OSError as exc:  # NotRegularFile says what it is: a FIFO, a directory, a link
+        raise UnreadableDay(f"{path.name}: {exc.strerror or exc}") from None
+    with handle:
+        reader = DayRows(handle)
         try:
-            header = list(reader.fieldnames or ())
-            rows.extend(reader)
-        except (UnicodeDecodeError, csv.Error) as exc:
-            if isinstance(exc, UnicodeDecodeError):  # decoded by the chunk: the line is only bounded
-                raise UnreadableDay(f"{path.name}: bytes that are not UTF-8 after line {reader.line_num}") from None
-            raise UnreadableDay(f"{path.name} line {reader.line_num}: {exc}") from None
+            header = unique_names(next(iter(reader), []), path.name)
+            rows.extend(dict(zip(header, cells, strict=False)) for cells in reader)
+        except UnreadableRow as exc:
+            raise UnreadableDay(f"{path.name} {exc}") from None
     return header
+
+
+def unique_names(header: list[str], file_name: str) -> list[str]:
+    """``header`` with a name given again renamed ``name.1``, ``name.2`` … (pandas'
+    ``read_csv`` convention), logged: a Parquet file with two fields of one name cannot be
+    read by ``pd.read_parquet`` ("Multiple matches for FieldRef"), and no cell is dropped."""
+    names: list[str] = []
+    for name in header:
+        unique, number = name, 0
+        while unique in names:
+            number += 1
+            unique = f"{name}.{number}"
+        if unique != name:
+            log.warning("parquet: %s names column %r more than once; the Parquet file calls this one %r",
+                        file_name, name, unique)
+        names.append(unique)
+    return names
 
 
 def pandas_metadata(fields: list) -> bytes:

@@ -156,7 +156,7 @@ def test_a_day_whose_csv_is_malformed_is_named_and_the_other_days_get_their_parq
                       str(_night(tmp_path, seed=9)[0]))
     assert done.returncode == 4, done.stderr
     assert "Traceback" not in done.stderr
-    assert "day 20260210 has no Parquet file: lsst_alerts_20260210.csv: bytes that are not UTF-8" in done.stderr
+    assert "day 20260210 has no Parquet file: lsst_alerts_20260210.csv line 5: bytes that are not UTF-8" in done.stderr
     assert "day 20260211 has no Parquet file: lsst_alerts_20260211.csv line" in done.stderr
     assert "field larger than field limit" in done.stderr
     assert not (data / "lsst_alerts_20260210.parquet").exists()
