@@ -85,10 +85,14 @@ def run_session(config: ConsumerConfig, consumer_class: type[AlertConsumer], fil
 
 def _write_parquet(config: ConsumerConfig, code: int) -> tuple[int, str]:
     """The Parquet files of the days the CSVs changed (the batches are already committed)."""
-    from .parquet import refresh_parquet
+    from .parquet import ParquetDaysError, refresh_parquet
 
     try:
         made = refresh_parquet(config.output_dir, config.instance_id)
+    except ParquetDaysError as exc:
+        return EXIT_OUTPUT, (f"the CSV files are written and committed; some days have no Parquet copy because "
+                             f"their CSV cannot be read ({exc}): repair or move those files, the other days' "
+                             f"Parquet files are written.")
     except OSError as exc:
         return EXIT_OUTPUT, (f"the CSV files are written and committed, but their Parquet copy could not be written "
                              f"({exc}); the next run makes it. Check free space and permissions of "

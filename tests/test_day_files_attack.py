@@ -154,6 +154,7 @@ def test_parquet_names_a_day_csv_of_one_huge_line_and_makes_the_other_days(tmp_p
     assert done.returncode == 4, done.stderr[-3000:]
     assert "Traceback" not in done.stderr and "MemoryError" not in done.stderr
     assert "day 20260102 has no Parquet file: lsst_alerts_20260102.csv line 1: a row longer than" in done.stderr
+    assert "repair or move those files" in done.stderr and "Check free space" not in done.stderr
     assert not (out / "data" / "lsst_alerts_20260102.parquet").exists()
     assert pq.read_table(out / "data" / "lsst_alerts_20260210.parquet").num_rows == 3
     assert_kept(before, out / "data")
