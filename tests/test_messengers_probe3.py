@@ -41,15 +41,15 @@ LVK_NU = DATA / "icecube-lvk_nu_track_search.example.json"
 INPUT_UNUSED = 9
 
 
-def load(storehouse: Path, *files: Path | str, limit_gb: float = 3, cpu_seconds: int = 300,
-         timeout: float = 300) -> subprocess.CompletedProcess:
+def load(storehouse: Path, *files: Path | str, extra: tuple[str, ...] = (), limit_gb: float = 3,
+         cpu_seconds: int = 300, timeout: float = 300) -> subprocess.CompletedProcess:
     """``load-messengers`` in a child with an address-space and CPU-time limit."""
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (int(limit_gb * 2**30),) * 2)
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
 
     return subprocess.run([sys.executable, str(REPO / "transient_kind_builder.py"), "load-messengers",
-                           "--storehouse", str(storehouse), *map(str, files)],
+                           "--storehouse", str(storehouse), *extra, *map(str, files)],
                           capture_output=True, text=True, timeout=timeout, preexec_fn=limit,
                           env=os.environ | {"PYTHONPATH": SUBPROCESS_PYTHONPATH})
 
@@ -73,7 +73,7 @@ def test_an_o3_bayestar_map_with_unsigned_uniq_loads_with_ligo_skymaps_areas(tmp
     header = fits.getheader(O3_MAP, 1)
     assert (header["TFORM1"], header["TZERO1"]) == ("K", 2**63)  # the layout under test, as served
     store = tmp_path / "store"
-    done = load(store, O3_MAP)
+    done = load(store, O3_MAP, extra=("--accept-mock",))  # OBJECT = 'MS181101ab': a mock event
     assert done.returncode == 0, done.stderr
     got = slot(store, "gw", "MS181101ab")  # OBJECT card
     assert got["time"] == "2018-11-01T22:22:46.654437Z"  # DATE-OBS, by hand

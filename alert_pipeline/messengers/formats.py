@@ -45,7 +45,7 @@ def _read_file(path: str, where: str, accept_mock: bool) -> Iterator[Item]:
             head = handle.read(16)
             handle.seek(0)
             if head.startswith(_FITS_STARTS):
-                yield gw.from_skymap_file(handle, size, where)
+                yield gw.from_skymap_file(handle, size, where, accept_mock)
                 return
             if size > MAX_DOCUMENT_BYTES:
                 yield _problem("too_large", f"{size} bytes, more than a messenger file may be "
@@ -82,7 +82,7 @@ def read_document(data: bytes, where: str, accept_mock: bool = False) -> Iterato
 
 def _read_document(data: bytes, where: str, accept_mock: bool = False) -> Iterator[Item]:
     if data.startswith(_FITS_STARTS):
-        yield gw.from_skymap_file(io.BytesIO(data), len(data), where)
+        yield gw.from_skymap_file(io.BytesIO(data), len(data), where, accept_mock)
         return
     try:
         text = data.decode("utf-8-sig")

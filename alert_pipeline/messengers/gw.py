@@ -4,7 +4,9 @@ From IGWN alerts as GCN Kafka delivers them (``igwn.gwalert``: JSON with the sky
 base64 of a multi-order FITS file) and from LVK sky-map FITS files as GraceDB serves them
 (multi-order or flat). The slot id is the superevent id (``S230518h``); a bare sky-map
 file is named by its ``OBJECT`` card, else by its time as the GW catalogues name events
-(``GW190814_211039``). Mock events (``MS…``) are skipped unless accepted. A later alert
+(``GW190814_211039``). Mock events (GraceDB's ``M`` prefix: ``MS…`` superevents, ``M…``
+events), whether named by an alert's ``superevent_id`` or a sky map's ``OBJECT``, are
+skipped (``mock_event``) unless accepted. A later alert
 of a superevent (by ``time_created``) replaces the earlier one and its sky map; a
 ``RETRACTION`` keeps the slot and marks it ``retracted``.
 """
@@ -26,6 +28,8 @@ INDEX_FIELDS = ("slot_id", "time", "mjd", "alert_type", "retracted", "significan
 SPEC = KindSpec(KIND, INDEX_FIELDS)
 ALERT_TYPES = ("PRELIMINARY", "INITIAL", "UPDATE", "RETRACTION", "EARLYWARNING")
 SKYMAP_SUFFIX = ".multiorder.fits"
+#: GraceDB's prefix of mock (playground) events: ``MS181101ab``, ``M12345``.
+MOCK_PREFIX = "M"
 
 
 def skymap_name(slot_id: str) -> str:
@@ -36,9 +40,7 @@ def skymap_name(slot_id: str) -> str:
 def from_alert(doc: dict[str, Any], where: str, accept_mock: bool = False) -> Item:
     """One IGWN alert (a parsed ``igwn.gwalert`` message)."""
     try:
-        slot_id = safe_id(doc.get("superevent_id"), "superevent_id")
-        if slot_id.startswith("M") and not accept_mock:
-            raise Skipped("mock_event", f"{slot_id} is a mock event (pass --accept-mock to load it)")
+        slot_id = _unless_mock(safe_id(doc.get("superevent_id"), "superevent_id"), accept_mock)
         alert_type = str(doc.get("alert_type", "")).upper()
         if alert_type not in ALERT_TYPES:
             raise Skipped("bad_value", f"alert_type {doc.get('alert_type')!r} is none of {', '.join(ALERT_TYPES)}")
@@ -62,8 +64,9 @@ def from_alert(doc: dict[str, Any], where: str, accept_mock: bool = False) -> It
         return Item(KIND, where, problem=problem)
 
 
-def from_skymap_file(stream: IO[bytes], size: int | None, where: str) -> Item:
-    """One LVK sky-map FITS file (multi-order or flat, gzipped or not)."""
+def from_skymap_file(stream: IO[bytes], size: int | None, where: str, accept_mock: bool = False) -> Item:
+    """One LVK sky-map FITS file (multi-order or flat, gzipped or not); a map whose
+    ``OBJECT`` names a mock event is skipped as an alert of it would be."""
     try:
         try:
             skymap = read_skymap(stream, size)
@@ -72,7 +75,7 @@ def from_skymap_file(stream: IO[bytes], size: int | None, where: str) -> Item:
         moment = _date_obs(skymap.header.get("DATE-OBS"))
         rounded = moment + dt.timedelta(microseconds=500_000)  # the catalogues' GWYYMMDD_hhmmss, to the second
         slot_id = skymap.header.get("OBJECT") or rounded.strftime("GW%y%m%d_%H%M%S")
-        slot_id = safe_id(str(slot_id).strip(), "OBJECT")
+        slot_id = _unless_mock(safe_id(str(slot_id).strip(), "OBJECT"), accept_mock)
         areas = skymap.credible_areas_deg2((0.5, 0.9))
         slot = timed(cosmic(slot_id, KIND), moment)
         slot.update(alert_type=None, retracted=False, skymap=skymap_name(slot_id), area_50_deg2=areas[0],
@@ -82,6 +85,13 @@ def from_skymap_file(stream: IO[bytes], size: int | None, where: str) -> Item:
         return Item(KIND, where, slot, skymap, order=iso(moment))
     except Skipped as problem:
         return Item(KIND, where, problem=problem)
+
+
+def _unless_mock(slot_id: str, accept_mock: bool) -> str:
+    """``slot_id``, or ``mock_event`` when it names a mock event and mocks are not accepted."""
+    if slot_id.startswith(MOCK_PREFIX) and not accept_mock:
+        raise Skipped("mock_event", f"{slot_id} is a mock event (pass --accept-mock to load it)")
+    return slot_id
 
 
 def _identity(skymap: Any) -> dict[str, Any]:
