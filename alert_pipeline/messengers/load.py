@@ -9,7 +9,10 @@ whose content did not change is not rewritten. The rules:
   its sky map (``<slot>.multiorder.fits``, written before the slot that names it); an
   older one is skipped (``superseded``); a RETRACTION keeps the slot and marks it
   ``retracted``;
-* neutrino: a later row or notice of the same event replaces the earlier; another event
+* neutrino: versions of one event are ranked by ``neutrino.supersedes`` (an IceCat-1 row
+  over any GCN notice, the later of two notices, the later of two rows), within a run and
+  against the stored slot, so the same files in any order give the same slot; a notice
+  that a row replaces, or older than the stored notice, is ``superseded``; another event
   under the same name is stored as ``NAME-RUN-EVENT``;
 * uhecr: a later row of the same experiment and second replaces the earlier;
 * gw, one event loaded twice (an alert, and its own sky map saved beside it as a FITS
@@ -23,6 +26,10 @@ whose content did not change is not rewritten. The rules:
 A file of which nothing could be used (no event written or unchanged, at least one
 problem) is listed in the report's ``unused``, so the command can say so loudly;
 problems inside a file that otherwise loaded are only counted in ``skipped``.
+
+Each skipped item is counted; the first ``LOGGED_SKIPS_PER_REASON`` of each reason are
+logged in full and the rest in one line per reason at the end (250,000 bad rows must not
+make 250,000 WARNING lines).
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ Outcome = str | Skipped
 #: Problems that still mean the event was read and is stored (an older alert of a stored
 #: superevent: loading a folder of alerts again must not call its older files unused).
 KNOWN_ALREADY = ("superseded",)
+#: How many skipped items of one reason are logged one by one (the rest: one line at the end).
+LOGGED_SKIPS_PER_REASON = 20
 
 
 @dataclass
@@ -104,6 +113,7 @@ class MessengerStore:
         self.report = LoadReport()
         self._stores: dict[str, KindStore] = {}
         self._gw_identity: dict[tuple[str, str], str] | None = None
+        self._skips_by_reason: Counter = Counter()
 
     def store(self, kind: str) -> KindStore:
         if kind not in self._stores:
@@ -123,6 +133,8 @@ class MessengerStore:
                 slot["slot_id"] = neutrino.distinct_name(existing, slot)
                 if slot["slot_id"] != item.slot["slot_id"]:
                     existing = store.read_slot(slot["slot_id"])
+                if existing is not None and not neutrino.supersedes(slot, existing):
+                    raise Skipped("superseded", _superseded_detail(slot, existing))
             if item.kind == gw.KIND:
                 twin = self._gw(store, slot, existing, item)
                 if twin is not None:
@@ -144,8 +156,18 @@ class MessengerStore:
         return "written" if written else "unchanged"
 
     def skip(self, where: str, problem: Skipped) -> None:
+        """Count a skipped item; log it while its reason has been logged fewer than
+        ``LOGGED_SKIPS_PER_REASON`` times (``finish`` says how many more there were)."""
         self.report.skipped[problem.reason] += 1
-        log.warning("skipped %s: %s (%s)", where, problem, problem.reason)
+        self._skips_by_reason[problem.reason] += 1
+        if self._skips_by_reason[problem.reason] <= LOGGED_SKIPS_PER_REASON:
+            log.warning("skipped %s: %s (%s)", where, problem, problem.reason)
+
+    def _log_unlogged_skips(self) -> None:
+        """One line per reason for the skipped items not logged one by one."""
+        for reason, count in sorted(self._skips_by_reason.items()):
+            if count > LOGGED_SKIPS_PER_REASON:
+                log.warning("… and %d more skipped as %s", count - LOGGED_SKIPS_PER_REASON, reason)
 
     def _gw(self, store: KindStore, slot: dict[str, Any], existing: dict[str, Any] | None,
             item: Item) -> str | None:
@@ -206,6 +228,7 @@ class MessengerStore:
 
     def finish(self) -> dict[str, Any]:
         """Rebuild the index and roster of every kind written to, sync; the rosters."""
+        self._log_unlogged_skips()
         rosters = {}
         for kind, store in self._stores.items():
             spec = kinds.spec(kind)
@@ -239,14 +262,39 @@ def load_files(storehouse: str, paths: Iterable[str], accept_mock: bool = False)
                 use.count(target.apply(item))
                 continue
             key = (item.kind, item.slot["slot_id"], item.slot.get("run_id"), item.slot.get("event_id"))
-            revised = latest.pop(key, None)  # re-inserted last: the order of first appearance is not kept
-            if revised is not None:
-                uses[revised[0]].used += 1  # revised by a later row: it was read and used
-            latest[key] = (path, item)
+            held = latest.get(key)
+            if held is None or _replaces(item, held[1]):
+                latest.pop(key, None)  # re-inserted last: the order of first appearance is not kept
+                latest[key] = (path, item)
+                loser_path, loser = held if held is not None else (None, None)
+            else:
+                loser_path, loser = path, item
+            if loser is not None:
+                uses[loser_path].used += 1  # revised by another version: it was read and used
+                _count_superseded(target, loser, latest[key][1])
     for path, item in latest.values():
         uses[path].count(target.apply(item))
     target.report.unused = [entry for path, use in uses.items() if (entry := use.unused_entry(path))]
     return target.report, target.finish()
+
+
+def _replaces(new: Item, held: Item) -> bool:
+    """Whether ``new`` replaces ``held``, two versions of one event read in this run (the
+    neutrino ranking; otherwise the later read)."""
+    return new.kind != neutrino.KIND or neutrino.supersedes(new.slot, held.slot)
+
+
+def _count_superseded(target: MessengerStore, loser: Item, winner: Item) -> None:
+    """Count a notice that a catalogue row of its event replaced as ``superseded``."""
+    if loser.kind == neutrino.KIND and neutrino.is_notice_beaten_by_catalogue(loser.slot, winner.slot):
+        target.skip(loser.where, Skipped("superseded", _superseded_detail(loser.slot, winner.slot)))
+
+
+def _superseded_detail(loser: dict[str, Any], winner: dict[str, Any]) -> str:
+    """Why a neutrino version gives way to another of its event."""
+    if winner.get("source_type") == neutrino.CATALOGUE:
+        return f"a notice of {loser['slot_id']}; its IceCat-1 row (the offline reconstruction) is kept"
+    return f"a notice of {loser.get('notice_time')}, older than the one of {winner.get('notice_time')}"
 
 
 def _same_bytes(path: str, data: bytes) -> bool:

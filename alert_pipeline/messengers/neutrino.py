@@ -8,10 +8,17 @@ ENERGY, FAR, SIGNAL, …``) and from IceCube's GCN JSON notices
 
 The 90 % region is four errors in degrees, RA errors in degrees of RA as IceCube quotes
 them; a circular error fills all four, and an elliptical one (semi-axes, angle) its
-circumscribing circle. Catalogues carry revisions: a later row for the same event (same
-run and event id) replaces the earlier one. Two different events published under one
-name keep two slots: the first stored keeps the name, the other is ``NAME-RUN-EVENT``.
-A row without EVENTMJD falls back to START.
+circumscribing circle. Two different events published under one name keep two slots:
+the first stored keeps the name, the other is ``NAME-RUN-EVENT``. A row without EVENTMJD
+falls back to START.
+
+Versions of one event (same name, run and event id), as an astronomer ranks them
+(``supersedes``): an IceCat-1 row is IceCube's offline reconstruction, published after the
+realtime GCN notices, so it replaces any notice of its event and no notice replaces it;
+among notices the later revision (``alert_datetime``) wins; among catalogue rows the later
+row (IceCat-1 revises rows). Each slot says which it came from (``source_type``:
+``catalogue`` or ``notice``, with the notice's ``notice_time``), so the rule holds across
+loads: the same files in any order give the same slot.
 """
 
 from __future__ import annotations
@@ -51,6 +58,8 @@ SECONDS_PER_YEAR = 365.25 * 86400
 #: searches +-500 s; a day leaves room and refuses nonsense such as 1e12 s).
 MAX_EVENT_DT_SECONDS = 86400.0
 _GCN_NAME = re.compile(r"IceCube-(\d{6}[A-Z]{1,2})")
+#: ``source_type`` of a slot: from a catalogue row (IceCat-1 layout) or a GCN notice.
+CATALOGUE, NOTICE = "catalogue", "notice"
 
 
 def is_icecat(header: list[str]) -> bool:
@@ -123,8 +132,8 @@ def from_notice(doc: dict[str, Any], where: str) -> Iterator[Item]:
                      energy=positive(doc.get("nu_energy"), "nu_energy"), signalness=optional(doc.get("p_astro"),
                                                                                           "p_astro"),
                      far_per_year=None if far_hz is None else far_hz * SECONDS_PER_YEAR,
-                     stream=_stream(doc.get("pipeline")), run=run, event=event)
-        yield Item(KIND, where, slot, order=iso(parse_time(doc.get("alert_datetime") or doc.get("trigger_time"))))
+                     stream=_stream(doc.get("pipeline")), run=run, event=event, notice_time=_notice_time(doc))
+        yield Item(KIND, where, slot, order=slot["notice_time"])
     except Skipped as problem:
         yield Item(KIND, where, problem=problem)
 
@@ -141,18 +150,26 @@ def _coincident(event: Any, trigger: dt.datetime, where: str, doc: dict[str, Any
     ra, dec = sky_position(place.get("ra"), place.get("dec"))
     slot = _slot(safe_id(f"IC{run}-{number}", "id"), moment, ra, dec,
                  _circle(place.get("ra_dec_error")), energy=None, signalness=None, far_per_year=None,
-                 stream="lvk-nu-track-search", run=run, event=number)
+                 stream="lvk-nu-track-search", run=run, event=number, notice_time=_notice_time(doc))
     slot["gw_reference"] = doc.get("ref_ID")
-    return Item(KIND, where, slot, order=iso(parse_time(doc.get("alert_datetime") or doc.get("trigger_time"))))
+    return Item(KIND, where, slot, order=slot["notice_time"])
+
+
+def _notice_time(doc: dict[str, Any]) -> str:
+    """When a notice was issued (``alert_datetime``, else its trigger time): which of two
+    notices of one event is the later revision."""
+    return iso(parse_time(doc.get("alert_datetime") or doc.get("trigger_time")))
 
 
 def _slot(name: str, moment: dt.datetime, ra: float, dec: float, errors: list[float], *, energy: float | None,
           signalness: float | None, far_per_year: float | None, stream: str | None, run: str, event: str,
-          source_mjd: float | None = None) -> dict:
+          source_mjd: float | None = None, notice_time: str | None = None) -> dict:
+    """A neutrino slot; from a GCN notice when ``notice_time`` is given, else from a catalogue row."""
     slot = timed(cosmic(name, KIND), moment, source_mjd)
     slot.update(ra_deg=ra, dec_deg=dec, ra_err_plus_deg=errors[0], ra_err_minus_deg=errors[1],
                 dec_err_plus_deg=errors[2], dec_err_minus_deg=errors[3], energy_tev=energy, signalness=signalness,
-                far_per_year=far_per_year, stream=stream, run_id=run or None, event_id=event or None)
+                far_per_year=far_per_year, stream=stream, run_id=run or None, event_id=event or None,
+                source_type=CATALOGUE if notice_time is None else NOTICE, notice_time=notice_time)
     return slot
 
 
@@ -210,3 +227,25 @@ def distinct_name(existing: dict[str, Any] | None, slot: dict[str, Any]) -> str:
     if (existing.get("run_id"), existing.get("event_id")) == (slot.get("run_id"), slot.get("event_id")):
         return slot["slot_id"]
     return f"{slot['slot_id']}-{slot['run_id']}-{slot['event_id']}"
+
+
+def supersedes(new: dict[str, Any], held: dict[str, Any]) -> bool:
+    """Whether ``new`` replaces ``held``, two versions of one event: a catalogue row over
+    any notice, the later of two notices, the later loaded of two catalogue rows. A slot
+    stored before slots said their source (no ``source_type``) gives way to any version."""
+    return _rank(new) >= _rank(held)
+
+
+def _rank(slot: dict[str, Any]) -> tuple[int, str]:
+    source = slot.get("source_type")
+    if source == CATALOGUE:
+        return (2, "")
+    if source == NOTICE:
+        return (1, str(slot.get("notice_time") or ""))
+    return (0, "")
+
+
+def is_notice_beaten_by_catalogue(loser: dict[str, Any], winner: dict[str, Any]) -> bool:
+    """Whether ``loser`` is a notice that a catalogue row of its event replaces (counted
+    ``superseded``: the notice was read and used, the reconstruction is kept)."""
+    return loser.get("source_type") == NOTICE and winner.get("source_type") == CATALOGUE
