@@ -60,9 +60,11 @@ ROSTER_BEST = 10
 
 
 def run(storehouse: str, rules: Rules) -> dict[str, Any]:
-    """Match, write what changed, update the transient roster; the run's summary."""
+    """Match, write what changed, update the transient roster; the run's summary. The
+    transient index is read before anything is opened for writing: a storehouse that was
+    never built (a mistyped ``--storehouse``) is refused with nothing created in it."""
+    entries, bad_entries = _index_entries(os.path.join(os.path.abspath(storehouse), TRANSIENT, "index.json"))
     transient_store = kinds.spec(TRANSIENT).store(storehouse)
-    entries, bad_entries = _index_entries(os.path.join(transient_store.directory, "index.json"))
     transients, without_position = Transients.from_index(entries)
     skipped: Counter = Counter({"transient_without_position": without_position} if without_position else {})
     if bad_entries:
