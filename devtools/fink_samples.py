@@ -11,6 +11,13 @@ Solar-System alerts move across the sky as asteroids do (10–60 arcsec/hour) an
 designation (``"2015BQ311"``) for ``Solar System MPC``, the string ``"null"`` otherwise. One
 designation spans several ZTF object ids (a body seen on several nights gets a new id
 each time it has moved away), as in the real stream.
+
+One kilonova candidate (the first made, when the composition has one) is the optical
+counterpart of a real event: it lies in the densest pixel of the sky map of S230518h
+(``tests/data/messengers/S230518h-initial.igwn.json``) and is first seen 1.5 days after
+that merger, so the cross-match's worked example (README: load that alert, then
+``crossmatch``) finds one coincidence. It is moved, not added, and no random draw is
+spent on it: every count and every other object stay as they were.
 """
 
 from __future__ import annotations
@@ -25,6 +32,13 @@ from typing import Any
 LABELS = {"sn": "SN candidate", "kilonova": "Kilonova candidate", "unknown": "Unknown"}
 SOLAR_SYSTEM_LABELS = ("Solar System MPC", "Solar System candidate")
 JD_2024 = 2460310.5
+#: The densest pixel of S230518h's INITIAL sky map (its centre, by ligo.skymap: searched
+#: probability 7e-5, inside the 666 deg² 90 % region) and that merger's time as a JD
+#: (2023-05-18T12:59:08.167Z).
+S230518H_DENSEST_RA_DEG, S230518H_DENSEST_DEC_DEG = 95.71, -10.96
+S230518H_MERGER_JD = 2460083.0410667
+#: When the counterpart is first seen, after the merger (days).
+COUNTERPART_DELAY_DAYS = 1.5
 
 
 @dataclass
@@ -40,6 +54,8 @@ class Composition:
     solar_system_objects: int = 150
     mixed_with_solar_system: int = 5  # in-scope objects that also carry Solar-System alerts
     alerts_per_object: tuple[int, int] = (1, 20)
+    #: Move the first kilonova candidate onto S230518h (in its map, 1.5 days after it).
+    gw_counterpart: bool = True
 
 
 def object_ids(rng: random.Random) -> Iterator[str]:
@@ -119,8 +135,29 @@ def dataset(composition: Composition | None = None, seed: int = 0) -> list[dict[
         template = next(row for row in rows if row["i:objectId"] == object_id)
         rows.append(fink_alert(rng, object_id, SOLAR_SYSTEM_LABELS[0], template["i:jd"] + 1.0, template["i:ra"],
                                template["i:dec"], next(candids), ndethist=1, ssnamenr=next(designations)))
+    if composition.gw_counterpart:
+        place_gw_counterpart(rows)
     rng.shuffle(rows)
     return rows
+
+
+def place_gw_counterpart(rows: list[dict[str, Any]]) -> str | None:
+    """Move the first kilonova candidate of ``rows`` (in place) into S230518h's sky map,
+    first seen ``COUNTERPART_DELAY_DAYS`` after the merger, its alerts' spacing and
+    arcsecond jitter kept; its object id, or None when there is no kilonova candidate."""
+    first = next((row for row in rows if row["v:classification"] == LABELS["kilonova"]), None)
+    if first is None:
+        return None
+    object_id = first["i:objectId"]
+    alerts = [row for row in rows if row["i:objectId"] == object_id]
+    shift_jd = S230518H_MERGER_JD + COUNTERPART_DELAY_DAYS - min(row["i:jd"] for row in alerts)
+    ra0, dec0 = first["i:ra"], first["i:dec"]
+    for row in alerts:
+        offset_ra = (row["i:ra"] - ra0 + 180.0) % 360.0 - 180.0
+        row["i:ra"] = (S230518H_DENSEST_RA_DEG + offset_ra) % 360.0
+        row["i:dec"] = S230518H_DENSEST_DEC_DEG + row["i:dec"] - dec0
+        row["i:jd"] += shift_jd
+    return object_id
 
 
 def designation_names(rng: random.Random) -> Iterator[str]:
