@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..config import Setting, example_lines, read_config_file, resolve_section, section_table, settings_of
-from ..fink.db import DEFAULT_SOURCE, DEFAULT_TABLE
+from ..fink.db import DEFAULT_SOURCE, DEFAULT_TABLE, TableNameError, table_identifier
 from ..messengers import gcn
 from ..messengers.crossmatch import Rules
 from ..tns import DEFAULT_RADIUS_ARCSEC
@@ -35,6 +35,15 @@ def _non_empty(value: str) -> str | None:
     return None if value.strip() else "must not be empty"
 
 
+def _table_name(value: str) -> str | None:
+    """The database's own rule for a table name (an identifier, never SQL)."""
+    try:
+        table_identifier(value)
+    except TableNameError as exc:
+        return str(exc)
+    return None
+
+
 def _builder(name: str, kind: type, default: Any, text: str, check: Callable[[Any], str | None],
              metavar: str, **declared: Any) -> Setting:
     """A builder setting: no variable unless it has one of its own (``DATABASE_URL``)."""
@@ -43,7 +52,7 @@ def _builder(name: str, kind: type, default: Any, text: str, check: Callable[[An
 
 DSN = _builder("dsn", str, None, "PostgreSQL connection string", _non_empty, "DSN", env="DATABASE_URL",
                secret=True)
-TABLE = _builder("table", str, DEFAULT_TABLE, "events table", _non_empty, "TABLE")
+TABLE = _builder("table", str, DEFAULT_TABLE, "events table", _table_name, "TABLE")
 SOURCE = _builder("source", str, DEFAULT_SOURCE, "rows' source tag", _non_empty, "SOURCE")
 STOREHOUSE = _builder("storehouse", str, None, "the event storehouse directory", _non_empty, "DIR")
 #: [builder]: where the rows come from and where the slots go.
