@@ -18,11 +18,13 @@ bytes and mtime stay), comparing everything but the ``VOLATILE`` fields.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +63,37 @@ def read_bounded(path: str, limit: int = MAX_JSON_BYTES) -> bytes:
     if len(data) > limit:
         raise ValueError(f"{path} is larger than a storehouse JSON file may be ({limit} bytes)")
     return data
+
+
+#: The lock every command that rewrites slots holds (build, load-messengers, tns,
+#: crossmatch, rebuild-index): one writer at a time per storehouse.
+WRITER_LOCK = os.path.join("state", "writer.lock")
+
+
+@contextmanager
+def one_writer(storehouse: str, command: str, create: bool = False) -> Iterator[None]:
+    """Hold the storehouse's writer lock, waiting (and saying so) while another command
+    holds it: two commands that read a slot and write it back later (the build, tns, the
+    cross-match) would otherwise lose each other's writes. A storehouse that does not exist
+    is created only when ``create`` (a first load); otherwise nothing is created and the
+    command finds there is nothing to do. The lock goes with its process: a killed command
+    never leaves one behind."""
+    if not os.path.isdir(storehouse) and not create:
+        yield
+        return
+    path = os.path.join(storehouse, WRITER_LOCK)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("%s: another command is writing the storehouse %s; waiting for it to finish", command,
+                        os.path.abspath(storehouse))
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 def utc_now() -> str:

@@ -189,7 +189,7 @@ def test_concurrent_builds_wait_for_each_other(pg_url, table, tmp_path):
                      "the first build to wait on the table")
         builds["same_store"] = start_build(pg_url, table, first_store, logs["same_store"])
         builds["same_table"] = start_build(pg_url, table, other_store, logs["same_table"])
-        wait_for(lambda: "another build is running on the storehouse" in logs["same_store"].read_text()
+        wait_for(lambda: "another command is writing the storehouse" in logs["same_store"].read_text()
                  and "another build of the events table" in logs["same_table"].read_text(),
                  "the second and third builds to say they wait")
         blocker.rollback()

@@ -10,6 +10,7 @@ from ..exitcodes import EXIT_CONFIG, EXIT_OK, Failure
 from ..messengers import matching
 from ..messengers.crossmatch import Rules
 from ..messengers.events import Skipped
+from ..storehouse import one_writer
 from . import settings
 from ._common import add_settings, required
 
@@ -29,7 +30,8 @@ def _add_parser_args(parser: argparse.ArgumentParser) -> None:
 def _main(args: argparse.Namespace) -> int:
     storehouse = required(args, settings.STOREHOUSE, "no storehouse")
     rules = Rules.from_values({setting.name: getattr(args, setting.name) for setting in settings.CROSSMATCH})
-    summary = matching.run(storehouse, rules)
+    with one_writer(storehouse, "crossmatch"):
+        summary = matching.run(storehouse, rules)
     log.info("crossmatch: %s", json.dumps({key: summary[key] for key in ("coincidences_by_kind", "skipped",
                                                                          "slots_written")}))
     print(json.dumps(summary, indent=1))

@@ -10,6 +10,7 @@ import sys
 
 from ..errors import ConfigError
 from ..exitcodes import EXIT_INPUT_UNUSED, EXIT_OK
+from ..storehouse import one_writer
 from . import settings
 from ._common import add_settings, required
 
@@ -34,13 +35,21 @@ def _main(args: argparse.Namespace) -> int:
     loaded is named (ERROR, ``unused_files``/``unused_topics``) and ends the command with
     EXIT_INPUT_UNUSED, once everything else is written. GcnError and OSError reach the
     builder's failure table."""
-    from ..messengers.gcn import consume, settings_from_environment
-    from ..messengers.load import load_files
-
     if not args.files and not args.gcn:
         raise ConfigError(f"{os.path.basename(sys.argv[0] or 'transient_kind_builder.py')} load-messengers: "
                           "give FILE(s) and/or --gcn")
     storehouse = required(args, settings.STOREHOUSE, "no storehouse")
+    with one_writer(storehouse, "load-messengers", create=True):
+        summary = _load(args, storehouse)
+    print(json.dumps(summary, indent=1))
+    return _unused_input_code(summary)
+
+
+def _load(args: argparse.Namespace, storehouse: str) -> dict:
+    """The files, then GCN, into the storehouse; the summary."""
+    from ..messengers.gcn import consume, settings_from_environment
+    from ..messengers.load import load_files
+
     summary: dict = {}
     if args.files:
         report, rosters = load_files(storehouse, args.files, args.accept_mock)
@@ -55,8 +64,7 @@ def _main(args: argparse.Namespace) -> int:
         summary["gcn"] = {"messages": run.messages, **run.report.as_dict(), "rosters": run.rosters}
         summary["unused_topics"] = run.missing_topics
         log.info("GCN notices read: %d, %s", run.messages, json.dumps(run.report.as_dict()))
-    print(json.dumps(summary, indent=1))
-    return _unused_input_code(summary)
+    return summary
 
 
 def _unused_input_code(summary: dict) -> int:

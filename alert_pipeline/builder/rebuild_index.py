@@ -9,6 +9,7 @@ import os
 from .. import kinds
 from ..exitcodes import EXIT_OK
 from ..fink import KINDS, rebuild_index
+from ..storehouse import one_writer
 from . import settings
 from ._common import add_settings, required
 
@@ -25,9 +26,10 @@ def _add_parser_args(parser: argparse.ArgumentParser) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     storehouse = required(args, settings.STOREHOUSE, "no storehouse")
-    for kind in [args.kind] if args.kind else kinds.names():
-        if not args.kind and kind not in KINDS and not os.path.isdir(os.path.join(storehouse, kind)):
-            continue  # a kind never loaded into this storehouse
-        index = rebuild_index(storehouse, kind)
-        log.info("%s index rebuilt: %d slots in %s", kind, index["count"], storehouse)
+    with one_writer(storehouse, "rebuild-index"):
+        for kind in [args.kind] if args.kind else kinds.names():
+            if not args.kind and kind not in KINDS and not os.path.isdir(os.path.join(storehouse, kind)):
+                continue  # a kind never loaded into this storehouse
+            index = rebuild_index(storehouse, kind)
+            log.info("%s index rebuilt: %d slots in %s", kind, index["count"], storehouse)
     return EXIT_OK

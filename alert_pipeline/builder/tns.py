@@ -8,6 +8,7 @@ import logging
 
 from .. import tns
 from ..exitcodes import EXIT_CONFIG, EXIT_INPUT_UNUSED, EXIT_OK, Failure
+from ..storehouse import one_writer
 from . import settings
 from ._common import add_settings, required
 
@@ -31,7 +32,8 @@ def _add_parser_args(parser: argparse.ArgumentParser) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     storehouse = required(args, settings.STOREHOUSE, "no storehouse")
-    summary = tns.apply(storehouse, args.file, args.radius_arcsec)
+    with one_writer(storehouse, "tns"):
+        summary = tns.apply(storehouse, args.file, args.radius_arcsec)
     log.info("tns: %d files applied, %s matched (%s), %d slots written (%d restored), %d disagreements",
              sum(done["status"] == "applied" for done in summary["files"]), summary["matched"],
              summary["by_match"], summary["slots_written"], summary["slots_restored"], summary["disagreement_count"])

@@ -11,18 +11,16 @@ behind. The storehouse is locked first, then the table, always in that order.
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
 
+from ..storehouse import one_writer
 from .db import connect, table_identifier
 
 log = logging.getLogger("transient_kind_builder")
-LOCK_FILE = os.path.join("state", "build.lock")
 #: The advisory lock's key: this text and the events table's oid, hashed to 64 bits.
 LOCK_NAMESPACE = "transient_kind_builder events table"
 
@@ -30,25 +28,8 @@ LOCK_NAMESPACE = "transient_kind_builder events table"
 @contextmanager
 def one_build_at_a_time(dsn: str, storehouse: str, table: str) -> Iterator[None]:
     """Hold the storehouse's and the table's build locks, waiting for another build."""
-    with _storehouse_lock(storehouse), _table_lock(dsn, table):
+    with one_writer(storehouse, "build", create=True), _table_lock(dsn, table):
         yield
-
-
-@contextmanager
-def _storehouse_lock(storehouse: str) -> Iterator[None]:
-    path = os.path.join(storehouse, LOCK_FILE)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.warning("build: another build is running on the storehouse %s; waiting for it to finish",
-                        os.path.abspath(storehouse))
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)  # releases the lock
 
 
 @contextmanager
