@@ -16,6 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from alert_pipeline.records import LIGHTCURVE
+from alert_pipeline.steps import STEPS
+
 from . import fink_samples
 from .factory import AlertFactory, encode_antares_locus, malformed_messages
 from .local import kafka_broker, postgres_server
@@ -68,6 +71,35 @@ def show_tree(root: Path) -> None:
         print(f"  {directory.relative_to(root)}/: {shown}")
 
 
+def step_order() -> str:
+    """The wrapper's steps in their order, as ``alert_pipeline.steps`` declares them (the
+    demo runs the real wrapper, so it names what the wrapper runs, never a list of its own)."""
+    return " → ".join(step.name for step in STEPS)
+
+
+def count_cutout_files(cutouts: Path) -> tuple[int, int]:
+    """(cutouts, light curves) in the consumer's cutouts/ directory: both are FITS files
+    there, told apart by the light curve's ``_lightcurve_`` in the name."""
+    names = [path.name for path in cutouts.iterdir() if path.is_file()]
+    light_curves = sum(f"_{LIGHTCURVE}_" in name for name in names)
+    return len(names) - light_curves, light_curves
+
+
+def summary(output: Path) -> str:
+    """The demo's last line: what the night left on disk, counted from the files themselves."""
+    alerts, storehouse = output / "lsst_alerts", output / "event_storehouse"
+    csv_files = sorted((alerts / "data").glob("lsst_alerts_*.csv"))
+    rows = sum(len(path.read_text().splitlines()) - 1 for path in csv_files)
+    cutouts, light_curves = count_cutout_files(alerts / "cutouts")
+    quarantined = len(list((alerts / "quarantine").glob("*.json")))
+    roster = json.loads((storehouse / "transient" / "roster.json").read_text())
+    bodies = json.loads((storehouse / "minor_body" / "roster.json").read_text())
+    return (f"Summary: {rows} CSV rows in {', '.join(path.name for path in csv_files)}; "
+            f"{cutouts} cutouts + {light_curves} light curves; {quarantined} quarantined; "
+            f"{roster['objects']} transient slots {roster['by_subtype']}; "
+            f"{bodies['objects']} minor-body slots {bodies['by_subtype']}")
+
+
 def main() -> int:
     shutil.rmtree(OUTPUT, ignore_errors=True)
     OUTPUT.mkdir()
@@ -86,20 +118,11 @@ def main() -> int:
                    LSST_CONSUMER_IDLE_TIMEOUT="20", LSST_CONSUMER_KAFKA_SESSION_TIMEOUT_MS="2000",
                    LSST_CONSUMER_KAFKA_HEARTBEAT_INTERVAL_MS="500", EVENT_STOREHOUSE=str(OUTPUT / "event_storehouse"),
                    LOG_FILE=str(OUTPUT / "run_lsst_consumer.log"))
-        print("Demo: running ./run_lsst_consumer.sh (consumer → kind builder → retention → report) ...")
+        print(f"Demo: running ./run_lsst_consumer.sh ({step_order()}) ...")
         status = subprocess.run([str(REPO / "run_lsst_consumer.sh")], env=env).returncode
     print((OUTPUT / "run_lsst_consumer.log").read_text())
     show_tree(OUTPUT)
-    csv_files = sorted((OUTPUT / "lsst_alerts" / "data").glob("lsst_alerts_*.csv"))
-    rows = sum(len(p.read_text().splitlines()) - 1 for p in csv_files)
-    roster = json.loads((OUTPUT / "event_storehouse" / "transient" / "roster.json").read_text())
-    bodies = json.loads((OUTPUT / "event_storehouse" / "minor_body" / "roster.json").read_text())
-    print(f"\nSummary: {rows} CSV rows in {', '.join(p.name for p in csv_files)}; "
-          f"{len([p for p in (OUTPUT / 'lsst_alerts' / 'cutouts').iterdir() if '_lightcurve_' not in p.name])} "
-          "cutouts; "
-          f"{len(list((OUTPUT / 'lsst_alerts' / 'quarantine').glob('*.json')))} quarantined; "
-          f"{roster['objects']} transient slots {roster['by_subtype']}; "
-          f"{bodies['objects']} minor-body slots {bodies['by_subtype']}")
+    print(f"\n{summary(OUTPUT)}")
     reports = sorted((OUTPUT / "lsst_alerts" / "reports").glob("lsst_alerts_????????.html"))
     for report in reports:
         print(f"Report: {report}  (open it in a browser)")

@@ -317,6 +317,13 @@ def test_demo_runs_the_whole_pipeline(tmp_path):
     assert report_page.is_file() and "step report: finished" in done.stdout
     assert report_page.read_text().count('class="alert"') >= 180
     assert "Demo finished with exit status 0" in done.stdout
+    from alert_pipeline.steps import STEPS
+
+    assert f"running ./run_lsst_consumer.sh ({' → '.join(step.name for step in STEPS)})" in done.stdout
+    fits_files = [path.name for path in (output / "lsst_alerts" / "cutouts").glob("*.fits")]
+    light_curves = sum("_lightcurve_" in name for name in fits_files)
+    assert light_curves >= 180  # one per alert with a history; the summary counts them apart from the cutouts
+    assert f"; {len(fits_files) - light_curves} cutouts + {light_curves} light curves; " in done.stdout
 
 
 def test_shellcheck_is_clean():
