@@ -193,3 +193,29 @@ def test_the_stretch_is_astropys_asinh_over_zscale_low_to_the_999th_percentile()
     expected = AsinhStretch(a=softening)(ManualInterval(low, top)(science, clip=True), clip=True)
     ours = stretch(science, "science", (low, high))
     assert np.abs(ours.astype(int) - np.flipud(np.floor(expected * 255 + 0.5)).astype(int)).max() <= 1
+
+
+def test_a_day_file_left_as_one_huge_line_costs_only_itself_in_bounded_memory(tmp_path):
+    """A second day file of the same day that a crash left as 4 GiB of NUL bytes (sparse):
+    the page is made from the good file, the bad one is named, in a child limited to 1.5 GiB."""
+    import resource
+
+    frames = tmp_path / "night.frames"
+    factory = AlertFactory("11.1", seed=4242)
+    write_frames_file(str(frames), [factory.frame(factory.alert(cutout_size=20)) for _ in range(3)])
+    _consume(tmp_path, frames)
+    day_csv = sorted((tmp_path / "data").glob("lsst_alerts_*.csv"))[0]
+    bad = day_csv.with_name(day_csv.stem + "_2.csv")
+    with bad.open("wb") as handle:
+        handle.truncate(4 << 30)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 29,) * 2)
+
+    done = subprocess.run([sys.executable, str(REPO / "lsst_alert_report.py"), "--output-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO, preexec_fn=limit)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "MemoryError" not in done.stderr and "Traceback" not in done.stderr
+    assert f"{bad.name} is read only up to where it stops being readable: line 1: a row longer than" in done.stderr
+    page = next((tmp_path / "reports").glob("*.html")).read_text()
+    assert page.count('class="alert"') == 3  # the good file's three alerts

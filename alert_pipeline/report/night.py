@@ -8,10 +8,10 @@ Chilean night has one date. ``mjd`` is TAI; the 37 s to UTC are subtracted first
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import json
+import logging
 import math
 import os
 from collections import Counter
@@ -19,8 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..csvfiles import DayRows, UnreadableRow
+from ..durable import open_regular
 from ..layout import DAY_CSV, OutputLayout
 from ..records import CUTOUT_FIELDS
+
+log = logging.getLogger("lsst_alert_report")
 
 #: TAI − UTC since 2017-01-01 (no leap second announced since).
 TAI_MINUS_UTC_DAYS = 37 / 86400
@@ -150,10 +154,20 @@ def day_files(output_dir: Path, day: str) -> list[Path]:
 
 
 def _read_rows(paths: list[Path]) -> list[dict[str, str]]:
+    """The rows of the day files, read as the merge and Parquet read them: regular files
+    only, each row bounded. A file that stops being readable (a row of megabytes of NUL
+    bytes after a crash, a FIFO in its place) keeps the rows before that point and is named
+    in the log: the page is made from the rest."""
     rows: list[dict[str, str]] = []
     for path in paths:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows.extend(csv.DictReader(handle))
+        try:
+            with open_regular(str(path)) as handle:
+                records = DayRows(handle, errors="replace")
+                header = next(iter(records), [])
+                rows.extend(dict(zip(header, cells, strict=False)) for cells in records)
+        except (OSError, UnreadableRow) as exc:
+            log.warning("report: %s is read only up to where it stops being readable: %s", path.name,
+                        exc.strerror if isinstance(exc, OSError) and exc.strerror else exc)
     return rows
 
 
