@@ -42,7 +42,8 @@ Environment (all optional):
   LSST_CONSUMER_TOPIC, LSST_CONSUMER_GROUP_ID, LSST_CONSUMER_IDLE_TIMEOUT,
   LSST_CONSUMER_KAFKA_<KEY>     ... are passed to the consumer unchanged
   LSST_CONSUMER_OUTPUT_DIR      output directory (default: the consumer's output_dir); retention works here
-  LSST_CONSUMER_CONNECT_TIMEOUT seconds to reach the broker before the consumer gives up (default 30)
+  LSST_CONSUMER_CONNECT_TIMEOUT seconds to reach the broker before the consumer gives up (the consumer's
+                                connect_timeout setting unless set)
   DATABASE_URL                  PostgreSQL of the Fink events; unset = skip the builder
   EVENT_STOREHOUSE              storehouse for the builder (default ./data/event_storehouse)
   GCN_CLIENT_ID, GCN_CLIENT_SECRET (or their _FILE variants), GCN_KAFKA_<KEY>, GCN_TOPICS
@@ -63,7 +64,7 @@ Environment (all optional):
                                 the build
   RETENTION_DAYS                keep this many days of CSV, Parquet, FITS, quarantine and report files: a
                                 whole number of days from 1 to $MAX_RETENTION_DAYS, read as decimal (default:
-                                the consumer's retention_days setting, 30 unless configured)
+                                the consumer's retention_days setting)
   LSST_LOCK_FILE                lock file (default <output dir>/state/run_lsst_consumer.lock)
   LOG_FILE                      append all output here instead of stdout/stderr
 
@@ -90,7 +91,7 @@ cd "$SCRIPT_DIR"
 
 # RETENTION_DAYS as a decimal whole number of days (010 is ten, not octal eight), in range,
 # checked before any step runs: a bad value must never delete files early or skip silently.
-# Unset: the consumer's retention_days setting (config file, LSST_CONSUMER_RETENTION_DAYS, 30).
+# Unset: the consumer's retention_days setting (config file, LSST_CONSUMER_RETENTION_DAYS, its default).
 retention_args=(--retention)
 if [[ -n "${RETENTION_DAYS+set}" ]]; then
   retention_text="$RETENTION_DAYS"

@@ -6,8 +6,8 @@ symbolic links (``data/`` on a bigger disk: the consumer writes through them), b
 *inside* them is followed and links themselves are never removed, so nothing outside them
 is touched. A file is old when it was last modified more than ``days`` × 24 h ago.
 
-The two windows: retention keeps the files for ``retention_days`` (default 30); the
-ledger keeps the ids of the alerts written for ``ledger_window_days`` (default 7) and is
+The two windows: retention keeps the files for ``retention_days``; the ledger keeps the
+ids of the alerts written for ``ledger_window_days`` (both declared settings) and is
 what makes a redelivered alert a duplicate. A replay (``--from-time``) of alerts written
 longer ago than the ledger window writes them again, into the replay day's file; the
 consumer warns when a replay starts before the ledger window.

@@ -201,10 +201,6 @@ RESTATED_ELSEWHERE = {
     ("README.md", "gw_window_days"), ("README.md", "fetch.queue.backoff.ms"), ("README.md", "gw_credible_level"),
     ("README.md", "nu_window_days"), ("README.md", "uhecr_window_days"), ("README.md", "uhecr_radius_deg"),
     ("README.md", "ledger_window_days"), ("README.md", "max_records_per_message"),
-    ("alert_pipeline/retention.py", "ledger_window_days"), ("alert_pipeline/messengers/gcn.py", "heartbeat.interval.ms"),
-    ("run_lsst_consumer.sh", "retention_days"), ("run_lsst_consumer.sh", "connect_timeout"),
-    ("alert_pipeline/retention.py", "retention_days"),
-    ("alert_pipeline/messengers/gcn.py", "session.timeout.ms"),
 }
 #: Where the defaults are declared (and the generated example, checked above).
 DECLARING = {"alert_pipeline/config.py", "alert_pipeline/builder/settings.py", "alert_pipeline/clients.py",

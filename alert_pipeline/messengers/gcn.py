@@ -28,6 +28,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..clients import KAFKA_DEFAULTS
 from ..durable import sync_filesystem, write_atomically
 from ..masking import mask_secrets
 from ..storehouse import utc_now
@@ -84,8 +85,8 @@ def settings_from_environment(environ: Mapping[str, str], topics: tuple[str, ...
     config = dict(config_from_env(environ, prefix="GCN_KAFKA_"))
     config.setdefault("group.id", environ.get("GCN_GROUP_ID") or DEFAULT_GROUP)
     config.setdefault("auto.offset.reset", "earliest")
-    config.setdefault("session.timeout.ms", 10000)
-    config.setdefault("heartbeat.interval.ms", 2000)
+    for key in ("session.timeout.ms", "heartbeat.interval.ms"):  # the consumer's group timings
+        config.setdefault(key, KAFKA_DEFAULTS[key])
     config.update({"enable.auto.commit": False, "enable.auto.offset.store": False, "enable.partition.eof": True})
     chosen = topics or tuple(t.strip() for t in (environ.get("GCN_TOPICS") or "").split(",") if t.strip())
     return GcnSettings(chosen or DEFAULT_TOPICS, config, _secret(environ, "GCN_CLIENT_ID"),
