@@ -47,9 +47,9 @@ import io
 import logging
 import os
 import re
-import stat
 import time
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .durable import write_atomically
+from .durable import NotRegularFile, not_regular, open_regular, write_atomically
 from .storehouse import INDEX_NAME, RESERVED, SlotNames, index_entry, is_reserved, read_json_file, slot_bytes
 
 log = logging.getLogger("transient_kind_builder")
@@ -67,14 +67,22 @@ LEGACY_STATE_FILE = os.path.join("state", "tns.json")
 DEFAULT_RADIUS_ARCSEC = 1.5
 #: Largest TNS file read as it is on disk (the full public objects CSV is ~50 MB; zipped ~10 MB).
 MAX_FILE_BYTES = 512 << 20
-#: Largest CSV read once decompressed (a zip may declare or hold more: refused).
-MAX_CSV_BYTES = 1 << 30
+#: Largest CSV read once decompressed (a zip may declare or hold more: refused). The real
+#: full file is ~55 MB: nine times that and more.
+MAX_CSV_BYTES = 512 << 20
 #: Most rows a TNS file may have (TNS holds ~170,000 objects).
 MAX_ROWS = 5_000_000
 #: Longest row (pyarrow's block size: a row longer than a block is refused).
 MAX_ROW_BYTES = 4 << 20
 #: Longest internal name kept for the name match (longer ones cannot be slot ids).
 MAX_ALIAS_CHARS = 64
+#: Most internal names kept of one object (real objects have a handful; the rest is cut, counted).
+MAX_ALIASES = 64
+#: Longest text cell kept of a name, a type or a date (longer ones are cut, counted): what
+#: a row may cost in memory is bounded whatever the file holds.
+MAX_TEXT_CHARS = 256
+#: Longest internal names cell kept (``MAX_ALIASES`` names of ~16 characters).
+MAX_INTERNAL_CHARS = 1024
 SNIFF_BYTES = 64 << 10
 PUBLIC_COLUMNS = ("objid", "name_prefix", "name", "ra", "declination", "redshift", "type", "discoverydate",
                   "internal_names")
@@ -83,7 +91,10 @@ PUBLIC_LAYOUT, SEARCH_LAYOUT = "public objects CSV", "search export"
 FULL_NAME = re.compile(r"tns_public_objects\.csv(\.zip)?")
 DELTA_NAME = re.compile(r"tns_public_objects_(\d{8})\.csv(\.zip)?")
 HOURLY_NAME = re.compile(r"tns_public_objects_(\d{2})\.csv(\.zip)?")
-NOT_TNS_NAME = "not a TNS public objects file name (left alone)"
+DIRECTORY_NAMES = ("tns_public_objects.csv[.zip] and tns_public_objects_YYYYMMDD.csv[.zip] (a search export "
+                   "only when given as a FILE)")
+SUPERSEDED = "superseded: a delta no later than the whole file kept"
+NOT_TNS_NAME = f"not a name a TNS directory applies (it applies {DIRECTORY_NAMES}); left alone"
 _PLAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _DATE_LINE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
@@ -99,21 +110,44 @@ CATALOGUE_COLUMNS = ("objid", "name", "type", "redshift", "discovery", "internal
 
 
 class TnsFileError(ValueError):
-    """The file is in neither TNS layout (or unreadable, or past a bound): nothing of it was used."""
+    """The TNS file cannot be used (missing, in neither TNS layout, corrupt, past a bound,
+    superseded): nothing of it was used. The command exits 9 (input not used)."""
+
+
+class TnsSetupError(ValueError):
+    """The storehouse is not ready for ``tns`` (no transient index): a usage error, exit 2."""
 
 
 def refine(slot: dict[str, Any]) -> dict[str, Any]:
-    """The slot's subtype and provisional flag as its spectroscopic class says (a slot
-    without one is returned as it is)."""
-    kind = slot.get("spectroscopic_class")
-    if not kind or slot.get("kind") != "transient":
+    """The slot's subtype and provisional flag as a function of Fink's label
+    (``fink_classification``, which nothing else changes) and its spectroscopic class
+    alone, so a class that changes or goes away leaves nothing stale behind. A slot
+    whose label is not one the build makes (no Fink-derived values to start from) keeps
+    its own, refined by its class as before."""
+    if slot.get("kind") != "transient":
         return slot
-    refined = dict(slot)
-    subtype = _subtype_of(kind)
-    if subtype:
-        refined["subtype"] = subtype
-    refined["provisional"] = False
-    return refined
+    kind = slot.get("spectroscopic_class")
+    fink = _fink_subtypes().get(slot.get("fink_classification"))
+    if fink is None and not kind:
+        return slot
+    subtype = (_subtype_of(kind) if kind else None) or fink or slot.get("subtype")
+    provisional = False if kind else (fink == "unknown" if fink else slot.get("provisional"))
+    if slot.get("subtype") == subtype and slot.get("provisional") == provisional:
+        return slot
+    return {**slot, "subtype": subtype, "provisional": provisional}
+
+
+_FINK_SUBTYPES: dict[str, str] = {}
+
+
+def _fink_subtypes() -> dict[str, str]:
+    """Fink label → the subtype the build gives it (``fink.transient.IN_SCOPE``, the one
+    source; imported on first use since that module imports this one)."""
+    if not _FINK_SUBTYPES:
+        from .fink.transient import IN_SCOPE
+
+        _FINK_SUBTYPES.update({label: subtype for label, (subtype, _) in IN_SCOPE.items()})
+    return _FINK_SUBTYPES
 
 
 def _subtype_of(kind: str) -> str | None:
@@ -126,7 +160,10 @@ def _subtype_of(kind: str) -> str | None:
 @dataclass
 class TnsFile:
     """One TNS file read: its rows as a catalogue table (``objid``, ``name``, ``type``,
-    ``redshift``, ``discovery``, ``internal``, ``ra``, ``dec``), what it is and when."""
+    ``redshift``, ``discovery``, ``internal``, ``ra``, ``dec``), what it is and when.
+    ``delta``: it updates only the objects it lists (a daily delta, or a search export:
+    a page of a search, not the catalogue). ``cut``: cells cut to their bound or
+    repaired (invalid UTF-8 replaced), by reason."""
 
     path: str
     layout: str
@@ -134,6 +171,7 @@ class TnsFile:
     as_of: str | None
     table: Any
     skipped: Counter = field(default_factory=Counter)
+    cut: Counter = field(default_factory=Counter)
 
 
 def file_kind(path: str) -> tuple[bool, str | None]:
@@ -153,87 +191,110 @@ def file_kind(path: str) -> tuple[bool, str | None]:
     return True, (day + dt.timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")  # the changes of that whole day
 
 
+#: What reading a file may raise that is that file's problem (a corrupt zip: a bad CRC,
+#: a broken deflate stream, a truncated member; memory it would need).
+_UNREADABLE = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, MemoryError)
+
+
 def read_file(path: str) -> TnsFile:
     """Every usable row of a TNS file (malformed rows counted and skipped); TnsFileError
-    when the file is not one or is past a bound."""
+    when the file is not one, is corrupt or is past a bound."""
+    import pyarrow as pa
+
     delta, as_of = file_kind(path)
     try:
-        _check_regular(path)
-        head = _sniff(path)
-        layout, header_line, dated = _layout_of(path, head)
-        table, skipped = _read_rows(path, layout, header_line)
-    except OSError as exc:
-        raise TnsFileError(f"cannot read {path}: {exc}") from None
-    return TnsFile(path, layout, delta, as_of or dated, table, skipped)
-
-
-def _check_regular(path: str) -> None:
-    status = os.stat(path)
-    if not stat.S_ISREG(status.st_mode):
-        raise TnsFileError(f"{path} is not a regular file (a FIFO, device or directory is never read)")
-    if status.st_size > MAX_FILE_BYTES:
-        raise TnsFileError(f"{path} is larger than a TNS file may be ({MAX_FILE_BYTES} bytes)")
+        with _Source(path) as source:
+            layout, header_line, dated = _layout_of(path, source.head())
+            table, skipped, cut = _read_rows(path, source, layout, header_line)
+    except (OSError, *_UNREADABLE, pa.ArrowMemoryError) as exc:
+        what = "too large to read in the memory available" if isinstance(exc, MemoryError | pa.ArrowMemoryError) \
+            else f"{type(exc).__name__}: {str(exc)[:200]}"
+        raise TnsFileError(f"cannot read {path} ({what})") from None
+    return TnsFile(path, layout, delta or layout == SEARCH_LAYOUT, as_of or dated, table, skipped, cut)
 
 
 class _Bounded(io.RawIOBase):
-    """A zip member read at most ``MAX_CSV_BYTES`` far (whatever its header declares)."""
+    """A stream read at most ``MAX_CSV_BYTES`` far (whatever a zip's header declares)."""
 
-    def __init__(self, inner: Any, path: str) -> None:
-        self.inner, self.path, self.read_so_far = inner, path, 0
+    def __init__(self, inner: Any, path: str, owns: bool = False) -> None:
+        self.inner, self.path, self.read_so_far, self.owns = inner, path, 0, owns
 
     def readable(self) -> bool:
         return True
+
+    def close(self) -> None:
+        if self.owns and not self.closed:
+            self.inner.close()
+        super().close()
 
     def readinto(self, buffer: Any) -> int:
         data = self.inner.read(len(buffer))
         self.read_so_far += len(data)
         if self.read_so_far > MAX_CSV_BYTES:
-            raise TnsFileError(f"{self.path}: the CSV inside is larger than {MAX_CSV_BYTES} bytes once unzipped")
+            raise TnsFileError(f"{self.path}: the CSV is larger than {MAX_CSV_BYTES} bytes (once unzipped), more "
+                               "than a TNS file may be")
         buffer[:len(data)] = data
         return len(data)
 
 
 class _Source:
-    """The CSV bytes of a TNS file: the file itself, or the one CSV of its zip."""
+    """The CSV bytes of a TNS file, from one handle opened as a regular file (a link to
+    one is followed; a FIFO or device is refused before any read): the file itself, or
+    the one CSV of its zip. ``head()`` gives its first bytes; ``stream()`` all of them
+    (from the start), bounded."""
 
     def __init__(self, path: str) -> None:
-        self.path, self.archive, self.stream = path, None, None
+        self.path, self.handle, self.archive, self.member = path, None, None, None
 
-    def __enter__(self) -> Any:
-        with open(self.path, "rb") as handle:
-            zipped = handle.read(4) == b"PK\x03\x04"
-        if not zipped:
-            return self.path if os.path.getsize(self.path) <= MAX_CSV_BYTES else None
+    def __enter__(self) -> _Source:
         try:
-            self.archive = zipfile.ZipFile(self.path)
-            members = [info for info in self.archive.infolist() if not info.is_dir()]
-            if len(members) != 1 or not members[0].filename.endswith(".csv"):
-                raise TnsFileError(f"{self.path}: a zip holding one CSV expected, found "
-                                   f"{[info.filename for info in members][:5]}")
-            if members[0].file_size > MAX_CSV_BYTES:
-                raise TnsFileError(f"{self.path}: the CSV inside declares {members[0].file_size} bytes, more than "
-                                   f"a TNS file may be ({MAX_CSV_BYTES})")
-            self.stream = io.BufferedReader(_Bounded(self.archive.open(members[0]), self.path), 1 << 20)
-        except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
+            self.handle = open_regular(self.path, follow_links=True)
+        except NotRegularFile as exc:
+            raise TnsFileError(f"{self.path} is not a regular file ({exc.strerror}: a FIFO, device or directory "
+                               "is never read)") from None
+        size = os.fstat(self.handle.fileno()).st_size
+        if size > MAX_FILE_BYTES:
             self.__exit__()
-            raise TnsFileError(f"{self.path}: not a readable zip ({exc})") from None
-        return self.stream
+            raise TnsFileError(f"{self.path} is larger than a TNS file may be ({MAX_FILE_BYTES} bytes)")
+        if self.handle.read(4) == b"PK\x03\x04":
+            try:
+                self._open_member()
+            except BaseException:
+                self.__exit__()
+                raise
+        elif size > MAX_CSV_BYTES:
+            self.__exit__()
+            raise TnsFileError(f"{self.path} is larger than a TNS CSV may be ({MAX_CSV_BYTES} bytes)")
+        return self
+
+    def _open_member(self) -> None:
+        self.handle.seek(0)
+        self.archive = zipfile.ZipFile(self.handle)
+        members = [info for info in self.archive.infolist() if not info.is_dir()]
+        if len(members) != 1 or not members[0].filename.endswith(".csv"):
+            raise TnsFileError(f"{self.path}: a zip holding one CSV expected, found "
+                               f"{[info.filename for info in members][:5]}")
+        if members[0].file_size > MAX_CSV_BYTES:
+            raise TnsFileError(f"{self.path}: the CSV inside declares {members[0].file_size} bytes, more than "
+                               f"a TNS file may be ({MAX_CSV_BYTES})")
+        self.member = members[0]
+
+    def stream(self) -> Any:
+        """The CSV's bytes from the start, read at most ``MAX_CSV_BYTES`` far."""
+        if self.archive is not None:
+            return io.BufferedReader(_Bounded(self.archive.open(self.member), self.path, owns=True), 1 << 20)
+        self.handle.seek(0)
+        return io.BufferedReader(_Bounded(self.handle, self.path), 1 << 20)
+
+    def head(self) -> bytes:
+        with self.stream() as stream:
+            return stream.read(SNIFF_BYTES)
 
     def __exit__(self, *_: Any) -> None:
-        if self.stream is not None:
-            self.stream.close()
         if self.archive is not None:
             self.archive.close()
-
-
-def _sniff(path: str) -> bytes:
-    with _Source(path) as source:
-        if source is None:
-            raise TnsFileError(f"{path} is larger than a TNS CSV may be ({MAX_CSV_BYTES} bytes)")
-        if isinstance(source, str):
-            with open(source, "rb") as handle:
-                return handle.read(SNIFF_BYTES)
-        return source.read(SNIFF_BYTES)
+        if self.handle is not None:
+            self.handle.close()
 
 
 def _layout_of(path: str, head: bytes) -> tuple[str, int, str | None]:
@@ -261,13 +322,16 @@ def _layout_of(path: str, head: bytes) -> tuple[str, int, str | None]:
                        f"expected {EXPECTED}")
 
 
-def _read_rows(path: str, layout: str, header_line: int) -> tuple[Any, Counter]:
-    """The catalogue table of the file, read block by block (bounded rows and memory)."""
+def _read_rows(path: str, source: _Source, layout: str, header_line: int) -> tuple[Any, Counter, Counter]:
+    """The catalogue table of the file, read block by block: each block is cut to the
+    catalogue's columns and bounded cells before the next is read, so memory is
+    proportional to the rows kept."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     columns = PUBLIC_COLUMNS if layout == PUBLIC_LAYOUT else SEARCH_COLUMNS
     skipped: Counter = Counter()
+    cut: Counter = Counter()
 
     def invalid(_row: Any) -> str:
         skipped["malformed_row"] += 1
@@ -275,24 +339,43 @@ def _read_rows(path: str, layout: str, header_line: int) -> tuple[Any, Counter]:
 
     options = (pacsv.ReadOptions(skip_rows=header_line, block_size=MAX_ROW_BYTES),
                pacsv.ParseOptions(invalid_row_handler=invalid),
-               pacsv.ConvertOptions(include_columns=list(columns), column_types={c: pa.string() for c in columns},
+               pacsv.ConvertOptions(include_columns=list(columns), column_types={c: pa.binary() for c in columns},
                                     strings_can_be_null=False, quoted_strings_can_be_null=False))
     batches, rows = [], 0
-    with _Source(path) as source:
+    with source.stream() as stream:
         try:
-            reader = pacsv.open_csv(source, read_options=options[0], parse_options=options[1],
+            reader = pacsv.open_csv(stream, read_options=options[0], parse_options=options[1],
                                     convert_options=options[2])
             for batch in reader:
                 rows += batch.num_rows
                 if rows > MAX_ROWS:
                     raise TnsFileError(f"{path} has more than {MAX_ROWS} rows, more than a TNS file may have")
-                batches.append(_normalise(pa.Table.from_batches([batch]), layout, skipped))
+                batches.append(_normalise(_as_text(batch, cut), layout, skipped, cut))
         except pa.ArrowInvalid as exc:
             detail = str(exc).splitlines()[0][:200]
             if "straddling" in detail or "block size" in detail:
                 detail = f"a row longer than {MAX_ROW_BYTES} bytes"
             raise TnsFileError(f"{path}: not a readable CSV ({detail})") from None
-    return (pa.concat_tables(batches) if batches else _empty_catalogue()), skipped
+    return (pa.concat_tables(batches) if batches else _empty_catalogue()), skipped, cut
+
+
+def _as_text(batch: Any, cut: Counter) -> Any:
+    """The block's columns (read as bytes) as UTF-8 text; a cell that is not UTF-8 (a
+    Latin-1 byte) has its bad bytes replaced (U+FFFD) and is counted, so one bad row
+    costs itself, not the file."""
+    import pyarrow as pa
+
+    columns = []
+    for column in batch.columns:
+        try:
+            columns.append(column.cast(pa.string()))
+        except pa.ArrowInvalid:
+            values = column.to_pylist()
+            repaired = [value.decode("utf-8", errors="replace") for value in values]
+            cut["invalid_utf8_replaced"] += sum(value.encode("utf-8") != raw
+                                                for value, raw in zip(repaired, values, strict=True))
+            columns.append(pa.array(repaired, pa.string()))
+    return pa.Table.from_arrays(columns, names=batch.schema.names)
 
 
 def _empty_catalogue() -> Any:
@@ -303,9 +386,10 @@ def _empty_catalogue() -> Any:
     return pa.Table.from_arrays([pa.array([], kind) for kind in types], names=list(CATALOGUE_COLUMNS))
 
 
-def _normalise(table: Any, layout: str, skipped: Counter) -> Any:
+def _normalise(table: Any, layout: str, skipped: Counter, cut: Counter) -> Any:
     """The rows in the catalogue's columns; a row without an id, a name or a position on
-    the sky counted as ``malformed_row`` and left out."""
+    the sky counted as ``malformed_row`` and left out; text cells cut to their bounds
+    (``MAX_TEXT_CHARS``; ``MAX_ALIASES`` internal names, ``MAX_INTERNAL_CHARS``), counted."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -320,6 +404,9 @@ def _normalise(table: Any, layout: str, skipped: Counter) -> Any:
         ra, dec = _angle(table["RA"], 15.0), _angle(table["DEC"], 1.0)
         names = ("Obj. Type", "Redshift", "Discovery Date (UT)", "Disc. Internal Name")
     kind, redshift, discovery, internal = (table[column] for column in names)
+    name, kind, discovery = (_bounded_text(column, MAX_TEXT_CHARS, label, cut) for column, label in
+                             ((name, "name"), (kind, "type"), (discovery, "discovery_date")))
+    internal = _bounded_aliases(internal, cut)
     ids = pc.match_substring_regex(objid, r"^\s*\d{1,18}\s*$")
     valid = pc.and_(pc.and_(ids, pc.greater(pc.utf8_length(name), 0)),
                     pc.and_(pc.and_(pc.greater_equal(ra, 0.0), pc.less_equal(ra, 360.0)),
@@ -335,6 +422,32 @@ def _normalise(table: Any, layout: str, skipped: Counter) -> Any:
                pc.if_else(pc.greater(pc.utf8_length(discovery), 0), discovery, blank), internal, ra, dec]
     # Table.from_arrays, not pa.table(dict): that one imports pandas (a second) to ask if it was given a DataFrame
     return pa.Table.from_arrays(columns, names=list(CATALOGUE_COLUMNS)).filter(valid)
+
+
+def _bounded_text(column: Any, limit: int, label: str, cut: Counter) -> Any:
+    """``column`` with every cell cut to ``limit`` characters (counted as ``<label>_cut``)."""
+    import pyarrow.compute as pc
+
+    over = pc.sum(pc.greater(pc.utf8_length(column), limit)).as_py() or 0
+    if not over:
+        return column
+    cut[f"{label}_cut"] += over
+    return pc.utf8_slice_codeunits(column, 0, limit)
+
+
+def _bounded_aliases(column: Any, cut: Counter) -> Any:
+    """The internal names cells cut to their first ``MAX_ALIASES`` names and
+    ``MAX_INTERNAL_CHARS`` characters (each cell cut counted once, ``internal_names_cut``)."""
+    import pyarrow.compute as pc
+
+    many = pc.greater_equal(pc.count_substring(column, ","), MAX_ALIASES)
+    long = pc.greater(pc.utf8_length(column), MAX_INTERNAL_CHARS)
+    over = pc.sum(pc.or_(many, long)).as_py() or 0
+    if not over:
+        return column
+    cut["internal_names_cut"] += over
+    kept = pc.binary_join(pc.list_slice(pc.split_pattern(column, ",", max_splits=MAX_ALIASES), 0, MAX_ALIASES), ",")
+    return pc.utf8_slice_codeunits(pc.if_else(many, kept, column), 0, MAX_INTERNAL_CHARS)
 
 
 def _number(column: Any) -> Any:
@@ -380,7 +493,7 @@ def merge(catalogue: Any, update: TnsFile) -> Any:
 
 
 def _unique_ids(table: Any) -> Any:
-    """One row per TNS id (the last one of the file)."""
+    """One row per TNS id: the last one of the file (its latest version), every id kept."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -388,14 +501,15 @@ def _unique_ids(table: Any) -> Any:
         return table
     positions = pa.array(np.arange(len(table)))
     last = table.append_column("_row", positions).group_by("objid").aggregate([("_row", "max")])
-    return table.take(pc.sort_indices(last["_row_max"]))
+    rows = last["_row_max"]
+    return table.take(rows.take(pc.sort_indices(rows)))  # the rows themselves (not 0..k-1), in file order
 
 
 def _aliases(catalogue: Any) -> tuple[Any, Any]:
     """(internal name, TNS id) of every internal name of every object."""
     import pyarrow.compute as pc
 
-    lists = pc.split_pattern(catalogue["internal"], ",")
+    lists = pc.list_slice(pc.split_pattern(catalogue["internal"], ",", max_splits=MAX_ALIASES), 0, MAX_ALIASES)
     parents = pc.list_parent_indices(lists)
     names = pc.utf8_trim_whitespace(pc.list_flatten(lists))
     length = pc.utf8_length(names)
@@ -680,6 +794,78 @@ def _slot_table(slots: dict[str, dict[str, Any]]) -> Any:
     return pa.Table.from_arrays(columns, names=[*SLOT_COLUMNS, "match", "type"])
 
 
+#: The Arrow files the state names, by key, and the only names ``tns`` writes or deletes there.
+KEPT_FILES = {"catalogue": "catalogue", "slot_file": "slot", "position_file": "position"}
+KEPT_FILE = re.compile(r"(catalogue|slot|position)-\d{1,18}\.arrow")
+_STATE_DATE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _ints(value: Any, count: int) -> bool:
+    return isinstance(value, list) and len(value) == count and all(_is_int(item) for item in value)
+
+
+def _date_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and bool(_STATE_DATE.fullmatch(value)))
+
+
+def _applied_entry(entry: Any) -> bool:
+    return isinstance(entry, dict) and isinstance(entry.get("file"), str) and _date_or_none(entry.get("as_of"))
+
+
+def _seen_entry(entry: Any) -> bool:
+    return isinstance(entry, dict) and _ints(entry.get("identity"), 5) and isinstance(entry.get("digest"), str) \
+        and _is_int(entry.get("hashed_at"))
+
+
+def _legacy_slot(entry: Any) -> bool:
+    return isinstance(entry, dict) and isinstance(entry.get("record"), dict) \
+        and (entry.get("objid") is None or _is_int(entry.get("objid"))) \
+        and (entry.get("file") is None or _ints(entry.get("file"), 4))
+
+
+def _matches(value: Any) -> bool:
+    return isinstance(value, dict) and _is_int(value.get("matched")) and _is_int(value.get("disagreement_count")) \
+        and all(isinstance(value.get(key), dict) for key in ("by_match", "by_type")) \
+        and isinstance(value.get("disagreements"), list)
+
+
+#: What every field of ``state.json`` must be (a field may be absent).
+_STATE_FIELDS = {
+    "generation": lambda v: _is_int(v) and v >= 0,
+    "applied": lambda v: isinstance(v, dict) and all(_applied_entry(e) for e in v.values()),
+    "seen": lambda v: isinstance(v, dict) and all(_seen_entry(e) for e in v.values()),
+    "as_of": _date_or_none, "full_as_of": _date_or_none,
+    "complete": lambda v: isinstance(v, bool),
+    "layout": lambda v: v is None or v in (PUBLIC_LAYOUT, SEARCH_LAYOUT),
+    "tns_objects": lambda v: _is_int(v) and v >= 0,
+    "radius_arcsec": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "index": lambda v: v is None or _ints(v, 4), "positions_index": lambda v: v is None or _ints(v, 4),
+    "matches": _matches,
+    "slots": lambda v: isinstance(v, dict) and all(_legacy_slot(e) for e in v.values()),
+    **{key: (lambda v, prefix=prefix: v is None or (isinstance(v, str) and KEPT_FILE.fullmatch(v) is not None
+                                                   and v.startswith(prefix + "-")))
+       for key, prefix in KEPT_FILES.items()},
+}
+
+
+def state_problem(data: Any) -> str | None:
+    """What makes ``data`` not a state ``tns`` writes (None when it is one): every field's
+    type is checked, and the files it names must be names this code makes (a name such as
+    ``../../x`` would make ``save`` delete a file outside ``state/tns/``)."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    if data.get("version") not in (2, 3):
+        return f"version {str(data.get('version'))[:20]!r} is not 2 or 3"
+    for key, valid in _STATE_FIELDS.items():
+        if key in data and not valid(data[key]):
+            return f"{key!r} is {str(data[key])[:80]!r}"
+    return None
+
+
 class State:
     """What ``tns`` keeps under ``state/tns/``: Arrow files named by their generation (the
     catalogue; the matched slots with their records and file identities; the positions of
@@ -693,10 +879,17 @@ class State:
             with open(os.path.join(self.directory, STATE_NAME), "rb") as handle:
                 self.raw = handle.read()
             self.data = orjson.loads(self.raw)
-        except (OSError, ValueError):
+        except FileNotFoundError:
             self.raw, self.data = b"", {}
-        if not isinstance(self.data, dict) or self.data.get("version") not in (2, 3):
+        except (OSError, ValueError) as exc:
+            log.warning("tns: the kept state (%s) is unreadable (%s): starting from no state", STATE_NAME, exc)
+            self.raw, self.data = b"", {}
+        problem = state_problem(self.data) if self.data else None
+        if problem:
+            log.warning("tns: the kept state (%s) is not one tns writes (%s): starting from no state",
+                        os.path.join(self.directory, STATE_NAME), problem)
             self.data = {}
+        self._forget_unreadable_tables()
         self._slots: KeptSlots | None = None
         self._positions: Any = None
         self.positions_changed = False
@@ -716,6 +909,30 @@ class State:
         if legacy:
             self._slots = KeptSlots(None, legacy)
         self.slots_changed = legacy is not None
+
+    def _forget_unreadable_tables(self) -> None:
+        """A kept Arrow file that is gone or unreadable is no state: without the catalogue,
+        what was built from it (the files applied, its date) is forgotten too, so the next
+        whole file applies in full and a delta says the catalogue is incomplete; without
+        the slot table, the files applied are forgotten so the next file matches every
+        slot again. Never a reason to remove a slot's record."""
+        import pyarrow as pa
+
+        forget = {"catalogue": ("applied", "seen", "as_of", "full_as_of", "complete", "layout", "tns_objects"),
+                  "slot_file": ("applied", "seen", "matches"), "position_file": ("positions_index",)}
+        for key, derived in forget.items():
+            name = self.data.get(key)
+            if not name:
+                continue
+            try:
+                with pa.memory_map(os.path.join(self.directory, name)) as source:
+                    pa.ipc.open_file(source)
+                continue
+            except (OSError, pa.ArrowInvalid) as exc:
+                log.warning("tns: the kept %s is gone or unreadable (%s): %s", name, exc,
+                            "the next whole file applies in full" if key != "position_file" else "read again")
+            for dropped in (key, *derived):
+                self.data.pop(dropped, None)
 
     def _table(self, key: str) -> Any:
         import pyarrow as pa
@@ -773,7 +990,6 @@ class State:
             tables["slot_file"] = self.slots().table()
         if self.positions_changed:
             tables["position_file"] = self._positions
-        previous = {key: self.data.get(key) for key in tables}
         if tables:
             self.data["generation"] += 1
         for key, table in tables.items():
@@ -784,8 +1000,14 @@ class State:
             write_atomically(os.path.join(self.directory, name), sink.getvalue().to_pybytes())
             self.data[key] = name
         write_atomically(os.path.join(self.directory, STATE_NAME), orjson.dumps(self.data))
-        for key, name in previous.items():
-            if name and name != self.data[key]:
+        self._remove_unused_files()
+
+    def _remove_unused_files(self) -> None:
+        """Delete the Arrow files of earlier generations: only names this code makes
+        (``KEPT_FILE``), found in ``state/tns/`` itself and not named by the state."""
+        in_use = {self.data.get(key) for key in KEPT_FILES}
+        for name in os.listdir(self.directory):
+            if KEPT_FILE.fullmatch(name) and name not in in_use:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(self.directory, name))
 
@@ -800,8 +1022,9 @@ def file_identity(path: str) -> list[int] | None:
 
 
 def content_hash(path: str) -> str:
+    """The file's SHA-256, read from a handle opened as a regular file (never a FIFO)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path, follow_links=True) as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
@@ -837,29 +1060,39 @@ class Plan:
 
 def plan(path: str, applied: dict[str, Any], seen: dict[str, Any] | None = None) -> Plan:
     """The files of ``path`` (a file, or a directory of TNS public objects files) not
-    applied yet, in date order (a day's delta before the next day's full file)."""
+    applied yet, in date order (a day's delta before the next day's full file). In a
+    directory, every entry not applied is named: a name a directory does not apply at
+    WARNING (``ignored``), a TNS name that is not a regular file (a link to one is) or
+    cannot be read in ``left_out`` with its reason; a directory that holds entries and no
+    TNS name at all is itself left out, saying which names it applies."""
     seen = {} if seen is None else seen
     chosen = Plan()
     if not os.path.isdir(path):
         if not os.path.exists(path):
-            raise TnsFileError(f"{path}: no such file or directory")
+            raise TnsFileError(f"{path}: no such file (or a link to nothing)")
         regular = os.path.isfile(path)
         digest = known_hash(path, seen) if regular else ""
         if not regular or digest not in applied:
             chosen.files.append((path, digest))
         return chosen
-    dated = []
-    for name in sorted(os.listdir(path)):
+    dated, recognised = [], 0
+    names = sorted(os.listdir(path))
+    for name in names:
         full = os.path.join(path, name)
-        if not _is_regular(full):
-            continue
         if not (FULL_NAME.fullmatch(name) or DELTA_NAME.fullmatch(name) or HOURLY_NAME.fullmatch(name)):
-            chosen.left_out.append({"file": name, "reason": NOT_TNS_NAME})
+            hint = _ignored_hint(name)
+            log.warning("tns: %s in %s is ignored: %s%s", name, path, NOT_TNS_NAME, hint)
+            chosen.left_out.append({"file": name, "reason": NOT_TNS_NAME + hint, "ignored": True})
             continue
-        digest = known_hash(full, seen)
-        if digest in applied:
+        what = _not_a_file(full)
+        if what:
+            chosen.left_out.append({"file": name, "reason": f"named like a TNS file but {what}: never read"})
             continue
+        recognised += 1
         try:
+            digest = known_hash(full, seen)
+            if digest in applied:
+                continue
             delta, when = file_kind(full)
             when = when or _first_line_date(full)
         except (TnsFileError, OSError) as exc:
@@ -867,22 +1100,35 @@ def plan(path: str, applied: dict[str, Any], seen: dict[str, Any] | None = None)
             continue
         dated.append((when or "", 0 if delta else 1, name, full, digest))
     chosen.files = [(full, digest) for *_, full, digest in sorted(dated)]
+    if names and not recognised:
+        chosen.left_out.append({"file": path, "reason": f"nothing in this directory could be applied: it applies "
+                                                        f"only {DIRECTORY_NAMES}"})
     return chosen
 
 
-def _is_regular(path: str) -> bool:
+_REDOWNLOAD = re.compile(r"(tns_public_objects(?:_\d{8})?)\s*(?:\(\d+\))?\.csv(?:\.zip)?(?:\.\d+)?")
+
+
+def _ignored_hint(name: str) -> str:
+    """A hint for a name that looks like a TNS file saved twice (``… (1).csv``, ``….csv.1``)."""
+    found = _REDOWNLOAD.fullmatch(name)
+    return f" (a second download of {found.group(1)}.csv? rename it to that name)" if found else ""
+
+
+def _not_a_file(path: str) -> str:
+    """What ``path`` is when it is not a regular file once links are followed ('' when it is one)."""
     try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
+        return not_regular(os.stat(path).st_mode)
     except OSError:
-        return False
+        return "a link to nothing"
 
 
 def _first_line_date(path: str) -> str | None:
     """The date on the first line of a public objects file (None when there is none)."""
     try:
-        _check_regular(path)
-        _, _, dated = _layout_of(path, _sniff(path))
-    except TnsFileError:
+        with _Source(path) as source:
+            _, _, dated = _layout_of(path, source.head())
+    except (TnsFileError, OSError, *_UNREADABLE):
         return None
     return dated
 
@@ -890,12 +1136,14 @@ def _first_line_date(path: str) -> str | None:
 def apply(storehouse: str, path: str, radius_arcsec: float = DEFAULT_RADIUS_ARCSEC) -> dict[str, Any]:
     """Apply the TNS file at ``path`` (or the files of the directory ``path`` not applied
     yet) to the transient slots of ``storehouse``; the summary, also written into the
-    transient roster (``tns``). TnsFileError when a single file given is refused."""
+    transient roster (``tns``). TnsFileError when a single file given is refused;
+    a single file given that is superseded is in ``files_left_out``."""
     from . import kinds
 
     spec = kinds.spec("transient")
     store = spec.store(storehouse)
     state = State(storehouse)
+    given_file = not os.path.isdir(path)
     chosen = plan(path, state.data["applied"], state.data["seen"])
     catalogue, changed, files = None, False, []
     updates: list[Any] | None = []  # the rows of the deltas applied (None: a whole catalogue changed)
@@ -903,43 +1151,69 @@ def apply(storehouse: str, path: str, radius_arcsec: float = DEFAULT_RADIUS_ARCS
         try:
             read = read_file(file_path)
         except TnsFileError as exc:
-            if not os.path.isdir(path):
+            if given_file:
                 raise
             log.error("tns: %s; that file was not used", exc)
             chosen.left_out.append({"file": os.path.basename(file_path), "reason": str(exc)})
             continue
-        as_of = state.data.get("as_of")
-        if read.as_of and as_of and (read.as_of < as_of or (read.delta and read.as_of <= as_of)):
-            files.append(_file_summary(read, "superseded: older than the catalogue kept"))
-            state.data["applied"][digest] = {"file": os.path.basename(file_path), "as_of": read.as_of}
+        superseded = _superseded(read, state.data)
+        if superseded:
+            files.append(_file_summary(read, superseded))
+            if given_file:  # said every time it is given
+                chosen.left_out.append({"file": os.path.basename(file_path), "reason": f"{superseded} (of "
+                                        f"{state.data['full_as_of']}: it holds this day's changes); not used"})
+            else:  # a directory's file: not read again
+                state.data["applied"][digest] = {"file": os.path.basename(file_path), "as_of": read.as_of}
             continue
         if catalogue is None and not changed:
             catalogue = state.catalogue() if read.delta else None
         if read.delta and catalogue is None:
-            log.warning("tns: %s is a delta and no whole TNS file was applied before: the catalogue holds only "
-                        "the objects of the deltas", file_path)
+            log.warning("tns: %s updates only the objects it lists and no whole TNS file was applied before: the "
+                        "catalogue holds only the objects of such files (catalogue_complete false)", file_path)
             state.data["complete"] = False
         elif not read.delta:
-            state.data["complete"] = True
+            state.data.update({"complete": True, "full_as_of": read.as_of})
         if updates is not None and read.delta and catalogue is not None:
             updates.append(read.table)
         else:
             updates = None
         catalogue, changed = merge(catalogue, read), True
-        state.data["as_of"] = read.as_of if read.as_of else (as_of if read.delta else None)
+        _advance_date(state.data, read)
         state.data["layout"] = read.layout
         state.data["applied"][digest] = {"file": os.path.basename(file_path), "as_of": read.as_of}
         files.append(_file_summary(read, "applied"))
-    if not chosen.files and not state.data.get("catalogue") and not os.path.isdir(path):
+    if not chosen.files and not state.data.get("catalogue") and given_file:
         raise TnsFileError(f"{path}: nothing to apply")
     _prune(state.data["applied"], state.data["seen"])
     return _refresh(store, spec, state, catalogue if changed else None, updates, radius_arcsec, files,
                     chosen.left_out)
 
 
+def _superseded(read: TnsFile, data: dict[str, Any]) -> str:
+    """Why the file is not applied ('' when it is): only a daily delta dated no later than
+    the whole file kept is superseded (that file holds its changes). A whole file is the
+    whole truth of its day and replaces the catalogue whatever its date, so a mistyped
+    future date cannot block the files after it."""
+    kept = data.get("full_as_of")
+    if read.delta and read.as_of and kept and read.as_of <= kept:
+        return SUPERSEDED
+    return ""
+
+
+def _advance_date(data: dict[str, Any], read: TnsFile) -> None:
+    """The catalogue's date after ``read``: a whole file's own; a delta's when later."""
+    if not read.delta:
+        data["as_of"] = read.as_of
+    elif read.as_of and (not data.get("as_of") or read.as_of > data["as_of"]):
+        data["as_of"] = read.as_of
+
+
 def _file_summary(read: TnsFile, status: str) -> dict[str, Any]:
-    return {"file": os.path.basename(read.path), "layout": read.layout, "delta": read.delta, "as_of": read.as_of,
-            "rows": len(read.table), "skipped_rows": dict(read.skipped), "status": status}
+    scope = ("the objects it lists (a search export is a page of a search, not the catalogue)"
+             if read.layout == SEARCH_LAYOUT else "the objects it lists" if read.delta else "the whole catalogue")
+    return {"file": os.path.basename(read.path), "layout": read.layout, "delta": read.delta, "updates": scope,
+            "as_of": read.as_of, "rows": len(read.table), "skipped_rows": dict(read.skipped),
+            "cut_cells": dict(read.cut), "status": status}
 
 
 def _prune(applied: dict[str, Any], seen: dict[str, Any], keep: int = 5000) -> None:
@@ -983,8 +1257,12 @@ def _refresh(store: Any, spec: Any, state: State, catalogue: Any | None, updates
     for slot_id in moved:
         wanted.setdefault(slot_id, (known[slot_id]["objid"], known[slot_id]["record"]))
     todo = {}
+    silent = _silent_objids(catalogue if catalogue is not None else state.catalogue, wanted, known) \
+        if not data.get("complete") else set()
     for slot_id, target in wanted.items():
         kept = known.get(slot_id)
+        if target is None and kept is not None and kept["objid"] in silent:
+            continue  # an incomplete catalogue's silence on an object is not its removal
         if kept is not None and slot_id not in moved and target is not None and kept["record"] == target[1]:
             if kept["objid"] != target[0]:
                 slots[slot_id] = {**kept, "objid": target[0]}
@@ -1010,6 +1288,25 @@ def _refresh(store: Any, spec: Any, state: State, catalogue: Any | None, updates
         store.write_report_file("roster", {**(read_json_file(os.path.join(store.directory, "roster.json")) or {}),
                                            "tns": summary})
     return summary
+
+
+def _silent_objids(catalogue: Any, wanted: dict[str, Any], known: dict[str, dict[str, Any]]) -> set[Any]:
+    """The TNS ids kept for slots about to lose their match that an incomplete catalogue
+    does not hold (it never had them, or it was lost: nothing says they are gone).
+    ``catalogue`` may be a callable giving it, called only when needed."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    losing = {known[slot_id]["objid"] for slot_id, target in wanted.items()
+              if target is None and known.get(slot_id) is not None}
+    if not losing:
+        return set()
+    table = catalogue() if callable(catalogue) else catalogue
+    if table is None or not len(table):
+        return losing
+    ids = pa.array(sorted(objid for objid in losing if objid is not None), pa.int64())
+    held = set(ids.filter(pc.is_in(ids, value_set=table["objid"])).to_pylist())
+    return losing - held
 
 
 def _rematch_near(catalogue: Any, updates: list[Any], state: State, radius_arcsec: float
@@ -1166,18 +1463,21 @@ def _read_index(index_path: str) -> list[dict[str, Any]]:
         with open(index_path, "rb") as handle:
             entries = orjson.loads(handle.read())["slots"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise TnsFileError(f"no readable transient index ({index_path}: {exc}); run the build first") from None
+        raise TnsSetupError(f"no readable transient index ({index_path}: {exc}); run the build first") from None
     return [entry for entry in entries if isinstance(entry, dict) and isinstance(entry.get("slot_id"), str)]
 
 
 def _summary(state: State, catalogue: Any | None, files: list[dict[str, Any]], left_out: list[dict[str, str]],
              written: int, restored: int, checked: int) -> dict[str, Any]:
     skipped: Counter = Counter()
+    cut: Counter = Counter()
     for done in files:
         skipped.update(done["skipped_rows"])
+        cut.update(done["cut_cells"])
     if catalogue is not None:
         state.data["tns_objects"] = len(catalogue)
     return {"file_layout": state.data.get("layout"), "tns_objects": state.data.get("tns_objects", 0),
             "catalogue_as_of": state.data.get("as_of"), "catalogue_complete": state.data.get("complete", False),
-            "files": files, "files_left_out": left_out, "skipped_rows": dict(skipped), **state.data["matches"],
+            "files": files, "files_left_out": left_out, "skipped_rows": dict(skipped), "cut_cells": dict(cut),
+            **state.data["matches"],
             "slots_checked": checked, "slots_restored": restored, "slots_written": written}

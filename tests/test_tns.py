@@ -210,7 +210,7 @@ def test_a_directory_applies_what_it_has_not_applied_in_date_order(public_store,
     assert broken.name in done.stderr and "Parquet" in done.stderr and "Traceback" not in done.stderr
     summary = json.loads(done.stdout)
     assert [(f["file"], f["status"]) for f in summary["files"]] == [
-        (stale.name, "superseded: older than the catalogue kept"), ("tns_public_objects.csv", "applied")]
+        (stale.name, "superseded: a delta no later than the whole file kept"), ("tns_public_objects.csv", "applied")]
     assert read(public_store, "transient", "ZTF22aaaifcx")["tns"]["type"] == "SN II"  # not put back by the stale day
 
 
@@ -252,7 +252,7 @@ def test_another_format_is_refused_saying_what_was_expected(public_store, tmp_pa
     path.write_bytes(content())
     before = slots_on_disk(public_store)
     done = tns(public_store, path)
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == 9, done.stderr  # input not used (it was 2 before the third probe's TNS items)
     assert said in done.stderr and "expected TNS's public objects CSV" in done.stderr
     assert "Traceback" not in done.stderr and "codec" not in done.stderr
     assert slots_on_disk(public_store) == before
@@ -264,7 +264,7 @@ def test_a_fifo_is_refused_before_reading(public_store, tmp_path):
     done = subprocess.run([sys.executable, str(REPO / "transient_kind_builder.py"), "tns", "--storehouse",
                            str(public_store), str(fifo)], capture_output=True, text=True, timeout=60,
                           env=os.environ | {"PYTHONPATH": SUBPROCESS_PYTHONPATH})
-    assert done.returncode == 2 and "not a regular file" in done.stderr
+    assert done.returncode == 9 and "not a regular file" in done.stderr  # input not used
 
 
 def test_a_zip_of_a_huge_csv_of_short_lines_is_refused_within_bounded_memory(public_store, tmp_path):
@@ -288,7 +288,7 @@ def test_a_zip_of_a_huge_csv_of_short_lines_is_refused_within_bounded_memory(pub
                            "--storehouse", str(public_store), str(bomb)], capture_output=True, text=True, timeout=300,
                           preexec_fn=limit, cwd=REPO,
                           env=os.environ | {"PYTHONPATH": SUBPROCESS_PYTHONPATH})
-    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.returncode == 9, done.stderr[-2000:]  # input not used
     assert "more than 5000000 rows" in done.stderr and "Traceback" not in done.stderr
 
 
@@ -439,7 +439,7 @@ def test_a_file_in_neither_layout_is_refused_and_changes_nothing(storehouse, tmp
     other = tmp_path / "notes.csv"
     other.write_text("name,ra,dec\nSN 2024aab,150,20\n")
     done = builder("tns", "--storehouse", str(storehouse), str(other))
-    assert done.returncode == 2 and "neither TNS's public objects CSV nor a TNS search export" in done.stderr
+    assert done.returncode == 9 and "neither TNS's public objects CSV nor a TNS search export" in done.stderr
     assert {p.name: p.read_bytes() for p in (storehouse / "transient").iterdir()} == before
 
 

@@ -18,7 +18,9 @@ DESCRIPTION = ("Match the transient slots with a TNS file (by internal name, els
                "catalogue is kept under <storehouse>/state/tns/, so a daily delta file updates only the objects "
                "it names.")
 SECTIONS = ("builder", "tns")
-FAILURES = (Failure((tns.TnsFileError,), EXIT_CONFIG, "{tool}: tns: {error}; nothing was changed"),)
+FAILURES = (Failure((tns.TnsFileError,), EXIT_INPUT_UNUSED, "{tool}: tns: {error}; that file was not used, nothing "
+                     "was changed"),
+            Failure((tns.TnsSetupError,), EXIT_CONFIG, "{tool}: tns: {error}; nothing was changed"))
 log = logging.getLogger("transient_kind_builder")
 
 
@@ -26,8 +28,10 @@ def _add_parser_args(parser: argparse.ArgumentParser) -> None:
     add_settings(parser, settings.STOREHOUSE, *settings.TNS)
     parser.add_argument("file", metavar="FILE_OR_DIR",
                         help="tns_public_objects.csv (or .zip), a daily tns_public_objects_YYYYMMDD.csv delta, a TNS "
-                             "search export, or a directory of TNS public objects files (those not applied yet are "
-                             "applied in date order)")
+                             "search export (it updates the objects it lists), or a directory: it applies "
+                             f"{tns.DIRECTORY_NAMES} not applied yet, in date order; every other entry is named "
+                             "in the log. A file that cannot be used (missing, another format, corrupt, "
+                             "superseded) exits 9")
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -38,7 +42,7 @@ def _main(args: argparse.Namespace) -> int:
              sum(done["status"] == "applied" for done in summary["files"]), summary["matched"],
              summary["by_match"], summary["slots_written"], summary["slots_restored"], summary["disagreement_count"])
     print(json.dumps(summary, indent=1))
-    unused = [left for left in summary["files_left_out"] if left["reason"] != tns.NOT_TNS_NAME]
+    unused = [left for left in summary["files_left_out"] if not left.get("ignored")]
     for left in unused:
         log.error("tns: %s was not used: %s", left["file"], left["reason"])
     return EXIT_INPUT_UNUSED if unused else EXIT_OK
