@@ -1112,7 +1112,7 @@ _REDOWNLOAD = re.compile(r"(tns_public_objects(?:_\d{8})?)\s*(?:\(\d+\))?\.csv(?
 def _ignored_hint(name: str) -> str:
     """A hint for a name that looks like a TNS file saved twice (``… (1).csv``, ``….csv.1``)."""
     found = _REDOWNLOAD.fullmatch(name)
-    return f" (a second download of {found.group(1)}.csv? rename it to that name)" if found else ""
+    return f" (a second download? rename it to {found.group(1)}.csv)" if found else ""
 
 
 def _not_a_file(path: str) -> str:
