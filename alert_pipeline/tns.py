@@ -10,15 +10,20 @@ Reads the TNS files a user downloaded (the project never fetches):
   objects added or changed that day, which update only those objects (by ``objid``);
 * the **search export** of the TNS web site (``"ID","Name","RA","DEC","Obj. Type",
   "Redshift",…,"Disc. Internal Name",…,"Discovery Date (UT)"``, sexagesimal RA/Dec; the
-  2019 header and the current one, keyed on those columns only): a whole catalogue.
+  2019 header and the current one, keyed on those columns only): a page of a search, so
+  like a delta it updates only the objects it lists.
 
 The layout is recognised from the header; a Parquet file, a JSON document (an answer of
 TNS's API), a gzip file or other binary is refused with a message saying what was
 expected. Files are read streaming by pyarrow's CSV reader within declared bounds
 (``MAX_FILE_BYTES`` on disk, ``MAX_CSV_BYTES`` uncompressed, ``MAX_ROWS`` rows,
-``MAX_ROW_BYTES`` a row). Given a directory, ``apply`` applies the TNS public objects
-files in it it has not applied yet (by content hash), in date order; a file older than
-the catalogue kept is superseded and skipped.
+``MAX_ROW_BYTES`` a row; text cells cut to ``MAX_TEXT_CHARS``, internal names to
+``MAX_ALIASES``; a byte that is not UTF-8 replaced in its cell), each cut counted. A file
+that cannot be used (missing, another format, corrupt, past a bound) is a
+``TnsFileError``: the command exits 9. Given a directory, ``apply`` applies the files in
+it named ``DIRECTORY_NAMES`` it has not applied yet (by content hash), in date order, and
+names every other entry; a whole file applies whatever its date, a delta dated no later
+than the whole file kept is superseded and skipped.
 
 The catalogue (one row per TNS object) is kept under ``<storehouse>/state/tns/`` with the
 state of every matched slot, so a delta needs no full file and a rerun reads no file it
@@ -33,8 +38,11 @@ separations, as astropy's). A matched slot gets ``tns`` (``name``, ``type``, ``r
 ``discovery_date``, ``match``, ``separation_arcsec``) and ``spectroscopic_class``; a
 supernova type (``SN…``, ``SLSN…``) sets ``subtype`` to ``sn``, ``Kilonova`` to
 ``kilonova``, anything else only records the class; a slot with a class is no longer
-``provisional``; ``fink_classification`` is never changed. The refinement is re-applied
-whenever the build rewrites a slot (``refine``).
+``provisional``; ``fink_classification`` is never changed. The refinement is a function
+of Fink's label and the current record only (recomputed from ``fink_classification``, so
+a class that changes or goes away leaves nothing stale) and is re-applied whenever the
+build rewrites a slot (``refine``). The state kept is checked when read (a bad one is no
+state) and never removes a record.
 """
 
 from __future__ import annotations
@@ -101,8 +109,6 @@ _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 _SEXAGESIMAL = r"^\s*(?P<sign>[-+]?)(?P<a>\d+):(?P<b>\d+):(?P<c>\d+(?:\.\d*)?)\s*$"
 EXPECTED = ("TNS's public objects CSV (tns_public_objects.csv, its .zip, or a daily tns_public_objects_YYYYMMDD.csv) "
             "or a TNS search export (CSV)")
-#: What Fink's label says the spectroscopic class should be (None: anything).
-_FINK_EXPECTS = {"SN candidate": "sn", "Kilonova candidate": "kilonova", "Unknown": None}
 
 
 #: The catalogue kept: one row per TNS object, sorted by TNS id.
@@ -770,7 +776,8 @@ class KeptSlots:
         disagreements = []
         for slot_id, kind, label, record in zip(*(typed[name].to_pylist() for name in
                                                   ("slot_id", "type", "fink", "record")), strict=True):
-            refined, expected = _subtype_of(kind), _FINK_EXPECTS.get(label or "")
+            refined, expected = _subtype_of(kind), _fink_subtypes().get(label or "")
+            expected = None if expected == "unknown" else expected  # Unknown: any class refines it
             if (label == "Unknown" and refined) or (expected is not None and refined != expected):
                 disagreements.append({"slot_id": slot_id, "fink_classification": label, "tns_type": kind,
                                       "tns_name": orjson.loads(record)["name"]})
@@ -997,7 +1004,7 @@ class State:
             sink = pa.BufferOutputStream()
             with pa.ipc.new_file(sink, table.schema) as writer:
                 writer.write_table(table)
-            write_atomically(os.path.join(self.directory, name), sink.getvalue().to_pybytes())
+            write_atomically(os.path.join(self.directory, name), sink.getvalue())  # the buffer, not a copy
             self.data[key] = name
         write_atomically(os.path.join(self.directory, STATE_NAME), orjson.dumps(self.data))
         self._remove_unused_files()
