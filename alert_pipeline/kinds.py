@@ -2,25 +2,70 @@
 
 Each kind's module declares its ``SPEC`` (``storehouse.KindSpec``: name, index fields,
 file-name rule and, for kinds built from the events table, the SQL and slot function);
-this module lists them, and the builder, its workers and ``rebuild-index`` iterate over
-it. A new kind is one module plus one line here. The kind modules are imported on first
+a messenger kind's module declares, besides, its ``KIND_SPEC``
+(``messengers.kind.MessengerKind``: how its files and notices are recognised and read,
+its roster, its revision rule, its GCN topics, its cross-match rule and settings). This
+module lists them, and the builder, its workers, ``rebuild-index``, the messenger
+formats, loading, GCN and the cross-match iterate over it. A new messenger kind is one
+module plus one line in ``MESSENGER_MODULES``. The kind modules are imported on first
 use, so importing this module costs nothing and makes no import cycle.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from .storehouse import KindSpec
 
+if TYPE_CHECKING:
+    from .messengers.kind import MessengerKind
 
-@functools.cache
+#: The modules of the messenger kinds, each declaring ``SPEC`` and ``KIND_SPEC``, in the
+#: order their formats are recognised, their slots listed and matched. One line per kind.
+MESSENGER_MODULES = (
+    "alert_pipeline.messengers.gw",
+    "alert_pipeline.messengers.neutrino",
+    "alert_pipeline.messengers.uhecr",
+)
+
+
 def registry() -> dict[str, KindSpec]:
     """Every kind, in the order the tools build and list them."""
-    from .fink import minor_body, transient
-    from .messengers import gw, neutrino, uhecr
+    return _registry(MESSENGER_MODULES)
 
-    return {spec.name: spec for spec in (transient.SPEC, minor_body.SPEC, gw.SPEC, neutrino.SPEC, uhecr.SPEC)}
+
+@functools.cache
+def _registry(modules: tuple[str, ...]) -> dict[str, KindSpec]:
+    from .fink import minor_body, transient
+
+    specs = (transient.SPEC, minor_body.SPEC, *(module.KIND_SPEC.spec for module in _messenger_modules(modules)))
+    return {spec.name: spec for spec in specs}
+
+
+@functools.cache
+def _messenger_modules(modules: tuple[str, ...]) -> tuple[ModuleType, ...]:
+    return tuple(importlib.import_module(name) for name in modules)
+
+
+def messenger_modules() -> tuple[ModuleType, ...]:
+    """The messenger kinds' modules, in ``MESSENGER_MODULES``' order."""
+    return _messenger_modules(MESSENGER_MODULES)
+
+
+def messenger_kinds() -> tuple[MessengerKind, ...]:
+    """Every messenger kind's declaration, in ``MESSENGER_MODULES``' order."""
+    return tuple(module.KIND_SPEC for module in messenger_modules())
+
+
+def messenger_kind(name: str) -> MessengerKind:
+    """The messenger kind ``name`` (KeyError naming the messenger kinds otherwise)."""
+    for kind in messenger_kinds():
+        if kind.name == name:
+            return kind
+    raise KeyError(f"unknown messenger kind {name!r}; they are {', '.join(kind.name for kind in messenger_kinds())}")
 
 
 def names() -> tuple[str, ...]:

@@ -1,8 +1,9 @@
 """The builder's settings, declared once with the consumer's machinery (``alert_pipeline.config``).
 
 Each setting's default, check, help, flag, variable and key of the config file come from
-its one declaration here (or, for the cross-match rules, in
-``alert_pipeline.messengers.crossmatch.Rules``). The config file is the consumer's: its
+its one declaration here, or, for the cross-match rules and the GCN topics, in each
+messenger kind's module (``MessengerKind.match.settings``, ``MessengerKind.gcn_topics``;
+``crossmatch.Rules`` and ``gcn.DEFAULT_TOPICS`` are made from them). The config file is the consumer's: its
 ``[builder]``, ``[gcn]``, ``[tns]`` and ``[crossmatch]`` tables are the builder's. Later
 wins: the declared default, the file (``--config``), the environment, the command line.
 """
@@ -71,7 +72,7 @@ TNS_RADIUS = _builder("radius_arcsec", float, DEFAULT_RADIUS_ARCSEC, "the larges
 #: [tns]: the Transient Name Server refinement.
 TNS = (TNS_RADIUS,)
 
-#: [crossmatch]: the match rules, declared with their ranges in ``Rules``.
+#: [crossmatch]: the match rules, declared with their ranges by each messenger kind (``Rules``).
 CROSSMATCH = settings_of(Rules, env_prefix=None)
 
 #: Every section of the builder, in the config file's order.

@@ -16,6 +16,12 @@ event), and the sky test is vectorised over them:
 * uhecr (±365 d, 3°): the year-long window prunes little, so the pairs come from a sky
   match first (astropy's ``search_around_sky``) and are then checked in time.
 
+Each kind's module names the function it matches with and declares that rule's
+settings (``MessengerKind.match``; ``rule(...)`` each); ``Rules``, the settings of every
+kind as one frozen dataclass, is made from those declarations on first use. A new kind
+may bring its matcher in its own module (``per_event`` makes a rule of a one-event
+matcher).
+
 ``n_chance``, the expected number of unrelated transients matching the event by chance,
 is the number of transients whose times fit its window (wherever they are on the sky)
 times its region's share of the sky (the 90 % area; the ellipse, π/4 × Σ over its
@@ -24,10 +30,12 @@ quadrants of RA error × cos Dec × Dec error; the cap of the match radius).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, make_dataclass
 from typing import Any
 
 import numpy as np
@@ -43,13 +51,15 @@ MAX_ERROR_DEG = 180.0
 PAIR_BUDGET = 2_000_000
 
 
-def _rule(default: float, most: float, text: str) -> Any:
-    """A match rule declared once: its default, its range (a number above 0 and at most
-    ``most``) and its help. The field's metadata is a setting's (``alert_pipeline.config``'s
-    ``settings_of``): the builder makes of it the flag (``--gw-window-days``), the key of the
-    config file's ``[crossmatch]`` table, the help and the check."""
-    return field(default=default, metadata={"help": f"{text}; 0 < X <= {most:g}", "check": _positive_at_most(most),
-                                            "metavar": "X", "choices": None, "strict": True, "most": most})
+def rule(name: str, default: float, most: float, text: str) -> tuple[str, type, Any]:
+    """A match rule's setting, declared once in its kind's ``MatchRule.settings``: its
+    name, default, range (a number above 0 and at most ``most``) and help. The field's
+    metadata is a setting's (``alert_pipeline.config``'s ``settings_of``): the builder makes
+    of it the flag (``--gw-window-days``), the key of the config file's ``[crossmatch]``
+    table, the help and the check."""
+    return name, float, field(default=default, metadata={
+        "help": f"{text}; 0 < X <= {most:g}", "check": _positive_at_most(most), "metavar": "X", "choices": None,
+        "strict": True, "most": most})
 
 
 def _positive_at_most(most: float) -> Any:
@@ -63,34 +73,57 @@ def _positive_at_most(most: float) -> Any:
 
 #: The longest time window a rule may set (days): ten years, a survey's lifetime.
 LONGEST_WINDOW_DAYS = 3650.0
+#: The match rules (``Rules``): the frozen dataclass made from every kind's settings.
+RulesType = Any
 
 
-@dataclass(frozen=True)
-class Rules:
-    """The match rules; each a flag (``--gw-window-days``) and a key of the ``[crossmatch]``
-    table of the config file, declared once below. Each is a number in (0, most]: the
-    bounds keep every sum and product finite (a scale of 1e200 squared overflows) and every
-    pairing bounded (a cosmic-ray radius past 30° pairs most of the sky with each ray)."""
+def __getattr__(name: str) -> Any:
+    """``Rules``: made on first use from the registry (the kinds import this module)."""
+    if name == "Rules":
+        from .. import kinds
 
-    gw_window_days: float = _rule(14.0, LONGEST_WINDOW_DAYS,
-                                  "a transient first seen up to this long after a GW event (days)")
-    gw_credible_level: float = _rule(0.90, 1.0, "the largest credible level at the transient's position")
-    nu_window_days: float = _rule(30.0, LONGEST_WINDOW_DAYS,
-                                  "a neutrino this long before the first or after the last detection (days)")
-    nu_scale: float = _rule(1.0, 10.0, "scale of the neutrino's 90 %% region (1.0: the region as published)")
-    uhecr_window_days: float = _rule(365.0, LONGEST_WINDOW_DAYS,
-                                     "a cosmic ray this long before the first or after the last detection (days)")
-    uhecr_radius_deg: float = _rule(3.0, 30.0, "the largest separation from a cosmic ray (degrees)")
+        return _rules_class(kinds.messenger_kinds())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    @staticmethod
-    def limits() -> dict[str, float]:
-        """Each rule's largest allowed value."""
-        return {item.name: float(item.metadata["most"]) for item in fields(Rules)}
 
-    @classmethod
-    def from_values(cls, values: dict[str, Any]) -> Rules:
-        """The rules from checked values (``alert_pipeline.config.resolve_section``)."""
-        return cls(**{key: float(value) for key, value in values.items()})
+@functools.cache
+def _rules_class(messenger_kinds: tuple[Any, ...]) -> type:
+    """The match rules of ``messenger_kinds``; each a flag (``--gw-window-days``) and a key
+    of the ``[crossmatch]`` table of the config file, declared once in its kind's module.
+    Each is a number in (0, most]: the bounds keep every sum and product finite (a scale
+    of 1e200 squared overflows) and every pairing bounded (a cosmic-ray radius past 30°
+    pairs most of the sky with each ray)."""
+    declared = [setting for kind in messenger_kinds for setting in kind.match.settings]
+    return make_dataclass("Rules", declared, frozen=True, namespace={
+        "__module__": __name__, "__doc__": _rules_class.__doc__, "limits": classmethod(_limits),
+        "from_values": classmethod(_from_values)})
+
+
+def _limits(cls: type) -> dict[str, float]:
+    """Each rule's largest allowed value."""
+    return {item.name: float(item.metadata["most"]) for item in fields(cls)}
+
+
+def _from_values(cls: type, values: dict[str, Any]) -> Any:
+    """The rules from checked values (``alert_pipeline.config.resolve_section``)."""
+    return cls(**{key: float(value) for key, value in values.items()})
+
+
+def per_event(matcher: Callable[..., tuple[list[Match], float]]) -> Callable[..., dict[str, list | Skipped]]:
+    """A kind's ``match`` from a matcher of one event, (event, transients, rules, the
+    kind's directory) → (matches, n_chance): an event it raises ``Skipped`` on is that."""
+    def match(events: dict[str, dict[str, Any]], transients: Transients, rules: RulesType,
+              directory: str) -> dict[str, list | Skipped]:
+        result: dict[str, list | Skipped] = {}
+        for event_id, event in events.items():
+            try:
+                matches, chance = matcher(event, transients, rules, directory)
+            except Skipped as problem:
+                result[event_id] = problem
+                continue
+            result[event_id] = [(found, chance) for found in matches]
+        return result
+    return match
 
 
 @dataclass
@@ -159,7 +192,7 @@ class Match:
     fields: dict[str, Any]
 
 
-def gw_matches(event: dict[str, Any], skymap: SkyMap, transients: Transients, rules: Rules
+def gw_matches(event: dict[str, Any], skymap: SkyMap, transients: Transients, rules: RulesType
                ) -> tuple[list[Match], float]:
     """The transients inside the event's credible region and window; its n_chance."""
     window = transients.first_between(event["mjd"], event["mjd"] + rules.gw_window_days)
@@ -200,7 +233,7 @@ def credible_levels(skymap: SkyMap, ra_deg: np.ndarray, dec_deg: np.ndarray) -> 
     return np.where(covered, cumulative[row], 1.0), np.where(covered, density[row] * (np.pi / 180) ** 2, 0.0)
 
 
-def nu_matches(event: dict[str, Any], transients: Transients, rules: Rules) -> tuple[list[Match], float]:
+def nu_matches(event: dict[str, Any], transients: Transients, rules: RulesType) -> tuple[list[Match], float]:
     """The transients inside the neutrino's (scaled) 90 % region and window; its n_chance."""
     candidates = transients.overlapping(event["mjd"] - rules.nu_window_days, event["mjd"] + rules.nu_window_days)
     errors = [float(event[key]) for key in ("ra_err_plus_deg", "ra_err_minus_deg", "dec_err_plus_deg",
@@ -227,7 +260,7 @@ def nu_matches(event: dict[str, Any], transients: Transients, rules: Rules) -> t
     return matches, n_chance
 
 
-def uhecr_pairs(events: list[dict[str, Any]], transients: Transients, rules: Rules) -> dict[int, list[Match]]:
+def uhecr_pairs(events: list[dict[str, Any]], transients: Transients, rules: RulesType) -> dict[int, list[Match]]:
     """Per event (its position in ``events``), the transients within the radius and window.
 
     The sky pairs are found for a batch of rays at a time, sized so that a batch makes
@@ -255,7 +288,7 @@ def uhecr_pairs(events: list[dict[str, Any]], transients: Transients, rules: Rul
     return found
 
 
-def uhecr_chance(event: dict[str, Any], transients: Transients, rules: Rules) -> float:
+def uhecr_chance(event: dict[str, Any], transients: Transients, rules: RulesType) -> float:
     in_window = transients.count_overlapping(event["mjd"] - rules.uhecr_window_days,
                                              event["mjd"] + rules.uhecr_window_days)
     cap = 2 * math.pi * (1 - math.cos(math.radians(rules.uhecr_radius_deg))) * (180 / math.pi) ** 2
@@ -284,5 +317,5 @@ def load_skymap(directory: str, event: dict[str, Any]) -> SkyMap:
         raise Skipped("bad_skymap", f"its sky map {name}: {exc}") from None
 
 
-def rules_dict(rules: Rules) -> dict[str, float]:
+def rules_dict(rules: RulesType) -> dict[str, float]:
     return asdict(rules)

@@ -1,10 +1,12 @@
 """Which messenger format a file holds, from its content (never its name).
 
-``read_file`` yields the file's ``Item`` objects, one event at a time, so a catalogue of
-any length and a sky map are each held once: a FITS sky map (multi-order or flat,
-gzipped or not) is streamed; JSON (an IGWN alert, an IceCube notice) and text (IceCat-1,
-Auger, Telescope Array, the plain cosmic-ray CSV) are read whole up to
-``MAX_DOCUMENT_BYTES``. A file in none of these formats is one skipped item
+Each messenger kind declares the formats it reads (``MessengerKind.readers``: a
+recogniser and a reader each); this module asks them in the registry's order and names
+no kind. ``read_file`` yields the file's ``Item`` objects, one event at a time, so a
+catalogue of any length and a sky map are each held once: a binary stream a kind
+recognises from its first bytes (a FITS sky map) is streamed to its reader; a JSON
+object or a text document (a CSV, an event list) is read whole up to
+``MAX_DOCUMENT_BYTES`` and given to the first kind's reader that recognises it. A file in none of these formats is one skipped item
 (``unknown_format``), named with what was recognised of it. Only regular files are
 opened: a FIFO, a device or a link to one (``/dev/zero``) is refused before it is read
 (``not_a_file``), so it can neither hang the run nor fill its memory. A reader that fails
@@ -20,16 +22,30 @@ import json
 import logging
 import os
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
+from .. import kinds
 from ..durable import NotRegularFile, open_regular
-from . import gw, neutrino, uhecr
 from .events import Item, Skipped
+from .kind import HEAD_BYTES, JSON, STREAM, TEXT, Reader, TextHead
 
 log = logging.getLogger("transient_kind_builder")
 #: Largest JSON or text input read (an IGWN alert with its sky map is ~1 MB).
 MAX_DOCUMENT_BYTES = 64 << 20
-_FITS_STARTS = (b"SIMPLE  =", b"\x1f\x8b")
+
+
+def readers(form: str) -> list[Reader]:
+    """Every kind's readers of ``form``, in the registry's order, each kind's in its own."""
+    return [reader for kind in kinds.messenger_kinds() for reader in kind.readers if reader.form == form]
+
+
+def __getattr__(name: str) -> ModuleType:
+    """``formats.<kind>``: a messenger kind's module (its readers), by the kind's name."""
+    for module in kinds.messenger_modules():
+        if module.KIND_SPEC.name == name:
+            return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def read_file(path: str, accept_mock: bool = False) -> Iterator[Item]:
@@ -38,14 +54,20 @@ def read_file(path: str, accept_mock: bool = False) -> Iterator[Item]:
     yield from _guarded(_read_file(path, where, accept_mock), where)
 
 
+def _stream_reader(head: bytes) -> Reader | None:
+    """The reader of a binary stream that starts with ``head``, if a kind recognises it."""
+    return next((reader for reader in readers(STREAM) if reader.recognise(head)), None)
+
+
 def _read_file(path: str, where: str, accept_mock: bool) -> Iterator[Item]:
     try:
         with open_regular(path, follow_links=True) as handle:  # a FIFO or a device is refused, never read
             size = os.fstat(handle.fileno()).st_size
-            head = handle.read(16)
+            head = handle.read(HEAD_BYTES)
             handle.seek(0)
-            if head.startswith(_FITS_STARTS):
-                yield gw.from_skymap_file(handle, size, where, accept_mock)
+            reader = _stream_reader(head)
+            if reader is not None:
+                yield from reader.read(handle, size, where, accept_mock)
                 return
             if size > MAX_DOCUMENT_BYTES:
                 yield _problem("too_large", f"{size} bytes, more than a messenger file may be "
@@ -81,30 +103,26 @@ def read_document(data: bytes, where: str, accept_mock: bool = False) -> Iterato
 
 
 def _read_document(data: bytes, where: str, accept_mock: bool = False) -> Iterator[Item]:
-    if data.startswith(_FITS_STARTS):
-        yield gw.from_skymap_file(io.BytesIO(data), len(data), where, accept_mock)
+    reader = _stream_reader(data[:HEAD_BYTES])
+    if reader is not None:
+        yield from reader.read(io.BytesIO(data), len(data), where, accept_mock)
         return
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        yield _problem("unknown_format", "neither a FITS sky map nor UTF-8 text", where)
+        yield _problem("unknown_format", f"neither {_names(STREAM, ' nor ')} nor UTF-8 text", where)
         return
     if text.lstrip().startswith(("{", "[")):
         yield from _json_items(text, where, accept_mock)
         return
     lines = text.splitlines()
     first = lines[0] if lines else ""
-    header = next(csv.reader([first])) if first else []
-    if neutrino.is_icecat(header):
-        yield from neutrino.from_icecat(text, where)
-    elif uhecr.is_plain_csv(header):
-        yield from uhecr.from_csv(text, where)
-    elif uhecr.is_auger(first):
-        yield from uhecr.from_auger(text, where)
-    elif uhecr.is_ta(text):
-        yield from uhecr.from_ta(text, where)
-    else:
+    head = TextHead(text, first, next(csv.reader([first])) if first else [])
+    reader = next((reader for reader in readers(TEXT) if reader.recognise(head)), None)
+    if reader is None:
         yield _problem("unknown_format", f"not a messenger format this tool reads (first line: {first[:60]!r})", where)
+        return
+    yield from reader.read(text, where, accept_mock)
 
 
 def _json_items(text: str, where: str, accept_mock: bool) -> Iterator[Item]:
@@ -118,12 +136,17 @@ def _json_items(text: str, where: str, accept_mock: bool) -> Iterator[Item]:
         place = where if len(documents) == 1 else f"{where}[{index}]"
         if not isinstance(document, dict):
             yield _problem("unknown_format", "a JSON value that is not an object", place)
-        elif "superevent_id" in document:
-            yield gw.from_alert(document, place, accept_mock)
-        elif neutrino.is_notice(document):
-            yield from neutrino.from_notice(document, place)
+            continue
+        reader = next((reader for reader in readers(JSON) if reader.recognise(document)), None)
+        if reader is None:
+            yield _problem("unknown_format", f"JSON that is neither {_names(JSON, ' nor ')}", place)
         else:
-            yield _problem("unknown_format", "JSON that is neither an IGWN alert nor an IceCube notice", place)
+            yield from reader.read(document, place, accept_mock)
+
+
+def _names(form: str, joiner: str) -> str:
+    """The formats of ``form`` the kinds read, named for a message."""
+    return joiner.join(reader.name for reader in readers(form)) or "nothing"
 
 
 def _problem(reason: str, detail: str, where: str) -> Item:

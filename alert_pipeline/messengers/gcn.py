@@ -28,6 +28,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import kinds
 from ..clients import KAFKA_DEFAULTS
 from ..durable import sync_filesystem, write_atomically
 from ..masking import mask_secrets
@@ -38,11 +39,12 @@ from .load import LoadReport, MessengerStore
 
 log = logging.getLogger("transient_kind_builder")
 
-DEFAULT_TOPICS = ("igwn.gwalert", "gcn.notices.icecube.lvk_nu_track_search",
-                  "gcn.notices.icecube.gold_bronze_track_alerts")
+#: Every messenger kind's GCN topics (``MessengerKind.gcn_topics``), in the registry's order.
+DEFAULT_TOPICS = tuple(topic for kind in kinds.messenger_kinds() for topic in kind.gcn_topics)
 DEFAULT_GROUP = "lsst-alert-pipeline-messengers"
-#: Reasons that are no fault of the message: counted, never quarantined.
-NOT_QUARANTINED = ("mock_event", "superseded", "retraction_of_unknown")
+#: Reasons that are no fault of the message: counted, never quarantined (a version that
+#: gave way, and each kind's ``expected_problems``).
+NOT_QUARANTINED = ("superseded", *(reason for kind in kinds.messenger_kinds() for reason in kind.expected_problems))
 #: Largest notice accepted (an IGWN alert with its sky map is ~1 MB).
 MAX_NOTICE_BYTES = 16 << 20
 #: The quarantine reason of a notice a reader (or applying its items) failed on.

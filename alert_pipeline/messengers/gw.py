@@ -17,11 +17,19 @@ import base64
 import binascii
 import datetime as dt
 import io
+import logging
+import os
+from collections.abc import Iterator
 from typing import IO, Any
 
-from ..storehouse import KindSpec
+from ..durable import open_regular, write_atomically
+from ..storehouse import KindSpec, KindStore
+from .crossmatch import LONGEST_WINDOW_DAYS, Match, Transients, gw_matches, load_skymap, per_event, rule
 from .events import Item, Skipped, cosmic, iso, parse_time, safe_id, text_list, timed
+from .kind import JSON, STREAM, MatchRule, MessengerKind, Reader, Revision
 from .skymaps import MAX_SKYMAP_FILE_BYTES, SkyMapError, read_skymap
+
+log = logging.getLogger("transient_kind_builder")
 
 KIND = "gw"
 INDEX_FIELDS = ("slot_id", "time", "mjd", "alert_type", "retracted", "significant", "area_90_deg2", "far_hz")
@@ -30,6 +38,8 @@ ALERT_TYPES = ("PRELIMINARY", "INITIAL", "UPDATE", "RETRACTION", "EARLYWARNING")
 SKYMAP_SUFFIX = ".multiorder.fits"
 #: GraceDB's prefix of mock (playground) events: ``MS181101ab``, ``M12345``.
 MOCK_PREFIX = "M"
+#: How a FITS file starts, plain or gzipped (a sky map's first bytes).
+FITS_STARTS = (b"SIMPLE  =", b"\x1f\x8b")
 
 
 def skymap_name(slot_id: str) -> str:
@@ -139,3 +149,132 @@ def _mapping(value: Any) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         return None
     return {str(key): _number(number) for key, number in value.items()}
+
+
+# ------------------------------------------------------------------ the revision rule
+class GwRevision(Revision):
+    """A later alert of a superevent (by ``time_created``) replaces the earlier slot and
+    its sky map (``<slot>.multiorder.fits``, written before the slot that names it); an
+    older one is skipped (``superseded``); a RETRACTION keeps the slot and marks it
+    ``retracted``. One event loaded twice (an alert, and its own sky map saved beside it
+    as a FITS file): a sky-map file is that event when its ``OBJECT`` names a stored
+    alert's slot, or when its ``DATE-OBS`` and map content (``skymap_sha256``) equal a
+    stored slot's; the alert's slot is kept (the file counts as unchanged), and an alert
+    arriving after the file of its own map replaces the file's slot."""
+
+    def __init__(self, store: KindStore) -> None:
+        super().__init__(store)
+        self._identity: dict[tuple[str, str], str] | None = None
+
+    def merge(self, slot: dict[str, Any], existing: dict[str, Any] | None,
+              item: Item) -> tuple[dict[str, Any] | None, str | None]:
+        twin = self._prepare(slot, existing, item)
+        if twin is not None:
+            log.info("%s is the sky map of %s, already stored: kept as it is", item.where, twin)
+        return existing, twin
+
+    def written(self, slot: dict[str, Any]) -> None:
+        if key := same_event_key(slot):
+            self._keys()[key] = slot["slot_id"]
+
+    def _prepare(self, slot: dict[str, Any], existing: dict[str, Any] | None, item: Item) -> str | None:
+        """Prepare a gw slot (its sky map written beside it); the id of the stored slot
+        this event already is, when it is a sky-map file of an event stored from its alert."""
+        if slot.get("alert_type") == "RETRACTION":
+            if existing is None:
+                raise Skipped("retraction_of_unknown", f"a retraction of {slot['slot_id']}, which has no slot")
+            slot.clear()
+            slot.update({**existing, "retracted": True, "retraction_time_created": item.order})
+            return None
+        from_file = slot.get("alert_type") is None
+        if from_file and existing is not None and existing.get("alert_type"):
+            return slot["slot_id"]  # OBJECT names the superevent already stored from its alert
+        key = same_event_key(slot)
+        twin = self._keys().get(key) if key else None
+        if twin is not None and twin != slot["slot_id"]:
+            if from_file:
+                return twin
+            self._drop_file_slot(twin)
+        newer, older = item.order, (existing or {}).get("alert_time_created")
+        if older and slot.get("alert_time_created") and newer < older:
+            raise Skipped("superseded", f"an alert of {newer}, older than the stored one of {older}")
+        if existing and existing.get("retracted") and older and newer < (existing.get("retraction_time_created") or ""):
+            slot["retracted"] = True
+        path = os.path.join(self.store.directory, skymap_name(slot["slot_id"]))
+        data = item.skymap.fits_bytes()
+        if not (os.path.exists(path) and _same_bytes(path, data)):
+            write_atomically(path, data, durable=False)
+        return None
+
+    def _keys(self) -> dict[tuple[str, str], str]:
+        """(DATE-OBS, map digest) → slot id of the stored gw slots, read once per run."""
+        if self._identity is None:
+            self._identity = {}
+            for slot_id in sorted(self.store.slot_ids_on_disk()):
+                stored = self.store.read_slot(slot_id)
+                if stored and (key := same_event_key(stored)):
+                    self._identity.setdefault(key, slot_id)
+        return self._identity
+
+    def _drop_file_slot(self, slot_id: str) -> None:
+        """Remove a slot made from a bare sky-map file, now that its event's alert came."""
+        stored = self.store.read_slot(slot_id)
+        if stored is None or stored.get("alert_type"):
+            return  # only a sky-map file's slot gives way
+        for name in (skymap_name(slot_id), os.path.basename(self.store.slot_path(slot_id))):
+            try:
+                os.remove(os.path.join(self.store.directory, name))
+            except FileNotFoundError:
+                pass
+        log.warning("gw slot %s (from a sky-map file) replaced by its event's alert", slot_id)
+
+
+def _same_bytes(path: str, data: bytes) -> bool:
+    """Whether the regular file ``path`` holds ``data`` (a link or a FIFO in its place
+    does not, and is replaced by the atomic write)."""
+    try:
+        with open_regular(path) as handle:
+            return os.fstat(handle.fileno()).st_size == len(data) and handle.read(len(data) + 1) == data
+    except OSError:
+        return False
+
+
+# ------------------------------------------------------------------ the kind
+def _read_skymap_stream(stream: IO[bytes], size: int | None, where: str, accept_mock: bool) -> Iterator[Item]:
+    yield from_skymap_file(stream, size, where, accept_mock)
+
+
+def _read_alert(doc: dict[str, Any], where: str, accept_mock: bool) -> Iterator[Item]:
+    yield from_alert(doc, where, accept_mock)
+
+
+def _matches(event: dict[str, Any], transients: Transients, rules: Any, directory: str) -> tuple[list[Match], float]:
+    """The transients inside the event's credible region and window (its sky map beside its slot)."""
+    return gw_matches(event, load_skymap(directory, event), transients, rules)
+
+
+def _retracted(slot: dict[str, Any]) -> Skipped | None:
+    return Skipped("retracted", "the event was retracted") if slot.get("retracted") else None
+
+
+def _roster_extra(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"retracted": sum(1 for entry in entries if entry.get("retracted"))}
+
+
+#: The cross-match rule's defaults: the window after the event (days) and the largest credible
+#: level at the transient (declared with their ranges in ``KIND_SPEC.match``).
+WINDOW_DAYS, CREDIBLE_LEVEL = 14.0, 0.90
+
+KIND_SPEC = MessengerKind(
+    spec=SPEC,
+    readers=(Reader("a FITS sky map", STREAM, lambda head: head.startswith(FITS_STARTS), _read_skymap_stream),
+             Reader("an IGWN alert", JSON, lambda doc: "superevent_id" in doc, _read_alert)),
+    roster_field="alert_type", unlabelled="sky-map file", roster_extra=_roster_extra,
+    revision=GwRevision, streamed=True, gcn_topics=("igwn.gwalert",),
+    expected_problems=("mock_event", "retraction_of_unknown"),
+    match=MatchRule(
+        required=("area_90_deg2", "skymap"), text=("skymap",), positioned=False, unmatchable=_retracted,
+        match=per_event(_matches),
+        settings=(rule("gw_window_days", WINDOW_DAYS, LONGEST_WINDOW_DAYS,
+                       "a transient first seen up to this long after a GW event (days)"),
+                  rule("gw_credible_level", CREDIBLE_LEVEL, 1.0, "the largest credible level at the transient's position"))))

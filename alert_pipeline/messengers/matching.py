@@ -1,9 +1,11 @@
 """``crossmatch``: every coincidence recorded in both slots, and only changes written.
 
 Each transient slot gets ``multimessenger`` (a list, empty when none, sorted by
-``n_chance``); each gw, neutrino and uhecr slot gets ``transients`` (the ZTF object ids
-that matched it; empty for an event skipped this run: retracted, its sky map gone or
-corrupt, a field missing, off the sky). So both sides agree after every run.
+``n_chance``); each slot of every messenger kind (``kinds.messenger_kinds()``) gets
+``transients`` (the ZTF object ids that matched it; empty for an event skipped this run:
+retracted, its sky map gone or corrupt, a field missing, off the sky). So both sides
+agree after every run. Each kind declares its rule (``MessengerKind.match``: the fields
+it requires, its matching function and its settings); this module names no kind.
 
 The whole match is recomputed (it is cheap); what is on disk is not trusted but checked
 cheaply. ``<storehouse>/state/crossmatch.json`` keeps, per slot, a digest of the value the
@@ -32,19 +34,9 @@ import orjson
 from .. import kinds
 from ..durable import write_atomically
 from ..storehouse import KindStore, read_bounded, read_json_file
-from . import gw, neutrino, uhecr
-from .crossmatch import (
-    Rules,
-    Transients,
-    gw_matches,
-    load_skymap,
-    nu_matches,
-    on_sky,
-    rules_dict,
-    uhecr_chance,
-    uhecr_pairs,
-)
+from .crossmatch import RulesType, Transients, on_sky, rules_dict
 from .events import Skipped, mjd, parse_time
+from .kind import MatchRule
 
 log = logging.getLogger("transient_kind_builder")
 STATE_FILE = os.path.join("state", "crossmatch.json")
@@ -53,13 +45,13 @@ STATE_VERSION = 2
 #: How many skipped events the summary names (all are counted).
 NAMED_SKIPS = 100
 TRANSIENT = "transient"
-#: The field each kind's slots carry the coincidences in.
-FIELD = {TRANSIENT: "multimessenger", gw.KIND: "transients", neutrino.KIND: "transients", uhecr.KIND: "transients"}
+#: The field the transient slots carry their coincidences in, and the one every messenger kind's slots do.
+TRANSIENT_FIELD, MESSENGER_FIELD = "multimessenger", "transients"
 #: How many of the least likely chance coincidences the roster lists.
 ROSTER_BEST = 10
 
 
-def run(storehouse: str, rules: Rules) -> dict[str, Any]:
+def run(storehouse: str, rules: RulesType) -> dict[str, Any]:
     """Match, write what changed, update the transient roster; the run's summary. The
     transient index is read before anything is opened for writing: a storehouse that was
     never built (a mistyped ``--storehouse``) is refused with nothing created in it."""
@@ -107,35 +99,37 @@ def _index_entries(index_path: str) -> tuple[list[dict[str, Any]], int]:
 
 def _messengers(storehouse: str, skipped: Counter, named: dict[str, str] | None = None,
                 present: dict[str, set[str]] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
-    """Every gw, neutrino and uhecr slot with a usable time (``mjd``) and position, by kind
-    and id; ``present`` gets the ids of every readable slot, skipped or not."""
+    """Every messenger kind's slots with a usable time (``mjd``) and the fields its rule
+    requires, by kind and id; ``present`` gets the ids of every readable slot, skipped or not."""
     found: dict[str, dict[str, dict[str, Any]]] = {}
-    for kind in (gw.KIND, neutrino.KIND, uhecr.KIND):
-        found[kind] = {}
-        readable = present.setdefault(kind, set()) if present is not None else set()
-        directory = os.path.join(storehouse, kind)
-        if not os.path.isdir(directory):
+    for kind in kinds.messenger_kinds():
+        found[kind.name] = {}
+        readable = present.setdefault(kind.name, set()) if present is not None else set()
+        if not os.path.isdir(os.path.join(storehouse, kind.name)):
             continue
-        store = kinds.spec(kind).store(storehouse)
+        store = kind.spec.store(storehouse)
         for slot_id in sorted(store.slot_ids_on_disk()):
             slot = store.read_slot(slot_id)
             try:
                 if slot is None:
                     raise Skipped("unreadable_slot", "not a readable slot")
                 readable.add(slot_id)
-                if kind == gw.KIND and slot.get("retracted"):
-                    raise Skipped("retracted", "the event was retracted")
-                slot["mjd"] = _event_mjd(slot)
-                _require(slot, {gw.KIND: ("area_90_deg2", "skymap"), neutrino.KIND: (
-                    "ra_deg", "dec_deg", "ra_err_plus_deg", "ra_err_minus_deg", "dec_err_plus_deg",
-                    "dec_err_minus_deg"), uhecr.KIND: ("ra_deg", "dec_deg")}[kind])
-                if kind != gw.KIND and not on_sky(float(slot["ra_deg"]), float(slot["dec_deg"])):
-                    raise Skipped("off_sky", f"its position (ra_deg {slot['ra_deg']}, dec_deg {slot['dec_deg']}) "
-                                             "is not on the sky")
-                found[kind][slot_id] = slot
+                found[kind.name][slot_id] = _usable(slot, kind.match)
             except Skipped as problem:
-                _skip(skipped, named, kind, slot_id, problem)
+                _skip(skipped, named, kind.name, slot_id, problem)
     return found
+
+
+def _usable(slot: dict[str, Any], rule: MatchRule) -> dict[str, Any]:
+    """``slot`` with its ``mjd``, when its kind's rule can match it (``Skipped`` otherwise)."""
+    if (problem := rule.unmatchable(slot)) is not None:
+        raise problem
+    slot["mjd"] = _event_mjd(slot)
+    _require(slot, rule.required, rule.text)
+    if rule.positioned and not on_sky(float(slot["ra_deg"]), float(slot["dec_deg"])):
+        raise Skipped("off_sky", f"its position (ra_deg {slot['ra_deg']}, dec_deg {slot['dec_deg']}) "
+                                 "is not on the sky")
+    return slot
 
 
 def _skip(skipped: Counter, named: dict[str, str] | None, kind: str, event_id: str, problem: Skipped) -> None:
@@ -147,33 +141,22 @@ def _skip(skipped: Counter, named: dict[str, str] | None, kind: str, event_id: s
         named[f"{kind}/{event_id}"] = f"{problem.reason}: {problem}"
 
 
-def _match_kind(kind: str, events: dict[str, dict[str, Any]], transients: Transients, rules: Rules, storehouse: str,
-                skipped: Counter, named: dict[str, str] | None = None) -> dict[str, list]:
-    """Per event id: [(match, n_chance)]; an event that cannot be matched is left out."""
+def _match_kind(kind: str, events: dict[str, dict[str, Any]], transients: Transients, rules: RulesType,
+                storehouse: str, skipped: Counter, named: dict[str, str] | None = None) -> dict[str, list]:
+    """Per event id: [(match, n_chance)], by the kind's rule; an event that cannot be
+    matched is left out (counted and named)."""
+    matched = kinds.messenger_kind(kind).match.match(events, transients, rules, os.path.join(storehouse, kind))
     result: dict[str, list] = {}
-    if kind == uhecr.KIND:
-        ordered = list(events)
-        pairs = uhecr_pairs([events[event_id] for event_id in ordered], transients, rules)
-        for position, event_id in enumerate(ordered):
-            chance = uhecr_chance(events[event_id], transients, rules)
-            result[event_id] = [(match, chance) for match in pairs[position]]
-        return result
-    for event_id, event in events.items():
-        try:
-            if kind == gw.KIND:
-                matches, chance = gw_matches(event, load_skymap(os.path.join(storehouse, kind), event), transients,
-                                             rules)
-            else:
-                matches, chance = nu_matches(event, transients, rules)
-        except Skipped as problem:
-            _skip(skipped, named, kind, event_id, problem)
-            continue
-        result[event_id] = [(match, chance) for match in matches]
+    for event_id, found in matched.items():
+        if isinstance(found, Skipped):
+            _skip(skipped, named, kind, event_id, found)
+        else:
+            result[event_id] = found
     return result
 
 
 def _write(storehouse: str, transient_store: KindStore, entries: list[dict[str, Any]],
-           per_transient: dict[str, list], per_event: dict[tuple[str, str], list[str]], rules: Rules) -> Counter:
+           per_transient: dict[str, list], per_event: dict[tuple[str, str], list[str]], rules: RulesType) -> Counter:
     """Make every slot carry its coincidences (opening only those the state cannot vouch
     for), sync what was written, then record this run."""
     state_path = os.path.join(storehouse, STATE_FILE)
@@ -189,7 +172,8 @@ def _write(storehouse: str, transient_store: KindStore, entries: list[dict[str, 
     for kind, values in wanted.items():
         store = transient_store if kind == TRANSIENT else kinds.spec(kind).store(storehouse)
         before = recorded.get(kind)
-        digests[kind], written[kind] = _agree(store, FIELD[kind], values, before if isinstance(before, dict) else {})
+        name = TRANSIENT_FIELD if kind == TRANSIENT else MESSENGER_FIELD
+        digests[kind], written[kind] = _agree(store, name, values, before if isinstance(before, dict) else {})
         if written[kind]:
             store.sync()
     now = {"version": STATE_VERSION, "rules": rules_dict(rules), "digests": digests}
@@ -254,13 +238,13 @@ def _set_field(store: KindStore, slot_id: str, name: str, value: Any) -> int | N
     return int(store.write_slot(slot_id, slot))
 
 
-def _summary(per_transient: dict[str, list], rules: Rules, skipped: Counter, written: Counter,
+def _summary(per_transient: dict[str, list], rules: RulesType, skipped: Counter, written: Counter,
              named: dict[str, str] | None = None) -> dict[str, Any]:
     by_kind: Counter = Counter(item["kind"] for found in per_transient.values() for item in found)
     best = sorted(({"transient": slot_id, **{k: item[k] for k in ("kind", "event", "n_chance", "dt_days")}}
                    for slot_id, found in per_transient.items() for item in found),
                   key=lambda item: (item["n_chance"], item["transient"]))[:ROSTER_BEST]
-    return {"coincidences_by_kind": {kind: by_kind.get(kind, 0) for kind in (gw.KIND, neutrino.KIND, uhecr.KIND)},
+    return {"coincidences_by_kind": {kind.name: by_kind.get(kind.name, 0) for kind in kinds.messenger_kinds()},
             "transients_with_coincidences": sum(1 for found in per_transient.values() if found),
             "least_likely_by_chance": best, "skipped": dict(sorted(skipped.items())),
             "skipped_events": dict(sorted((named or {}).items())),
@@ -277,10 +261,11 @@ def _event_mjd(slot: dict[str, Any]) -> float:
         raise Skipped("missing_field", f"no usable time: {problem}") from None
 
 
-def _require(slot: dict[str, Any], names: tuple[str, ...]) -> None:
+def _require(slot: dict[str, Any], names: tuple[str, ...], text: tuple[str, ...] = ()) -> None:
+    """Each of ``names`` present and finite, a number unless it is one of ``text``."""
     for name in names:
         value = slot.get(name)
         if value is None or (isinstance(value, float) and not math.isfinite(value)):
             raise Skipped("missing_field", f"no {name}")
-        if name != "skymap" and (isinstance(value, bool) or not isinstance(value, int | float)):
+        if name not in text and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise Skipped("missing_field", f"{name} is not a number")

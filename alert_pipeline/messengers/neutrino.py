@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..storehouse import KindSpec
+from .crossmatch import LONGEST_WINDOW_DAYS, Match, Transients, nu_matches, per_event, rule
 from .events import (
     Item,
     Skipped,
@@ -47,6 +48,7 @@ from .events import (
     text_list,
     timed,
 )
+from .kind import JSON, TEXT, MatchRule, MessengerKind, Reader, Revision
 
 KIND = "neutrino"
 INDEX_FIELDS = ("slot_id", "time", "mjd", "ra_deg", "dec_deg", "stream", "signalness", "energy_tev")
@@ -249,3 +251,62 @@ def is_notice_beaten_by_catalogue(loser: dict[str, Any], winner: dict[str, Any])
     """Whether ``loser`` is a notice that a catalogue row of its event replaces (counted
     ``superseded``: the notice was read and used, the reconstruction is kept)."""
     return loser.get("source_type") == NOTICE and winner.get("source_type") == CATALOGUE
+
+
+def superseded_detail(loser: dict[str, Any], winner: dict[str, Any]) -> str:
+    """Why a version gives way to another of its event."""
+    if winner.get("source_type") == CATALOGUE:
+        return f"a notice of {loser['slot_id']}; its IceCat-1 row (the offline reconstruction) is kept"
+    return f"a notice of {loser.get('notice_time')}, older than the one of {winner.get('notice_time')}"
+
+
+class NeutrinoRevision(Revision):
+    """Versions of one event are ranked by ``supersedes`` against the stored slot (a
+    version that does not replace it is ``superseded``); another event under the same
+    name is stored as ``NAME-RUN-EVENT`` (``distinct_name``)."""
+
+    def merge(self, slot: dict[str, Any], existing: dict[str, Any] | None,
+              item: Item) -> tuple[dict[str, Any] | None, str | None]:
+        slot["slot_id"] = distinct_name(existing, slot)
+        if slot["slot_id"] != item.slot["slot_id"]:
+            existing = self.store.read_slot(slot["slot_id"])
+        if existing is not None and not supersedes(slot, existing):
+            raise Skipped("superseded", superseded_detail(slot, existing))
+        return existing, None
+
+
+def _superseded(loser: dict[str, Any], winner: dict[str, Any]) -> Skipped | None:
+    """A notice that a catalogue row of its event replaced is counted ``superseded``."""
+    if is_notice_beaten_by_catalogue(loser, winner):
+        return Skipped("superseded", superseded_detail(loser, winner))
+    return None
+
+
+def _read_icecat(text: str, where: str, _accept_mock: bool) -> Iterator[Item]:
+    yield from from_icecat(text, where)
+
+
+def _read_notice(doc: dict[str, Any], where: str, _accept_mock: bool) -> Iterator[Item]:
+    yield from from_notice(doc, where)
+
+
+def _matches(event: dict[str, Any], transients: Transients, rules: Any, _directory: str) -> tuple[list[Match], float]:
+    return nu_matches(event, transients, rules)
+
+
+#: The cross-match rule's default window (days; declared with its range in ``KIND_SPEC.match``).
+WINDOW_DAYS = 30.0
+
+KIND_SPEC = MessengerKind(
+    spec=SPEC,
+    readers=(Reader("an IceCube notice", JSON, lambda doc: is_notice(doc), _read_notice),
+             Reader("an IceCat-1 CSV", TEXT, lambda head: is_icecat(head.header), _read_icecat)),
+    roster_field="stream", revision=NeutrinoRevision, replaces=supersedes, superseded=_superseded,
+    gcn_topics=("gcn.notices.icecube.lvk_nu_track_search", "gcn.notices.icecube.gold_bronze_track_alerts"),
+    match=MatchRule(
+        required=("ra_deg", "dec_deg", "ra_err_plus_deg", "ra_err_minus_deg", "dec_err_plus_deg",
+                  "dec_err_minus_deg"),
+        match=per_event(_matches),
+        settings=(rule("nu_window_days", WINDOW_DAYS, LONGEST_WINDOW_DAYS,
+                       "a neutrino this long before the first or after the last detection (days)"),
+                  rule("nu_scale", 1.0, 10.0, "scale of the neutrino's 90 %% region (1.0: the region as published)"))))

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..storehouse import KindSpec
+from .crossmatch import LONGEST_WINDOW_DAYS, Transients, rule, uhecr_chance, uhecr_pairs
 from .events import (
     Item,
     Skipped,
@@ -40,6 +41,7 @@ from .events import (
     timed,
     utc,
 )
+from .kind import TEXT, MatchRule, MessengerKind, Reader, TextHead
 
 KIND = "uhecr"
 INDEX_FIELDS = ("slot_id", "time", "mjd", "ra_deg", "dec_deg", "energy_eev", "experiment")
@@ -144,3 +146,54 @@ def _experiment(text: Any) -> str:
         raise Skipped("bad_value", f"experiment {str(text)[:40]!r} is not a short name")
     return _EXPERIMENTS.get(name.lower(), name)
 
+
+
+def _match(events: dict[str, dict[str, Any]], transients: Transients, rules: Any,
+           _directory: str) -> dict[str, list | Skipped]:
+    """The rays' pairs, found for all rays at once (the year-long window prunes little:
+    a sky match first, then the time), each with its n_chance."""
+    ordered = list(events)
+    pairs = uhecr_pairs([events[event_id] for event_id in ordered], transients, rules)
+    return {event_id: [(found, uhecr_chance(events[event_id], transients, rules)) for found in pairs[position]]
+            for position, event_id in enumerate(ordered)}
+
+
+def _read_csv(text: str, where: str, _accept_mock: bool) -> Iterator[Item]:
+    yield from from_csv(text, where)
+
+
+def _read_auger(text: str, where: str, _accept_mock: bool) -> Iterator[Item]:
+    yield from from_auger(text, where)
+
+
+def _read_ta(text: str, where: str, _accept_mock: bool) -> Iterator[Item]:
+    yield from from_ta(text, where)
+
+
+def _recognise_plain_csv(head: TextHead) -> bool:
+    return is_plain_csv(head.header)
+
+
+def _recognise_auger(head: TextHead) -> bool:
+    return is_auger(head.first_line)
+
+
+def _recognise_ta(head: TextHead) -> bool:
+    return is_ta(head.text)
+
+
+#: The cross-match rule's defaults: the window either side (days) and the radius (degrees),
+#: declared with their ranges in ``KIND_SPEC.match``.
+WINDOW_DAYS, RADIUS_DEG = 365.0, 3.0
+
+KIND_SPEC = MessengerKind(
+    spec=SPEC,
+    readers=(Reader("a plain cosmic-ray CSV", TEXT, _recognise_plain_csv, _read_csv),
+             Reader("an Auger event list", TEXT, _recognise_auger, _read_auger),
+             Reader("a Telescope Array event list", TEXT, _recognise_ta, _read_ta)),
+    roster_field="experiment",
+    match=MatchRule(
+        required=("ra_deg", "dec_deg"), match=_match,
+        settings=(rule("uhecr_window_days", WINDOW_DAYS, LONGEST_WINDOW_DAYS,
+                       "a cosmic ray this long before the first or after the last detection (days)"),
+                  rule("uhecr_radius_deg", RADIUS_DEG, 30.0, "the largest separation from a cosmic ray (degrees)"))))
