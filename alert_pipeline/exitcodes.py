@@ -37,8 +37,8 @@ CODES: tuple[ExitCode, ...] = (
              "input file; nothing was changed", (CONSUMER, REPORT, BUILDER), {
                  CONSUMER: "also another consumer of the same instance running on the output directory",
                  REPORT: "a bad --date or --night, no data/ directory, nothing for --date, no alert of --night",
-                 BUILDER: "no database given, an invalid --table name, a bad cross-match rule, a TNS file in "
-                          "neither layout"}),
+                 BUILDER: "no database given, an invalid --table name, a bad cross-match rule or --radius-arcsec, "
+                          "tns run before any build (no transient index)"}),
     ExitCode(3, "EXIT_SERVICE", "a service failed: Kafka broker, schema registry or GCN Kafka unreachable, "
              "credentials refused, unknown topic; nothing of that batch was committed", (CONSUMER, BUILDER)),
     ExitCode(4, "EXIT_OUTPUT", "output not writable (permissions, disk full, a planted link): that batch was not "
@@ -54,6 +54,8 @@ CODES: tuple[ExitCode, ...] = (
              "broken producer?): the warning names the main reason", (CONSUMER,)),
     ExitCode(9, "EXIT_INPUT_UNUSED", "some input was not used: a file (or notice source) of which nothing could be "
              "loaded; each is named in the log and the summary; the rest was loaded", (BUILDER, WRAPPER), {
+                 BUILDER: "a messenger file or GCN topic that gave nothing; a TNS file that cannot be used (missing, "
+                          "another format, corrupt, past a bound, a superseded delta given explicitly)",
                  WRAPPER: "passed on from the builder step that returned it (messengers, tns); the later steps still ran"}),
     # The steps' switches are named in the wrapper's --help (alert_pipeline/steps.py), not here:
     # steps.py imports this table, and a list copied here would drift from it.
