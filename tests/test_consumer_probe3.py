@@ -147,8 +147,8 @@ FILE_SUFFIXES = (".avro", ".frames", ".json", ".env", ".fits", ".csv", ".toml")
 
 
 def _readme_local_services_steps() -> list[str]:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("### Try your own alerts on local services"):]
+    text = (REPO / "docs" / "getting-started.md").read_text(encoding="utf-8")
+    section = text[text.index("## Try your own alerts on local services"):]
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     return [line for line in block.splitlines() if line.strip()]
 
@@ -160,14 +160,14 @@ def _files_named(step: str) -> list[str]:
 
 def _checkout_copy(where: Path) -> Path:
     """The checkout's files as git sees them, committed or not (no tests, no benchmarks),
-    in ``where``, with the suite's .venv linked in (a copy would be a minute of set-up)."""
+    in ``where``, with the suite's virtual environment linked in as .venv (a copy would be a minute of set-up)."""
     listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                             capture_output=True, check=True).stdout
     for name in listed.decode().split("\0"):
         if name and not name.startswith(("tests/", "benchmarks/")) and (REPO / name).is_file():
             (where / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, where / name)
-    (where / ".venv").symlink_to(REPO / ".venv")
+    (where / ".venv").symlink_to(sys.prefix)  # the suite's own virtual environment, wherever it is
     return where
 
 
@@ -187,7 +187,7 @@ def _run_readme_steps(repo: Path) -> None:
     checks = []
     for number, step in enumerate(_readme_local_services_steps(), start=1):
         for name in _files_named(step):
-            missing = shlex.quote(f"README step {number} names {name}, which does not exist")
+            missing = shlex.quote(f"docs/getting-started.md step {number} names {name}, which does not exist")
             checks.append(f"[[ -e {shlex.quote(name)} ]] || {{ echo {missing} >&2; exit 99; }}")
         checks.append(step)
     script = "set -euo pipefail\ntrap 'scripts/local_services.sh stop >/dev/null 2>&1 || true' EXIT\n" + "\n".join(checks)

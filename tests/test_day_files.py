@@ -35,8 +35,8 @@ def _night(tmp_path: Path, seed: int = 1) -> tuple[Path, list[dict]]:
 
 
 def _readme_recipe() -> str:
-    text = (REPO / "README.md").read_text()
-    section = text[text.index("### Reading the CSV in pandas"):]
+    text = (REPO / "docs" / "consumer.md").read_text()
+    section = text[text.index("## Reading the CSV in pandas"):]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 

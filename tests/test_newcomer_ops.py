@@ -125,7 +125,8 @@ def test_every_shell_file_the_wrapper_sources_is_package_data():
 def _readme_command_outputs() -> set[str]:
     """The relative paths the README's shell commands write into the checkout: consumer and
     report output directories, storehouses, downloads (``-o``)."""
-    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    blocks = [block for page in pages for block in re.findall(r"```bash\n(.*?)```", page.read_text(), re.S)]
     made = set()
     for block in blocks:
         for option, path in re.findall(r"(--output-dir|--storehouse|-o)[ =](\S+)", block):
@@ -146,8 +147,8 @@ def test_the_outputs_of_the_readmes_commands_are_git_ignored():
 # --- 6. the README's pandas recipe on all-empty text columns -------------------------------------
 
 def _readme_csv_recipe() -> str:
-    text = (REPO / "README.md").read_text()
-    section = text[text.index("### Reading the CSV in pandas"):]
+    text = (REPO / "docs" / "consumer.md").read_text()
+    section = text[text.index("## Reading the CSV in pandas"):]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 

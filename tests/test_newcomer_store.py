@@ -130,9 +130,9 @@ def test_crossmatch_on_a_mistyped_storehouse_exits_2_and_creates_nothing(tmp_pat
 
 # ------------------------------------------------------------------ 4. the README's example runs as written
 def readme_section(title: str) -> str:
-    text = (REPO / "README.md").read_text()
-    start = text.index(f"### {title}")
-    end = text.find("\n### ", start + 1)
+    text = (REPO / "docs" / "storehouse.md").read_text()
+    start = text.index(f"## {title}")
+    end = text.find("\n## ", start + 1)
     return text[start:end if end != -1 else len(text)]
 
 

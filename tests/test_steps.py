@@ -1,5 +1,5 @@
 """The wrapper's steps, declared once in alert_pipeline/steps.py: the generated runner, help
-and README table match the declaration, and the wrapper runs what it declares, in order."""
+and the docs' table match the declaration, and the wrapper runs what it declares, in order."""
 
 from __future__ import annotations
 
@@ -26,11 +26,11 @@ def _shown_help() -> str:
 
 
 def test_generated_copies_match_the_declaration():
-    """steps.sh, the wrapper's --help and the README's table are what steps.py makes now."""
+    """steps.sh, the wrapper's --help and the table in docs/wrapper.md are what steps.py makes now."""
     assert STEPS_SH.read_text() == steps.shell(), \
         "regenerate: python -m alert_pipeline.steps --shell > alert_pipeline/steps.sh"
-    assert steps.markdown_table() in (REPO / "README.md").read_text(), \
-        "README: paste python -m alert_pipeline.steps --markdown"
+    assert steps.markdown_table() in (REPO / "docs" / "wrapper.md").read_text(), \
+        "docs/wrapper.md: paste python -m alert_pipeline.steps --markdown"
     assert steps.help_text() in _shown_help()
 
 

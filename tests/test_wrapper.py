@@ -337,14 +337,15 @@ def test_shellcheck_is_clean():
 
 
 def test_one_exit_code_table_for_every_tool_the_wrapper_and_the_readme():
-    """The wrapper's constants and help, the README's table and each tool's --help come from
+    """The wrapper's constants and help, the tables of README.md and docs/exit-codes.md and each tool's --help come from
     alert_pipeline/exitcodes.py; the generated files must be what it generates now."""
     from alert_pipeline import exitcodes
 
     assert (REPO / "alert_pipeline" / "exitcodes.sh").read_text() == exitcodes.shell(), \
         "regenerate: python -m alert_pipeline.exitcodes --shell > alert_pipeline/exitcodes.sh"
-    assert exitcodes.markdown_table() in (REPO / "README.md").read_text(), \
-        "README: paste python -m alert_pipeline.exitcodes --markdown"
+    for page in (REPO / "README.md", REPO / "docs" / "exit-codes.md"):
+        assert exitcodes.markdown_table() in page.read_text(), \
+            f"{page.relative_to(REPO)}: paste python -m alert_pipeline.exitcodes --markdown"
     assert len({code.code for code in exitcodes.CODES}) == len(exitcodes.CODES)
     for tool, script in ((exitcodes.CONSUMER, "lsst_alert_consumer.py"), (exitcodes.REPORT, "lsst_alert_report.py"),
                          (exitcodes.BUILDER, "transient_kind_builder.py")):
