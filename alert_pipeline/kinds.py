@@ -57,15 +57,21 @@ def messenger_modules() -> tuple[ModuleType, ...]:
 
 def messenger_kinds() -> tuple[MessengerKind, ...]:
     """Every messenger kind's declaration, in ``MESSENGER_MODULES``' order."""
-    return tuple(module.KIND_SPEC for module in messenger_modules())
+    return tuple(_messenger_kinds(MESSENGER_MODULES).values())
 
 
 def messenger_kind(name: str) -> MessengerKind:
     """The messenger kind ``name`` (KeyError naming the messenger kinds otherwise)."""
-    for kind in messenger_kinds():
-        if kind.name == name:
-            return kind
-    raise KeyError(f"unknown messenger kind {name!r}; they are {', '.join(kind.name for kind in messenger_kinds())}")
+    declared = _messenger_kinds(MESSENGER_MODULES)
+    try:
+        return declared[name]
+    except KeyError:
+        raise KeyError(f"unknown messenger kind {name!r}; they are {', '.join(declared)}") from None
+
+
+@functools.cache
+def _messenger_kinds(modules: tuple[str, ...]) -> dict[str, MessengerKind]:
+    return {module.KIND_SPEC.name: module.KIND_SPEC for module in _messenger_modules(modules)}
 
 
 def names() -> tuple[str, ...]:

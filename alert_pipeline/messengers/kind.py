@@ -19,7 +19,7 @@ So a new kind is its module plus one line in ``alert_pipeline.kinds``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..storehouse import KindSpec, KindStore
@@ -126,7 +126,7 @@ class MessengerKind:
     superseded: Callable[[dict[str, Any], dict[str, Any]], Skipped | None] = never_superseded
     streamed: bool = False
     #: Problems of its notices that are no fault of the message (GCN: counted, never quarantined).
-    expected_problems: tuple[str, ...] = field(default=())
+    expected_problems: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
