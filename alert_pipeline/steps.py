@@ -205,6 +205,12 @@ def _step_lines(number: int, step: Step) -> list[str]:
 
 if __name__ == "__main__":
     formats = {"--shell": shell, "--markdown": markdown_table, "--help-text": help_text}
+    usage = ("usage: python -m alert_pipeline.steps --shell | --markdown | --help-text\n"
+             "  the wrapper's steps, declared once, as the wrapper's generated runner (steps.sh), the docs' table "
+             "or the wrapper's --help list")
+    if sys.argv[1:] in (["-h"], ["--help"]):
+        print(usage)
+        sys.exit(0)
     if len(sys.argv) != 2 or sys.argv[1] not in formats:
-        sys.exit("usage: python -m alert_pipeline.steps --shell | --markdown | --help-text")
+        sys.exit(usage)
     print(formats[sys.argv[1]](), end="" if sys.argv[1] == "--shell" else "\n")

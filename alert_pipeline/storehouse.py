@@ -65,25 +65,22 @@ def read_bounded(path: str, limit: int = MAX_JSON_BYTES) -> bytes:
     return data
 
 
-#: The lock every command that rewrites slots holds (build, load-messengers, tns,
-#: crossmatch, rebuild-index): one writer at a time per storehouse.
-WRITER_LOCK = os.path.join("state", "writer.lock")
-
-
 @contextmanager
 def one_writer(storehouse: str, command: str, create: bool = False) -> Iterator[None]:
-    """Hold the storehouse's writer lock, waiting (and saying so) while another command
-    holds it: two commands that read a slot and write it back later (the build, tns, the
-    cross-match) would otherwise lose each other's writes. A storehouse that does not exist
-    is created only when ``create`` (a first load); otherwise nothing is created and the
-    command finds there is nothing to do. The lock goes with its process: a killed command
-    never leaves one behind."""
-    if not os.path.isdir(storehouse) and not create:
+    """Hold the storehouse's writer lock (an ``flock`` on the storehouse directory itself,
+    so taking it creates nothing), waiting and saying so while another command holds it:
+    two commands that read a slot and write it back later (the build, tns, the cross-match,
+    load-messengers, rebuild-index) would otherwise lose each other's writes. A storehouse
+    that does not exist is created only when ``create`` (a first load or build); otherwise
+    the command goes on unlocked and finds there is nothing to do. The lock goes with its
+    process: a killed command never leaves one behind."""
+    if create:
+        os.makedirs(storehouse, exist_ok=True)
+    try:
+        descriptor = os.open(storehouse, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
         yield
         return
-    path = os.path.join(storehouse, WRITER_LOCK)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)

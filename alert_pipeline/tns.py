@@ -66,7 +66,16 @@ import numpy as np
 import orjson
 
 from .durable import NotRegularFile, not_regular, open_regular, write_atomically
-from .storehouse import INDEX_NAME, RESERVED, SlotNames, index_entry, is_reserved, read_json_file, slot_bytes
+from .storehouse import (
+    INDEX_NAME,
+    RESERVED,
+    SlotNames,
+    index_entry,
+    is_reserved,
+    read_bounded,
+    read_json_file,
+    slot_bytes,
+)
 
 log = logging.getLogger("transient_kind_builder")
 STATE_DIRECTORY = os.path.join("state", "tns")
@@ -1148,6 +1157,9 @@ def apply(storehouse: str, path: str, radius_arcsec: float = DEFAULT_RADIUS_ARCS
     from . import kinds
 
     spec = kinds.spec("transient")
+    index_path = os.path.join(storehouse, spec.name, INDEX_NAME)
+    if not os.path.isfile(index_path):  # checked before anything is created: a mistyped storehouse stays absent
+        raise TnsSetupError(f"no transient index ({index_path}); run the build first")
     store = spec.store(storehouse)
     state = State(storehouse)
     given_file = not os.path.isdir(path)
@@ -1467,8 +1479,7 @@ def _apply_records(store: Any, spec: Any, state: State, todo: dict[str, tuple[in
 
 def _read_index(index_path: str) -> list[dict[str, Any]]:
     try:
-        with open(index_path, "rb") as handle:
-            entries = orjson.loads(handle.read())["slots"]
+        entries = orjson.loads(read_bounded(index_path))["slots"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise TnsSetupError(f"no readable transient index ({index_path}: {exc}); run the build first") from None
     return [entry for entry in entries if isinstance(entry, dict) and isinstance(entry.get("slot_id"), str)]

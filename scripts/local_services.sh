@@ -67,8 +67,11 @@ case "${1:-}" in
     fi
     rm -f "$pid_file" "$env_file"
     ;;
-  *)
+  -h|--help|help)
     sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    ;;
+  *)
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 64
     ;;
 esac

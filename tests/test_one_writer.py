@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from alert_pipeline.storehouse import WRITER_LOCK
 from tests.conftest import REPO, SUBPROCESS_PYTHONPATH
 from tests.test_crossmatch import transient, write_transients
 from tests.test_messengers import AUGER
@@ -41,12 +40,11 @@ def wait_for_waiting(process: subprocess.Popen, log: Path) -> None:
         time.sleep(0.05)
 
 
-def held(store: Path):
-    path = store / WRITER_LOCK
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = path.open("a")
-    fcntl.flock(handle, fcntl.LOCK_EX)
-    return handle
+def held(store: Path) -> int:
+    """The writer lock, taken as every command takes it: on the storehouse directory."""
+    descriptor = os.open(store, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    return descriptor
 
 
 def row_position() -> tuple[float, float]:
@@ -78,8 +76,7 @@ def test_a_command_waits_for_the_writer_and_keeps_what_it_wrote(tmp_path, comman
         slot["n_alerts"] = 17  # what a build writes while the command waits
         slot_path.write_text(json.dumps(slot))
     finally:
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        lock.close()
+        os.close(lock)
     process.communicate(timeout=120)
     assert process.returncode == 0, (tmp_path / "command.log").read_text()
     after = json.loads((store / "transient" / "ZTF22aaaifcx.json").read_text())
@@ -94,4 +91,4 @@ def test_a_command_on_a_storehouse_that_does_not_exist_creates_nothing(tmp_path)
                            str(TNS_SAMPLE)], capture_output=True, text=True, timeout=120,
                           env=os.environ | {"PYTHONPATH": SUBPROCESS_PYTHONPATH})
     assert "Traceback" not in done.stderr
-    assert not (missing / "state").exists()
+    assert not missing.exists()
