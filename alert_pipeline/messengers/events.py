@@ -9,9 +9,12 @@ between 1900 and 2100.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,3 +174,31 @@ def text_list(value: Any, name: str) -> list[str]:
 def cosmic(slot_id: str, kind: str, **fields: Any) -> dict[str, Any]:
     """The fields every cosmic slot has: a sky direction, so ``lat``/``lon`` stay null."""
     return {"slot_id": slot_id, "kind": kind, "lat": None, "lon": None, **fields}
+
+
+@dataclass
+class CsvRows:
+    """The rows of a CSV document with their line numbers (blank rows skipped). The csv
+    module may refuse the file from some line on (a quote never closed): the rows before
+    it are kept and ``problem`` then holds one ``bad_row`` Item for the rest, to yield."""
+
+    text: str
+    where: str
+    kind: str
+    problem: Item | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str | None, Any]]]:
+        rows = csv.DictReader(io.StringIO(self.text))
+        number = 1
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                self.problem = Item(self.kind, f"{self.where}:{rows.line_num}",
+                                    problem=Skipped("bad_row", f"not CSV from here on: {exc}"))
+                return
+            number += 1
+            if any((value or "").strip() for value in row.values() if isinstance(value, str)):
+                yield number, row

@@ -23,9 +23,7 @@ loads: the same files in any order give the same slot.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -33,6 +31,7 @@ from typing import Any
 from ..storehouse import KindSpec
 from .crossmatch import LONGEST_WINDOW_DAYS, Match, Transients, nu_matches, per_event, rule
 from .events import (
+    CsvRows,
     Item,
     Skipped,
     cosmic,
@@ -71,19 +70,8 @@ def is_icecat(header: list[str]) -> bool:
 def from_icecat(text: str, where: str) -> Iterator[Item]:
     """Every row of an IceCat-1 layout CSV (blank lines skipped; a row with more cells
     than the header is one problem; a file the csv module cannot split ends as one)."""
-    rows = csv.DictReader(io.StringIO(text))
-    number = 1
-    while True:
-        try:
-            row = next(rows)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield Item(KIND, f"{where}:{rows.line_num}", problem=Skipped("bad_row", f"not CSV from here on: {exc}"))
-            return
-        number += 1
-        if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
-            continue
+    rows = CsvRows(text, where, KIND)
+    for number, row in rows:
         place = f"{where}:{number}"
         try:
             if None in row:
@@ -101,6 +89,8 @@ def from_icecat(text: str, where: str) -> Iterator[Item]:
             yield Item(KIND, place, slot, order=f"{where}:{number:09d}")
         except Skipped as problem:
             yield Item(KIND, place, problem=problem)
+    if rows.problem:
+        yield rows.problem
 
 
 def is_notice(doc: dict[str, Any]) -> bool:

@@ -18,9 +18,7 @@ The slot id is ``<experiment>-<UTC time as YYYYMMDDTHHMMSS>``, the experiment wr
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +26,7 @@ from typing import Any
 from ..storehouse import KindSpec
 from .crossmatch import LONGEST_WINDOW_DAYS, Transients, rule, uhecr_chance, uhecr_pairs
 from .events import (
+    CsvRows,
     Item,
     Skipped,
     cosmic,
@@ -104,20 +103,9 @@ def from_ta(text: str, where: str) -> Iterator[Item]:
 def from_csv(text: str, where: str) -> Iterator[Item]:
     """Every row of a plain CSV (a file the csv module cannot split, e.g. a quote never
     closed, ends as one problem)."""
-    rows = csv.DictReader(io.StringIO(text))
-    number = 1
-    while True:
-        try:
-            row = next(rows)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield Item(KIND, f"{where}:{rows.line_num}", problem=Skipped("bad_row", f"not CSV from here on: {exc}"))
-            return
-        number += 1
-        row = {str(key).strip().lower(): value for key, value in row.items()}
-        if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
-            continue
+    rows = CsvRows(text, where, KIND)
+    for number, raw in rows:
+        row = {str(key).strip().lower(): value for key, value in raw.items()}
         place = f"{where}:{number}"
         try:
             experiment = _experiment(row.get("experiment"))
@@ -125,6 +113,8 @@ def from_csv(text: str, where: str) -> Iterator[Item]:
                         row.get("energy_eev"), place)
         except Skipped as problem:
             yield Item(KIND, place, problem=problem)
+    if rows.problem:
+        yield rows.problem
 
 
 def _item(experiment: str, moment: dt.datetime, ra: Any, dec: Any, energy: Any, where: str,
