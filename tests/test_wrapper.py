@@ -196,9 +196,9 @@ def test_builder_step_runs_when_database_url_is_set(kafka, pg_url, tmp_path):
     nightly = run_wrapper({**env, "FULL_BUILD_WEEKDAY": "never"})
     assert "build: incremental" in nightly.stdout + nightly.stderr and "nothing new" in nightly.stdout + nightly.stderr
     tns_file = tmp_path / "tns.csv"
-    tns_file.write_text("name,ra,dec\n")  # neither TNS layout: the step fails with the builder's usage code
+    tns_file.write_text("name,ra,dec\n")  # neither TNS layout: the file was not used, the step says so
     with_tns = run_wrapper({**env, "FULL_BUILD_WEEKDAY": "never", "TNS_FILE": str(tns_file)})
-    assert "step tns: failed with exit code 2" in with_tns.stdout and with_tns.returncode == 2
+    assert "step tns: failed with exit code 9 (EXIT_INPUT_UNUSED" in with_tns.stdout and with_tns.returncode == 9
     bad = run_wrapper({**env, "FULL_BUILD_WEEKDAY": "someday"})
     assert bad.returncode == 64 and "FULL_BUILD_WEEKDAY must be a day" in bad.stderr
     assert json.loads((tmp_path / "store" / "minor_body" / "roster.json").read_text())["objects"] >= 1
