@@ -26,16 +26,11 @@ from ligo.skymap.io import read_sky_map
 from ligo.skymap.postprocess.crossmatch import crossmatch
 
 from tests.conftest import REPO, SUBPROCESS_PYTHONPATH
+from tests.test_messengers import ALERT, AUGER, DATA, GOLD_BRONZE, ICECAT, LVK_NU
+from tests.test_messengers import TA as TA_CDS
 
-DATA = REPO / "tests" / "data" / "messengers"
 O3_MAP = DATA / "MS181101ab-bayestar.multiorder.fits"
 TA_GALACTIC = DATA / "TA2014-Egt57-with-galactic.txt"
-TA_CDS = DATA / "TA2014-Egt57.mrt.txt"
-ALERT = DATA / "S230518h-initial.igwn.json"
-ICECAT = DATA / "IceCube_Gold_Bronze_Tracks.csv"
-AUGER = DATA / "AugerApJS2022-first40.dat"
-GOLD_BRONZE = DATA / "icecube-gold_bronze_track_alert.example.json"
-LVK_NU = DATA / "icecube-lvk_nu_track_search.example.json"
 #: The exit code of a load of which some file was not used (alert_pipeline.exitcodes
 #: EXIT_INPUT_UNUSED); read here as a number so this file also runs against old code.
 INPUT_UNUSED = 9

@@ -54,7 +54,7 @@ def _load(args: argparse.Namespace, storehouse: str) -> dict:
     if args.files:
         report, rosters = load_files(storehouse, args.files, args.accept_mock)
         summary["files"] = {**report.as_dict(), "rosters": rosters}
-        summary["unused_files"] = list(getattr(report, "unused", []))  # LoadReport.unused: [{file, reason, detail}]
+        summary["unused_files"] = list(report.unused)  # [{file, reason, detail}]
         log.info("messenger files loaded: %s", json.dumps(report.as_dict()))
     if args.gcn:
         topics = tuple(topic.strip() for topic in args.topics.split(",") if topic.strip())
