@@ -8,7 +8,7 @@ v3.0–v11.1, or ANTARES locus messages) from Kafka and writes, under ``output_d
     cutouts/<diaSourceId>_<kind>_<YYYYMMDD>_<HHMMSS>.fits
     quarantine/                              messages that could not be used, with why
 
-Every alert is written exactly once, even across crashes (see alert_pipeline/store.py).
+Every alert is written exactly once, even across crashes (see alert_pipeline/consumer/store.py).
 
 Configuration: the defaults below, then a TOML file (--config), then LSST_CONSUMER_*
 environment variables, then command-line flags. To add CSV columns, subclass
@@ -24,8 +24,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from alert_pipeline.config import build_parser, load_config
-from alert_pipeline.consumer import AlertConsumer
+from alert_pipeline.consumer.config import build_parser, load_config
+from alert_pipeline.consumer.processing import AlertConsumer
 from alert_pipeline.errors import ConfigError
 from alert_pipeline.exitcodes import (
     CONSUMER,
@@ -116,9 +116,8 @@ def main(argv: Sequence[str] | None = None, consumer_class: type[AlertConsumer] 
         print(os.path.abspath(config.output_dir))
         return EXIT_OK
     if args.history:
-        from alert_pipeline.history import history_table, last_runs
-        from alert_pipeline.layout import HISTORY_FILE
-
+        from alert_pipeline.consumer.history import history_table, last_runs
+        from alert_pipeline.consumer.layout import HISTORY_FILE
         print(f"runs recorded in {os.path.abspath(os.path.join(config.output_dir, HISTORY_FILE))}:", file=sys.stderr)
         print(history_table(last_runs(config.output_dir, args.history)))
         return EXIT_OK
@@ -126,14 +125,12 @@ def main(argv: Sequence[str] | None = None, consumer_class: type[AlertConsumer] 
         return _merge(args.merge, config.output_dir)
     if args.retention or args.dry_run:
         return _retention(config.output_dir, config.retention_days, args.dry_run)
-    from alert_pipeline.session import run_session
-
+    from alert_pipeline.consumer.session import run_session
     return run_session(config, consumer_class, args.from_file, window)
 
 
 def _merge(sources: list[str], destination: str) -> int:
-    from alert_pipeline.merge import merge
-
+    from alert_pipeline.consumer.merge import merge
     log = logging.getLogger("lsst_alert_consumer")
 
     def body() -> int:
@@ -146,9 +143,8 @@ def _merge(sources: list[str], destination: str) -> int:
 
 
 def _retention(output_dir: str, days: int, dry_run: bool) -> int:
-    from alert_pipeline.layout import OutputLayout
-    from alert_pipeline.retention import RetentionError, apply_retention
-
+    from alert_pipeline.consumer.layout import OutputLayout
+    from alert_pipeline.consumer.retention import RetentionError, apply_retention
     log = logging.getLogger("lsst_alert_consumer")
     log.info("%s: files older than %d days%s under %s", "dry run" if dry_run else "retention", days,
              " that retention would delete" if dry_run else "", os.path.abspath(output_dir))
@@ -167,14 +163,12 @@ def _replay_window(args: argparse.Namespace):  # noqa: ANN202 - TimeWindow | Non
         return None
     if args.from_file:
         raise ConfigError("--from-time/--to-time replay Kafka topics; they cannot be used with --from-file")
-    from alert_pipeline.replay import TimeWindow
-
+    from alert_pipeline.consumer.replay import TimeWindow
     return TimeWindow(args.from_time, args.to_time)
 
 
 def _utc_argument(text: str):  # noqa: ANN202 - datetime
-    from alert_pipeline.replay import parse_utc
-
+    from alert_pipeline.consumer.replay import parse_utc
     try:
         return parse_utc(text)
     except ValueError as exc:

@@ -25,10 +25,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from alert_pipeline.config import configured_setting
+from alert_pipeline.consumer.config import configured_setting
+from alert_pipeline.consumer.layout import OutputLayout
 from alert_pipeline.errors import ConfigError
 from alert_pipeline.exitcodes import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_OUTPUT, REPORT, help_text
-from alert_pipeline.layout import OutputLayout
 from alert_pipeline.masking import configure_logging
 
 EXIT_CODES_HELP = help_text(REPORT) + """
@@ -48,7 +48,6 @@ def _night(text: str) -> str:
 def _checked_day(text: str, layout: str, expected: str) -> str:
     """The day as YYYYMMDD, or argparse's usage error (exit 2) saying what was wrong."""
     from alert_pipeline.report.night import parse_day
-
     try:
         return parse_day(text, layout)
     except ValueError as exc:
@@ -72,7 +71,6 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--night", type=_night, metavar="YYYY-MM-DD", help="report the alerts observed in this "
                        "night (Rubin's dayObs: the date at UTC-12 h), whichever day processed them")
     from alert_pipeline.report.build import PAGE_SIZE
-
     top.add_argument("--page-size", type=_page_size, default=PAGE_SIZE, metavar="N",
                      help=f"alerts per page (default {PAGE_SIZE})")
     return top
@@ -93,7 +91,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     from alert_pipeline.report import build_report, days_to_report
     from alert_pipeline.report.build import NoAlertsObserved, report_days
-
     if args.date and args.date not in report_days(output_dir):
         log.error("LSST Alert Report: no CSV for %s in %s (and no message quarantined that day)", args.date,
                   layout.data)

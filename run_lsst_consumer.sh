@@ -154,7 +154,7 @@ if [[ -z "$output_dir" || "$(readlink -f -- "$output_dir" 2>/dev/null || echo "$
   exit "$EXIT_USAGE"
 fi
 
-# Retention is the consumer's (alert_pipeline/retention.py, the layout's RETAINED patterns):
+# Retention is the consumer's (alert_pipeline/consumer/retention.py, the layout's RETAINED patterns):
 # regular files older than the retention days, inside the output's own directories (which
 # may be links), never through a link inside them.
 # Its log lines join the wrapper's own, on stdout.

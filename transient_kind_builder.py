@@ -26,7 +26,7 @@ Sub-commands (``build`` is the default):
 Settings: every sub-command takes --config FILE (the [builder], [gcn], [tns] and
 [crossmatch] tables of the TOML file the consumer also reads; see config.example.toml)
 and --show-config; later wins: default < file < variable < flag. Each sub-command is a
-module of alert_pipeline/builder/.
+module of alert_pipeline/storehouse/builder//
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from alert_pipeline import builder
-from alert_pipeline.builder import COMMANDS, program_name, with_command
+from alert_pipeline.storehouse import builder
+from alert_pipeline.storehouse.builder import COMMANDS, program_name, with_command
 
 __all__ = ["COMMANDS", "main", "parser", "program_name", "with_command"]
 

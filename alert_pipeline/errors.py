@@ -7,7 +7,7 @@ Every failure that is the message's own fault raises a ``DecodeError`` subclass 
 
 from __future__ import annotations
 
-from .exitcodes import EXIT_SERVICE
+from alert_pipeline.exitcodes import EXIT_SERVICE
 
 
 class ConfigError(ValueError):

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .durable import safe_name, write_atomically
+from alert_pipeline.durable import safe_name, write_atomically
 
 MAX_FAILURES_LISTED = 100
 

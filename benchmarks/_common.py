@@ -16,7 +16,7 @@ if REPO not in sys.path:
 
 import fastavro  # noqa: E402
 
-from alert_pipeline.decode import bundled_schema  # noqa: E402
+from alert_pipeline.consumer.decode import bundled_schema  # noqa: E402
 from devtools.factory import AlertFactory  # noqa: E402
 
 #: name → alert() arguments: (a) no history, (b) 30 prvDiaSources, 30 prvDiaForcedSources.
@@ -71,11 +71,10 @@ def two_process_decode_speedup(values: list[bytes]) -> float:
 def consumer_loop_seconds(values: list[bytes], output_dir: str, **settings: object) -> float:
     """The consumer's loop (``runner.run`` over a ``MemorySource``: decode, FITS check, row,
     staged cutouts, durable batches) over in-memory message values, as Kafka hands them over."""
-    from alert_pipeline.config import ConsumerConfig
-    from alert_pipeline.consumer import AlertConsumer
-    from alert_pipeline.runner import run
-    from alert_pipeline.sources import MemorySource, Message
-
+    from alert_pipeline.consumer.config import ConsumerConfig
+    from alert_pipeline.consumer.processing import AlertConsumer
+    from alert_pipeline.consumer.runner import run
+    from alert_pipeline.consumer.sources import MemorySource, Message
     config = ConsumerConfig(kafka_config={"bootstrap.servers": "-", "group.id": "-"}, topics=["-"],
                             output_dir=output_dir, **settings)
     consumer = AlertConsumer(config)

@@ -29,7 +29,7 @@ sys.path.insert(0, REPO)
 
 import psycopg  # noqa: E402
 
-from alert_pipeline.fink.load import create_table  # noqa: E402
+from alert_pipeline.storehouse.fink.load import create_table  # noqa: E402
 from devtools import fink_samples  # noqa: E402
 from devtools.local import postgres_server  # noqa: E402
 

@@ -26,10 +26,10 @@ from collections.abc import Callable
 from _common import CASES, bare_decode_seconds, consumer_command_seconds, framed_alerts, produce
 from confluent_kafka import Producer
 
-from alert_pipeline.avro import resolve_decoder
-from alert_pipeline.decode import AlertDecoder
+from alert_pipeline.consumer.avro import resolve_decoder
+from alert_pipeline.consumer.decode import AlertDecoder
+from alert_pipeline.consumer.sources import write_frames_file
 from alert_pipeline.durable import sync_filesystem
-from alert_pipeline.sources import write_frames_file
 from devtools.local import start_broker
 
 

@@ -8,7 +8,7 @@ in a temporary directory. Then:
 * floor: ligo.skymap's ``crossmatch`` of all N positions against each sky map, plus one
   astropy ``search_around_sky`` of the cosmic rays (3°) and one of the neutrinos (their
   largest error) against the N positions, in this process;
-* match: the same matching by ``alert_pipeline.messengers.crossmatch`` (time windows
+* match: the same matching by ``alert_pipeline.storehouse.messengers.rules`` (time windows
   first, one vectorised sky lookup per event), in this process, and its ratio to the floor;
 * ``crossmatch`` command, first run (every slot compared and written) and rerun (nothing
   new), in a child process, with the child's peak RSS.
@@ -35,8 +35,8 @@ sys.path.insert(0, REPO)
 import numpy as np  # noqa: E402
 from _measure import run_measured, ztf_name  # noqa: E402
 
-from alert_pipeline.messengers import crossmatch as cm  # noqa: E402
-from alert_pipeline.messengers.skymaps import read_skymap  # noqa: E402
+from alert_pipeline.storehouse.messengers import crossmatch as cm  # noqa: E402
+from alert_pipeline.storehouse.messengers.skymaps import read_skymap  # noqa: E402
 
 ALERT = os.path.join(REPO, "tests", "data", "messengers", "S230518h-initial.igwn.json")
 START_MJD = 59000.0
@@ -45,8 +45,7 @@ START_MJD = 59000.0
 def make_storehouse(path: str, transients: int, maps: int, neutrinos: int, cosmic_rays: int,
                     rng: np.random.Generator) -> None:
     """Transient slots and index, gw slots and maps, neutrino and uhecr slots and indexes."""
-    from alert_pipeline import kinds
-
+    from alert_pipeline.storehouse import kinds
     first = START_MJD + rng.uniform(0, 3 * 365, transients)
     last = first + rng.uniform(0, 100, transients)
     ra, dec = rng.uniform(0, 360, transients), np.degrees(np.arcsin(rng.uniform(-1, 1, transients)))
@@ -117,8 +116,7 @@ def match_seconds(path: str) -> tuple[float, int]:
 
     import orjson
 
-    from alert_pipeline.messengers import matching
-
+    from alert_pipeline.storehouse.enrich import crossmatch as matching
     started = time.perf_counter()
     index = orjson.loads(open(os.path.join(path, "transient", "index.json"), "rb").read())["slots"]
     transients, _ = cm.Transients.from_index(index)

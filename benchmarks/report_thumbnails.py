@@ -29,10 +29,10 @@ import numpy as np  # noqa: E402
 from astropy.io import fits  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from alert_pipeline.consumer.sources import write_frames_file  # noqa: E402
 from alert_pipeline.report import build_report  # noqa: E402
 from alert_pipeline.report.build import CHUNK, _thumbnails  # noqa: E402
 from alert_pipeline.report.thumbnails import render_thumbnails  # noqa: E402
-from alert_pipeline.sources import write_frames_file  # noqa: E402
 from devtools.factory import AlertFactory  # noqa: E402
 
 

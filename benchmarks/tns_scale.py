@@ -54,7 +54,8 @@ import json, sys, time
 started = time.perf_counter()
 import numpy, orjson, pyarrow, pyarrow.csv, pyarrow.compute, pyarrow.ipc
 pyarrow.array([0])  # pyarrow imports pandas (when installed) on the first array it makes
-from alert_pipeline import kinds, tns
+from alert_pipeline.storehouse import kinds
+from alert_pipeline.storehouse.enrich import tns
 kinds.spec("transient")
 imports = time.perf_counter() - started
 started = time.perf_counter()
@@ -72,8 +73,7 @@ def row(objid: int, ra: float, dec: float, kind: str, redshift: str, internal: s
 
 
 def make(path: str, tns: int, slots: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    from alert_pipeline import kinds
-
+    from alert_pipeline.storehouse import kinds
     ra, dec = rng.uniform(0, 360, tns), np.degrees(np.arcsin(rng.uniform(-1, 1, tns)))
     types = np.where(rng.random(tns) < 0.25, "SN Ia", "")
     names = [ztf_name(i) for i in range(slots)]
@@ -122,7 +122,6 @@ def write_floors(store: str, changed: list[str]) -> tuple[float, float]:
     bytes replacing existing files atomically, temp file + rename as every rewrite of a
     slot in the storehouse, + one sync), in a scratch directory of the same file system."""
     from alert_pipeline.durable import sync_filesystem, write_atomically
-
     contents = []
     for slot_id in changed:
         with open(os.path.join(store, "transient", f"{slot_id}.json"), "rb") as handle:

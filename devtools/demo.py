@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alert_pipeline.records import LIGHTCURVE
+from alert_pipeline.consumer.records import LIGHTCURVE
 from alert_pipeline.steps import STEPS
 
 from . import fink_samples

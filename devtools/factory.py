@@ -22,8 +22,8 @@ from typing import Any
 
 import fastavro
 
-from alert_pipeline.decode import bundled_schema, schema_id_for_version
-from alert_pipeline.records import ALERT_ID_FIELDS, CUTOUT_FIELDS, DIA_SOURCE_FIELDS, field_name
+from alert_pipeline.consumer.decode import bundled_schema, schema_id_for_version
+from alert_pipeline.consumer.records import ALERT_ID_FIELDS, CUTOUT_FIELDS, DIA_SOURCE_FIELDS, field_name
 
 DEFAULT_VERSION = "11.1"
 #: The versions the factory is tested on (older majors lack fields Rubin streams carry).

@@ -17,10 +17,10 @@ from typing import Any, TextIO
 
 from antares_devkit.models import DevkitAlert, DevKitLocus
 
-from alert_pipeline.decode import AlertDecoder
+from alert_pipeline.consumer.decode import AlertDecoder
+from alert_pipeline.consumer.records import dia_object_id
+from alert_pipeline.consumer.sources import read_message_files
 from alert_pipeline.errors import DecodeError
-from alert_pipeline.records import dia_object_id
-from alert_pipeline.sources import read_message_files
 
 LSST_SURVEY = 4
 SOLAR_SYSTEM_PACKET_FIELDS = ("ssSource", "ssObject", "MPCORB", "mpc_orbits")

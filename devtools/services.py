@@ -61,8 +61,8 @@ def write_samples(directory: Path) -> None:
     of the current schema with cutouts, some Solar-System ones, and a small Fink roster."""
     import json
 
+    from alert_pipeline.consumer.sources import write_frames_file
     from alert_pipeline.durable import write_atomically
-    from alert_pipeline.sources import write_frames_file
 
     from . import fink_samples
     from .factory import AlertFactory
@@ -91,8 +91,7 @@ def _create_topic(bootstrap: str) -> None:
 def produce(directory: Path, files: list[str]) -> int:
     from confluent_kafka import Producer
 
-    from alert_pipeline.sources import read_message_files
-
+    from alert_pipeline.consumer.sources import read_message_files
     env = dict(line.split("=", 1) for line in (directory / ENV_FILE).read_text().splitlines() if "=" in line)
     producer = Producer({"bootstrap.servers": env["LSST_CONSUMER_BOOTSTRAP_SERVERS"], "message.max.bytes": 67108864})
     sent = 0

@@ -18,7 +18,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from alert_pipeline.fink.load import create_table
+from alert_pipeline.storehouse.fink.load import create_table
 from devtools import local
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,7 +50,7 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture
 def table(pg_url):
-    """A fresh events table of its own (alert_pipeline/fink/events.sql with another name)."""
+    """A fresh events table of its own (alert_pipeline/storehouse/fink/events.sql with another name)."""
     name = f"events_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_url, autocommit=True) as connection:
         create_table(connection, name)

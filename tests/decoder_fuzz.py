@@ -12,7 +12,7 @@ import math
 import random
 import sys
 
-from alert_pipeline.decode import AlertDecoder
+from alert_pipeline.consumer.decode import AlertDecoder
 from alert_pipeline.errors import DecodeError
 from devtools.factory import AlertFactory
 from tests.peak import peak_rss_kb

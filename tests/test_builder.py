@@ -17,7 +17,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from alert_pipeline import fink
+from alert_pipeline.storehouse import fink
 from devtools import fink_samples
 
 REPO = Path(__file__).resolve().parent.parent
@@ -250,8 +250,7 @@ def test_interrupted_build_leaves_previous_slots_and_index_valid(pg_url, table, 
     with psycopg.connect(pg_url, autocommit=True) as connection:  # every object changes
         connection.execute(f"UPDATE {table} SET magnitude = magnitude + 0.5")
 
-    from alert_pipeline import storehouse
-
+    from alert_pipeline.storehouse import slots as storehouse
     original, calls = storehouse.KindStore.write_slot, []
 
     def failing(self, slot_id, slot, **kwargs):

@@ -56,8 +56,7 @@ uhecr_radius_deg = 1.5
 
 
 def test_the_consumer_reads_its_section_of_the_one_file(tmp_path):
-    from alert_pipeline.config import build_parser, configured_setting, load_config
-
+    from alert_pipeline.consumer.config import build_parser, configured_setting, load_config
     path = tmp_path / "pipeline.toml"
     path.write_text(ONE_FILE)
     args = build_parser("t", "", "").parse_args(["--config", str(path)])
@@ -68,8 +67,7 @@ def test_the_consumer_reads_its_section_of_the_one_file(tmp_path):
 
 
 def test_the_consumers_flat_file_of_today_still_reads(tmp_path):
-    from alert_pipeline.config import build_parser, load_config
-
+    from alert_pipeline.consumer.config import build_parser, load_config
     path = tmp_path / "flat.toml"
     path.write_text('topic = "flat"\nbatch_size = 7\n[kafka_config]\n"group.id" = "flat-group"\n'
                     '[crossmatch]\nnu_scale = 2.0\n')  # the builder's table beside it: not the consumer's
@@ -78,7 +76,6 @@ def test_the_consumers_flat_file_of_today_still_reads(tmp_path):
     assert (config.topics, config.batch_size, config.kafka_config["group.id"]) == (["flat"], 7, "flat-group")
     path.write_text('topic = "flat"\nbatch_sise = 7\n')
     from alert_pipeline.errors import ConfigError
-
     with pytest.raises(ConfigError, match="batch_sise"):  # a typo is still refused
         load_config({"kafka_config": {"bootstrap.servers": "b", "group.id": "g"}}, args, {})
 
@@ -96,8 +93,7 @@ def test_every_sub_command_reads_its_tables_of_the_one_file(tmp_path):
 
 
 def test_precedence_default_then_file_then_variable_then_flag(tmp_path):
-    from alert_pipeline.builder.settings import GCN_TOPICS
-
+    from alert_pipeline.storehouse.builder.settings import GCN_TOPICS
     path = tmp_path / "pipeline.toml"
     path.write_text(ONE_FILE)
     assert shown("load-messengers")["gcn"]["topics"] == GCN_TOPICS.default
@@ -136,8 +132,7 @@ def test_a_bad_value_in_any_table_is_named_exit_2_no_traceback(tmp_path):
 
 # ----------------------------------------------------------------- one declaration each
 def test_each_builder_setting_has_one_flag_one_key_and_its_help_from_the_declaration(tmp_path):
-    from alert_pipeline.builder.settings import SECTIONS
-
+    from alert_pipeline.storehouse.builder.settings import SECTIONS
     commands = {"builder": "build", "gcn": "load-messengers", "tns": "tns", "crossmatch": "crossmatch"}
     for section, settings in SECTIONS.items():
         help_text = "".join(builder(commands[section], "--help").stdout.split())  # argparse wraps long words
@@ -155,9 +150,8 @@ def test_each_builder_setting_has_one_flag_one_key_and_its_help_from_the_declara
 
 
 def test_the_crossmatch_rules_keep_their_flags_keys_and_ranges():
-    from alert_pipeline.builder.settings import CROSSMATCH
-    from alert_pipeline.messengers.crossmatch import Rules
-
+    from alert_pipeline.storehouse.builder.settings import CROSSMATCH
+    from alert_pipeline.storehouse.messengers.rules import Rules
     assert [(s.name, s.flag) for s in CROSSMATCH] == [
         ("gw_window_days", "--gw-window-days"), ("gw_credible_level", "--gw-credible-level"),
         ("nu_window_days", "--nu-window-days"), ("nu_scale", "--nu-scale"),
@@ -172,11 +166,10 @@ def test_the_crossmatch_rules_keep_their_flags_keys_and_ranges():
 def test_the_builders_defaults_are_the_modules_constants():
     import inspect
 
-    from alert_pipeline import tns
-    from alert_pipeline.builder import settings
-    from alert_pipeline.fink.db import DEFAULT_SOURCE, DEFAULT_TABLE
-    from alert_pipeline.messengers import gcn
-
+    from alert_pipeline.storehouse.builder import settings
+    from alert_pipeline.storehouse.enrich import tns
+    from alert_pipeline.storehouse.fink.db import DEFAULT_SOURCE, DEFAULT_TABLE
+    from alert_pipeline.storehouse.messengers import gcn
     assert settings.TNS_RADIUS.default == tns.DEFAULT_RADIUS_ARCSEC
     assert settings.GCN_IDLE.default == inspect.signature(gcn.consume).parameters["idle_timeout"].default
     assert (settings.TABLE.default, settings.SOURCE.default) == (DEFAULT_TABLE, DEFAULT_SOURCE)
@@ -185,9 +178,8 @@ def test_the_builders_defaults_are_the_modules_constants():
 
 def test_config_example_is_generated_from_the_declarations():
     """Like exitcodes.sh: the shipped example is the generator's output (regenerate with
-    ``python -m alert_pipeline.builder.example > config.example.toml``)."""
-    from alert_pipeline.builder.example import example
-
+    ``python -m alert_pipeline.example_config > config.example.toml``)."""
+    from alert_pipeline.example_config import example
     assert (REPO / "config.example.toml").read_text() == example()
     parsed = tomllib.loads(example())
     assert {"consumer", "builder", "gcn", "tns", "crossmatch"} <= set(parsed)
@@ -197,21 +189,20 @@ def test_config_example_is_generated_from_the_declarations():
 # found: a fixed one must leave this list). (file, setting).
 RESTATED_ELSEWHERE: set[tuple[str, str]] = set()
 #: Where the defaults are declared (and the generated example, checked above).
-DECLARING = {"alert_pipeline/config.py", "alert_pipeline/builder/settings.py", "alert_pipeline/clients.py",
-             "alert_pipeline/messengers/crossmatch.py", "alert_pipeline/tns.py", "alert_pipeline/fink/db.py",
-             "alert_pipeline/ledger.py", "alert_pipeline/limits.py", "config.example.toml"}
+DECLARING = {"alert_pipeline/consumer/config.py", "alert_pipeline/storehouse/builder/settings.py", "alert_pipeline/consumer/clients.py",
+             "alert_pipeline/storehouse/messengers/rules.py", "alert_pipeline/storehouse/enrich/tns.py", "alert_pipeline/storehouse/fink/db.py",
+             "alert_pipeline/consumer/ledger.py", "alert_pipeline/consumer/limits.py", "config.example.toml"}
 #: Defaults declared where they are used, in a module that restates others.
-DECLARED_IN = {"alert_pipeline/messengers/gcn.py": {"idle_timeout"}}
+DECLARED_IN = {"alert_pipeline/storehouse/messengers/gcn.py": {"idle_timeout"}}
 #: 0 and 1 are every count's and every flag's: no evidence of a restated default.
 TOO_COMMON = {0.0, 1.0}
 NUMBER = re.compile(r"(?<![\w.-])\d+(?:\.\d+)?(?![\w]|\.\d)")
 
 
 def _declared_defaults():
-    from alert_pipeline.builder.settings import SECTIONS
-    from alert_pipeline.clients import KAFKA_DEFAULTS
-    from alert_pipeline.config import SETTINGS
-
+    from alert_pipeline.consumer.clients import KAFKA_DEFAULTS
+    from alert_pipeline.consumer.config import SETTINGS
+    from alert_pipeline.storehouse.builder.settings import SECTIONS
     for setting in (*SETTINGS, *(s for settings in SECTIONS.values() for s in settings)):
         if isinstance(setting.default, int | float) and not isinstance(setting.default, bool):
             names = {setting.name, setting.flag} | ({setting.variable} if setting.variable else set())
@@ -257,7 +248,6 @@ def test_every_default_is_declared_once():
 def test_one_mapper_turns_every_error_into_a_documented_exit_code(caplog):
     from alert_pipeline.errors import ServiceError
     from alert_pipeline.exitcodes import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_SERVICE, Failure, run_mapped
-
     log = logging.getLogger("test_mapper")
     failures = (Failure((ValueError,), EXIT_CONFIG, "{tool}: bad: {error}"),)
 

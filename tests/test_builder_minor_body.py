@@ -13,7 +13,7 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
-from alert_pipeline import fink
+from alert_pipeline.storehouse import fink
 from devtools import fink_samples
 
 from .test_builder import edge_case_alerts, event_row, expected_curve, insert_rows, run_builder
@@ -180,8 +180,7 @@ def test_both_kinds_rerun_unchanged_and_kind_flag_restricts(pg_url, table, tmp_p
 
 
 def test_escaped_slot_names_are_reversible_and_collision_free():
-    from alert_pipeline.storehouse import EscapedSlotNames
-
+    from alert_pipeline.storehouse.slots import EscapedSlotNames
     names = EscapedSlotNames()
     ids = ["4179", "2015BQ311", "P/2010 A2", "a_b", "a b", "a_20b", "C/2019 Y4-B", ".hidden", "x.y"]
     stems = [names.stem(slot_id) for slot_id in ids]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from alert_pipeline.clients import KAFKA_DEFAULTS, KAFKA_REQUIRED
-from alert_pipeline.config import build_parser, load_config
+from alert_pipeline.consumer.clients import KAFKA_DEFAULTS, KAFKA_REQUIRED
+from alert_pipeline.consumer.config import build_parser, load_config
 from alert_pipeline.errors import ConfigError
 from alert_pipeline.masking import mask_secrets
 
@@ -96,8 +96,7 @@ def test_example_config_loads_as_shipped():
 
 def test_every_setting_has_one_flag_one_variable_and_one_toml_key(tmp_path):
     """Each setting declared once reaches the config from all three places, typed."""
-    from alert_pipeline.config import SETTINGS
-
+    from alert_pipeline.consumer.config import SETTINGS
     samples = {int: ("3", 3), float: ("2.5", 2.5), str: ("11.1", "11.1"), bool: ("false", False)}
     special = {"output_dir": ("/x", "/x"), "framing": ("ocf", "ocf"), "log_level": ("ERROR", "ERROR"),
                "instance_id": ("east", "east"), "max_message_bytes": ("4096", 4096),
@@ -130,8 +129,7 @@ def test_every_setting_has_one_flag_one_variable_and_one_toml_key(tmp_path):
     ("LSST_CONSUMER_KAFKA_SOME___WEIRD_KEY", "some_weird.key"),
 ])
 def test_confluent_env_naming_for_librdkafka_keys(variable, key):
-    from alert_pipeline.config import kafka_key_from_env
-
+    from alert_pipeline.consumer.config import kafka_key_from_env
     assert kafka_key_from_env(variable.removeprefix("LSST_CONSUMER_KAFKA_")) == key
 
 

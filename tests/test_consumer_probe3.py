@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from alert_pipeline.sources import write_frames_file
+from alert_pipeline.consumer.sources import write_frames_file
 from devtools.factory import AlertFactory
 from tests.conftest import REPO, SUBPROCESS_PYTHONPATH
 from tests.test_hostile_input import offline_env, run_script

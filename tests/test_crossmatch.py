@@ -220,7 +220,7 @@ def test_retracted_events_are_ignored_and_rules_are_settings(matched, tmp_path):
 def built_storehouse(pg_url: str, table: str, tmp_path: Path, single: dict[str, int], seed: int) -> tuple[Path, dict]:
     """Sample Fink alerts loaded and built by the real builder; the storehouse and the
     first transient slot."""
-    from alert_pipeline import fink
+    from alert_pipeline.storehouse import fink
     from devtools import fink_samples
 
     alerts = fink_samples.dataset(fink_samples.Composition(single=single, cross=[], solar_system_objects=0,

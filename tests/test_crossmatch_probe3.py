@@ -107,9 +107,8 @@ def test_credible_levels_of_a_map_with_gaps(gapped):
     """Covered positions: ligo.skymap's level and density. Positions in the gaps:
     probability 0, so level 1 and density 0 (what ligo.skymap gives once the gaps are
     filled with pixels of density 0, bar the level, which it leaves at the total)."""
-    from alert_pipeline.messengers.crossmatch import credible_levels
-    from alert_pipeline.messengers.skymaps import read_skymap
-
+    from alert_pipeline.storehouse.messengers.rules import credible_levels
+    from alert_pipeline.storehouse.messengers.skymaps import read_skymap
     partial, removed, path = gapped
     with open(path, "rb") as handle:
         skymap = read_skymap(handle, os.path.getsize(path))
@@ -299,8 +298,7 @@ def test_rules_at_their_limits_are_accepted(neutrino_store, tmp_path):
 
 def test_cosmic_ray_pairs_found_in_batches_are_astropys(monkeypatch):
     """However small the batches of rays, the pairs are astropy's search_around_sky's."""
-    from alert_pipeline.messengers import crossmatch as module
-
+    from alert_pipeline.storehouse.messengers import rules as module
     rng = np.random.default_rng(3)
     count = 400
     ra, dec = rng.uniform(0, 360, count), np.degrees(np.arcsin(rng.uniform(-1, 1, count)))

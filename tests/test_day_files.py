@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from alert_pipeline.sources import write_frames_file
+from alert_pipeline.consumer.sources import write_frames_file
 from devtools.factory import AlertFactory
 from tests.conftest import REPO
 from tests.test_hostile_input import offline_env, read_rows, run_script

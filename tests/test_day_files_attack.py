@@ -21,8 +21,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from alert_pipeline.records import COLUMNS
-from alert_pipeline.sources import write_frames_file
+from alert_pipeline.consumer.records import COLUMNS
+from alert_pipeline.consumer.sources import write_frames_file
 from devtools.factory import AlertFactory
 from tests.conftest import REPO
 from tests.peak import RUN_AND_MEASURE

@@ -16,15 +16,15 @@ from pathlib import Path
 import fastavro
 import pytest
 
-from alert_pipeline.config import ConsumerConfig
-from alert_pipeline.csvfiles import format_cell
-from alert_pipeline.cutouts import fits_problem
-from alert_pipeline.decode import AlertDecoder, bundled_versions, schema_id_for_version
+from alert_pipeline.consumer.config import ConsumerConfig
+from alert_pipeline.consumer.csvfiles import format_cell
+from alert_pipeline.consumer.cutouts import fits_problem
+from alert_pipeline.consumer.decode import AlertDecoder, bundled_versions, schema_id_for_version
+from alert_pipeline.consumer.records import COLUMNS, DIA_SOURCE_FIELDS, extendedness_stats
+from alert_pipeline.consumer.runner import run
+from alert_pipeline.consumer.sources import MemorySource, Message
 from alert_pipeline.durable import safe_name
 from alert_pipeline.errors import DecodeError
-from alert_pipeline.records import COLUMNS, DIA_SOURCE_FIELDS, extendedness_stats
-from alert_pipeline.runner import run
-from alert_pipeline.sources import MemorySource, Message
 from devtools.factory import TESTED_VERSIONS, AlertFactory, encode_antares_locus, malformed_messages
 from lsst_alert_consumer import LSSTAlertConsumer
 
@@ -209,7 +209,6 @@ def test_upgrade_day_keeps_the_old_file_and_starts_a_new_one(tmp_path):
     (row,) = read_csv(day_csv(tmp_path, suffix="_2"))
     assert list(row) == list(COLUMNS) and row["lightcurve_path"].startswith("cutouts/")
     from alert_pipeline.report.night import read_night
-
     assert len(read_night(tmp_path / "out", "20260210").alerts) == 2
 
 
@@ -443,9 +442,8 @@ def test_offline_command_line_on_a_frames_file(tmp_path):
     import subprocess
     import sys
 
-    from alert_pipeline.avro import resolve_decoder
-    from alert_pipeline.sources import write_frames_file
-
+    from alert_pipeline.consumer.avro import resolve_decoder
+    from alert_pipeline.consumer.sources import write_frames_file
     factory = AlertFactory("11.1", seed=17)
     frames = tmp_path / "night.frames"
     write_frames_file(str(frames), [factory.frame(factory.alert(cutout_size=30)) for _ in range(5)])

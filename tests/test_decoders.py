@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from alert_pipeline.avro import WriterSchema, read_record, resolve_decoder
-from alert_pipeline.decode import AlertDecoder, bundled_versions
+from alert_pipeline.consumer.avro import WriterSchema, read_record, resolve_decoder
+from alert_pipeline.consumer.decode import AlertDecoder, bundled_versions
+from alert_pipeline.consumer.records import base_row
 from alert_pipeline.errors import DecodeError
-from alert_pipeline.records import base_row
 from devtools import hostile
 from devtools.factory import AlertFactory, malformed_messages
 

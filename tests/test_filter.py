@@ -15,8 +15,8 @@ import pytest
 from antares_devkit.models import BaseFilter, DevkitAlert, DevKitLocus
 
 import antares_extendedness_filter as flt
-from alert_pipeline.records import LOCUS_EXTENDEDNESS_PROPERTIES
-from alert_pipeline.sources import write_frames_file
+from alert_pipeline.consumer.records import LOCUS_EXTENDEDNESS_PROPERTIES
+from alert_pipeline.consumer.sources import write_frames_file
 from devtools.factory import AlertFactory
 from devtools.filter_dry_run import loci_from_packets, locus_from_dict
 from tests.conftest import SUBPROCESS_PYTHONPATH

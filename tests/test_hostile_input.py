@@ -22,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from alert_pipeline.consumer.sources import write_frames_file
 from alert_pipeline.exitcodes import EXIT_NOTHING_WRITTEN
-from alert_pipeline.sources import write_frames_file
 from devtools import hostile
 from devtools.factory import AlertFactory
 from tests.conftest import REPO, SUBPROCESS_PYTHONPATH, consumer_env, new_topic, produce

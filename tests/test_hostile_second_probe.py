@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from alert_pipeline.layout import HISTORY_FILE
-from alert_pipeline.sources import write_frames_file
+from alert_pipeline.consumer.layout import HISTORY_FILE
+from alert_pipeline.consumer.sources import write_frames_file
 from devtools import hostile
 from devtools.factory import AlertFactory
 from tests.conftest import REPO, SUBPROCESS_PYTHONPATH, consumer_env, new_topic, produce, run_consumer

@@ -8,11 +8,11 @@ import io
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from alert_pipeline.config import ConsumerConfig
+from alert_pipeline.consumer.config import ConsumerConfig
+from alert_pipeline.consumer.kafka_source import BrokerError, KafkaSource
+from alert_pipeline.consumer.runner import _progress
+from alert_pipeline.consumer.summary import RunSummary
 from alert_pipeline.exitcodes import EXIT_SERVICE
-from alert_pipeline.kafka_source import BrokerError, KafkaSource
-from alert_pipeline.runner import _progress
-from alert_pipeline.summary import RunSummary
 
 
 def make_run(**settings) -> KafkaSource:

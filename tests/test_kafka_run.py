@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from alert_pipeline.records import FILE_COLUMNS
+from alert_pipeline.consumer.records import FILE_COLUMNS
 from devtools.factory import AlertFactory, malformed_messages
 
 from .conftest import consumer_env, new_topic, produce, run_consumer, start_consumer

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from alert_pipeline import kinds
-from alert_pipeline.messengers.crossmatch import LONGEST_WINDOW_DAYS, Match, Transients, per_event, rule
-from alert_pipeline.messengers.events import Item, Skipped, cosmic, parse_time, safe_id, sky_position, timed
-from alert_pipeline.messengers.kind import TEXT, MatchRule, MessengerKind, Reader, TextHead
-from alert_pipeline.storehouse import KindSpec
+from alert_pipeline.storehouse import kinds
+from alert_pipeline.storehouse.messengers.events import Item, Skipped, cosmic, parse_time, safe_id, sky_position, timed
+from alert_pipeline.storehouse.messengers.kind import TEXT, MatchRule, MessengerKind, Reader, TextHead
+from alert_pipeline.storehouse.messengers.rules import LONGEST_WINDOW_DAYS, Match, Transients, per_event, rule
+from alert_pipeline.storehouse.slots import KindSpec
 
 from .conftest import REPO
 
@@ -57,9 +57,8 @@ def test_a_generic_messenger_module_names_no_kind(module):
 
 def test_each_kind_declares_its_rules_and_topics_and_the_settings_are_made_of_them():
     """The [crossmatch] settings and GCN topics are the kinds' declarations, in order."""
-    from alert_pipeline.builder import settings
-    from alert_pipeline.messengers import gcn
-
+    from alert_pipeline.storehouse.builder import settings
+    from alert_pipeline.storehouse.messengers import gcn
     declared = [name for kind in kinds.messenger_kinds() for name, _, _ in kind.match.settings]
     assert declared == ["gw_window_days", "gw_credible_level", "nu_window_days", "nu_scale", "uhecr_window_days",
                         "uhecr_radius_deg"]
@@ -131,9 +130,9 @@ def transient(slot_id: str, ra: float, dec: float, first: float) -> dict[str, An
 
 
 def test_a_toy_kind_is_its_module_plus_one_line(with_frb, tmp_path: Path):
-    from alert_pipeline.messengers import crossmatch, matching
-    from alert_pipeline.messengers.load import load_files
-
+    from alert_pipeline.storehouse.enrich import crossmatch as matching
+    from alert_pipeline.storehouse.messengers import rules as crossmatch
+    from alert_pipeline.storehouse.messengers.load import load_files
     bursts = tmp_path / "bursts.csv"
     bursts.write_text(BURSTS)
     storehouse = tmp_path / "store"
@@ -169,8 +168,7 @@ def test_a_toy_kind_is_its_module_plus_one_line(with_frb, tmp_path: Path):
 
 def test_without_its_line_the_toy_kinds_file_is_an_unknown_format(tmp_path: Path):
     """The same file, the kind not registered: nothing recognises it."""
-    from alert_pipeline.messengers.load import load_files
-
+    from alert_pipeline.storehouse.messengers.load import load_files
     bursts = tmp_path / "bursts.csv"
     bursts.write_text(BURSTS)
     report, _ = load_files(str(tmp_path / "store"), [str(bursts)])

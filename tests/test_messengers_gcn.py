@@ -119,8 +119,7 @@ def test_a_notice_a_reader_fails_on_is_quarantined_once_and_the_notices_after_it
 
 
 def _settings(bootstrap: str, tmp_path: Path, topic: str):
-    from alert_pipeline.messengers.gcn import settings_from_environment
-
+    from alert_pipeline.storehouse.messengers.gcn import settings_from_environment
     group = f"gcn-{uuid.uuid4().hex[:8]}"
     return group, settings_from_environment(gcn_env(bootstrap, group, tmp_path), (topic,))
 
@@ -129,9 +128,8 @@ def test_whatever_a_reader_or_applying_raises_the_notice_is_quarantined_and_the_
                                                                                           monkeypatch):
     """Any exception, not only the readers' own Skipped: one from reading the notice
     (RuntimeError) and one from applying its item (KeyError)."""
-    from alert_pipeline.messengers import gcn
-    from alert_pipeline.messengers.load import MessengerStore
-
+    from alert_pipeline.storehouse.messengers import gcn
+    from alert_pipeline.storehouse.messengers.load import MessengerStore
     broken_reader, unlucky_event = b'{"reader": "raises"}', "IC230417Z"
     real_read, real_apply = gcn.read_document, MessengerStore.apply
 
@@ -170,9 +168,8 @@ def test_a_storehouse_that_cannot_be_written_stops_the_run_and_commits_nothing(k
 
     import pytest
 
-    from alert_pipeline.messengers import gcn
-    from alert_pipeline.messengers.load import MessengerStore
-
+    from alert_pipeline.storehouse.messengers import gcn
+    from alert_pipeline.storehouse.messengers.load import MessengerStore
     def apply(self, item):
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -189,7 +186,6 @@ def test_a_storehouse_that_cannot_be_written_stops_the_run_and_commits_nothing(k
 
 def test_a_gcn_topic_that_does_not_exist_is_named_and_exit_9(kafka, tmp_path):
     from alert_pipeline.exitcodes import EXIT_INPUT_UNUSED
-
     bootstrap = kafka.bootstrap_servers
     topic, missing = new_topic(bootstrap), f"gcn.notices.nowhere-{uuid.uuid4().hex[:6]}"
     produce(bootstrap, topic, [GOLD_BRONZE.read_bytes()])

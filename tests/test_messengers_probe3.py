@@ -108,8 +108,7 @@ def test_telescope_array_rows_with_colons_and_with_galactic_columns(tmp_path):
 
 # ------------------------------------------------------------------ 3. files of which nothing was used
 def test_load_files_lists_the_files_of_which_nothing_was_used(tmp_path):
-    from alert_pipeline.messengers.load import load_files
-
+    from alert_pipeline.storehouse.messengers.load import load_files
     notes = tmp_path / "notes.txt"
     notes.write_text("my observing notes\n")
     rows = ICECAT.read_text().splitlines()
@@ -223,9 +222,8 @@ def test_a_fifo_and_a_link_to_dev_zero_are_refused_before_reading(tmp_path):
 def test_a_reader_failing_unforeseen_costs_its_file_only(tmp_path, monkeypatch, caplog):
     """A good file, then a file whose reader raises: the good file's events are on disk
     and the index and roster rebuilt; the failure is one reader_error, named."""
-    from alert_pipeline.messengers import formats
-    from alert_pipeline.messengers.load import load_files
-
+    from alert_pipeline.storehouse.messengers import formats
+    from alert_pipeline.storehouse.messengers.load import load_files
     def broken(text: str, where: str):
         yield from ()
         raise RuntimeError("a reader bug")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from alert_pipeline import exitcodes
-from alert_pipeline.sources import write_frames_file
+from alert_pipeline.consumer.sources import write_frames_file
 from devtools.factory import AlertFactory
 
 from .conftest import REPO, consumer_env, new_topic, produce
@@ -99,7 +99,6 @@ def test_the_demo_summary_counts_cutouts_and_light_curves_apart(tmp_path):
 def test_the_exit_code_table_names_no_switch_and_the_help_names_every_one():
     """Code 64 said "REPORT, CROSSMATCH" by hand in 765581e: a new switch would be missing."""
     from alert_pipeline import steps
-
     table = exitcodes.markdown_table() + exitcodes.shell()
     for switch in steps.switches():
         assert not re.search(rf"\b{switch}\b", table), switch
@@ -201,7 +200,6 @@ def test_a_drop_directory_holding_no_file_fails_the_step_with_exit_9(kafka, tmp_
     """Only a dot file, a dangling link, a link to a FIFO and a sub-directory: nothing to load,
     said loudly, never a silent skip; the FIFO is never opened (no hang)."""
     from alert_pipeline.exitcodes import EXIT_INPUT_UNUSED
-
     dropped = tmp_path / "dropped"
     dropped.mkdir()
     (dropped / ".partial.csv").write_text("a copy in progress")

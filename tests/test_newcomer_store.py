@@ -161,7 +161,7 @@ def test_the_readme_load_messengers_example_runs_and_gives_what_it_says(tmp_path
 def test_the_sample_fink_data_has_a_counterpart_of_s230518h_that_crossmatch_finds(pg_url, table, tmp_path):
     """The local services' sample roster (devtools/services.py), built and cross-matched
     with the real S230518h alert: one GW coincidence, in the map's 90 % region by ligo.skymap."""
-    from alert_pipeline import fink
+    from alert_pipeline.storehouse import fink
     from devtools import fink_samples
 
     composition = fink_samples.Composition(single={"sn": 6, "kilonova": 2, "unknown": 10}, cross=[],
@@ -189,8 +189,7 @@ def test_the_sample_fink_data_has_a_counterpart_of_s230518h_that_crossmatch_find
 
 # ------------------------------------------------------------------ 6. a bounded log
 def test_many_skipped_rows_log_twenty_lines_per_reason_then_one_line_for_the_rest(tmp_path, caplog):
-    from alert_pipeline.messengers.load import load_files
-
+    from alert_pipeline.storehouse.messengers.load import load_files
     rows = ["experiment,time,ra_deg,dec_deg,energy_eev", "Auger,2004-01-19T12:18:01Z,295.6,-31.0,60"]
     rows += [f"Auger,2004-01-19T12:{minute:02d}:00Z,400,-31.0,60" for minute in range(45)]  # RA 400: off the sky
     rows += [f"Auger,2004-01-20T12:{minute:02d}:00Z,10,-31.0,-5" for minute in range(3)]  # negative energy

@@ -67,8 +67,7 @@ def test_registry_settings_from_environment_reach_the_client_masked(tmp_path):
     assert '"schema.registry.basic.auth.user.info" = "***"' in shown.stdout
     assert f'"schema.registry.ssl.ca.location" = "{ca_file}"' in shown.stdout
 
-    from alert_pipeline.config import build_parser, load_config
-
+    from alert_pipeline.consumer.config import build_parser, load_config
     environ = {key: value for key, value in env.items() if key.startswith("LSST_CONSUMER_")}
     config = load_config({}, build_parser("t", "", "").parse_args([]), environ)
     assert config.registry_config() == {"url": "https://sr:8081", "basic.auth.user.info": f"alerts:{SECRET}",
@@ -284,9 +283,8 @@ def test_history_and_metrics_after_a_normal_a_failed_and_a_stopped_run(kafka, tm
 def test_a_torn_history_line_is_skipped(tmp_path):
     import datetime as dt
 
-    from alert_pipeline.history import append_run, last_runs, run_record
-    from alert_pipeline.summary import RunSummary
-
+    from alert_pipeline.consumer.history import append_run, last_runs, run_record
+    from alert_pipeline.consumer.summary import RunSummary
     now = dt.datetime.now(dt.UTC)
     base = run_record(started=now, ended=now, summary=RunSummary(), exit_code=0, configuration={}, decoder="cavro")
     append_run(str(tmp_path), {**base, "n": 1})

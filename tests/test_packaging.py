@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from alert_pipeline.consumer.sources import write_frames_file
 from alert_pipeline.exitcodes import BUILDER, CONSUMER, REPORT, help_text
-from alert_pipeline.sources import write_frames_file
 from devtools.factory import AlertFactory
 from tests.conftest import REPO
 

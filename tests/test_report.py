@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from alert_pipeline.consumer.sources import write_frames_file
 from alert_pipeline.report.thumbnails import stretch
-from alert_pipeline.sources import write_frames_file
 from devtools.factory import AlertFactory, encode_antares_locus, malformed_messages
 
 REPO = Path(__file__).resolve().parent.parent
@@ -183,8 +183,7 @@ def test_big_nights_are_paginated(night):
 def test_empty_night_bad_date_and_default_output_dir(tmp_path):
     output = tmp_path / "lsst"
     (output / "data").mkdir(parents=True)
-    from alert_pipeline.records import COLUMNS
-
+    from alert_pipeline.consumer.records import COLUMNS
     (output / "data" / "lsst_alerts_20261120.csv").write_text(",".join(COLUMNS) + "\n")
     done = report(env={"LSST_CONSUMER_OUTPUT_DIR": str(output)})
     assert done.returncode == 0, done.stderr
@@ -337,7 +336,6 @@ def test_observing_nights_object_links_light_curves_and_loci_after_alerts(tmp_pa
 
 def test_sparkline_draws_each_band_in_its_colour_brighter_up_newest_point_ringed():
     from alert_pipeline.report.sparkline import BAND_COLOURS, HEIGHT, MARGIN, WIDTH, sparkline
-
     mjd = np.array([1.0, 2.0, 3.0, 1.5, 2.5, 2.2])
     # g brightening from 10^4 nJy (21.4 mag) to 10^6 nJy (16.4); r at 10^5 (18.9), then a
     # missing flux, and a negative difference flux (no magnitude: a dash at the bottom)

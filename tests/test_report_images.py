@@ -144,7 +144,6 @@ def test_thumbnails_are_astropys_zscale_in_any_grouping(tmp_path, monkeypatch):
     every PNG shows the image stretched from astropy's own ZScaleInterval limits, and
     fitting one image at a time (a tiny PENDING_PIXELS) gives byte-identical files."""
     from alert_pipeline.report import thumbnails
-
     output = tmp_path / "out"
     (output / "cutouts").mkdir(parents=True)
     jobs = []

@@ -22,8 +22,8 @@ from astropy.io import fits
 from astropy.visualization import AsinhStretch, ManualInterval, ZScaleInterval
 from PIL import Image
 
+from alert_pipeline.consumer.sources import write_frames_file
 from alert_pipeline.quarantine import QuarantineItem, write_quarantine
-from alert_pipeline.sources import write_frames_file
 from devtools.factory import AlertFactory
 
 REPO = Path(__file__).resolve().parent.parent
@@ -109,7 +109,6 @@ def _deep_field_packet() -> dict:
 
 def test_a_deep_field_sparkline_prints_its_magnitude_range_and_spreads_its_points(tmp_path):
     from alert_pipeline.report.sparkline import BAND_COLOURS, MARGIN, WIDTH
-
     factory, packet = _deep_field_packet()
     frames = tmp_path / "deep.frames"
     write_frames_file(str(frames), [factory.frame(packet)])
@@ -145,8 +144,7 @@ def test_a_deep_field_sparkline_prints_its_magnitude_range_and_spreads_its_point
 
 def _rubin_science_cutout() -> np.ndarray:
     """The real alert's science cutout, read from the file with fastavro and astropy."""
-    from alert_pipeline.decode import bundled_schema
-
+    from alert_pipeline.consumer.decode import bundled_schema
     data = RUBIN_ALERT.read_bytes()
     (schema_id,) = struct.unpack(">I", data[1:5])
     record = fastavro.schemaless_reader(io.BytesIO(data[5:]), fastavro.parse_schema(bundled_schema(schema_id)))
@@ -185,7 +183,6 @@ def test_the_stretch_is_astropys_asinh_over_zscale_low_to_the_999th_percentile()
     """On the real cutout, our 8-bit thumbnail equals astropy's own ManualInterval +
     AsinhStretch with the interval and softening the module documents."""
     from alert_pipeline.report.thumbnails import stretch
-
     science = _rubin_science_cutout()
     low, high = ZScaleInterval().get_limits(science)
     top = max(high, np.percentile(science, 99.9))

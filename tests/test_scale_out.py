@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alert_pipeline.sources import write_frames_file
+from alert_pipeline.consumer.sources import write_frames_file
 from tests.conftest import REPO, SUBPROCESS_PYTHONPATH, consumer_env, new_topic, produce, run_consumer
 from tests.test_kafka_run import alerts, all_rows, assert_exactly_once, committed
 

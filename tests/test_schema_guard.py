@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from alert_pipeline.decode import bundled_versions, bundled_writer, schema_id_for_version
+from alert_pipeline.consumer.decode import bundled_versions, bundled_writer, schema_id_for_version
+from alert_pipeline.consumer.schema_guard import MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH, check_schema, check_schema_text
 from alert_pipeline.errors import UnsafeSchemaError
-from alert_pipeline.schema_guard import MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH, check_schema, check_schema_text
-from alert_pipeline.storehouse import EscapedSlotNames
+from alert_pipeline.storehouse.slots import EscapedSlotNames
 
 RECORD = {"type": "record", "name": "R", "fields": [{"name": "x", "type": "int"}]}
 

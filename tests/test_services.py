@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from alert_pipeline.decode import bundled_schema, schema_id_for_version
+from alert_pipeline.consumer.decode import bundled_schema, schema_id_for_version
 from devtools.factory import TESTED_VERSIONS, AlertFactory
 
 from .conftest import HEARTBEAT_MS, SESSION_TIMEOUT_MS, new_topic, produce
@@ -104,7 +104,7 @@ def test_local_services_script_lets_a_user_try_their_own_alerts(tmp_path):
     import subprocess
     import sys
 
-    from alert_pipeline.sources import write_frames_file
+    from alert_pipeline.consumer.sources import write_frames_file
     from devtools import fink_samples
     from tests.conftest import REPO
 

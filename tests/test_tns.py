@@ -464,8 +464,7 @@ def test_a_later_build_keeps_the_record_and_the_refinement(pg_url, table, tmp_pa
 
 def test_a_tns_file_is_hashed_once_and_again_when_rewritten_in_place_with_its_old_mtime(public_store, tmp_path,
                                                                                          monkeypatch):
-    from alert_pipeline import tns as tns_module
-
+    from alert_pipeline.storehouse.enrich import tns as tns_module
     hashed = []
     real_hash = tns_module.content_hash
     monkeypatch.setattr(tns_module, "content_hash", lambda path: hashed.append(path) or real_hash(path))

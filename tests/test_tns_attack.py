@@ -149,8 +149,7 @@ def test_a_corrupt_zip_in_a_directory_blocks_nothing_else(public_store, tmp_path
 def test_running_out_of_memory_on_a_file_is_that_files_problem(public_store, tmp_path, monkeypatch, error):
     import pyarrow as pa
 
-    from alert_pipeline import tns as tns_module
-
+    from alert_pipeline.storehouse.enrich import tns as tns_module
     folder = tmp_path / "tns"
     big = write_public(folder / "tns_public_objects_20260210.csv", ROW_2022AND, date='"2026-02-11 00:00:00"')
     write_public(folder / "tns_public_objects.csv", ROW_2026CQA, ROW_2022AND, ROW_2018LZF)
@@ -176,8 +175,7 @@ def test_a_zip_of_wide_rows_within_the_limits_runs_in_bounded_memory(public_stor
     """~140,000 rows of 250 internal names each, just under the uncompressed limit (the
     old reader, whose limit was 1 GiB, needed several GB: merge and sort copies, the alias
     split of 35 M names). Under RLIMIT_AS it is applied, its cells cut and counted."""
-    from alert_pipeline.tns import MAX_CSV_BYTES
-
+    from alert_pipeline.storehouse.enrich.tns import MAX_CSV_BYTES
     bomb = tmp_path / "tns_public_objects.csv.zip"
     names = ", ".join(f"ZTF24{i:07d}" for i in range(250))
     header = (b'"2026-02-10 00:00:00"\n"objid","name_prefix","name","ra","declination","redshift","type",'

@@ -173,7 +173,7 @@ def test_lock_file_location_is_overridable(tmp_path):
 
 
 def test_builder_step_runs_when_database_url_is_set(kafka, pg_url, tmp_path):
-    from alert_pipeline import fink
+    from alert_pipeline.storehouse import fink
     from devtools import fink_samples
 
     table = "wrapper_events"
@@ -318,7 +318,6 @@ def test_demo_runs_the_whole_pipeline(tmp_path):
     assert report_page.read_text().count('class="alert"') >= 180
     assert "Demo finished with exit status 0" in done.stdout
     from alert_pipeline.steps import STEPS
-
     assert f"running ./run_lsst_consumer.sh ({' → '.join(step.name for step in STEPS)})" in done.stdout
     fits_files = [path.name for path in (output / "lsst_alerts" / "cutouts").glob("*.fits")]
     light_curves = sum("_lightcurve_" in name for name in fits_files)
@@ -340,7 +339,6 @@ def test_one_exit_code_table_for_every_tool_the_wrapper_and_the_readme():
     """The wrapper's constants and help, the tables of README.md and docs/exit-codes.md and each tool's --help come from
     alert_pipeline/exitcodes.py; the generated files must be what it generates now."""
     from alert_pipeline import exitcodes
-
     assert (REPO / "alert_pipeline" / "exitcodes.sh").read_text() == exitcodes.shell(), \
         "regenerate: python -m alert_pipeline.exitcodes --shell > alert_pipeline/exitcodes.sh"
     for page in (REPO / "README.md", REPO / "docs" / "exit-codes.md"):

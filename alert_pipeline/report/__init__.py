@@ -8,6 +8,6 @@
 * ``build``: one day's report from those parts.
 """
 
-from .build import ReportResult, build_report, days_to_report
+from alert_pipeline.report.build import ReportResult, build_report, days_to_report
 
 __all__ = ["ReportResult", "build_report", "days_to_report"]

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-from ..durable import write_atomically
-from ..layout import OutputLayout, report_stem
-from ..records import FILE_COLUMNS, LIGHTCURVE
-from .night import (
+from alert_pipeline.consumer.layout import OutputLayout, report_stem
+from alert_pipeline.consumer.records import FILE_COLUMNS, LIGHTCURVE
+from alert_pipeline.durable import write_atomically
+from alert_pipeline.report.night import (
     CUTOUT_KINDS,
     Night,
     csv_days,
@@ -27,9 +27,9 @@ from .night import (
     read_night,
     read_observing_night,
 )
-from .pages import AlertCells, page_name, render_page
-from .plots import night_plots
-from .thumbnails import CUTOUT_CELL, Job, Result, render_thumbnails, sparkline_scale
+from alert_pipeline.report.pages import AlertCells, page_name, render_page
+from alert_pipeline.report.plots import night_plots
+from alert_pipeline.report.thumbnails import CUTOUT_CELL, Job, Result, render_thumbnails, sparkline_scale
 
 PAGE_SIZE = 200
 PARALLEL_FROM = 300  # thumbnails; fewer are rendered in this process

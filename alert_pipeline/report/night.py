@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..csvfiles import DayRows, UnreadableRow
-from ..durable import open_regular
-from ..layout import DAY_CSV, OutputLayout
-from ..records import CUTOUT_FIELDS
+from alert_pipeline.consumer.csvfiles import DayRows, UnreadableRow
+from alert_pipeline.consumer.layout import DAY_CSV, OutputLayout
+from alert_pipeline.consumer.records import CUTOUT_FIELDS
+from alert_pipeline.durable import open_regular
 
 log = logging.getLogger("lsst_alert_report")
 

@@ -13,11 +13,11 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..layout import DAY_CSV
-from .night import CUTOUT_KINDS, Night, iso_day, utc_text
-from .plots import BAND_ORDER
-from .sparkline import GAP_DAYS, Scale
-from .thumbnails import NORTH_UP
+from alert_pipeline.consumer.layout import DAY_CSV
+from alert_pipeline.report.night import CUTOUT_KINDS, Night, iso_day, utc_text
+from alert_pipeline.report.plots import BAND_ORDER
+from alert_pipeline.report.sparkline import GAP_DAYS, Scale
+from alert_pipeline.report.thumbnails import NORTH_UP
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1em; color: #222; }

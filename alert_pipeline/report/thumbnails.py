@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..lightcurve import read_lightcurve
-from ..records import LIGHTCURVE
-from .images import png_bytes, png_text, read_cutout
-from .orientation import north_up, orientation
-from .sparkline import Scale, sparkline
-from .zscale import zscale_limits
+from alert_pipeline.consumer.lightcurve import read_lightcurve
+from alert_pipeline.consumer.records import LIGHTCURVE
+from alert_pipeline.report.images import png_bytes, png_text, read_cutout
+from alert_pipeline.report.orientation import north_up, orientation
+from alert_pipeline.report.sparkline import Scale, sparkline
+from alert_pipeline.report.zscale import zscale_limits
 
 MISSING, UNREADABLE = "missing", "unreadable"
 #: What the consumer writes in a cutout cell; anything else (an edited CSV, an added column

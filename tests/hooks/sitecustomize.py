@@ -21,7 +21,7 @@ if os.environ.get("LSST_CONSUMER_TEST_CRASH") or os.environ.get("LSST_CONSUMER_T
 
         durable.set_checkpoint_hook(crash_hook_from_environment())
     if os.environ.get("LSST_CONSUMER_TEST_START_TIME"):
-        from alert_pipeline import session
+        from alert_pipeline.consumer import session
         from devtools.clock import clock_from_environment
 
         session.set_default_clock(clock_from_environment())

@@ -1,0 +1,35 @@
+"""``rebuild-index``: each kind's index.json again from the slot files on disk."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from alert_pipeline.exitcodes import EXIT_OK
+from alert_pipeline.storehouse import kinds
+from alert_pipeline.storehouse.builder import settings
+from alert_pipeline.storehouse.builder._common import add_settings, required
+from alert_pipeline.storehouse.fink import KINDS, rebuild_index
+from alert_pipeline.storehouse.slots import one_writer
+
+HELP = "rebuild index.json from the slots on disk"
+DESCRIPTION = "Rebuild <storehouse>/<kind>/index.json from the slot files."
+SECTIONS = ("builder",)
+log = logging.getLogger("transient_kind_builder")
+
+
+def _add_parser_args(parser: argparse.ArgumentParser) -> None:
+    add_settings(parser, settings.STOREHOUSE)
+    parser.add_argument("--kind", choices=kinds.names(), help="rebuild only this kind's index (default: all)")
+
+
+def _main(args: argparse.Namespace) -> int:
+    storehouse = required(args, settings.STOREHOUSE, "no storehouse")
+    with one_writer(storehouse, "rebuild-index"):
+        for kind in [args.kind] if args.kind else kinds.names():
+            if not args.kind and kind not in KINDS and not os.path.isdir(os.path.join(storehouse, kind)):
+                continue  # a kind never loaded into this storehouse
+            index = rebuild_index(storehouse, kind)
+            log.info("%s index rebuilt: %d slots in %s", kind, index["count"], storehouse)
+    return EXIT_OK

@@ -1,0 +1,271 @@
+"""``crossmatch``: every coincidence recorded in both slots, and only changes written.
+
+Each transient slot gets ``multimessenger`` (a list, empty when none, sorted by
+``n_chance``); each slot of every messenger kind (``kinds.messenger_kinds()``) gets
+``transients`` (the ZTF object ids that matched it; empty for an event skipped this run:
+retracted, its sky map gone or corrupt, a field missing, off the sky). So both sides
+agree after every run. Each kind declares its rule (``MessengerKind.match``: the fields
+it requires, its matching function and its settings); this module names no kind.
+
+The whole match is recomputed (it is cheap); what is on disk is not trusted but checked
+cheaply. ``<storehouse>/state/crossmatch.json`` keeps, per slot, a digest of the value the
+slot was last seen carrying together with the slot file's stat (inode, size, mtime,
+ctime). A slot whose digest of (wanted value, current stat) is the recorded one still
+carries it and is not opened; any other (a new slot, a new value, a slot rewritten by
+the build, restored from a backup or recreated without the field) is read, and written
+if its field differs. A rerun with nothing new opens no slot: one stat per slot.
+
+A messenger slot missing a field, a sky map that is gone or corrupt, a transient without
+a position: counted, named in the log and (the first ``NAMED_SKIPS`` events) in the
+summary's ``skipped_events``, skipped; the rest is matched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+from collections import Counter, defaultdict
+from typing import Any
+
+import orjson
+
+from alert_pipeline.durable import write_atomically
+from alert_pipeline.storehouse import kinds
+from alert_pipeline.storehouse.messengers.events import Skipped, mjd, parse_time
+from alert_pipeline.storehouse.messengers.kind import MatchRule
+from alert_pipeline.storehouse.messengers.rules import RulesType, Transients, on_sky, rules_dict
+from alert_pipeline.storehouse.slots import KindStore, read_bounded, read_json_file
+
+log = logging.getLogger("transient_kind_builder")
+STATE_FILE = os.path.join("state", "crossmatch.json")
+#: The state's layout: per kind, per slot, the digest of (value carried, file stat).
+STATE_VERSION = 2
+#: How many skipped events the summary names (all are counted).
+NAMED_SKIPS = 100
+TRANSIENT = "transient"
+#: The field the transient slots carry their coincidences in, and the one every messenger kind's slots do.
+TRANSIENT_FIELD, MESSENGER_FIELD = "multimessenger", "transients"
+#: How many of the least likely chance coincidences the roster lists.
+ROSTER_BEST = 10
+
+
+def run(storehouse: str, rules: RulesType) -> dict[str, Any]:
+    """Match, write what changed, update the transient roster; the run's summary. The
+    transient index is read before anything is opened for writing: a storehouse that was
+    never built (a mistyped ``--storehouse``) is refused with nothing created in it."""
+    entries, bad_entries = _index_entries(os.path.join(os.path.abspath(storehouse), TRANSIENT, "index.json"))
+    transient_store = kinds.spec(TRANSIENT).store(storehouse)
+    transients, without_position = Transients.from_index(entries)
+    skipped: Counter = Counter({"transient_without_position": without_position} if without_position else {})
+    if bad_entries:
+        skipped["bad_index_entry"] = bad_entries
+    named: dict[str, str] = {}
+    present: dict[str, set[str]] = {}
+    per_transient: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    per_event: dict[tuple[str, str], list[str]] = {}
+    for kind, events in _messengers(storehouse, skipped, named, present).items():
+        per_event.update({(kind, event_id): [] for event_id in present[kind]})  # skipped: no link left behind
+        for event_id, coincidences in _match_kind(kind, events, transients, rules, storehouse, skipped,
+                                                  named).items():
+            per_event[(kind, event_id)] = sorted({transients.ids[m.transient] for m, _ in coincidences})
+            for match, n_chance in coincidences:
+                event = events[event_id]
+                per_transient[transients.ids[match.transient]].append(
+                    {"kind": kind, "event": event_id, "dt_days": float(transients.first[match.transient] - event["mjd"]),
+                     "n_chance": n_chance, **match.fields})
+    for found in per_transient.values():
+        found.sort(key=lambda item: (item["n_chance"], item["kind"], item["event"]))
+    written = _write(storehouse, transient_store, entries, per_transient, per_event, rules)
+    summary = _summary(per_transient, rules, skipped, written, named)
+    roster = read_json_file(os.path.join(transient_store.directory, "roster.json")) or {}
+    transient_store.write_report_file("roster", {**roster, "multimessenger": summary})
+    return summary
+
+
+def _index_entries(index_path: str) -> tuple[list[dict[str, Any]], int]:
+    """The transient index's entries that name a slot, and how many did not."""
+    try:
+        entries = orjson.loads(read_bounded(index_path))["slots"]
+        if not isinstance(entries, list):
+            raise TypeError("its slots are not a list")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise Skipped("no_transients", f"no readable transient index ({index_path}: {exc}); run the build first") \
+            from None
+    usable = [entry for entry in entries if isinstance(entry, dict) and isinstance(entry.get("slot_id"), str)]
+    return usable, len(entries) - len(usable)
+
+
+def _messengers(storehouse: str, skipped: Counter, named: dict[str, str] | None = None,
+                present: dict[str, set[str]] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every messenger kind's slots with a usable time (``mjd``) and the fields its rule
+    requires, by kind and id; ``present`` gets the ids of every readable slot, skipped or not."""
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for kind in kinds.messenger_kinds():
+        found[kind.name] = {}
+        readable = present.setdefault(kind.name, set()) if present is not None else set()
+        if not os.path.isdir(os.path.join(storehouse, kind.name)):
+            continue
+        store = kind.spec.store(storehouse)
+        for slot_id in sorted(store.slot_ids_on_disk()):
+            slot = store.read_slot(slot_id)
+            try:
+                if slot is None:
+                    raise Skipped("unreadable_slot", "not a readable slot")
+                readable.add(slot_id)
+                found[kind.name][slot_id] = _usable(slot, kind.match)
+            except Skipped as problem:
+                _skip(skipped, named, kind.name, slot_id, problem)
+    return found
+
+
+def _usable(slot: dict[str, Any], rule: MatchRule) -> dict[str, Any]:
+    """``slot`` with its ``mjd``, when its kind's rule can match it (``Skipped`` otherwise)."""
+    if (problem := rule.unmatchable(slot)) is not None:
+        raise problem
+    slot["mjd"] = _event_mjd(slot)
+    _require(slot, rule.required, rule.text)
+    if rule.positioned and not on_sky(float(slot["ra_deg"]), float(slot["dec_deg"])):
+        raise Skipped("off_sky", f"its position (ra_deg {slot['ra_deg']}, dec_deg {slot['dec_deg']}) "
+                                 "is not on the sky")
+    return slot
+
+
+def _skip(skipped: Counter, named: dict[str, str] | None, kind: str, event_id: str, problem: Skipped) -> None:
+    """Count a skipped event, log it (a retraction quietly: it is expected) and name it."""
+    skipped[problem.reason] += 1
+    level = logging.INFO if problem.reason == "retracted" else logging.WARNING
+    log.log(level, "crossmatch: %s %s skipped: %s (%s)", kind, event_id, problem, problem.reason)
+    if named is not None and len(named) < NAMED_SKIPS:
+        named[f"{kind}/{event_id}"] = f"{problem.reason}: {problem}"
+
+
+def _match_kind(kind: str, events: dict[str, dict[str, Any]], transients: Transients, rules: RulesType,
+                storehouse: str, skipped: Counter, named: dict[str, str] | None = None) -> dict[str, list]:
+    """Per event id: [(match, n_chance)], by the kind's rule; an event that cannot be
+    matched is left out (counted and named)."""
+    matched = kinds.messenger_kind(kind).match.match(events, transients, rules, os.path.join(storehouse, kind))
+    result: dict[str, list] = {}
+    for event_id, found in matched.items():
+        if isinstance(found, Skipped):
+            _skip(skipped, named, kind, event_id, found)
+        else:
+            result[event_id] = found
+    return result
+
+
+def _write(storehouse: str, transient_store: KindStore, entries: list[dict[str, Any]],
+           per_transient: dict[str, list], per_event: dict[tuple[str, str], list[str]], rules: RulesType) -> Counter:
+    """Make every slot carry its coincidences (opening only those the state cannot vouch
+    for), sync what was written, then record this run."""
+    state_path = os.path.join(storehouse, STATE_FILE)
+    state = read_json_file(state_path)
+    recorded = state.get("digests") if isinstance(state, dict) and state.get("version") == STATE_VERSION else None
+    recorded = recorded if isinstance(recorded, dict) else {}
+    wanted: dict[str, dict[str, Any]] = {TRANSIENT: {entry["slot_id"]: per_transient.get(entry["slot_id"], [])
+                                                     for entry in entries}}
+    for (kind, event_id), ids in per_event.items():
+        wanted.setdefault(kind, {})[event_id] = ids
+    written: Counter = Counter()
+    digests: dict[str, dict[str, str]] = {}
+    for kind, values in wanted.items():
+        store = transient_store if kind == TRANSIENT else kinds.spec(kind).store(storehouse)
+        before = recorded.get(kind)
+        name = TRANSIENT_FIELD if kind == TRANSIENT else MESSENGER_FIELD
+        digests[kind], written[kind] = _agree(store, name, values, before if isinstance(before, dict) else {})
+        if written[kind]:
+            store.sync()
+    now = {"version": STATE_VERSION, "rules": rules_dict(rules), "digests": digests}
+    if now != state:
+        os.makedirs(os.path.dirname(state_path), exist_ok=True)
+        write_atomically(state_path, orjson.dumps(now, option=orjson.OPT_SORT_KEYS))
+    return +written
+
+
+def _agree(store: KindStore, name: str, values: dict[str, Any], recorded: dict[str, str]) -> tuple[dict[str, str], int]:
+    """Make each slot of ``values`` carry its value in field ``name``: a slot whose
+    recorded digest matches (value, current stat) is not opened. The digests to record
+    (none for a slot gone or unreadable: it is looked at again next run) and how many
+    slots were written."""
+    digests: dict[str, str] = {}
+    written = 0
+    for slot_id, value in values.items():
+        try:
+            path = store.slot_path(slot_id)
+        except ValueError:
+            continue  # not a slot file name: no slot to agree with
+        encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS) if value else _EMPTY  # most are empty
+        stamp = _file_stamp(path)
+        if stamp is not None and recorded.get(slot_id) == _digest(encoded, stamp):
+            digests[slot_id] = recorded[slot_id]
+            continue
+        outcome = _set_field(store, slot_id, name, value)
+        stamp = _file_stamp(path)
+        if outcome is None or stamp is None:
+            continue
+        written += outcome
+        digests[slot_id] = _digest(encoded, stamp)
+    return digests, written
+
+
+_EMPTY = orjson.dumps([])
+
+
+def _file_stamp(path: str) -> bytes | None:
+    """What changes whenever the file is replaced or rewritten: inode, size, mtime and
+    ctime (a restore may set the mtime back, never the ctime). None when it is missing."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return b"%d:%d:%d:%d" % (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def _digest(encoded_value: bytes, stamp: bytes) -> str:
+    return hashlib.blake2b(encoded_value + b"|" + stamp, digest_size=8).hexdigest()
+
+
+def _set_field(store: KindStore, slot_id: str, name: str, value: Any) -> int | None:
+    """1 when the slot was rewritten with ``name`` = ``value``, 0 when it already held it,
+    None when there is no readable slot."""
+    slot = store.read_slot(slot_id)
+    if slot is None:
+        return None
+    if slot.get(name) == value:
+        return 0
+    slot[name] = value
+    return int(store.write_slot(slot_id, slot))
+
+
+def _summary(per_transient: dict[str, list], rules: RulesType, skipped: Counter, written: Counter,
+             named: dict[str, str] | None = None) -> dict[str, Any]:
+    by_kind: Counter = Counter(item["kind"] for found in per_transient.values() for item in found)
+    best = sorted(({"transient": slot_id, **{k: item[k] for k in ("kind", "event", "n_chance", "dt_days")}}
+                   for slot_id, found in per_transient.items() for item in found),
+                  key=lambda item: (item["n_chance"], item["transient"]))[:ROSTER_BEST]
+    return {"coincidences_by_kind": {kind.name: by_kind.get(kind.name, 0) for kind in kinds.messenger_kinds()},
+            "transients_with_coincidences": sum(1 for found in per_transient.values() if found),
+            "least_likely_by_chance": best, "skipped": dict(sorted(skipped.items())),
+            "skipped_events": dict(sorted((named or {}).items())),
+            "slots_written": dict(sorted(written.items())), "rules": rules_dict(rules)}
+
+
+def _event_mjd(slot: dict[str, Any]) -> float:
+    value = slot.get("mjd")
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    try:
+        return mjd(parse_time(slot.get("time")))
+    except Skipped as problem:
+        raise Skipped("missing_field", f"no usable time: {problem}") from None
+
+
+def _require(slot: dict[str, Any], names: tuple[str, ...], text: tuple[str, ...] = ()) -> None:
+    """Each of ``names`` present and finite, a number unless it is one of ``text``."""
+    for name in names:
+        value = slot.get(name)
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            raise Skipped("missing_field", f"no {name}")
+        if name not in text and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise Skipped("missing_field", f"{name} is not a number")
