@@ -35,7 +35,7 @@ sys.path.insert(0, REPO)
 import numpy as np  # noqa: E402
 from _measure import run_measured, ztf_name  # noqa: E402
 
-from alert_pipeline.storehouse.messengers import crossmatch as cm  # noqa: E402
+from alert_pipeline.storehouse.messengers import rules as cm  # noqa: E402
 from alert_pipeline.storehouse.messengers.skymaps import read_skymap  # noqa: E402
 
 ALERT = os.path.join(REPO, "tests", "data", "messengers", "S230518h-initial.igwn.json")

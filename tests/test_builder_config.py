@@ -189,8 +189,9 @@ def test_config_example_is_generated_from_the_declarations():
 # found: a fixed one must leave this list). (file, setting).
 RESTATED_ELSEWHERE: set[tuple[str, str]] = set()
 #: Where the defaults are declared (and the generated example, checked above).
-DECLARING = {"alert_pipeline/consumer/config.py", "alert_pipeline/storehouse/builder/settings.py", "alert_pipeline/consumer/clients.py",
-             "alert_pipeline/storehouse/messengers/rules.py", "alert_pipeline/storehouse/enrich/tns.py", "alert_pipeline/storehouse/fink/db.py",
+DECLARING = {"alert_pipeline/consumer/config.py", "alert_pipeline/storehouse/builder/settings.py",
+             "alert_pipeline/kafka_settings.py", "alert_pipeline/storehouse/messengers/rules.py",
+             "alert_pipeline/storehouse/enrich/tns.py", "alert_pipeline/storehouse/fink/db.py",
              "alert_pipeline/consumer/ledger.py", "alert_pipeline/consumer/limits.py", "config.example.toml"}
 #: Defaults declared where they are used, in a module that restates others.
 DECLARED_IN = {"alert_pipeline/storehouse/messengers/gcn.py": {"idle_timeout"}}
@@ -200,8 +201,8 @@ NUMBER = re.compile(r"(?<![\w.-])\d+(?:\.\d+)?(?![\w]|\.\d)")
 
 
 def _declared_defaults():
-    from alert_pipeline.consumer.clients import KAFKA_DEFAULTS
     from alert_pipeline.consumer.config import SETTINGS
+    from alert_pipeline.kafka_settings import KAFKA_DEFAULTS
     from alert_pipeline.storehouse.builder.settings import SECTIONS
     for setting in (*SETTINGS, *(s for settings in SECTIONS.values() for s in settings)):
         if isinstance(setting.default, int | float) and not isinstance(setting.default, bool):
