@@ -123,7 +123,8 @@ STEPS: tuple[Step, ...] = (
     Step("crossmatch", "match the transients with the gw, neutrino and uhecr events",
          _words(PYTHON, "transient_kind_builder.py", "crossmatch", STOREHOUSE),
          runs_when="the storehouse has transient slots (an index)", switch="CROSSMATCH",
-         condition=f'[[ -f {_STOREHOUSE_SHELL}/transient/index.json ]]',
+         condition=f'[[ -f "$("$PYTHON" transient_kind_builder.py paths --storehouse {_STOREHOUSE_SHELL} '
+                   'transient-index)" ]]',
          skipped_because="no transient slots in $storehouse"),
     Step("retention", "delete the CSV, Parquet, FITS, quarantine and report files older than RETENTION_DAYS",
          _words(Word("retention", "python lsst_alert_consumer.py --retention [--retention-days RETENTION_DAYS]"))),

@@ -64,7 +64,7 @@ run_steps() {
   # 6. crossmatch
   if [[ "${CROSSMATCH:-1}" == 0 ]]; then
     log "step crossmatch: skipped (CROSSMATCH=0)"
-  elif [[ -f "$storehouse"/transient/index.json ]]; then
+  elif [[ -f "$("$PYTHON" transient_kind_builder.py paths --storehouse "$storehouse" transient-index)" ]]; then
     run_step crossmatch "$PYTHON" transient_kind_builder.py crossmatch --storehouse "$storehouse"
   else
     log "step crossmatch: skipped (no transient slots in $storehouse)"

@@ -116,11 +116,12 @@ def match_seconds(path: str) -> tuple[float, int]:
 
     import orjson
 
+    from alert_pipeline.storehouse import kinds
     from alert_pipeline.storehouse.enrich import crossmatch as matching
     started = time.perf_counter()
     index = orjson.loads(open(os.path.join(path, "transient", "index.json"), "rb").read())["slots"]
     transients, _ = cm.Transients.from_index(index)
-    rules, skipped, pairs = cm.Rules(), Counter(), 0
+    rules, skipped, pairs = kinds.match_rules()(), Counter(), 0
     for kind, events in matching._messengers(path, skipped).items():
         for found in matching._match_kind(kind, events, transients, rules, path, skipped).values():
             pairs += len(found)

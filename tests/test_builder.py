@@ -17,7 +17,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from alert_pipeline.storehouse import fink
+from alert_pipeline.storehouse.fink.build import build as fink_build
 from devtools import fink_samples
 
 REPO = Path(__file__).resolve().parent.parent
@@ -193,7 +193,7 @@ def test_seed_roster(pg_url, table, tmp_path):
     tallies summing to 2,366, 16 cross-labelled."""
     alerts = fink_samples.dataset(seed=7)
     insert_rows(pg_url, table, [event_row(a) for a in alerts])
-    report = fink.build(pg_url, str(tmp_path / "store"), table=table)
+    report = fink_build(pg_url, str(tmp_path / "store"), table=table)
     roster = report.roster.as_dict()
     assert roster["objects"] == 2350
     assert roster["by_subtype"] == {"sn": 708, "kilonova": 21, "unknown": 1621}
@@ -210,12 +210,12 @@ def test_rebuild_is_idempotent_and_index_comes_back_from_disk(pg_url, table, tmp
     alerts = edge_case_alerts()
     insert_rows(pg_url, table, [event_row(a) for a in alerts])
     store = tmp_path / "store"
-    fink.build(pg_url, str(store), table=table)
+    fink_build(pg_url, str(store), table=table)
     kind = store / "transient"
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in kind.glob("ZTF*.json")}
     index_before = json.loads((kind / "index.json").read_text())
 
-    second = fink.build(pg_url, str(store), table=table)
+    second = fink_build(pg_url, str(store), table=table)
     transient = second.kinds["transient"]
     assert (transient.written, transient.removed) == (0, 0) and transient.unchanged == len(before)
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in kind.glob("ZTF*.json")} == before
@@ -231,10 +231,10 @@ def test_vanished_objects_lose_their_slots(pg_url, table, tmp_path):
     alerts = edge_case_alerts()
     insert_rows(pg_url, table, [event_row(a) for a in alerts])
     store = tmp_path / "store"
-    fink.build(pg_url, str(store), table=table)
+    fink_build(pg_url, str(store), table=table)
     with psycopg.connect(pg_url, autocommit=True) as connection:
         connection.execute(f"DELETE FROM {table} WHERE extra_json::jsonb->>'object_id' = 'ZTF21aaaaaab'")
-    report = fink.build(pg_url, str(store), table=table)
+    report = fink_build(pg_url, str(store), table=table)
     assert report.removed == 1
     assert "ZTF21aaaaaab" not in read_slots(store)
     index = json.loads((store / "transient" / "index.json").read_text())
@@ -245,7 +245,7 @@ def test_interrupted_build_leaves_previous_slots_and_index_valid(pg_url, table, 
     alerts = edge_case_alerts()
     insert_rows(pg_url, table, [event_row(a) for a in alerts])
     store = tmp_path / "store"
-    fink.build(pg_url, str(store), table=table)
+    fink_build(pg_url, str(store), table=table)
     index_before = (store / "transient" / "index.json").read_bytes()
     with psycopg.connect(pg_url, autocommit=True) as connection:  # every object changes
         connection.execute(f"UPDATE {table} SET magnitude = magnitude + 0.5")
@@ -261,7 +261,7 @@ def test_interrupted_build_leaves_previous_slots_and_index_valid(pg_url, table, 
 
     monkeypatch.setattr(storehouse.KindStore, "write_slot", failing)
     with pytest.raises(OSError):
-        fink.build(pg_url, str(store), table=table, full=True)  # edited rows: seen by a full build
+        fink_build(pg_url, str(store), table=table, full=True)  # edited rows: seen by a full build
     assert (store / "transient" / "index.json").read_bytes() == index_before
     slots = read_slots(store)  # every file still parses
     assert len(slots) == len(expected_slots(alerts))

@@ -151,7 +151,8 @@ def test_each_builder_setting_has_one_flag_one_key_and_its_help_from_the_declara
 
 def test_the_crossmatch_rules_keep_their_flags_keys_and_ranges():
     from alert_pipeline.storehouse.builder.settings import CROSSMATCH
-    from alert_pipeline.storehouse.messengers.rules import Rules
+    from alert_pipeline.storehouse.kinds import match_rules
+    Rules = match_rules()  # noqa: N806 - the class
     assert [(s.name, s.flag) for s in CROSSMATCH] == [
         ("gw_window_days", "--gw-window-days"), ("gw_credible_level", "--gw-credible-level"),
         ("nu_window_days", "--nu-window-days"), ("nu_scale", "--nu-scale"),

@@ -13,7 +13,7 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
-from alert_pipeline.storehouse import fink
+from alert_pipeline.storehouse.fink.build import build as fink_build
 from devtools import fink_samples
 
 from .test_builder import edge_case_alerts, event_row, expected_curve, insert_rows, run_builder
@@ -157,7 +157,7 @@ def test_minor_body_slots_match_an_independent_computation(pg_url, table, tmp_pa
 def test_both_kinds_rerun_unchanged_and_kind_flag_restricts(pg_url, table, tmp_path):
     insert_rows(pg_url, table, [event_row(a) for a in minor_body_cases() + edge_case_alerts()])
     store = tmp_path / "store"
-    first = fink.build(pg_url, str(store), table=table)
+    first = fink_build(pg_url, str(store), table=table)
     assert first.kinds["minor_body"].written > 5 and first.kinds["transient"].written > 5
 
     def files() -> dict[str, tuple[bytes, int]]:
@@ -165,7 +165,7 @@ def test_both_kinds_rerun_unchanged_and_kind_flag_restricts(pg_url, table, tmp_p
                 if p.name not in ("index.json", "roster.json") and p.parent.name != "state"}
 
     before = files()
-    second = fink.build(pg_url, str(store), table=table)
+    second = fink_build(pg_url, str(store), table=table)
     assert (second.written, second.removed) == (0, 0) and second.unchanged == len(before)
     assert files() == before
 

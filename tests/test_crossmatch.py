@@ -220,14 +220,14 @@ def test_retracted_events_are_ignored_and_rules_are_settings(matched, tmp_path):
 def built_storehouse(pg_url: str, table: str, tmp_path: Path, single: dict[str, int], seed: int) -> tuple[Path, dict]:
     """Sample Fink alerts loaded and built by the real builder; the storehouse and the
     first transient slot."""
-    from alert_pipeline.storehouse import fink
+    from alert_pipeline.storehouse.fink.load import load_fink
     from devtools import fink_samples
 
     alerts = fink_samples.dataset(fink_samples.Composition(single=single, cross=[], solar_system_objects=0,
                                                            mixed_with_solar_system=0), seed=seed)
     source = tmp_path / "fink.json"
     source.write_text(json.dumps(alerts))
-    fink.load_fink(pg_url, [str(source)], table=table)
+    load_fink(pg_url, [str(source)], table=table)
     store = tmp_path / "store"
     assert builder("--dsn", pg_url, "--storehouse", str(store), "--table", table).returncode == 0
     return store, read(store, "transient", sorted(p.stem for p in (store / "transient").glob("ZTF*.json"))[0])

@@ -298,6 +298,7 @@ def test_rules_at_their_limits_are_accepted(neutrino_store, tmp_path):
 
 def test_cosmic_ray_pairs_found_in_batches_are_astropys(monkeypatch):
     """However small the batches of rays, the pairs are astropy's search_around_sky's."""
+    from alert_pipeline.storehouse import kinds
     from alert_pipeline.storehouse.messengers import rules as module
     rng = np.random.default_rng(3)
     count = 400
@@ -306,7 +307,7 @@ def test_cosmic_ray_pairs_found_in_batches_are_astropys(monkeypatch):
     transients, _ = module.Transients.from_index(entries)
     rays = [{"ra_deg": float(r), "dec_deg": float(d), "mjd": 59005.0} for r, d in rng.uniform((0, -60), (360, 60),
                                                                                                (50, 2))]
-    rules = module.Rules(uhecr_radius_deg=20.0)
+    rules = kinds.match_rules()(uhecr_radius_deg=20.0)
     monkeypatch.setattr(module, "PAIR_BUDGET", 7)  # a few rays per batch
     found = module.uhecr_pairs(rays, transients, rules)
     got = {(ray, transients.ids[m.transient]) for ray, matches in found.items() for m in matches}

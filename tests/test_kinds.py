@@ -131,7 +131,6 @@ def transient(slot_id: str, ra: float, dec: float, first: float) -> dict[str, An
 
 def test_a_toy_kind_is_its_module_plus_one_line(with_frb, tmp_path: Path):
     from alert_pipeline.storehouse.enrich import crossmatch as matching
-    from alert_pipeline.storehouse.messengers import rules as crossmatch
     from alert_pipeline.storehouse.messengers.load import load_files
     bursts = tmp_path / "bursts.csv"
     bursts.write_text(BURSTS)
@@ -152,8 +151,8 @@ def test_a_toy_kind_is_its_module_plus_one_line(with_frb, tmp_path: Path):
         store.write_slot(slot["slot_id"], slot)
     store.rebuild_index(kinds.spec("transient").index_fields)
 
-    rules = crossmatch.Rules()
-    assert rules.frb_window_days == 7.0 and crossmatch.Rules.limits()["frb_window_days"] == LONGEST_WINDOW_DAYS
+    rules = kinds.match_rules()()
+    assert rules.frb_window_days == 7.0 and kinds.match_rules().limits()["frb_window_days"] == LONGEST_WINDOW_DAYS
     summary = matching.run(str(storehouse), rules)
     assert summary["coincidences_by_kind"] == {"gw": 0, "neutrino": 0, "uhecr": 0, "frb": 1}
     inside = json.loads((storehouse / "transient" / "ZTF24inside.json").read_text())["multimessenger"]

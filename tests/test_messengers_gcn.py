@@ -62,7 +62,7 @@ def test_gcn_notices_become_slots_bad_ones_are_quarantined_and_offsets_follow_th
     (sidecar,) = (store / "quarantine" / "gcn").glob("*.json")  # the torn notice, once, with its reason
     record = json.loads(sidecar.read_text())
     assert (record["topic"], record["offset"], record["reason"]) == ("igwn.gwalert", 1, "not_json")
-    assert (store / "quarantine" / "gcn" / "igwn.gwalert-0-1.bin").read_bytes().startswith(b'{"superevent_id"')
+    assert (store / "quarantine" / "gcn" / "igwn.gwalert_0_1.bin").read_bytes().startswith(b'{"superevent_id"')
     assert [committed(bootstrap, group, topic)[0] for topic in TOPICS] == [3, 1, 1]
     assert SECRET not in done.stderr + done.stdout
     before = {p: p.stat().st_mtime_ns for p in store.rglob("*.json") if p.name not in ("index.json", "roster.json")}
@@ -106,9 +106,9 @@ def test_a_notice_a_reader_fails_on_is_quarantined_once_and_the_notices_after_it
     assert json.loads((store / "neutrino" / "IC138590-39138551.json").read_text())["ra_deg"] == 17.48  # before it
     assert json.loads((store / "neutrino" / "IC230416A.json").read_text())["ra_deg"] == 345.82  # after it
     assert list(_quarantined(store)) == [1]
-    assert (store / "quarantine" / "gcn" / f"{topic}-0-1.bin").read_bytes() == _crashing_notice()
+    assert (store / "quarantine" / "gcn" / f"{topic}_0_1.bin").read_bytes() == _crashing_notice()
     assert committed(bootstrap, group, topic) == [3]
-    sidecar = store / "quarantine" / "gcn" / f"{topic}-0-1.json"
+    sidecar = store / "quarantine" / "gcn" / f"{topic}_0_1.json"
     stamp = sidecar.stat().st_mtime_ns
     again = subprocess.run([sys.executable, str(REPO / "transient_kind_builder.py"), "load-messengers", "--gcn",
                             "--gcn-topics", topic, "--storehouse", str(store), "--idle-timeout", "20"], env=env,

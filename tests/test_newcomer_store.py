@@ -161,14 +161,14 @@ def test_the_readme_load_messengers_example_runs_and_gives_what_it_says(tmp_path
 def test_the_sample_fink_data_has_a_counterpart_of_s230518h_that_crossmatch_finds(pg_url, table, tmp_path):
     """The local services' sample roster (devtools/services.py), built and cross-matched
     with the real S230518h alert: one GW coincidence, in the map's 90 % region by ligo.skymap."""
-    from alert_pipeline.storehouse import fink
+    from alert_pipeline.storehouse.fink.load import load_fink
     from devtools import fink_samples
 
     composition = fink_samples.Composition(single={"sn": 6, "kilonova": 2, "unknown": 10}, cross=[],
                                            solar_system_objects=4, mixed_with_solar_system=1)
     source = tmp_path / "fink_latests.json"
     source.write_text(json.dumps(fink_samples.dataset(composition, seed=1)))
-    fink.load_fink(pg_url, [str(source)], table=table)
+    load_fink(pg_url, [str(source)], table=table)
     store = tmp_path / "store"
     assert builder("--dsn", pg_url, "--storehouse", str(store), "--table", table).returncode == 0
     assert json.loads((store / "transient" / "roster.json").read_text())["objects"] == 18  # counts as before

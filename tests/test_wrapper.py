@@ -173,7 +173,7 @@ def test_lock_file_location_is_overridable(tmp_path):
 
 
 def test_builder_step_runs_when_database_url_is_set(kafka, pg_url, tmp_path):
-    from alert_pipeline.storehouse import fink
+    from alert_pipeline.storehouse.fink.load import load_fink
     from devtools import fink_samples
 
     table = "wrapper_events"
@@ -181,7 +181,7 @@ def test_builder_step_runs_when_database_url_is_set(kafka, pg_url, tmp_path):
                                                            solar_system_objects=1, mixed_with_solar_system=0), seed=5)
     fink_file = tmp_path / "fink.json"
     fink_file.write_text(__import__("json").dumps(alerts))
-    fink.load_fink(pg_url, [str(fink_file)], table=table)
+    load_fink(pg_url, [str(fink_file)], table=table)
     env = wrapper_env(consumer_env(kafka.bootstrap_servers, new_topic(kafka.bootstrap_servers), tmp_path / "out"),
                       DATABASE_URL=pg_url, EVENT_STOREHOUSE=str(tmp_path / "store"), TRANSIENT_TABLE=table)
     done = run_wrapper(env)
@@ -263,7 +263,7 @@ def test_a_bad_messenger_file_never_keeps_gcn_out_and_is_named_with_exit_9(kafka
         assert (store / "neutrino" / f"{event}.json").exists(), event
     assert json.loads((store / "neutrino" / "IC191001A.json").read_text())["ra_deg"] == 313.99  # IceCat, line 242
     assert json.loads((store / "uhecr" / "roster.json").read_text())["objects"] == 40  # the Auger list
-    assert [path.name for path in (store / "quarantine" / "gcn").glob("*.json")] == [f"{notices}-0-1.json"]
+    assert [path.name for path in (store / "quarantine" / "gcn").glob("*.json")] == [f"{notices}_0_1.json"]
 
 
 def test_tns_file_may_be_a_directory_and_is_passed_through(tmp_path):

@@ -18,6 +18,7 @@ import importlib
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from alert_pipeline.storehouse.fink import minor_body, transient
 from alert_pipeline.storehouse.slots import KindSpec
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ def registry() -> dict[str, KindSpec]:
 
 @functools.cache
 def _registry(modules: tuple[str, ...]) -> dict[str, KindSpec]:
-    from alert_pipeline.storehouse.fink import minor_body, transient
     specs = (transient.SPEC, minor_body.SPEC, *(module.KIND_SPEC.spec for module in _messenger_modules(modules)))
     return {spec.name: spec for spec in specs}
 
@@ -70,6 +70,13 @@ def messenger_kind(name: str) -> MessengerKind:
 @functools.cache
 def _messenger_kinds(modules: tuple[str, ...]) -> dict[str, MessengerKind]:
     return {module.KIND_SPEC.name: module.KIND_SPEC for module in _messenger_modules(modules)}
+
+
+def match_rules() -> type:
+    """``Rules``: the cross-match rules of every messenger kind, one frozen dataclass made
+    from the settings each kind's ``MatchRule`` declares (``messengers.rules.rules_class``)."""
+    from alert_pipeline.storehouse.messengers.rules import rules_class
+    return rules_class(messenger_kinds())
 
 
 def names() -> tuple[str, ...]:

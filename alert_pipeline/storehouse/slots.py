@@ -30,39 +30,24 @@ from typing import Any
 
 import orjson
 
-from alert_pipeline.durable import create_new, open_regular, sync_filesystem, write_atomically
+from alert_pipeline.durable import create_new, sync_filesystem, write_atomically
+from alert_pipeline.storehouse.layout import (
+    KIND_FILE_STEMS,
+    StorehouseLayout,
+    kept_fields,
+    parse_json,
+    read_bounded,
+    update_roster,
+)
 
 log = logging.getLogger("storehouse")
 
-INDEX_NAME = "index.json"
 #: Paths inside a slot that change on every build and so do not count as a change.
 VOLATILE: tuple[tuple[str, ...], ...] = (("provenance", "built_at"),)
 #: Fields that later steps add to slots another step writes (the cross-match's
 #: coincidences, the Transient Name Server's record): a rewrite of the slot keeps them.
-ENRICHMENTS = ("multimessenger", "transients", "tns", "spectroscopic_class")
-#: Largest slot, index or state file read (a transient with thousands of alerts is ~1 MB).
-MAX_JSON_BYTES = 256 << 20
+ENRICHMENTS = kept_fields()
 _SLOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-def read_json_file(path: str) -> Any:
-    """A JSON file's content, or None when it is missing or not JSON (orjson, falling
-    back to json for what orjson refuses)."""
-    try:
-        return _parse(read_bounded(path))
-    except (OSError, ValueError, RecursionError):
-        return None
-
-
-def read_bounded(path: str, limit: int = MAX_JSON_BYTES) -> bytes:
-    """The bytes of a file of the storehouse, which must be a regular file itself (a link,
-    a FIFO or a device planted in its place is refused, never followed or waited on) of at
-    most ``limit`` bytes (``ValueError`` beyond)."""
-    with open_regular(path) as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError(f"{path} is larger than a storehouse JSON file may be ({limit} bytes)")
-    return data
 
 
 @contextmanager
@@ -108,13 +93,6 @@ def slot_bytes(slot: Mapping[str, Any]) -> bytes:
         return (json.dumps(slot, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n").encode()
 
 
-def _parse(data: bytes) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data)  # e.g. an integer beyond 64 bits, which orjson refuses
-
-
 def _with_enrichments(slot: Mapping[str, Any], old: bytes) -> Mapping[str, Any]:
     """``slot`` plus the ``ENRICHMENTS`` of the stored slot ``old`` that it lacks (the old
     slot is parsed only when its bytes name one)."""
@@ -122,7 +100,7 @@ def _with_enrichments(slot: Mapping[str, Any], old: bytes) -> Mapping[str, Any]:
     if not missing:
         return slot
     try:
-        stored = _parse(old)
+        stored = parse_json(old)
     except (ValueError, RecursionError):
         return slot
     if not isinstance(stored, dict):
@@ -274,7 +252,8 @@ class KindStore:
         self.names = names or SlotNames()
         self.refine = refine
         self.last_slot: Mapping[str, Any] = {}
-        self.directory = os.path.join(os.path.abspath(storehouse), kind)
+        self.layout = StorehouseLayout.at(storehouse)
+        self.directory = self.layout.kind(kind)
         os.makedirs(self.directory, exist_ok=True)
 
     def slot_path(self, slot_id: str) -> str:
@@ -284,7 +263,7 @@ class KindStore:
     def read_slot(self, slot_id: str) -> dict[str, Any] | None:
         """The stored slot, or None when there is none (or it is unreadable: replaced)."""
         try:
-            slot = _parse(read_bounded(self.slot_path(slot_id)))
+            slot = parse_json(read_bounded(self.slot_path(slot_id)))
         except FileNotFoundError:
             return None
         except (OSError, ValueError, RecursionError) as exc:
@@ -342,7 +321,7 @@ class KindStore:
             return False
         else:
             try:
-                if _without_volatile(_parse(old)) == _without_volatile(dict(slot)):
+                if _without_volatile(parse_json(old)) == _without_volatile(dict(slot)):
                     return False
             except (ValueError, RecursionError):
                 pass  # an unreadable old slot is simply replaced
@@ -389,7 +368,7 @@ class KindStore:
         entries = []
         for slot_id in slot_ids:
             try:
-                slot = _parse(read_bounded(self.slot_path(slot_id)))
+                slot = parse_json(read_bounded(self.slot_path(slot_id)))
             except (OSError, ValueError, RecursionError) as exc:
                 log.warning("slot %s is unreadable and left out of the index: %s", slot_id, exc)
                 continue
@@ -400,26 +379,16 @@ class KindStore:
         """Write ``index.json`` from index entries of the slots on disk."""
         ordered = sorted(entries, key=lambda entry: entry["slot_id"])
         index = {"kind": self.kind, "count": len(ordered), "built_at": utc_now(), "slots": ordered}
-        write_atomically(os.path.join(self.directory, INDEX_NAME), orjson.dumps(index, option=orjson.OPT_APPEND_NEWLINE))
+        write_atomically(self.layout.index(self.kind), orjson.dumps(index, option=orjson.OPT_APPEND_NEWLINE))
         return index
 
-    def write_report_file(self, name: str, content: Mapping[str, Any]) -> str:
-        """A kind-level JSON file beside the slots (e.g. roster.json); never a slot."""
-        if name not in RESERVED:
-            raise ValueError(f"{name!r} is not a reserved report name")
-        path = os.path.join(self.directory, f"{name}.json")
-        previous = read_json_file(path)
-        if isinstance(previous, dict):  # what later steps added (the cross-match's summary) stays
-            content = {**{key: previous[key] for key in ENRICHMENTS if key in previous}, **content}
-        write_atomically(path, json.dumps(content, indent=1, sort_keys=True).encode() + b"\n")
-        return path
-
-
-#: Kind-level files that are not slots.
-RESERVED = {"roster"}
+    def write_roster(self, content: Mapping[str, Any]) -> str:
+        """The kind's roster (``roster.json``): ``content`` in place of the stored one, the
+        sections later steps own (``ENRICHMENTS``: the cross-match's summary, TNS's counts) kept."""
+        return update_roster(self.layout, self.kind, content, replace=True, keep=ENRICHMENTS)
 
 
 def is_reserved(stem: str) -> bool:
     """Whether a file stem is a kind-level file's (``index``, ``roster``), in any case:
     ``INDEX.json`` would be ``index.json`` on a case-insensitive file system."""
-    return stem.lower() == INDEX_NAME[:-5] or stem.lower() in RESERVED
+    return stem.lower() in KIND_FILE_STEMS

@@ -9,7 +9,7 @@ import logging
 from alert_pipeline.exitcodes import EXIT_OK
 from alert_pipeline.storehouse.builder import settings
 from alert_pipeline.storehouse.builder._common import add_settings, required
-from alert_pipeline.storehouse.fink import KINDS, build
+from alert_pipeline.storehouse.fink.build import KINDS, build
 
 HELP = "build the transient and minor_body slots (default)"
 DESCRIPTION = "Build the transient and minor_body slots from the events table."

@@ -10,8 +10,8 @@ from alert_pipeline.exitcodes import EXIT_CONFIG, EXIT_OK, Failure
 from alert_pipeline.storehouse.builder import settings
 from alert_pipeline.storehouse.builder._common import add_settings, required
 from alert_pipeline.storehouse.enrich import crossmatch as matching
+from alert_pipeline.storehouse.kinds import match_rules
 from alert_pipeline.storehouse.messengers.events import Skipped
-from alert_pipeline.storehouse.messengers.rules import Rules
 from alert_pipeline.storehouse.slots import one_writer
 
 HELP = "match the transients with the gw, neutrino and uhecr events"
@@ -29,7 +29,7 @@ def _add_parser_args(parser: argparse.ArgumentParser) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     storehouse = required(args, settings.STOREHOUSE, "no storehouse")
-    rules = Rules.from_values({setting.name: getattr(args, setting.name) for setting in settings.CROSSMATCH})
+    rules = match_rules().from_values({setting.name: getattr(args, setting.name) for setting in settings.CROSSMATCH})
     with one_writer(storehouse, "crossmatch"):
         summary = matching.run(storehouse, rules)
     log.info("crossmatch: %s", json.dumps({key: summary[key] for key in ("coincidences_by_kind", "skipped",

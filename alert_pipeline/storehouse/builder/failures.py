@@ -16,7 +16,8 @@ from alert_pipeline.exitcodes import (
     Failure,
     first_line,
 )
-from alert_pipeline.storehouse.fink import BuildError, ShrinkRefused, TableNameError
+from alert_pipeline.storehouse.fink.build import ShrinkRefused
+from alert_pipeline.storehouse.fink.db import BuildError, TableNameError
 from alert_pipeline.storehouse.messengers.gcn import GcnError
 
 FAILURES: tuple[Failure, ...] = (

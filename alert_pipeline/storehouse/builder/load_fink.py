@@ -8,7 +8,7 @@ import logging
 from alert_pipeline.exitcodes import EXIT_OK
 from alert_pipeline.storehouse.builder import settings
 from alert_pipeline.storehouse.builder._common import add_settings, required
-from alert_pipeline.storehouse.fink import load_fink
+from alert_pipeline.storehouse.fink.load import load_fink
 
 HELP = "load Fink API output into the events table"
 DESCRIPTION = "Insert Fink alerts (JSON list or CSV from the Fink API) into the events table, skipping candids " \

@@ -10,7 +10,8 @@ from alert_pipeline.exitcodes import EXIT_OK
 from alert_pipeline.storehouse import kinds
 from alert_pipeline.storehouse.builder import settings
 from alert_pipeline.storehouse.builder._common import add_settings, required
-from alert_pipeline.storehouse.fink import KINDS, rebuild_index
+from alert_pipeline.storehouse.fink.build import KINDS, rebuild_index
+from alert_pipeline.storehouse.layout import StorehouseLayout
 from alert_pipeline.storehouse.slots import one_writer
 
 HELP = "rebuild index.json from the slots on disk"
@@ -28,7 +29,7 @@ def _main(args: argparse.Namespace) -> int:
     storehouse = required(args, settings.STOREHOUSE, "no storehouse")
     with one_writer(storehouse, "rebuild-index"):
         for kind in [args.kind] if args.kind else kinds.names():
-            if not args.kind and kind not in KINDS and not os.path.isdir(os.path.join(storehouse, kind)):
+            if not args.kind and kind not in KINDS and not os.path.isdir(StorehouseLayout.at(storehouse).kind(kind)):
                 continue  # a kind never loaded into this storehouse
             index = rebuild_index(storehouse, kind)
             log.info("%s index rebuilt: %d slots in %s", kind, index["count"], storehouse)

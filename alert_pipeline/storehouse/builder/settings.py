@@ -3,7 +3,7 @@
 Each setting's default, check, help, flag, variable and key of the config file come from
 its one declaration here, or, for the cross-match rules and the GCN topics, in each
 messenger kind's module (``MessengerKind.match.settings``, ``MessengerKind.gcn_topics``;
-``crossmatch.Rules`` and ``gcn.DEFAULT_TOPICS`` are made from them). The config file is the consumer's: its
+``kinds.match_rules()`` and ``gcn.DEFAULT_TOPICS`` are made from them). The config file is the consumer's: its
 ``[builder]``, ``[gcn]``, ``[tns]`` and ``[crossmatch]`` tables are the builder's. Later
 wins: the declared default, the file (``--config``), the environment, the command line.
 """
@@ -25,8 +25,8 @@ from alert_pipeline.settings import (
 )
 from alert_pipeline.storehouse.enrich.tns import DEFAULT_RADIUS_ARCSEC
 from alert_pipeline.storehouse.fink.db import DEFAULT_SOURCE, DEFAULT_TABLE, TableNameError, table_identifier
+from alert_pipeline.storehouse.kinds import match_rules
 from alert_pipeline.storehouse.messengers import gcn
-from alert_pipeline.storehouse.messengers.rules import Rules
 
 #: The largest position-match radius a TNS run accepts (seconds of arc): a degree.
 MOST_RADIUS_ARCSEC = 3600.0
@@ -80,7 +80,7 @@ TNS_RADIUS = _builder("radius_arcsec", float, DEFAULT_RADIUS_ARCSEC, "the larges
 TNS = (TNS_RADIUS,)
 
 #: [crossmatch]: the match rules, declared with their ranges by each messenger kind (``Rules``).
-CROSSMATCH = settings_of(Rules, env_prefix=None)
+CROSSMATCH = settings_of(match_rules(), env_prefix=None)
 
 #: Every section of the builder, in the config file's order.
 SECTIONS: dict[str, tuple[Setting, ...]] = {"builder": BUILDER, "gcn": GCN, "tns": TNS, "crossmatch": CROSSMATCH}

@@ -31,22 +31,31 @@ from typing import Any
 
 import orjson
 
-from alert_pipeline.durable import write_atomically
 from alert_pipeline.storehouse import kinds
+from alert_pipeline.storehouse.layout import (
+    ENRICHED_FIELDS,
+    IndexUnreadable,
+    StateFile,
+    StorehouseLayout,
+    read_index,
+    update_roster,
+)
 from alert_pipeline.storehouse.messengers.events import Skipped, mjd, parse_time
 from alert_pipeline.storehouse.messengers.kind import MatchRule
 from alert_pipeline.storehouse.messengers.rules import RulesType, Transients, on_sky, rules_dict
-from alert_pipeline.storehouse.slots import KindStore, read_bounded, read_json_file
+from alert_pipeline.storehouse.slots import KindStore
 
 log = logging.getLogger("transient_kind_builder")
-STATE_FILE = os.path.join("state", "crossmatch.json")
+#: The cross-match's memory between runs: ``state/crossmatch.json``.
+STATE_NAME = "crossmatch"
 #: The state's layout: per kind, per slot, the digest of (value carried, file stat).
 STATE_VERSION = 2
 #: How many skipped events the summary names (all are counted).
 NAMED_SKIPS = 100
 TRANSIENT = "transient"
-#: The field the transient slots carry their coincidences in, and the one every messenger kind's slots do.
-TRANSIENT_FIELD, MESSENGER_FIELD = "multimessenger", "transients"
+#: The field the transient slots carry their coincidences in (and the transient roster's
+#: section), and the one every messenger kind's slots do: the layout's fields of this step.
+TRANSIENT_FIELD, MESSENGER_FIELD = ENRICHED_FIELDS["crossmatch"]
 #: How many of the least likely chance coincidences the roster lists.
 ROSTER_BEST = 10
 
@@ -55,7 +64,11 @@ def run(storehouse: str, rules: RulesType) -> dict[str, Any]:
     """Match, write what changed, update the transient roster; the run's summary. The
     transient index is read before anything is opened for writing: a storehouse that was
     never built (a mistyped ``--storehouse``) is refused with nothing created in it."""
-    entries, bad_entries = _index_entries(os.path.join(os.path.abspath(storehouse), TRANSIENT, "index.json"))
+    layout = StorehouseLayout.at(storehouse)
+    try:
+        entries, bad_entries = read_index(layout, TRANSIENT)
+    except IndexUnreadable as exc:
+        raise Skipped("no_transients", f"no readable transient index ({exc}); run the build first") from None
     transient_store = kinds.spec(TRANSIENT).store(storehouse)
     transients, without_position = Transients.from_index(entries)
     skipped: Counter = Counter({"transient_without_position": without_position} if without_position else {})
@@ -79,22 +92,8 @@ def run(storehouse: str, rules: RulesType) -> dict[str, Any]:
         found.sort(key=lambda item: (item["n_chance"], item["kind"], item["event"]))
     written = _write(storehouse, transient_store, entries, per_transient, per_event, rules)
     summary = _summary(per_transient, rules, skipped, written, named)
-    roster = read_json_file(os.path.join(transient_store.directory, "roster.json")) or {}
-    transient_store.write_report_file("roster", {**roster, "multimessenger": summary})
+    update_roster(layout, TRANSIENT, {TRANSIENT_FIELD: summary})
     return summary
-
-
-def _index_entries(index_path: str) -> tuple[list[dict[str, Any]], int]:
-    """The transient index's entries that name a slot, and how many did not."""
-    try:
-        entries = orjson.loads(read_bounded(index_path))["slots"]
-        if not isinstance(entries, list):
-            raise TypeError("its slots are not a list")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise Skipped("no_transients", f"no readable transient index ({index_path}: {exc}); run the build first") \
-            from None
-    usable = [entry for entry in entries if isinstance(entry, dict) and isinstance(entry.get("slot_id"), str)]
-    return usable, len(entries) - len(usable)
 
 
 def _messengers(storehouse: str, skipped: Counter, named: dict[str, str] | None = None,
@@ -105,7 +104,7 @@ def _messengers(storehouse: str, skipped: Counter, named: dict[str, str] | None 
     for kind in kinds.messenger_kinds():
         found[kind.name] = {}
         readable = present.setdefault(kind.name, set()) if present is not None else set()
-        if not os.path.isdir(os.path.join(storehouse, kind.name)):
+        if not os.path.isdir(StorehouseLayout.at(storehouse).kind(kind.name)):
             continue
         store = kind.spec.store(storehouse)
         for slot_id in sorted(store.slot_ids_on_disk()):
@@ -145,7 +144,8 @@ def _match_kind(kind: str, events: dict[str, dict[str, Any]], transients: Transi
                 storehouse: str, skipped: Counter, named: dict[str, str] | None = None) -> dict[str, list]:
     """Per event id: [(match, n_chance)], by the kind's rule; an event that cannot be
     matched is left out (counted and named)."""
-    matched = kinds.messenger_kind(kind).match.match(events, transients, rules, os.path.join(storehouse, kind))
+    matched = kinds.messenger_kind(kind).match.match(events, transients, rules,
+                                                     StorehouseLayout.at(storehouse).kind(kind))
     result: dict[str, list] = {}
     for event_id, found in matched.items():
         if isinstance(found, Skipped):
@@ -159,8 +159,8 @@ def _write(storehouse: str, transient_store: KindStore, entries: list[dict[str, 
            per_transient: dict[str, list], per_event: dict[tuple[str, str], list[str]], rules: RulesType) -> Counter:
     """Make every slot carry its coincidences (opening only those the state cannot vouch
     for), sync what was written, then record this run."""
-    state_path = os.path.join(storehouse, STATE_FILE)
-    state = read_json_file(state_path)
+    state_file = StateFile(StorehouseLayout.at(storehouse), STATE_NAME)
+    state = state_file.read()
     recorded = state.get("digests") if isinstance(state, dict) and state.get("version") == STATE_VERSION else None
     recorded = recorded if isinstance(recorded, dict) else {}
     wanted: dict[str, dict[str, Any]] = {TRANSIENT: {entry["slot_id"]: per_transient.get(entry["slot_id"], [])
@@ -178,8 +178,7 @@ def _write(storehouse: str, transient_store: KindStore, entries: list[dict[str, 
             store.sync()
     now = {"version": STATE_VERSION, "rules": rules_dict(rules), "digests": digests}
     if now != state:
-        os.makedirs(os.path.dirname(state_path), exist_ok=True)
-        write_atomically(state_path, orjson.dumps(now, option=orjson.OPT_SORT_KEYS))
+        state_file.write(now)
     return +written
 
 

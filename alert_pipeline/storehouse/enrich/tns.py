@@ -66,21 +66,26 @@ import numpy as np
 import orjson
 
 from alert_pipeline.durable import NotRegularFile, not_regular, open_regular, write_atomically
-from alert_pipeline.storehouse.slots import (
-    INDEX_NAME,
-    RESERVED,
-    SlotNames,
-    index_entry,
-    is_reserved,
+from alert_pipeline.storehouse import kinds
+from alert_pipeline.storehouse.fink.transient import FINK_SUBTYPES, refine, subtype_of_class
+from alert_pipeline.storehouse.layout import (
+    ENRICHED_FIELDS,
+    KIND_FILE_STEMS,
+    StorehouseLayout,
     read_bounded,
     read_json_file,
-    slot_bytes,
+    update_roster,
 )
+from alert_pipeline.storehouse.slots import SlotNames, index_entry, is_reserved, slot_bytes
 
 log = logging.getLogger("transient_kind_builder")
-STATE_DIRECTORY = os.path.join("state", "tns")
+#: tns keeps its state in ``state/tns/`` (``STATE_NAME`` commits the Arrow files beside it);
+#: the first versions kept ``state/tns.json`` (``LEGACY_STATE``), read once to carry it over.
+STATE, LEGACY_STATE = "tns", "tns"
 STATE_NAME = "state.json"
-LEGACY_STATE_FILE = os.path.join("state", "tns.json")
+#: The slot fields tns owns (the record, the class; the roster's section is the record's
+#: name): the layout's fields of this step.
+RECORD_FIELD, CLASS_FIELD = ENRICHED_FIELDS["tns"]
 DEFAULT_RADIUS_ARCSEC = 1.5
 #: Largest TNS file read as it is on disk (the full public objects CSV is ~50 MB; zipped ~10 MB).
 MAX_FILE_BYTES = 512 << 20
@@ -131,41 +136,6 @@ class TnsFileError(ValueError):
 
 class TnsSetupError(ValueError):
     """The storehouse is not ready for ``tns`` (no transient index): a usage error, exit 2."""
-
-
-def refine(slot: dict[str, Any]) -> dict[str, Any]:
-    """The slot's subtype and provisional flag as a function of Fink's label
-    (``fink_classification``, which nothing else changes) and its spectroscopic class
-    alone, so a class that changes or goes away leaves nothing stale behind. A slot
-    whose label is not one the build makes (no Fink-derived values to start from) keeps
-    its own, refined by its class as before."""
-    if slot.get("kind") != "transient":
-        return slot
-    kind = slot.get("spectroscopic_class")
-    fink = _fink_subtypes().get(slot.get("fink_classification"))
-    if fink is None and not kind:
-        return slot
-    subtype = (_subtype_of(kind) if kind else None) or fink or slot.get("subtype")
-    provisional = False if kind else (fink == "unknown" if fink else slot.get("provisional"))
-    if slot.get("subtype") == subtype and slot.get("provisional") == provisional:
-        return slot
-    return {**slot, "subtype": subtype, "provisional": provisional}
-
-
-_FINK_SUBTYPES: dict[str, str] = {}
-
-
-def _fink_subtypes() -> dict[str, str]:
-    """Fink label → the subtype the build gives it (``fink.transient.IN_SCOPE``, the one
-    source; imported on first use since that module imports this one)."""
-    if not _FINK_SUBTYPES:
-        from alert_pipeline.storehouse.fink.transient import IN_SCOPE
-        _FINK_SUBTYPES.update({label: subtype for label, (subtype, _) in IN_SCOPE.items()})
-    return _FINK_SUBTYPES
-
-
-def _subtype_of(kind: str) -> str | None:
-    return "sn" if kind.startswith(("SN", "SLSN")) else "kilonova" if kind == "Kilonova" else None
 
 
 # ---------------------------------------------------------------- reading one file
@@ -784,7 +754,7 @@ class KeptSlots:
         disagreements = []
         for slot_id, kind, label, record in zip(*(typed[name].to_pylist() for name in
                                                   ("slot_id", "type", "fink", "record")), strict=True):
-            refined, expected = _subtype_of(kind), _fink_subtypes().get(label or "")
+            refined, expected = subtype_of_class(kind), FINK_SUBTYPES.get(label or "")
             expected = None if expected == "unknown" else expected  # Unknown: any class refines it
             if (label == "Unknown" and refined) or (expected is not None and refined != expected):
                 disagreements.append({"slot_id": slot_id, "fink_classification": label, "tns_type": kind,
@@ -889,10 +859,10 @@ class State:
     not hashed again), the radius, the index identity, and the match counts."""
 
     def __init__(self, storehouse: str) -> None:
-        self.directory = os.path.join(storehouse, STATE_DIRECTORY)
+        layout = StorehouseLayout.at(storehouse)
+        self.directory = layout.state_directory(STATE)
         try:
-            with open(os.path.join(self.directory, STATE_NAME), "rb") as handle:
-                self.raw = handle.read()
+            self.raw = read_bounded(os.path.join(self.directory, STATE_NAME))
             self.data = orjson.loads(self.raw)
         except FileNotFoundError:
             self.raw, self.data = b"", {}
@@ -915,7 +885,7 @@ class State:
         self.data["version"] = 3
         for key, empty in (("applied", {}), ("seen", {}), ("generation", 0)):
             self.data.setdefault(key, empty)
-        first = read_json_file(os.path.join(storehouse, LEGACY_STATE_FILE))
+        first = read_json_file(layout.state_file(LEGACY_STATE))
         if not self.data.get("slot_file") and not legacy and isinstance(first, dict) \
                 and isinstance(first.get("slots"), dict):
             # the first version kept only the records: check those slots once
@@ -1153,9 +1123,8 @@ def apply(storehouse: str, path: str, radius_arcsec: float = DEFAULT_RADIUS_ARCS
     yet) to the transient slots of ``storehouse``; the summary, also written into the
     transient roster (``tns``). TnsFileError when a single file given is refused;
     a single file given that is superseded is in ``files_left_out``."""
-    from alert_pipeline.storehouse import kinds
     spec = kinds.spec("transient")
-    index_path = os.path.join(storehouse, spec.name, INDEX_NAME)
+    index_path = StorehouseLayout.at(storehouse).index(spec.name)
     if not os.path.isfile(index_path):  # checked before anything is created: a mistyped storehouse stays absent
         raise TnsSetupError(f"no transient index ({index_path}); run the build first")
     store = spec.store(storehouse)
@@ -1250,7 +1219,7 @@ def _refresh(store: Any, spec: Any, state: State, catalogue: Any | None, updates
     changed; after deltas alone, only the slots named by, near, or matched to the objects
     they name); check every matched slot's file identity; then read and write only the
     slots whose record changed or whose file is not the one last checked."""
-    index_path = os.path.join(store.directory, "index.json")
+    index_path = store.layout.index(spec.name)
     index_identity = file_identity(index_path)
     data = state.data
     same = data.get("radius_arcsec") == radius_arcsec and data.get("index") == index_identity
@@ -1302,8 +1271,7 @@ def _refresh(store: Any, spec: Any, state: State, catalogue: Any | None, updates
                "slots_rematched": rematched}
     if catalogue is not None or state.changed():
         state.save(catalogue)
-        store.write_report_file("roster", {**(read_json_file(os.path.join(store.directory, "roster.json")) or {}),
-                                           "tns": summary})
+        update_roster(store.layout, spec.name, {RECORD_FIELD: summary})
     return summary
 
 
@@ -1399,7 +1367,7 @@ def _slot_names(store: Any, ids: Any) -> list[str | None]:
     column = ids if isinstance(ids, pa.Array) else pa.array(ids, pa.string())
     if type(store.names) is SlotNames:
         plain = pc.match_substring_regex(column, f"^(?:{_PLAIN_ID.pattern})$")
-        reserved = pc.is_in(pc.utf8_lower(column), value_set=pa.array([INDEX_NAME[:-5], *sorted(RESERVED)]))
+        reserved = pc.is_in(pc.utf8_lower(column), value_set=pa.array(list(KIND_FILE_STEMS)))
         if pc.all(pc.and_(plain, pc.invert(reserved))).as_py():
             return pc.binary_join_element_wise(column, ".json", "").to_pylist()
     return [_slot_name(store, slot_id) for slot_id in column.to_pylist()]
@@ -1446,7 +1414,7 @@ def _apply_records(store: Any, spec: Any, state: State, todo: dict[str, tuple[in
             record = todo[slot_id][1] if todo[slot_id] else None
             path = os.path.join(store.directory, name)
             if slot.get("tns") != record or (record is not None and "tns" not in slot):
-                new = refine({**slot, "tns": record, "spectroscopic_class": record["type"] if record else None})
+                new = refine({**slot, RECORD_FIELD: record, CLASS_FIELD: record["type"] if record else None})
                 write_atomically(path, slot_bytes(new), durable=False)
                 done.append((slot_id, slot, new, file_identity(path)))
             else:

@@ -10,10 +10,3 @@
 * ``locks``: one build at a time per storehouse and per events table;
 * ``load``: ``load-fink``, Fink API output into the events table.
 """
-
-from alert_pipeline.storehouse.fink.build import KIND, KINDS, ShrinkRefused, build, rebuild_index
-from alert_pipeline.storehouse.fink.db import DEFAULT_SOURCE, DEFAULT_TABLE, BuildError, TableNameError
-from alert_pipeline.storehouse.fink.load import load_fink
-
-__all__ = ["DEFAULT_SOURCE", "DEFAULT_TABLE", "KIND", "KINDS", "BuildError", "ShrinkRefused", "TableNameError", "build",
-           "load_fink", "rebuild_index"]

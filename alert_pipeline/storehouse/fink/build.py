@@ -46,7 +46,8 @@ from alert_pipeline.storehouse.fink.db import (
 )
 from alert_pipeline.storehouse.fink.roster import Roster
 from alert_pipeline.storehouse.fink.transient import IN_SCOPE
-from alert_pipeline.storehouse.slots import KindSpec, read_json_file, utc_now
+from alert_pipeline.storehouse.layout import IndexUnreadable, StorehouseLayout, read_index, read_roster
+from alert_pipeline.storehouse.slots import KindSpec, utc_now
 
 log = logging.getLogger("transient_kind_builder")
 
@@ -158,7 +159,7 @@ def _build_slots(pool: Any, dsn: str, storehouse: str, table: str, source: str, 
             rows_read, skipped = _count_skipped(connection)
         counts = delta = None
         if touched is not None and not plan.late and all(
-                (read_json_file(_roster_path(storehouse, kind)) or {}).get("rows_through") == plan.after
+                read_roster(StorehouseLayout.at(storehouse), kind).get("rows_through") == plan.after
                 for kind in kinds):  # the last roster is this build's base, and every new row is above it
             delta = incremental.roster_delta(connection, plan.after, touched[0], new_reasons, list(IN_SCOPE),
                                              minor_body.MPC_LABEL)
@@ -192,7 +193,7 @@ def _keep(kind: str, touched: tuple[set, set] | None) -> Any:
 
 def _unchanged(storehouse: str, kind: str) -> KindReport:
     spec = kind_registry.spec(kind)
-    roster = read_json_file(os.path.join(spec.store(storehouse).directory, "roster.json")) or {}
+    roster = read_roster(StorehouseLayout.at(storehouse), kind)
     report = spec.rows.roster_type()
     report.objects = roster.get("objects", 0)
     return KindReport(report, 0, len(spec.store(storehouse).slot_ids_on_disk()), 0, 0)
@@ -225,7 +226,7 @@ def _write_kind(pool: Any, storehouse: str, spec: KindSpec, connection: psycopg.
     index = store.write_index(entries)  # the index of exactly the slots now on disk
     if counts is not None:
         _roster_from_counts(spec.name, roster, counts, index["slots"])
-    store.write_report_file("roster", {**roster.as_dict(), "built_at": provenance["built_at"],
+    store.write_roster({**roster.as_dict(), "built_at": provenance["built_at"],
                                        "source": provenance["source"], "table": provenance["table"],
                                        "rows_through": rows_through})
     return KindReport(roster, report.written, report.unchanged, report.removed, report.shrink_refused)
@@ -234,10 +235,11 @@ def _write_kind(pool: Any, storehouse: str, spec: KindSpec, connection: psycopg.
 def _updated_entries(store: Any, spec: KindSpec, written: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The index entries after an incremental build: the stored index with the written
     slots' entries replaced or added (the index rebuilt from disk when it is unreadable)."""
-    stored = read_json_file(os.path.join(store.directory, "index.json"))
-    if not isinstance(stored, dict) or not isinstance(stored.get("slots"), list):
+    try:
+        stored, _ = read_index(store.layout, spec.name)
+    except IndexUnreadable:
         return store.read_entries(sorted(store.slot_ids_on_disk()), spec.index_fields)
-    by_id = {entry.get("slot_id"): entry for entry in stored["slots"] if isinstance(entry, dict)}
+    by_id = {entry["slot_id"]: entry for entry in stored}
     by_id.update({entry["slot_id"]: entry for entry in written})
     return list(by_id.values())
 
@@ -264,13 +266,9 @@ def _roster_from_counts(kind: str, roster: Any, counts: dict[str, dict[str, int]
         roster.skipped_rows = {**skipped, **{reason: count for reason, count in designation.items() if count}}
 
 
-def _roster_path(storehouse: str, kind: str) -> str:
-    return os.path.join(kind_registry.spec(kind).store(storehouse).directory, "roster.json")
-
-
 def _previous_counts(storehouse: str, kind: str) -> dict[str, dict[str, int]]:
     """The last roster's whole-table figures, in ``incremental.ROSTER_COUNTS``' form."""
-    roster = read_json_file(_roster_path(storehouse, kind)) or {}
+    roster = read_roster(StorehouseLayout.at(storehouse), kind)
     label_of = {subtype: label for label, (subtype, _) in IN_SCOPE.items()}
     skipped = dict(roster.get("skipped_rows") or {})
     designation = {reason: skipped.pop(reason) for reason in ("no_designation", "unsafe_designation")

@@ -35,21 +35,19 @@ table (a read-only role: a warning, and the build is full each time).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from alert_pipeline.durable import write_atomically
 from alert_pipeline.storehouse.fink.db import table_identifier
-from alert_pipeline.storehouse.slots import read_json_file
+from alert_pipeline.storehouse.layout import StateFile, StorehouseLayout
 
 log = logging.getLogger("transient_kind_builder")
-STATE_FILE = os.path.join("state", "build.json")
+#: The build's mark between runs: ``state/build.json``.
+STATE_NAME = "build"
 ROWS_SUFFIX = "_tk_rows"
 
 #: The skip reason of a parsed row (tk_rows), NULL for a usable one.
@@ -118,26 +116,26 @@ def rows_table(table: str) -> sql.Identifier:
     return table_identifier(".".join(parts))
 
 
+def _is_mark(state: Any) -> bool:
+    """A mark this builder wrote (a hand-edited ``"high_water": "x"`` must not stop a build)."""
+    return isinstance(state, dict) and all(type(value) is int and value >= 0
+                                           for value in (state.get("high_water", 0), state.get("rows", 0)))
+
+
+def _state_file(storehouse: str) -> StateFile:
+    return StateFile(StorehouseLayout.at(storehouse), STATE_NAME, _is_mark, "this build is a full one")
+
+
 def read_state(storehouse: str) -> dict[str, Any]:
     """The last build's mark, or {} (a full build) when it is missing, unreadable or not
-    the shape this builder writes (a hand-edited ``"high_water": "x"`` must not stop a build)."""
-    state = read_json_file(os.path.join(storehouse, STATE_FILE))
-    if not isinstance(state, dict):
-        return {}
-    counts = (state.get("high_water", 0), state.get("rows", 0))
-    if not all(type(value) is int and value >= 0 for value in counts):
-        log.warning("build: %s holds a mark this builder did not write; this build is a full one", STATE_FILE)
-        return {}
-    return state
+    the shape this builder writes."""
+    return _state_file(storehouse).read() or {}
 
 
 def write_state(storehouse: str, plan: Plan, table: str, source: str) -> None:
     """The new mark, after the slots it covers are synced."""
-    path = os.path.join(storehouse, STATE_FILE)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_atomically(path, json.dumps({"table": table, "source": source, "high_water": plan.high,
-                                       "rows": plan.rows, "transactions": plan.transactions},
-                                      sort_keys=True).encode())
+    _state_file(storehouse).write({"table": table, "source": source, "high_water": plan.high, "rows": plan.rows,
+                                   "transactions": plan.transactions})
 
 
 #: The database's transactions as they stand, read in one statement before the build's

@@ -11,7 +11,6 @@ import math
 from functools import partial
 from typing import Any
 
-from alert_pipeline.storehouse.enrich import tns
 from alert_pipeline.storehouse.fink import queries
 from alert_pipeline.storehouse.fink.curves import BANDS, finite, finite_list, light_curve
 from alert_pipeline.storehouse.fink.db import MJD_OFFSET, jd_to_iso
@@ -26,6 +25,8 @@ IN_SCOPE: dict[str, tuple[str, int]] = {
     "Unknown": ("unknown", 1),
 }
 SUBTYPES = ("sn", "kilonova", "unknown")
+#: Fink label → the subtype the build gives it.
+FINK_SUBTYPES = {label: subtype for label, (subtype, _) in IN_SCOPE.items()}
 INDEX_FIELDS = ("slot_id", "subtype", "ra_deg", "dec_deg", "first_mjd", "last_mjd", "n_alerts", "provisional")
 
 
@@ -98,6 +99,31 @@ def _population_std(values: list[float]) -> float:
     return math.sqrt(math.fsum((value - mean) ** 2 for value in values) / len(values))
 
 
+def refine(slot: dict[str, Any]) -> dict[str, Any]:
+    """The slot's subtype and provisional flag as a function of Fink's label
+    (``fink_classification``, which nothing else changes) and its spectroscopic class
+    (``spectroscopic_class``, which the TNS enrichment writes) alone, so a class that
+    changes or goes away leaves nothing stale behind. Applied to every slot written, so
+    it survives a rebuild. A slot whose label is not one the build makes (no Fink-derived
+    values to start from) keeps its own, refined by its class as before."""
+    if slot.get("kind") != KIND:
+        return slot
+    kind = slot.get("spectroscopic_class")
+    fink = FINK_SUBTYPES.get(slot.get("fink_classification"))
+    if fink is None and not kind:
+        return slot
+    subtype = (subtype_of_class(kind) if kind else None) or fink or slot.get("subtype")
+    provisional = False if kind else (fink == "unknown" if fink else slot.get("provisional"))
+    if slot.get("subtype") == subtype and slot.get("provisional") == provisional:
+        return slot
+    return {**slot, "subtype": subtype, "provisional": provisional}
+
+
+def subtype_of_class(kind: str) -> str | None:
+    """The subtype a spectroscopic class (a TNS type) gives: SN and SLSN types, kilonova."""
+    return "sn" if kind.startswith(("SN", "SLSN")) else "kilonova" if kind == "Kilonova" else None
+
+
 SPEC = KindSpec(KIND, INDEX_FIELDS, rows=RowSource(queries.PER_OBJECT, {}, transient_slot,
                                                               partial(Roster.of, SUBTYPES, labelled=True)),
-                refine=tns.refine)
+                refine=refine)

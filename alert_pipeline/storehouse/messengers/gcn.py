@@ -9,7 +9,7 @@ the position between cron runs.
 The rule is the alert consumer's: offsets are committed only after the slots (and the
 quarantined messages) of a batch are on disk, so nothing is lost and nothing is applied
 twice. A notice that does not parse, or that any reader fails on (whatever it raises), is
-quarantined under the storehouse (``quarantine/gcn/<topic>-<partition>-<offset>.bin`` and
+quarantined under the storehouse (``quarantine/gcn/<topic>_<partition>_<offset>.bin`` and
 ``.json`` with the reason) and committed past, once: one bad notice never stops the notices
 after it. Only a storehouse that cannot be written (disk full, permissions) stops the run,
 with nothing of the batch in hand committed. A topic that does not exist is a notice source
@@ -19,8 +19,8 @@ of which nothing could be loaded: named in ``GcnRun.missing_topics``. A run ends
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
-import json
 import logging
 import os
 import time
@@ -28,20 +28,23 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from alert_pipeline.durable import sync_filesystem, write_atomically
+from alert_pipeline.durable import sync_filesystem
 from alert_pipeline.kafka_settings import KAFKA_DEFAULTS, KAFKA_REQUIRED
-from alert_pipeline.masking import mask_secrets
+from alert_pipeline.masking import mask_secrets, mask_text
+from alert_pipeline.quarantine import QuarantineItem, source_stem, write_quarantine
 from alert_pipeline.storehouse import kinds
+from alert_pipeline.storehouse.layout import StorehouseLayout
 from alert_pipeline.storehouse.messengers.events import Item
 from alert_pipeline.storehouse.messengers.formats import read_document
 from alert_pipeline.storehouse.messengers.load import LoadReport, MessengerStore
-from alert_pipeline.storehouse.slots import utc_now
 
 log = logging.getLogger("transient_kind_builder")
 
 #: Every messenger kind's GCN topics (``MessengerKind.gcn_topics``), in the registry's order.
 DEFAULT_TOPICS = tuple(topic for kind in kinds.messenger_kinds() for topic in kind.gcn_topics)
 DEFAULT_GROUP = "lsst-alert-pipeline-messengers"
+#: The quarantine of the notices no reader could use: ``quarantine/gcn/``.
+GCN_QUARANTINE = "gcn"
 #: Reasons that are no fault of the message: counted, never quarantined (a version that
 #: gave way, and each kind's ``expected_problems``).
 NOT_QUARANTINED = ("superseded", *(reason for kind in kinds.messenger_kinds() for reason in kind.expected_problems))
@@ -230,11 +233,11 @@ def _apply_item(target: MessengerStore, item: Item) -> None:
 
 
 def _quarantine(storehouse: str, message: Any, reason: str, detail: str) -> None:
-    directory = os.path.join(storehouse, "quarantine", "gcn")
+    """The notice's bytes and why, in the consumer's quarantine format (``.bin`` and a
+    ``.json`` sidecar named ``<topic>_<partition>_<offset>``)."""
+    directory = StorehouseLayout.at(storehouse).quarantine(GCN_QUARANTINE)
     os.makedirs(directory, exist_ok=True)
-    stem = f"{message.topic()}-{message.partition()}-{message.offset()}"
-    write_atomically(os.path.join(directory, f"{stem}.bin"), message.value() or b"", durable=False)
-    sidecar = {"topic": message.topic(), "partition": message.partition(), "offset": message.offset(),
-               "reason": reason, "detail": detail, "quarantined_at": utc_now()}
-    write_atomically(os.path.join(directory, f"{stem}.json"), json.dumps(sidecar, indent=1).encode(), durable=False)
-    log.warning("quarantined GCN notice %s: %s (%s)", stem, detail, reason)
+    source = {"topic": message.topic(), "partition": message.partition(), "offset": message.offset()}
+    write_quarantine(directory, source, message.value() or b"", [QuarantineItem(reason, detail)],
+                     dt.datetime.now(dt.UTC), mask_text)
+    log.warning("quarantined GCN notice %s: %s (%s)", source_stem(source), detail, reason)

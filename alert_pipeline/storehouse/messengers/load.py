@@ -13,7 +13,7 @@ whose content did not change is not rewritten. The rules:
   decides (by default the later read), and the one that gave way is counted when the
   kind's ``superseded`` says so; a kind whose items are large (``streamed``: sky maps)
   is written as it is read;
-* every kind: the fields later steps add (``storehouse.ENRICHMENTS``) are kept (by the
+* every kind: the fields later steps add (``layout.ENRICHED_FIELDS``) are kept (by the
   storehouse's ``write_slot``).
 
 A file of which nothing could be used (no event written or unchanged, at least one
@@ -168,7 +168,7 @@ class MessengerStore:
             roster = {"objects": index["count"], f"by_{kind.roster_field}": dict(sorted(grouped.items())),
                       "last_load": {"written": self.report.written[name], "unchanged": self.report.unchanged[name]},
                       "built_at": index["built_at"], **kind.roster_extra(index["slots"])}
-            store.write_report_file("roster", roster)
+            store.write_roster(roster)
             store.sync()
             rosters[name] = roster
         return rosters

@@ -77,16 +77,8 @@ LONGEST_WINDOW_DAYS = 3650.0
 RulesType = Any
 
 
-def __getattr__(name: str) -> Any:
-    """``Rules``: made on first use from the registry (the kinds import this module)."""
-    if name == "Rules":
-        from alert_pipeline.storehouse import kinds
-        return _rules_class(kinds.messenger_kinds())
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 @functools.cache
-def _rules_class(messenger_kinds: tuple[Any, ...]) -> type:
+def rules_class(messenger_kinds: tuple[Any, ...]) -> type:
     """The match rules of ``messenger_kinds``; each a flag (``--gw-window-days``) and a key
     of the ``[crossmatch]`` table of the config file, declared once in its kind's module.
     Each is a number in (0, most]: the bounds keep every sum and product finite (a scale
@@ -94,7 +86,7 @@ def _rules_class(messenger_kinds: tuple[Any, ...]) -> type:
     pairs most of the sky with each ray)."""
     declared = [setting for kind in messenger_kinds for setting in kind.match.settings]
     return make_dataclass("Rules", declared, frozen=True, namespace={
-        "__module__": __name__, "__doc__": _rules_class.__doc__, "limits": classmethod(_limits),
+        "__module__": __name__, "__doc__": rules_class.__doc__, "limits": classmethod(_limits),
         "from_values": classmethod(_from_values)})
 
 

@@ -1,0 +1,200 @@
+"""Every path of an event storehouse, declared once, and the one reader or writer of each
+kind-level file.
+
+The storehouse's tree::
+
+    <storehouse>/<kind>/<slot stem>.json     one slot (``slots.KindStore``)
+    <storehouse>/<kind>/index.json           {"kind", "count", "built_at", "slots": [...]}
+    <storehouse>/<kind>/roster.json          the kind's counts, a section per step
+    <storehouse>/state/<name>.json           a step's memory between runs (build, crossmatch …)
+    <storehouse>/state/<name>/               a step's memory that is more than one file (tns)
+    <storehouse>/quarantine/<source>/        what a source sent that could not be used (gcn)
+    <storehouse>/catalogues/<name>/          a catalogue (a galaxy catalogue as HATS)
+    <storehouse>/site/                       the static site (``pages``)
+
+Nothing else in the package joins these names: a module asks a ``StorehouseLayout`` for
+a path, reads an index with ``read_index``, updates a roster with ``update_roster`` and
+keeps its state with ``StateFile``. The cron wrapper asks the builder
+(``transient_kind_builder.py paths``) instead of joining them in shell.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from alert_pipeline.durable import open_regular, write_atomically
+
+log = logging.getLogger("storehouse")
+
+INDEX_NAME = "index.json"
+ROSTER_NAME = "roster.json"
+STATE_DIRECTORY = "state"
+QUARANTINE_DIRECTORY = "quarantine"
+CATALOGUES_DIRECTORY = "catalogues"
+SITE_DIRECTORY = "site"
+#: Stems of the kind-level files beside the slots: never a slot's.
+KIND_FILE_STEMS = (INDEX_NAME[: -len(".json")], ROSTER_NAME[: -len(".json")])
+#: The slot fields (and roster sections) that steps after the build own, by step: part of
+#: the storehouse's layout, since every writer of a slot must keep them (a rebuild of a
+#: slot keeps what the cross-match and TNS added). Each enrichment module declares its own
+#: as ``ENRICHED_FIELDS[<its name>]``; the slot store keeps them all (``kept_fields``).
+ENRICHED_FIELDS: dict[str, tuple[str, ...]] = {
+    "crossmatch": ("multimessenger", "transients"),
+    "tns": ("tns", "spectroscopic_class"),
+}
+
+
+def kept_fields() -> tuple[str, ...]:
+    """Every enrichment's fields, which a writer of a slot keeps when its slot lacks them."""
+    return tuple(name for fields in ENRICHED_FIELDS.values() for name in fields)
+
+
+#: Largest slot, index or state file read (a transient with thousands of alerts is ~1 MB).
+MAX_JSON_BYTES = 256 << 20
+
+
+@dataclass(frozen=True)
+class StorehouseLayout:
+    """The paths of one storehouse (absolute, so a later ``chdir`` cannot move them)."""
+
+    root: str
+
+    @classmethod
+    def at(cls, storehouse: str) -> StorehouseLayout:
+        return cls(os.path.abspath(storehouse))
+
+    def kind(self, kind: str) -> str:
+        return os.path.join(self.root, kind)
+
+    def index(self, kind: str) -> str:
+        return os.path.join(self.root, kind, INDEX_NAME)
+
+    def roster(self, kind: str) -> str:
+        return os.path.join(self.root, kind, ROSTER_NAME)
+
+    def state_file(self, name: str) -> str:
+        return os.path.join(self.root, STATE_DIRECTORY, f"{name}.json")
+
+    def state_directory(self, name: str) -> str:
+        return os.path.join(self.root, STATE_DIRECTORY, name)
+
+    def quarantine(self, source: str) -> str:
+        return os.path.join(self.root, QUARANTINE_DIRECTORY, source)
+
+    def catalogue(self, name: str) -> str:
+        return os.path.join(self.root, CATALOGUES_DIRECTORY, name)
+
+    def site(self) -> str:
+        return os.path.join(self.root, SITE_DIRECTORY)
+
+    def named_paths(self, kinds: tuple[str, ...]) -> dict[str, str]:
+        """The paths a tool beside the builder may ask for by name (``paths``): each kind's
+        directory and index, and the site."""
+        paths = {"storehouse": self.root, "site": self.site()}
+        for kind in kinds:
+            paths[f"{kind}-directory"] = self.kind(kind)
+            paths[f"{kind}-index"] = self.index(kind)
+        return paths
+
+
+def read_json_file(path: str) -> Any:
+    """A JSON file's content, or None when it is missing or not JSON (orjson, falling
+    back to json for what orjson refuses)."""
+    try:
+        return parse_json(read_bounded(path))
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def read_bounded(path: str, limit: int = MAX_JSON_BYTES) -> bytes:
+    """The bytes of a file of the storehouse, which must be a regular file itself (a link,
+    a FIFO or a device planted in its place is refused, never followed or waited on) of at
+    most ``limit`` bytes (``ValueError`` beyond)."""
+    with open_regular(path) as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path} is larger than a storehouse JSON file may be ({limit} bytes)")
+    return data
+
+
+def parse_json(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)  # e.g. an integer beyond 64 bits, which orjson refuses
+
+
+class IndexUnreadable(ValueError):
+    """A kind's index is missing or not the shape the storehouse writes."""
+
+
+def read_index(layout: StorehouseLayout, kind: str) -> tuple[list[dict[str, Any]], int]:
+    """A kind's index entries that name a slot, and how many entries did not (a
+    hand-edited index). ``IndexUnreadable`` (naming the file) when there is no usable index."""
+    path = layout.index(kind)
+    try:
+        entries = parse_json(read_bounded(path))["slots"]
+        if not isinstance(entries, list):
+            raise TypeError("its slots are not a list")
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise IndexUnreadable(f"{path}: {exc}") from None
+    usable = [entry for entry in entries if isinstance(entry, dict) and isinstance(entry.get("slot_id"), str)]
+    return usable, len(entries) - len(usable)
+
+
+def read_roster(layout: StorehouseLayout, kind: str) -> dict[str, Any]:
+    """A kind's roster ({} when there is none or it is unreadable)."""
+    roster = read_json_file(layout.roster(kind))
+    return roster if isinstance(roster, dict) else {}
+
+
+def update_roster(layout: StorehouseLayout, kind: str, sections: Mapping[str, Any],
+                  replace: bool = False, keep: tuple[str, ...] = ()) -> str:
+    """Write a kind's roster with ``sections`` (each step owns its keys): merged into the
+    stored roster, or, with ``replace`` (the build, which owns the roster's body), in place
+    of it except for the ``keep`` sections other steps own. Returns its path."""
+    path = layout.roster(kind)
+    stored = read_roster(layout, kind)
+    kept = {key: stored[key] for key in keep if key in stored} if replace else stored
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_atomically(path, json.dumps({**kept, **sections}, indent=1, sort_keys=True).encode() + b"\n")
+    return path
+
+
+@dataclass(frozen=True)
+class StateFile:
+    """A step's memory between runs (``state/<name>.json``): trusted only when it is the
+    shape the step writes (``valid``), else the step starts afresh and says so, so a
+    hand-edited or torn state file can cost work but never a wrong result."""
+
+    layout: StorehouseLayout
+    name: str
+    valid: Callable[[Any], bool] = lambda content: isinstance(content, dict)
+    #: What starting afresh means for the step, as its warning says it.
+    afresh: str = "starting afresh"
+
+    @property
+    def path(self) -> str:
+        return self.layout.state_file(self.name)
+
+    def read(self) -> Any:
+        """The stored state, or None (missing, unreadable or not trusted: logged)."""
+        content = read_json_file(self.path)
+        if content is None:
+            return None
+        if not self.valid(content):
+            log.warning("%s holds a state this tool did not write; %s", self.path, self.afresh)
+            return None
+        return content
+
+    def write(self, content: Any) -> None:
+        """Replace the state atomically (after the work it records is synced)."""
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        write_atomically(self.path, orjson.dumps(content, option=orjson.OPT_SORT_KEYS))
