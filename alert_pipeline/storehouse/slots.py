@@ -30,13 +30,12 @@ from typing import Any
 
 import orjson
 
-from alert_pipeline.durable import create_new, sync_filesystem, write_atomically
+from alert_pipeline.storehouse.backend import POSIX, SlotFiles
 from alert_pipeline.storehouse.layout import (
     KIND_FILE_STEMS,
     StorehouseLayout,
     kept_fields,
     parse_json,
-    read_bounded,
     update_roster,
 )
 
@@ -211,8 +210,8 @@ class KindSpec:
     #: the subtype) survives a rebuild.
     refine: Any = None
 
-    def store(self, storehouse: str) -> KindStore:
-        return KindStore(storehouse, self.name, self.names, self.refine)
+    def store(self, storehouse: str, files: SlotFiles = POSIX) -> KindStore:
+        return KindStore(storehouse, self.name, self.names, self.refine, files)
 
 
 @dataclass
@@ -245,16 +244,18 @@ def index_entry(slot_id: str, slot: Mapping[str, Any], summary_fields: Sequence[
 class KindStore:
     """The slots of one kind in a storehouse."""
 
-    def __init__(self, storehouse: str, kind: str, names: SlotNames | None = None, refine: Any = None) -> None:
+    def __init__(self, storehouse: str, kind: str, names: SlotNames | None = None, refine: Any = None,
+                 files: SlotFiles = POSIX) -> None:
         if not _SLOT_ID.match(kind):
             raise ValueError(f"invalid kind name {kind!r}")
         self.kind = kind
         self.names = names or SlotNames()
         self.refine = refine
         self.last_slot: Mapping[str, Any] = {}
+        self.files = files
         self.layout = StorehouseLayout.at(storehouse)
         self.directory = self.layout.kind(kind)
-        os.makedirs(self.directory, exist_ok=True)
+        self.files.make_directory(self.directory)
 
     def slot_path(self, slot_id: str) -> str:
         """The slot's file; ValueError for an id that cannot name one."""
@@ -263,7 +264,7 @@ class KindStore:
     def read_slot(self, slot_id: str) -> dict[str, Any] | None:
         """The stored slot, or None when there is none (or it is unreadable: replaced)."""
         try:
-            slot = parse_json(read_bounded(self.slot_path(slot_id)))
+            slot = parse_json(self.files.read(self.slot_path(slot_id)))
         except FileNotFoundError:
             return None
         except (OSError, ValueError, RecursionError) as exc:
@@ -275,7 +276,7 @@ class KindStore:
         """Slot ids of the slot files on disk. Other files (someone's ``My notes.json``)
         are left alone, never read, removed or indexed."""
         found = set()
-        for name in os.listdir(self.directory):
+        for name in self.files.list(self.directory):
             stem = name[:-5]
             if not name.endswith(".json") or is_reserved(stem) or name.startswith("."):
                 continue
@@ -300,7 +301,7 @@ class KindStore:
         old = None
         if exists:  # the caller may know it does not: saves a failed open per new slot
             try:
-                old = read_bounded(path)
+                old = self.files.read(path)
             except FileNotFoundError:
                 pass
             except (OSError, ValueError) as exc:  # a link or a FIFO in its place: replaced, never read
@@ -313,7 +314,7 @@ class KindStore:
         data = slot_bytes(slot)
         if old is None:
             try:
-                create_new(path, data)
+                self.files.create_new(path, data)
                 return True
             except FileExistsError:
                 pass  # appeared meanwhile: replace it as any other
@@ -325,7 +326,7 @@ class KindStore:
                     return False
             except (ValueError, RecursionError):
                 pass  # an unreadable old slot is simply replaced
-        write_atomically(path, data, durable=False)
+        self.files.replace(path, data)
         return True
 
     def write_one(self, slot_id: str, slot: Mapping[str, Any], summary_fields: Sequence[str], exists: bool,
@@ -350,13 +351,13 @@ class KindStore:
             report.entries.extend(self.read_entries(sorted(stale), summary_fields))
         else:
             for slot_id in sorted(stale):
-                os.unlink(self.slot_path(slot_id))
+                self.files.remove(self.slot_path(slot_id))
                 report.removed += 1
         self.sync()
         return report
 
     def sync(self) -> None:
-        sync_filesystem(self.directory)
+        self.files.sync(self.directory)
 
     def rebuild_index(self, summary_fields: Sequence[str]) -> dict[str, Any]:
         """Scan the slot files and write ``index.json`` (sorted by slot id). Unreadable
@@ -368,7 +369,7 @@ class KindStore:
         entries = []
         for slot_id in slot_ids:
             try:
-                slot = parse_json(read_bounded(self.slot_path(slot_id)))
+                slot = parse_json(self.files.read(self.slot_path(slot_id)))
             except (OSError, ValueError, RecursionError) as exc:
                 log.warning("slot %s is unreadable and left out of the index: %s", slot_id, exc)
                 continue
@@ -379,7 +380,7 @@ class KindStore:
         """Write ``index.json`` from index entries of the slots on disk."""
         ordered = sorted(entries, key=lambda entry: entry["slot_id"])
         index = {"kind": self.kind, "count": len(ordered), "built_at": utc_now(), "slots": ordered}
-        write_atomically(self.layout.index(self.kind), orjson.dumps(index, option=orjson.OPT_APPEND_NEWLINE))
+        self.files.replace(self.layout.index(self.kind), orjson.dumps(index, option=orjson.OPT_APPEND_NEWLINE))
         return index
 
     def write_roster(self, content: Mapping[str, Any]) -> str:
