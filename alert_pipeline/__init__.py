@@ -1,12 +1,11 @@
 """Internals of the LSST alert pipeline; the entry points are the top-level scripts.
 
-The consumer, one way: config → sources (files, ``kafka_source``, ``replay``) → decode
-(``schema_guard``, ``avro``, ``limits``) → records → store (cutouts, csvfiles, quarantine,
-ledger, durable) → ack, driven by ``runner`` and ``session``; ``report/`` the nightly
-report; ``merge`` several output directories into one. The builder: ``fink/`` (events
-table → transient and minor_body slots), ``messengers/`` (gw, neutrino, uhecr slots and the
-cross-match), ``storehouse`` and ``kinds`` (the slot store and its registry). Shared:
-``layout`` (the output directory's names), ``exitcodes`` (every tool's codes), ``clients``
-(the Kafka and registry clients' settings). Nothing here imports test or demo support
-(the top-level ``devtools/`` and ``tests/``, not shipped).
+Two halves that never import each other: ``consumer/`` (Kafka alerts → one CSV per day,
+FITS cutouts and light curves, exactly once; ``report/`` reads what it wrote) and
+``storehouse/`` (Fink rows and multi-messenger events → one JSON slot per object or event,
+cross-matched and enriched). Both stand on the shared floor, the modules here:
+``durable``, ``exitcodes``, ``errors``, ``masking``, ``quarantine``, ``settings`` (the
+settings machinery), ``kafka_settings`` and ``steps`` (the cron wrapper's steps).
+Nothing here imports test or demo support (the top-level ``devtools/`` and ``tests/``,
+not shipped). ``docs/architecture.md`` has the whole map.
 """

@@ -52,6 +52,8 @@ TINY: dict[str, tuple[list[str], list[str]]] = {
     "tns_scale.py": (["--tns", "40", "--slots", "20"], [rf"first run.*{NAMED_RATIO}", rf"rerun.*{NAMED_RATIO}"]),
     "builder_scale.py": (["--scales", "200:20"],
                          [rf"nothing new.*{NAMED_RATIO}", rf"1 % new.*{NAMED_RATIO}", rf"--full.*{NAMED_RATIO}"]),
+    "enrichment_storage.py": (["--slots", "40", "--enriched", "0.1"],
+                              [rf"rebuild: .*{NAMED_RATIO}", rf"read every slot whole: .*{NAMED_RATIO}"]),
     "report_thumbnails.py": (["--alerts", "2"],
                              [rf"1 process.*{NAMED_RATIO}", rf"as run.*{NAMED_RATIO}", rf"{NAMED_RATIO}.*the consume"]),
 }
