@@ -37,7 +37,7 @@ def test_pip_install_gives_console_scripts_data_and_no_test_code(tmp_path, pg_ur
     top = {path.name for path in target.iterdir()}
     assert {"alert_pipeline", "lsst_alert_consumer.py", "lsst_alert_report.py", "transient_kind_builder.py"} <= top
     assert not top & {"devtools", "tests", "benchmarks", "scripts"}
-    assert (target / "alert_pipeline" / "fink" / "events.sql").is_file()
+    assert (target / "alert_pipeline" / "storehouse" / "fink" / "events.sql").is_file()
     assert (target / "alert_pipeline" / "exitcodes.sh").is_file()
     env = {**os.environ, "PYTHONPATH": str(target)}  # only the installed package, not the checkout
     elsewhere = tmp_path / "elsewhere"
