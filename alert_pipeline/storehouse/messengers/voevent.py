@@ -80,12 +80,10 @@ class VOEvent:
     citations: list[str] = field(default_factory=list)
 
     def flag(self, *names: str) -> bool | None:
-        """The first of ``names`` the notice carries, as a boolean (None: none of them)."""
-        for name in names:
-            text = self.params.get(name, "").strip().lower()
-            if text in _TRUE or text in _FALSE:
-                return text in _TRUE
-        return None
+        """Whether any of the flags ``names`` is true (None: the notice carries none of them)."""
+        values = [text in _TRUE for name in names
+                  if (text := self.params.get(name, "").strip().lower()) in _TRUE + _FALSE]
+        return any(values) if values else None
 
     def integer(self, name: str) -> int | None:
         text = self.params.get(name, "").strip()
