@@ -409,22 +409,70 @@ def test_the_window_is_a_crossmatch_setting(tmp_path):
     assert "# grb_window_days = 3.0" in text.split("\n[crossmatch]\n")[1]
 
 
-# ------------------------------------------------------------------ the wrapper's messenger step
-def test_the_wrapper_loads_dropped_notices(tmp_path):
+# ------------------------------------------------------------------ the wrapper's messenger steps
+def test_the_wrapper_loads_dropped_notices_and_gcn_voevents(kafka, tmp_path):
+    """MESSENGER_FILES (Swift BAT + two XRT, an IceCube VOEvent, an EP JSON notice) and
+    GCN (a GBM Final and Flight position on a topic given by GCN_TOPICS)."""
+    import uuid
+
+    from tests.conftest import new_topic, produce
+    from tests.test_messengers_gcn import gcn_env
     from tests.test_wrapper import consumer_env, run_wrapper, wrapper_env
+
+    bootstrap = kafka.bootstrap_servers
+    notices = new_topic(bootstrap)
+    produce(bootstrap, notices, [(DATA / name).read_bytes() for name in ("fermi_gbm_fin_pos_115_680782656.xml",
+                                                                        "fermi_gbm_flt_pos_111_680977982.xml")])
     dropped = tmp_path / "dropped"
     dropped.mkdir()
     for name in (*SWIFT_1156572, "icecube_gold_173_134191_17593623_rev1.xml"):
         shutil.copy(DATA / name, dropped / name)
     shutil.copy(JSON_DIR / "gcnschema_einstein_probe_wxt_alert.example.json", dropped / "ep.json")
-    env = wrapper_env(consumer_env("127.0.0.1:9", "alerts", tmp_path / "out"), LSST_CONSUMER_CONNECT_TIMEOUT="2",
-                      REPORT="0", MESSENGER_FILES=str(dropped), EVENT_STOREHOUSE=str(tmp_path / "store"))
+    gcn = {key: value for key, value in gcn_env(bootstrap, f"gcn-{uuid.uuid4().hex[:8]}", tmp_path).items()
+           if key.startswith("GCN_")}
+    env = wrapper_env(consumer_env(bootstrap, new_topic(bootstrap), tmp_path / "out"), REPORT="0",
+                      MESSENGER_FILES=str(dropped), EVENT_STOREHOUSE=str(tmp_path / "store"), GCN_TOPICS=notices,
+                      **gcn)
     done = run_wrapper(env)
-    assert "step messengers-files: finished" in done.stdout, done.stdout + done.stderr
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log
+    assert "step messengers-files: finished" in log and "step messengers-gcn: finished" in log
     store = tmp_path / "store"
     assert slot(store, "Swift-1156572")["error_radius_deg"] == 0.0005
     assert slot(store, "EinsteinProbe-01708973486")["ra_deg"] == 120
     assert slot(store, "IC134191-17593623", "neutrino")["ra_deg"] == 142.9499
+    assert slot(store, "Fermi-680782656")["ra_deg"] == 316.69 and slot(store, "Fermi-680977982")["ra_deg"] == 220.8667
     roster = json.loads((store / "grb" / "roster.json").read_text())
-    assert roster["by_mission"] == {"EinsteinProbe": 1, "Swift": 1}
-    assert roster["by_instrument"] == {"EinsteinProbe WXT": 1, "Swift XRT": 1}
+    assert roster["by_mission"] == {"EinsteinProbe": 1, "Fermi": 2, "Swift": 1}
+    assert roster["by_instrument"] == {"EinsteinProbe WXT": 1, "Fermi GBM": 2, "Swift XRT": 1}
+
+
+# ------------------------------------------------------------------ GCN Kafka (the suite's broker)
+def test_a_bad_voevent_on_gcn_is_quarantined_once_and_the_notices_around_it_load(kafka, tmp_path):
+    """The real-topic-name run is in tests/test_messengers_gcn.py; here a truncated XRT
+    notice between two good ones on a topic of this test's own."""
+    import subprocess
+    import sys
+    import uuid
+
+    from tests.conftest import new_topic, produce
+    from tests.test_kafka_run import committed
+    from tests.test_messengers_gcn import gcn_env
+
+    bootstrap = kafka.bootstrap_servers
+    topic = new_topic(bootstrap)
+    xrt = (DATA / "swift_xrt_pos_67_1156572_ser1.xml").read_bytes()
+    produce(bootstrap, topic, [(DATA / "swift_bat_grb_pos_61_1156572.xml").read_bytes(), xrt[:len(xrt) // 2],
+                               (DATA / "swift_xrt_pos_67_1156572_ser2.xml").read_bytes()])
+    store, group = tmp_path / "store", f"gcn-{uuid.uuid4().hex[:8]}"
+    done = subprocess.run([sys.executable, str(REPO / "transient_kind_builder.py"), "load-messengers", "--gcn",
+                           "--gcn-topics", topic, "--storehouse", str(store), "--idle-timeout", "20"],
+                          env=gcn_env(bootstrap, group, tmp_path), capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["gcn"]["skipped"] == {"bad_xml": 1}
+    got = slot(store, "Swift-1156572")
+    assert [n["type"] for n in got["notices"]] == ["SWIFT_XRT_POSITION", "SWIFT_BAT_GRB_POS_ACK"]
+    assert got["error_radius_deg"] == 0.0005
+    record = json.loads((store / "quarantine" / "gcn" / f"{topic}_0_1.json").read_text())
+    assert record["reason"] == "bad_xml" and "truncated" in record["detail"]
+    assert committed(bootstrap, group, topic) == [3]
