@@ -317,6 +317,18 @@ def test_the_real_malformed_notice_is_skipped_and_the_rest_loads(tmp_path):
     assert "unbound prefix" in report.unused[0]["detail"]
 
 
+@pytest.mark.parametrize("change,reason", [
+    ({"id": {"a": 1}}, "missing_field"), ({"ra": "north"}, "bad_coordinates"), ({"dec": -91}, "bad_coordinates"),
+    ({"ra_dec_error": -1}, "bad_error"), ({"ra_dec_error": 0}, "bad_error"), ({"containment_probability": 2},
+                                                                                 "bad_value"),
+    ({"trigger_time": None}, "no_time"), ({"alert_tense": "injection"}, "test_notice")])
+def test_a_bad_json_notice_is_skipped_with_its_reason(change, reason, tmp_path):
+    doc = json.loads((JSON_DIR / "gcnschema_fermi_gbm_trigger.final.example.json").read_text()) | change
+    (tmp_path / "notice.json").write_text(json.dumps(doc))
+    report, _ = load_files(str(tmp_path / "store"), [str(tmp_path / "notice.json")])
+    assert report.skipped == {reason: 1} and report.written == {}
+
+
 # ------------------------------------------------------------------ the cross-match
 def transient(slot_id: str, ra: float, dec: float, first: float) -> dict[str, Any]:
     return {"slot_id": slot_id, "kind": "transient", "subtype": "sn", "ra_deg": ra, "dec_deg": dec,

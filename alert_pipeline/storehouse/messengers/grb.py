@@ -220,12 +220,13 @@ def from_json(doc: dict[str, Any], where: str) -> Item:
             raise Skipped("missing_field", "no trigger id")
         moment = parse_time(doc.get("trigger_time"))
         alert_type = str(doc.get("alert_type") or "")
+        serial = doc.get("record_number")
         entry = {"type": str(doc.get("subtype") or alert_type or "notice"), "packet_type": None,
-                 "serial": doc.get("record_number") if isinstance(doc.get("record_number"), int) else None,
+                 "serial": serial if isinstance(serial, int) and not isinstance(serial, bool) else None,
                  "instrument": instrument, "time": iso(moment),
                  "issued": iso(parse_time(doc["alert_datetime"])) if doc.get("alert_datetime") else None,
                  "not_a_grb": True if alert_type == "retraction" else None, "source": where}
-        entry["id"] = f"{doc['$schema'].rsplit('/', 1)[-1]}:{trigger}:{entry['serial']}:{alert_type}"
+        entry["id"] = f"{str(doc['$schema']).rsplit('/', 1)[-1]}:{trigger}:{entry['serial']}:{alert_type}"
         entry.update(_json_position(doc, mission, instrument))
         return _item(str(trigger), NoticeType(entry["type"], mission, instrument), entry, where)
     except Skipped as problem:
