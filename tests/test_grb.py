@@ -139,6 +139,19 @@ def test_the_notices_of_one_gbm_trigger_are_one_slot_with_the_final_position(ord
     assert rosters["grb"]["objects"] == 1 and rosters["grb"]["by_mission"] == {"Fermi": 1}
 
 
+def test_the_files_in_any_order_give_the_same_slots(tmp_path):
+    names = (*GRB180116A, *SWIFT_1156572, "integral_refined_54_10042.xml", "integral_wakeup_53_10042.xml")
+    loaded(tmp_path / "a", *names)
+    loaded(tmp_path / "b", *names[::-1])
+    loaded(tmp_path / "c", *names[1::2], *names[::2])
+
+    def content(store: Path) -> dict:
+        return {p.name: {k: v for k, v in json.loads(p.read_text()).items() if k != "provenance"}
+                for p in (store / "grb").glob("*-*.json")}
+    assert len(content(tmp_path / "a")) == 3
+    assert content(tmp_path / "a") == content(tmp_path / "b") == content(tmp_path / "c")
+
+
 def test_an_alert_alone_is_a_slot_without_a_position_that_is_not_matched(tmp_path):
     loaded(tmp_path, "fermi_gbm_alert_110_537755817.xml")
     got = slot(tmp_path, "Fermi-537755817")
