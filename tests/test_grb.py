@@ -358,8 +358,7 @@ def place(store: Path, *placed: dict[str, Any]) -> None:
 
 def crossmatch(store: Path) -> dict:
     from alert_pipeline.storehouse.enrich import crossmatch as matching
-    from alert_pipeline.storehouse.messengers import rules
-    return matching.run(str(store), rules.Rules())
+    return matching.run(str(store), kinds.match_rules()())
 
 
 def found(store: Path, slot_id: str) -> list[dict]:
@@ -428,8 +427,7 @@ def test_a_retraction_removes_the_matches_it_had(tmp_path):
 
 
 def test_the_window_is_a_crossmatch_setting(tmp_path):
-    from alert_pipeline.storehouse.messengers import rules
-    assert rules.Rules().grb_window_days == 3.0
+    assert kinds.match_rules()().grb_window_days == 3.0
     text = (REPO / "config.example.toml").read_text()
     assert "# grb_window_days = 3.0" in text.split("\n[crossmatch]\n")[1]
 
