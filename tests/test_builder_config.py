@@ -156,12 +156,15 @@ def test_the_crossmatch_rules_keep_their_flags_keys_and_ranges():
     assert [(s.name, s.flag) for s in CROSSMATCH] == [
         ("gw_window_days", "--gw-window-days"), ("gw_credible_level", "--gw-credible-level"),
         ("nu_window_days", "--nu-window-days"), ("nu_scale", "--nu-scale"),
-        ("uhecr_window_days", "--uhecr-window-days"), ("uhecr_radius_deg", "--uhecr-radius-deg")]
+        ("uhecr_window_days", "--uhecr-window-days"), ("uhecr_radius_deg", "--uhecr-radius-deg"),
+        ("grb_window_days", "--grb-window-days")]
     assert Rules.limits() == {"gw_window_days": 3650.0, "gw_credible_level": 1.0, "nu_window_days": 3650.0,
-                              "nu_scale": 10.0, "uhecr_window_days": 3650.0, "uhecr_radius_deg": 30.0}
+                              "nu_scale": 10.0, "uhecr_window_days": 3650.0, "uhecr_radius_deg": 30.0,
+                              "grb_window_days": 3650.0}
     assert {s.name: s.default for s in CROSSMATCH} == {"gw_window_days": 14.0, "gw_credible_level": 0.9,
                                                        "nu_window_days": 30.0, "nu_scale": 1.0,
-                                                       "uhecr_window_days": 365.0, "uhecr_radius_deg": 3.0}
+                                                       "uhecr_window_days": 365.0, "uhecr_radius_deg": 3.0,
+                                                       "grb_window_days": 3.0}
 
 
 def test_the_builders_defaults_are_the_modules_constants():

@@ -144,7 +144,7 @@ def test_cosmic_ray_within_three_degrees_and_a_year(matched):
     in_window = sum(1 for s in slots if s["ra_deg"] is not None
                     and s["first_mjd"] - 365 <= AUGER_FIRST["mjd"] <= s["last_mjd"] + 365)
     assert found["n_chance"] == pytest.approx(in_window * cap / SKY, rel=1e-9)
-    assert summary["coincidences_by_kind"] == {"gw": 1, "neutrino": 1, "uhecr": 1}
+    assert summary["coincidences_by_kind"] == {"gw": 1, "neutrino": 1, "uhecr": 1, "grb": 0}
     assert summary["skipped"] == {"transient_without_position": 1}
     roster = json.loads((store / "transient" / "roster.json").read_text())
     assert roster["multimessenger"]["least_likely_by_chance"][0]["n_chance"] == min(
@@ -195,7 +195,7 @@ def test_broken_messenger_slots_are_skipped_and_the_rest_matched(matched):
     summary = json.loads(done.stdout)
     assert summary["skipped"] == {"missing_field": 1, "missing_skymap": 1, "transient_without_position": 1}
     assert "S230518h skipped" in done.stderr and "IC191001A skipped" in done.stderr
-    assert summary["coincidences_by_kind"] == {"gw": 0, "neutrino": 0, "uhecr": 1}
+    assert summary["coincidences_by_kind"] == {"gw": 0, "neutrino": 0, "uhecr": 1, "grb": 0}
     assert read(store, "transient", "ZTF04aaaaaaa")["multimessenger"][0]["kind"] == "uhecr"
 
 
@@ -210,7 +210,7 @@ def test_retracted_events_are_ignored_and_rules_are_settings(matched, tmp_path):
     done = builder("crossmatch", "--storehouse", str(store), "--config", str(config))
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    assert summary["coincidences_by_kind"] == {"gw": 0, "neutrino": 1, "uhecr": 0}  # retracted; 2° > 1.5°
+    assert summary["coincidences_by_kind"] == {"gw": 0, "neutrino": 1, "uhecr": 0, "grb": 0}  # retracted; 2° > 1.5°
     assert summary["skipped"]["retracted"] == 1 and summary["rules"]["uhecr_radius_deg"] == 1.5
     assert read(store, "transient", "ZTF23aaaaaaa")["multimessenger"] == []
     bad = builder("crossmatch", "--storehouse", str(store), "--nu-scale", "-1")

@@ -291,7 +291,8 @@ def test_rules_at_their_limits_are_accepted(neutrino_store, tmp_path):
                       "nu_scale = 10\n")
     summary = run_crossmatch(neutrino_store, "--config", str(config))
     assert summary["rules"] == {"gw_window_days": 14.0, "gw_credible_level": 1.0, "nu_window_days": 3650.0,
-                                "nu_scale": 10.0, "uhecr_window_days": 365.0, "uhecr_radius_deg": 30.0}
+                                "nu_scale": 10.0, "uhecr_window_days": 365.0, "uhecr_radius_deg": 30.0,
+                                "grb_window_days": 3.0}
     events = [item["event"] for item in read(neutrino_store, "transient", "ZTF19aapreis")["multimessenger"]]
     assert "IC191001A" in events and len(events) > 1  # ten times the regions over ten years: more than one
 

@@ -28,9 +28,9 @@ from alert_pipeline.storehouse.slots import KindSpec
 
 from .conftest import REPO
 
-MESSENGERS = REPO / "alert_pipeline" / "messengers"
+STOREHOUSE = REPO / "alert_pipeline" / "storehouse"
 #: The modules that iterate the registry and must never name a kind.
-GENERIC = ("formats.py", "load.py", "gcn.py", "matching.py")
+GENERIC = ("messengers/formats.py", "messengers/load.py", "messengers/gcn.py", "enrich/crossmatch.py")
 
 
 # ------------------------------------------------------------------ the generic modules name no kind
@@ -38,17 +38,17 @@ def kind_names() -> list[str]:
     return [kind.name for kind in kinds.messenger_kinds()]
 
 
-def test_the_registry_lists_the_three_messenger_kinds_after_the_transients():
-    assert kind_names() == ["gw", "neutrino", "uhecr"]
-    assert kinds.names() == ("transient", "minor_body", "gw", "neutrino", "uhecr")
+def test_the_registry_lists_the_four_messenger_kinds_after_the_transients():
+    assert kind_names() == ["gw", "neutrino", "uhecr", "grb"]
+    assert kinds.names() == ("transient", "minor_body", "gw", "neutrino", "uhecr", "grb")
 
 
 @pytest.mark.parametrize("module", GENERIC)
 def test_a_generic_messenger_module_names_no_kind(module):
-    """No ``gw.``/``neutrino.``/``uhecr.``, no "gw", "neutrino", "uhecr" (as a word, in
-    any case: code, strings and docstrings) in formats, load, gcn and matching, nor any
-    kind's GCN topic (a kind's topics are its own declaration)."""
-    text = (MESSENGERS / module).read_text()
+    """No ``gw.``/``neutrino.``/``uhecr.``/``grb.``, no "gw", "neutrino", "uhecr", "grb"
+    (as a word, in any case: code, strings and docstrings) in formats, load, gcn and the
+    cross-match, nor any kind's GCN topic (a kind's topics are its own declaration)."""
+    text = (STOREHOUSE / module).read_text()
     found = [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1)
              for name in kind_names() if re.search(rf"\b{name}\b", line, re.IGNORECASE)]
     found += [topic for kind in kinds.messenger_kinds() for topic in kind.gcn_topics if topic in text]
@@ -61,10 +61,16 @@ def test_each_kind_declares_its_rules_and_topics_and_the_settings_are_made_of_th
     from alert_pipeline.storehouse.messengers import gcn
     declared = [name for kind in kinds.messenger_kinds() for name, _, _ in kind.match.settings]
     assert declared == ["gw_window_days", "gw_credible_level", "nu_window_days", "nu_scale", "uhecr_window_days",
-                        "uhecr_radius_deg"]
+                        "uhecr_radius_deg", "grb_window_days"]
     assert [setting.name for setting in settings.CROSSMATCH] == declared
-    assert gcn.DEFAULT_TOPICS == ("igwn.gwalert", "gcn.notices.icecube.lvk_nu_track_search",
-                                  "gcn.notices.icecube.gold_bronze_track_alerts")
+    assert gcn.DEFAULT_TOPICS == (
+        "igwn.gwalert", "gcn.notices.icecube.lvk_nu_track_search", "gcn.notices.icecube.gold_bronze_track_alerts",
+        # the classic VOEvent topics, named gcn.classic.voevent.<notice type> (tests/data/grb/FACTS.md, d1-d2)
+        "gcn.classic.voevent.ICECUBE_ASTROTRACK_GOLD", "gcn.classic.voevent.ICECUBE_ASTROTRACK_BRONZE",
+        "gcn.classic.voevent.FERMI_GBM_FLT_POS", "gcn.classic.voevent.FERMI_GBM_GND_POS",
+        "gcn.classic.voevent.FERMI_GBM_FIN_POS", "gcn.classic.voevent.SWIFT_BAT_GRB_POS_ACK",
+        "gcn.classic.voevent.SWIFT_XRT_POSITION", "gcn.classic.voevent.SWIFT_UVOT_POS",
+        "gcn.notices.swift.bat.guano", "gcn.notices.einstein_probe.wxt.alert")
     for kind in kinds.messenger_kinds():
         assert kinds.spec(kind.name) is kind.spec
 
@@ -154,7 +160,7 @@ def test_a_toy_kind_is_its_module_plus_one_line(with_frb, tmp_path: Path):
     rules = kinds.match_rules()()
     assert rules.frb_window_days == 7.0 and kinds.match_rules().limits()["frb_window_days"] == LONGEST_WINDOW_DAYS
     summary = matching.run(str(storehouse), rules)
-    assert summary["coincidences_by_kind"] == {"gw": 0, "neutrino": 0, "uhecr": 0, "frb": 1}
+    assert summary["coincidences_by_kind"] == {"gw": 0, "neutrino": 0, "uhecr": 0, "grb": 0, "frb": 1}
     inside = json.loads((storehouse / "transient" / "ZTF24inside.json").read_text())["multimessenger"]
     assert [(item["kind"], item["event"], item["dt_days"]) for item in inside] == [("frb", "FRB20240101A", 2.0)]
     expected = math.hypot(0.5 * math.cos(math.radians(20.0)), 0.2)

@@ -17,6 +17,15 @@ from tests.test_kafka_run import committed
 from tests.test_messengers import ALERT, GOLD_BRONZE, LVK_NU, alert_doc
 
 TOPICS = ("igwn.gwalert", "gcn.notices.icecube.lvk_nu_track_search", "gcn.notices.icecube.gold_bronze_track_alerts")
+GRB_DATA = REPO / "tests" / "data" / "grb"
+#: Classic VOEvent topics (``gcn.classic.voevent.<notice type>``) and the real notices published to them.
+VOEVENT_TOPICS = {
+    "gcn.classic.voevent.SWIFT_BAT_GRB_POS_ACK": ["swift_bat_grb_pos_61_1156572.xml"],
+    "gcn.classic.voevent.SWIFT_XRT_POSITION": ["swift_xrt_pos_67_1156572_ser1.xml", "swift_xrt_pos_67_1156572_ser2.xml"],
+    "gcn.classic.voevent.FERMI_GBM_FIN_POS": ["fermi_gbm_fin_pos_115_680782656.xml",
+                                              "fermi_gbm_subthresh_131_546126856_role-test.xml"],
+    "gcn.classic.voevent.ICECUBE_ASTROTRACK_GOLD": ["icecube_gold_173_134191_17593623_rev1.xml"],
+}
 SECRET = "gcn-Secret-42"
 
 
@@ -37,24 +46,34 @@ def run_gcn(env: dict[str, str], store: Path, idle: str = "20") -> subprocess.Co
 
 def test_gcn_notices_become_slots_bad_ones_are_quarantined_and_offsets_follow_the_disk(kafka, tmp_path):
     bootstrap = kafka.bootstrap_servers
+    from alert_pipeline.storehouse.messengers.gcn import DEFAULT_TOPICS
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = admin.list_topics(timeout=10).topics
-    for future in admin.create_topics([NewTopic(t, 1, 1) for t in TOPICS if t not in existing]).values():
-        future.result(timeout=30)
-    ends = {topic: committed(bootstrap, f"probe-{uuid.uuid4().hex[:6]}", topic)[0] for topic in TOPICS}
+    for future in admin.create_topics([NewTopic(t, 1, 1) for t in DEFAULT_TOPICS if t not in existing]).values():
+        future.result(timeout=30)  # every default topic exists, as on GCN (a missing one is input not used)
+    ends = {topic: committed(bootstrap, f"probe-{uuid.uuid4().hex[:6]}", topic)[0] for topic in DEFAULT_TOPICS}
     assert all(end < 0 for end in ends.values()), "the GCN topics are this test's alone"
     produce(bootstrap, TOPICS[0], [ALERT.read_bytes(), b'{"superevent_id": "S230519x", "alert_ty',
                                    json.dumps(alert_doc(superevent_id="MS230518h")).encode()])
     produce(bootstrap, TOPICS[1], [LVK_NU.read_bytes()])
     produce(bootstrap, TOPICS[2], [GOLD_BRONZE.read_bytes()])
+    for topic, names in VOEVENT_TOPICS.items():
+        produce(bootstrap, topic, [(GRB_DATA / name).read_bytes() for name in names])
     store = tmp_path / "store"
     group = f"gcn-{uuid.uuid4().hex[:8]}"
     env = gcn_env(bootstrap, group, tmp_path)
     done = run_gcn(env, store)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)["gcn"]
-    assert summary["messages"] == 5
-    assert summary["skipped"] == {"mock_event": 1, "not_json": 1}
+    assert summary["messages"] == 11
+    assert summary["skipped"] == {"mock_event": 1, "not_json": 1, "test_notice": 1}
+    # the classic VOEvents: one slot per trigger, XRT's refined position (ser 2) over BAT's; the test notice
+    # counted, not quarantined; IceCube's VOEvent a neutrino slot (values by hand, tests/data/grb/README.md)
+    swift = json.loads((store / "grb" / "Swift-1156572.json").read_text())
+    assert (swift["ra_deg"], swift["dec_deg"], swift["error_radius_deg"], len(swift["notices"])) == (18.378, 44.483,
+                                                                                                     0.0005, 3)
+    assert json.loads((store / "grb" / "Fermi-680782656.json").read_text())["ra_deg"] == 316.69
+    assert json.loads((store / "neutrino" / "IC134191-17593623.json").read_text())["ra_deg"] == 142.9499
     assert json.loads((store / "gw" / "S230518h.json").read_text())["alert_type"] == "INITIAL"
     assert (store / "gw" / "S230518h.multiorder.fits").exists() and not (store / "gw" / "MS230518h.json").exists()
     assert json.loads((store / "neutrino" / "IC230416A.json").read_text())["ra_deg"] == 345.82
@@ -63,7 +82,7 @@ def test_gcn_notices_become_slots_bad_ones_are_quarantined_and_offsets_follow_th
     record = json.loads(sidecar.read_text())
     assert (record["topic"], record["offset"], record["reason"]) == ("igwn.gwalert", 1, "not_json")
     assert (store / "quarantine" / "gcn" / "igwn.gwalert_0_1.bin").read_bytes().startswith(b'{"superevent_id"')
-    assert [committed(bootstrap, group, topic)[0] for topic in TOPICS] == [3, 1, 1]
+    assert [committed(bootstrap, group, topic)[0] for topic in (*TOPICS, *VOEVENT_TOPICS)] == [3, 1, 1, 1, 2, 2, 1]
     assert SECRET not in done.stderr + done.stdout
     before = {p: p.stat().st_mtime_ns for p in store.rglob("*.json") if p.name not in ("index.json", "roster.json")}
     again = run_gcn(env, store)  # nothing new: nothing read, nothing rewritten

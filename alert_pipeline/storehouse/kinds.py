@@ -29,6 +29,7 @@ MESSENGER_MODULES = (
     "alert_pipeline.storehouse.messengers.gw",
     "alert_pipeline.storehouse.messengers.neutrino",
     "alert_pipeline.storehouse.messengers.uhecr",
+    "alert_pipeline.storehouse.messengers.grb",
 )
 
 

@@ -1,4 +1,4 @@
-"""``crossmatch``: the transients against the gw, neutrino and uhecr events."""
+"""``crossmatch``: the transients against every messenger kind's events (gw, neutrino, uhecr, grb)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alert_pipeline.storehouse.kinds import match_rules
 from alert_pipeline.storehouse.messengers.events import Skipped
 from alert_pipeline.storehouse.slots import one_writer
 
-HELP = "match the transients with the gw, neutrino and uhecr events"
+HELP = "match the transients with the messenger events (gw, neutrino, uhecr, grb)"
 DESCRIPTION = ("Record in each transient slot (multimessenger) and each messenger slot (transients) every "
                "coincidence in time and sky, with n_chance; only changed slots are written. The rules: the flags "
                "below or the [crossmatch] table of --config.")

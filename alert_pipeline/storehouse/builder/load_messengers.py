@@ -1,4 +1,4 @@
-"""``load-messengers``: gravitational waves, neutrinos and cosmic rays, from files and GCN Kafka."""
+"""``load-messengers``: gravitational waves, neutrinos, cosmic rays and gamma-ray bursts, from files and GCN Kafka."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from alert_pipeline.storehouse.builder import settings
 from alert_pipeline.storehouse.builder._common import add_settings, required
 from alert_pipeline.storehouse.slots import one_writer
 
-HELP = "load GW, neutrino and cosmic-ray events (files and/or GCN Kafka)"
-DESCRIPTION = ("Load gravitational-wave, neutrino and cosmic-ray events into the gw, neutrino and uhecr kinds, from "
+HELP = "load GW, neutrino, cosmic-ray and gamma-ray-burst events (files and/or GCN Kafka)"
+DESCRIPTION = ("Load gravitational-wave, neutrino, cosmic-ray and gamma-ray-burst events into the gw, neutrino, uhecr "
+               "and grb kinds, from "
                "files (format recognised from the content) and, with --gcn, from GCN Kafka (GCN_CLIENT_ID, "
                "GCN_CLIENT_SECRET or their _FILE variants; GCN_KAFKA_<KEY> settings).")
 SECTIONS = ("builder", "gcn")

@@ -5,8 +5,10 @@ recogniser and a reader each); this module asks them in the registry's order and
 no kind. ``read_file`` yields the file's ``Item`` objects, one event at a time, so a
 catalogue of any length and a sky map are each held once: a binary stream a kind
 recognises from its first bytes (a FITS sky map) is streamed to its reader; a JSON
-object or a text document (a CSV, an event list) is read whole up to
-``MAX_DOCUMENT_BYTES`` and given to the first kind's reader that recognises it. A file in none of these formats is one skipped item
+object, an XML document (parsed once, DTDs and entities refused, ``voevent.parse_xml``:
+a document it refuses is one ``bad_xml`` item) or a text document (a CSV, an event list)
+is read whole up to ``MAX_DOCUMENT_BYTES`` and given to the first kind's reader that
+recognises it. A file in none of these formats is one skipped item
 (``unknown_format``), named with what was recognised of it. Only regular files are
 opened: a FIFO, a device or a link to one (``/dev/zero``) is refused before it is read
 (``not_a_file``), so it can neither hang the run nor fill its memory. A reader that fails
@@ -28,7 +30,8 @@ from typing import Any
 from alert_pipeline.durable import NotRegularFile, open_regular
 from alert_pipeline.storehouse import kinds
 from alert_pipeline.storehouse.messengers.events import Item, Skipped
-from alert_pipeline.storehouse.messengers.kind import HEAD_BYTES, JSON, STREAM, TEXT, Reader, TextHead
+from alert_pipeline.storehouse.messengers.kind import HEAD_BYTES, JSON, STREAM, TEXT, XML, Reader, TextHead
+from alert_pipeline.storehouse.messengers.voevent import local_name, looks_like_xml, parse_xml
 
 log = logging.getLogger("transient_kind_builder")
 #: Largest JSON or text input read (an IGWN alert with its sky map is ~1 MB).
@@ -107,6 +110,9 @@ def _read_document(data: bytes, where: str, accept_mock: bool = False) -> Iterat
     if reader is not None:
         yield from reader.read(io.BytesIO(data), len(data), where, accept_mock)
         return
+    if looks_like_xml(data):
+        yield from _xml_items(data, where, accept_mock)
+        return
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -142,6 +148,20 @@ def _json_items(text: str, where: str, accept_mock: bool) -> Iterator[Item]:
             yield _problem("unknown_format", f"JSON that is neither {_names(JSON, ' nor ')}", place)
         else:
             yield from reader.read(document, place, accept_mock)
+
+
+def _xml_items(data: bytes, where: str, accept_mock: bool) -> Iterator[Item]:
+    try:
+        root = parse_xml(data)
+    except Skipped as problem:
+        yield Item("", where, problem=problem)
+        return
+    reader = next((reader for reader in readers(XML) if reader.recognise(root)), None)
+    if reader is None:
+        yield _problem("unknown_format", f"XML (<{local_name(root.tag)[:40]}>) that is neither "
+                                         f"{_names(XML, ' nor ')}", where)
+        return
+    yield from reader.read(root, where, accept_mock)
 
 
 def _names(form: str, joiner: str) -> str:

@@ -4,8 +4,8 @@ The generic machinery — which format a file holds (``formats``), items into sl
 rosters (``load``), GCN Kafka (``gcn``) and the cross-match (``matching``) — iterates the
 registry (``alert_pipeline.storehouse.kinds.messenger_kinds()``) and asks each kind:
 
-* how to recognise and read its inputs (``readers``: a binary stream, a JSON object or a
-  text document, each with its recogniser and its reader);
+* how to recognise and read its inputs (``readers``: a binary stream, a JSON object, an
+  XML document or a text document, each with its recogniser and its reader);
 * how its roster counts its slots (``roster_field``, ``unlabelled``, ``roster_extra``);
 * how a new version of an event meets the stored one (``revision``, ``replaces``,
   ``superseded``, ``streamed``);
@@ -26,8 +26,9 @@ from alert_pipeline.storehouse.messengers.events import Item, Skipped
 from alert_pipeline.storehouse.slots import KindSpec, KindStore
 
 #: A reader's input: a binary stream (recognised from its first ``HEAD_BYTES``), one JSON
-#: object, or a text document (recognised from ``TextHead``).
-STREAM, JSON, TEXT = "stream", "json", "text"
+#: object, one XML document (its root element, parsed once with DTDs and entities refused:
+#: ``voevent.parse_xml``), or a text document (recognised from ``TextHead``).
+STREAM, JSON, XML, TEXT = "stream", "json", "xml", "text"
 #: How many bytes a stream reader's recogniser sees.
 HEAD_BYTES = 16
 
@@ -45,8 +46,9 @@ class TextHead:
 @dataclass(frozen=True, eq=False)
 class Reader:
     """One input format of a kind. ``recognise`` gets the stream's first bytes, the JSON
-    object or a ``TextHead``; ``read`` gets (stream, size, where, accept_mock) for a
-    stream, (object or text, where, accept_mock) otherwise, and yields ``Item`` objects."""
+    object, the XML root element or a ``TextHead``; ``read`` gets (stream, size, where,
+    accept_mock) for a stream, (object, root or text, where, accept_mock) otherwise, and
+    yields ``Item`` objects."""
 
     name: str
     form: str

@@ -4,7 +4,13 @@ From track lists in the IceCat-1 column layout (``NAME, RUNID, EVENTID, START,
 EVENTMJD, I3TYPE, RA, DEC, RA_ERR_PLUS, RA_ERR_MINUS, DEC_ERR_PLUS, DEC_ERR_MINUS,
 ENERGY, FAR, SIGNAL, …``) and from IceCube's GCN JSON notices
 (``gcn.notices.icecube.gold_bronze_track_alerts``: one event;
-``gcn.notices.icecube.lvk_nu_track_search``: the neutrinos coincident with a GW alert).
+``gcn.notices.icecube.lvk_nu_track_search``: the neutrinos coincident with a GW alert), and
+from its classic GCN VOEvents (``gcn.classic.voevent.ICECUBE_ASTROTRACK_GOLD``/``_BRONZE``:
+one event, ``Error2Radius`` its 90 % statistical radius ``src_error_90``), which follow
+the JSON notices' rules: a notice without an ``IceCube-YYMMDDA`` name is ``IC<run>-<event>``,
+its ``notice_time`` when it was issued (``Who/Date``); test notices (``Test``,
+``InternalTest``, role ``test``) are skipped (``test_notice``), and so is a ``Retraction``
+(``retraction``: this kind has no retraction rule, the notice is not loaded).
 
 The 90 % region is four errors in degrees, RA errors in degrees of RA as IceCube quotes
 them; a circular error fills all four, and an elliptical one (semi-axes, angle) its
@@ -45,7 +51,7 @@ from alert_pipeline.storehouse.messengers.events import (
     text_list,
     timed,
 )
-from alert_pipeline.storehouse.messengers.kind import JSON, TEXT, MatchRule, MessengerKind, Reader, Revision
+from alert_pipeline.storehouse.messengers.kind import JSON, TEXT, XML, MatchRule, MessengerKind, Reader, Revision
 from alert_pipeline.storehouse.messengers.rules import (
     LONGEST_WINDOW_DAYS,
     Match,
@@ -54,6 +60,7 @@ from alert_pipeline.storehouse.messengers.rules import (
     per_event,
     rule,
 )
+from alert_pipeline.storehouse.messengers.voevent import is_voevent, read_voevent
 from alert_pipeline.storehouse.slots import KindSpec
 
 KIND = "neutrino"
@@ -135,6 +142,36 @@ def from_notice(doc: dict[str, Any], where: str) -> Iterator[Item]:
         yield Item(KIND, where, slot, order=slot["notice_time"])
     except Skipped as problem:
         yield Item(KIND, where, problem=problem)
+
+
+def is_voevent_notice(root: Any) -> bool:
+    return is_voevent(root) and (root.get("ivorn") or "").startswith("ivo://nasa.gsfc.gcn/AMON#ICECUBE_")
+
+
+def from_voevent(root: Any, where: str) -> Item:
+    """An IceCube classic GCN VOEvent (gold, bronze track): one event."""
+    try:
+        notice = read_voevent(root)
+        if notice.role == "test" or notice.flag("Test") or notice.flag("InternalTest"):
+            raise Skipped("test_notice", f"a test notice (role {notice.role})")
+        if notice.flag("Retraction"):
+            raise Skipped("retraction", "IceCube retracted this alert; not loaded (no retraction rule in this kind)")
+        if notice.time is None:
+            raise Skipped("no_time", "no ISOTime")
+        run, event = notice.params.get("run_id", "").strip(), notice.params.get("event_id", "").strip()
+        if not run or not event:
+            raise Skipped("missing_field", "no run_id and event_id")
+        ra, dec = sky_position(notice.ra, notice.dec)
+        errors = _circle(notice.error_radius)
+        far = optional(notice.params.get("FAR"), "FAR")
+        issued = iso(parse_time(notice.date)) if notice.date else iso(notice.time)
+        slot = _slot(safe_id(f"IC{run}-{event}", "run_id and event_id"), notice.time, ra, dec, errors,
+                     energy=positive(notice.params.get("energy"), "energy"),
+                     signalness=optional(notice.params.get("signalness"), "signalness"), far_per_year=far,
+                     stream=_stream(notice.ivorn.partition("#")[2]), run=run, event=event, notice_time=issued)
+        return Item(KIND, where, slot, order=issued)
+    except Skipped as problem:
+        return Item(KIND, where, problem=problem)
 
 
 def _coincident(event: Any, trigger: dt.datetime, where: str, doc: dict[str, Any]) -> Item:
@@ -287,6 +324,10 @@ def _read_notice(doc: dict[str, Any], where: str, _accept_mock: bool) -> Iterato
     yield from from_notice(doc, where)
 
 
+def _read_voevent(root: Any, where: str, _accept_mock: bool) -> Iterator[Item]:
+    yield from_voevent(root, where)
+
+
 def _matches(event: dict[str, Any], transients: Transients, rules: Any, _directory: str) -> tuple[list[Match], float]:
     return nu_matches(event, transients, rules)
 
@@ -297,9 +338,12 @@ WINDOW_DAYS = 30.0
 KIND_SPEC = MessengerKind(
     spec=SPEC,
     readers=(Reader("an IceCube notice", JSON, lambda doc: is_notice(doc), _read_notice),
+             Reader("an IceCube GCN VOEvent", XML, is_voevent_notice, _read_voevent),
              Reader("an IceCat-1 CSV", TEXT, lambda head: is_icecat(head.header), _read_icecat)),
     roster_field="stream", revision=NeutrinoRevision, replaces=supersedes, superseded=_superseded,
-    gcn_topics=("gcn.notices.icecube.lvk_nu_track_search", "gcn.notices.icecube.gold_bronze_track_alerts"),
+    gcn_topics=("gcn.notices.icecube.lvk_nu_track_search", "gcn.notices.icecube.gold_bronze_track_alerts",
+                "gcn.classic.voevent.ICECUBE_ASTROTRACK_GOLD", "gcn.classic.voevent.ICECUBE_ASTROTRACK_BRONZE"),
+    expected_problems=("test_notice",),
     match=MatchRule(
         required=("ra_deg", "dec_deg", "ra_err_plus_deg", "ra_err_minus_deg", "dec_err_plus_deg",
                   "dec_err_minus_deg"),
