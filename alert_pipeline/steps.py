@@ -91,7 +91,7 @@ STEPS: tuple[Step, ...] = (
          _words(PYTHON, "lsst_alert_consumer.py")),
     # The dropped files, then GCN (a notice read later revises a file's row), in two steps:
     # a bad file never keeps the notices out, nor the reverse.
-    Step("messengers-files", "load the dropped messenger files (sky maps, IceCube and cosmic-ray lists, "
+    Step("messengers-files", "load the dropped messenger files (sky maps, IceCube and cosmic-ray lists, GCN notices, "
          "IGWN alerts): the regular files directly in MESSENGER_FILES and the links to regular files, "
          "no dot files",
          _words(PYTHON, "transient_kind_builder.py", "load-messengers", STOREHOUSE,
@@ -104,7 +104,7 @@ STEPS: tuple[Step, ...] = (
                    Refusal('[[ -n "${MESSENGER_FILES:-}" && ${#messenger_files[@]} -eq 0 ]]',
                            "MESSENGER_FILES '$MESSENGER_FILES' holds no file (a regular file or a link to one, "
                            "not a dot file); nothing was loaded"))),
-    Step("messengers-gcn", "load new GW, neutrino and cosmic-ray notices from GCN Kafka",
+    Step("messengers-gcn", "load new GW, neutrino, gamma-ray-burst and cosmic-ray notices from GCN Kafka",
          _words(PYTHON, "transient_kind_builder.py", "load-messengers", STOREHOUSE, "--gcn"),
          runs_when="GCN_CLIENT_ID, GCN_CLIENT_ID_FILE or GCN_KAFKA_BOOTSTRAP_SERVERS is set",
          condition='[[ -n "${GCN_CLIENT_ID:-}${GCN_CLIENT_ID_FILE:-}${GCN_KAFKA_BOOTSTRAP_SERVERS:-}" ]]',
@@ -120,7 +120,7 @@ STEPS: tuple[Step, ...] = (
          "directory not applied yet)",
          _words(PYTHON, "transient_kind_builder.py", "tns", STOREHOUSE, Word('"$TNS_FILE"', "$TNS_FILE")),
          runs_when="TNS_FILE is set", condition='[[ -n "${TNS_FILE:-}" ]]', skipped_because="TNS_FILE is not set"),
-    Step("crossmatch", "match the transients with the gw, neutrino and uhecr events",
+    Step("crossmatch", "match the transients with the gw, neutrino, grb and uhecr events",
          _words(PYTHON, "transient_kind_builder.py", "crossmatch", STOREHOUSE),
          runs_when="the storehouse has transient slots (an index)", switch="CROSSMATCH",
          condition=f'[[ -f "$("$PYTHON" transient_kind_builder.py paths --storehouse {_STOREHOUSE_SHELL} '

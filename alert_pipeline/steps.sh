@@ -5,11 +5,11 @@ readonly STEPS_HELP='Steps, in this order (each logged: starting, then finished,
 skipped with the reason; a failed step never stops the later ones):
   1 consumer           the LSST alert consumer: Kafka -> day CSV + FITS cutouts
                        runs: always
-  2 messengers-files   load the dropped messenger files (sky maps, IceCube and cosmic-ray lists,
-                       IGWN alerts): the regular files directly in MESSENGER_FILES and the links to
-                       regular files, no dot files
+  2 messengers-files   load the dropped messenger files (sky maps, IceCube and cosmic-ray lists, GCN
+                       notices, IGWN alerts): the regular files directly in MESSENGER_FILES and the
+                       links to regular files, no dot files
                        runs: MESSENGER_FILES is set (not a directory, or holding no file: exit 9)
-  3 messengers-gcn     load new GW, neutrino and cosmic-ray notices from GCN Kafka
+  3 messengers-gcn     load new GW, neutrino, gamma-ray-burst and cosmic-ray notices from GCN Kafka
                        runs: GCN_CLIENT_ID, GCN_CLIENT_ID_FILE or GCN_KAFKA_BOOTSTRAP_SERVERS is set
   4 transient-builder  the kind builder: transient and minor_body slots from the Fink table; a full
                        build on FULL_BUILD_WEEKDAY, else only what the new rows touch
@@ -17,7 +17,7 @@ skipped with the reason; a failed step never stops the later ones):
   5 tns                Transient Name Server classes into the transient slots (a file, or the files
                        of a directory not applied yet)
                        runs: TNS_FILE is set
-  6 crossmatch         match the transients with the gw, neutrino and uhecr events
+  6 crossmatch         match the transients with the gw, neutrino, grb and uhecr events
                        runs: the storehouse has transient slots (an index); CROSSMATCH=0 skips it
   7 retention          delete the CSV, Parquet, FITS, quarantine and report files older than
                        RETENTION_DAYS
