@@ -14,19 +14,21 @@ Sub-commands (``build`` is the default):
   rebuild-index  rebuild <storehouse>/<kind>/index.json from the slot files on disk
   load-fink      insert Fink API output (JSON list from /api/v1/latests, or CSV) into the
                  events table, skipping alerts (candids) already there
-  load-messengers  gravitational waves, neutrinos and cosmic rays into the gw, neutrino
-                 and uhecr kinds: from files (IGWN alert JSON, LVK sky-map FITS, IceCat-1
-                 CSV, IceCube GCN notices, Auger and Telescope Array lists, a plain CSV;
-                 recognised from their content) and, with --gcn, from GCN Kafka
+  load-messengers  gravitational waves, neutrinos, cosmic rays and gamma-ray bursts into
+                 the gw, neutrino, uhecr and grb kinds: from files (IGWN alert JSON, LVK
+                 sky-map FITS, IceCat-1 CSV, IceCube GCN notices, Auger and Telescope
+                 Array lists, GCN VOEvent and JSON notices, a plain CSV; recognised from
+                 their content) and, with --gcn, from GCN Kafka
   crossmatch     record in both slots every transient that aligns in time and sky with a
-                 gw, neutrino or uhecr event
+                 messenger event (every messenger kind)
   tns            refine the transient slots with the spectroscopic classes of a Transient
                  Name Server file (public objects CSV or .zip, or a search export)
+  paths          print where the storehouse keeps a kind's index, the site … (for scripts)
 
 Settings: every sub-command takes --config FILE (the [builder], [gcn], [tns] and
 [crossmatch] tables of the TOML file the consumer also reads; see config.example.toml)
 and --show-config; later wins: default < file < variable < flag. Each sub-command is a
-module of alert_pipeline/storehouse/builder//
+module of alert_pipeline/storehouse/builder/.
 """
 
 from __future__ import annotations

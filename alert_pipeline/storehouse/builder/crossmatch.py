@@ -1,4 +1,4 @@
-"""``crossmatch``: the transients against every messenger kind's events (gw, neutrino, uhecr, grb)."""
+"""``crossmatch``: the transients against every messenger kind's events."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import logging
 
 from alert_pipeline.exitcodes import EXIT_CONFIG, EXIT_OK, Failure
+from alert_pipeline.storehouse import kinds
 from alert_pipeline.storehouse.builder import settings
 from alert_pipeline.storehouse.builder._common import add_settings, required
 from alert_pipeline.storehouse.enrich import crossmatch as matching
@@ -14,7 +15,7 @@ from alert_pipeline.storehouse.kinds import match_rules
 from alert_pipeline.storehouse.messengers.events import Skipped
 from alert_pipeline.storehouse.slots import one_writer
 
-HELP = "match the transients with the messenger events (gw, neutrino, uhecr, grb)"
+HELP = f"match the transients with the messenger events ({', '.join(kind.name for kind in kinds.messenger_kinds())})"
 DESCRIPTION = ("Record in each transient slot (multimessenger) and each messenger slot (transients) every "
                "coincidence in time and sky, with n_chance; only changed slots are written. The rules: the flags "
                "below or the [crossmatch] table of --config.")

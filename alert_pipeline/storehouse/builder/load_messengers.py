@@ -1,4 +1,4 @@
-"""``load-messengers``: gravitational waves, neutrinos, cosmic rays and gamma-ray bursts, from files and GCN Kafka."""
+"""``load-messengers``: the messenger kinds' events (every kind of the registry), from files and GCN Kafka."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import sys
 
 from alert_pipeline.errors import ConfigError
 from alert_pipeline.exitcodes import EXIT_INPUT_UNUSED, EXIT_OK
+from alert_pipeline.storehouse import kinds
 from alert_pipeline.storehouse.builder import settings
 from alert_pipeline.storehouse.builder._common import add_settings, required
 from alert_pipeline.storehouse.slots import one_writer
 
-HELP = "load GW, neutrino, cosmic-ray and gamma-ray-burst events (files and/or GCN Kafka)"
-DESCRIPTION = ("Load gravitational-wave, neutrino, cosmic-ray and gamma-ray-burst events into the gw, neutrino, uhecr "
-               "and grb kinds, from "
+_KINDS = ", ".join(kind.name for kind in kinds.messenger_kinds())
+HELP = f"load messenger events ({_KINDS}) from files and/or GCN Kafka"
+DESCRIPTION = (f"Load messenger events into the {_KINDS} kinds, from "
                "files (format recognised from the content) and, with --gcn, from GCN Kafka (GCN_CLIENT_ID, "
                "GCN_CLIENT_SECRET or their _FILE variants; GCN_KAFKA_<KEY> settings).")
 SECTIONS = ("builder", "gcn")
