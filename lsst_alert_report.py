@@ -28,7 +28,7 @@ from pathlib import Path
 from alert_pipeline.consumer.config import configured_setting
 from alert_pipeline.consumer.layout import OutputLayout
 from alert_pipeline.errors import ConfigError
-from alert_pipeline.exitcodes import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_OUTPUT, REPORT, help_text
+from alert_pipeline.exitcodes import EXIT_CONFIG, EXIT_OK, EXIT_OUTPUT, REPORT, Failure, help_text, run_mapped
 from alert_pipeline.masking import configure_logging
 
 EXIT_CODES_HELP = help_text(REPORT) + """
@@ -101,24 +101,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "has the consumer written anything into this output directory?", layout.data)
         return EXIT_OK
     days = [args.date or args.night] if args.date or args.night else days_to_report(output_dir)
-    try:
+
+    def build() -> int:
         for day in days:
             result = build_report(output_dir, day, args.page_size, observing_night=bool(args.night))
             log.info("LSST Alert Report %s: %d alerts, %d pages, %d thumbnails, %d unreadable cutouts: %s",
                      day, result.alerts, result.pages, result.thumbnails, result.unreadable, result.path)
-    except NoAlertsObserved as exc:
-        log.error("LSST Alert Report: %s", exc)
-        return EXIT_CONFIG
-    except OSError as exc:
-        log.error("LSST Alert Report failed: cannot write the report (%s). Check free space and permissions of %s.",
-                  exc, layout.reports)
-        return EXIT_OUTPUT
-    except Exception:  # noqa: BLE001 - last resort: say so, with the traceback
-        log.exception("LSST Alert Report failed with an unexpected error")
-        return EXIT_FAILURE
-    if not days:
-        log.info("LSST Alert Report: every day's report is up to date in %s", layout.reports)
-    return EXIT_OK
+        if not days:
+            log.info("LSST Alert Report: every day's report is up to date in %s", layout.reports)
+        return EXIT_OK
+
+    reports = str(layout.reports).replace("{", "{{").replace("}", "}}")
+    return run_mapped(build, (Failure((NoAlertsObserved,), EXIT_CONFIG, "{tool}: {error}"),
+                              Failure((OSError,), EXIT_OUTPUT, "{tool} failed: cannot write the report ({error}). Check "
+                                      f"free space and permissions of {reports}.")), log, "LSST Alert Report")
 
 
 if __name__ == "__main__":

@@ -18,8 +18,15 @@ from alert_pipeline.consumer.history import append_run, last_runs, run_record, w
 from alert_pipeline.consumer.processing import AlertConsumer
 from alert_pipeline.consumer.replay import TimeWindow
 from alert_pipeline.consumer.summary import RunSummary
-from alert_pipeline.errors import ServiceError
-from alert_pipeline.exitcodes import EXIT_CONFIG, EXIT_FAILURE, EXIT_NOTHING_WRITTEN, EXIT_OK, EXIT_OUTPUT
+from alert_pipeline.exitcodes import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_NOTHING_WRITTEN,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    Failure,
+    exit_code_for,
+)
 from alert_pipeline.masking import mask_text
 
 log = logging.getLogger("lsst_alert_consumer")
@@ -40,8 +47,7 @@ def run_session(config: ConsumerConfig, consumer_class: type[AlertConsumer], fil
     from alert_pipeline.consumer.kafka_source import KafkaSource, describe
     from alert_pipeline.consumer.replay import ReplaySource
     from alert_pipeline.consumer.runner import run
-    from alert_pipeline.consumer.sources import FileSource, InputError
-    from alert_pipeline.consumer.store import InstanceBusyError
+    from alert_pipeline.consumer.sources import FileSource
     started = dt.datetime.now(dt.UTC)
     summary = RunSummary(mode="files" if files else "replay" if window else "group")
     target = f"files={len(files)}" if files else describe(config)
@@ -61,18 +67,13 @@ def run_session(config: ConsumerConfig, consumer_class: type[AlertConsumer], fil
         code, error = _nothing_written(summary), ""
         if config.parquet:
             code, error = _write_parquet(config, code)
-    except (InputError, InstanceBusyError) as exc:
-        code, error = EXIT_CONFIG, str(exc)
-    except ServiceError as exc:
-        code, error = exc.exit_code, str(exc)
-    except OSError as exc:
-        code, error = EXIT_OUTPUT, (
-            f"cannot write output ({exc}); the batch was not committed and will be read again next run. "
-            f"Check free space and permissions of {config.output_dir}." if app else
-            f"output directory {config.output_dir} is not usable: {exc}")
-    except Exception as exc:  # noqa: BLE001 - last resort: say so, with the traceback
-        log.exception("LSST Alert Consumer failed with an unexpected error")
-        code, error = EXIT_FAILURE, f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - every error becomes a documented exit code
+        failure = exit_code_for(exc, _failures(config, started=app is not None))
+        if failure is None:  # a bug: say so, with the traceback
+            log.exception("LSST Alert Consumer failed with an unexpected error")
+            code, error = EXIT_FAILURE, f"{type(exc).__name__}: {exc}"
+        else:
+            code, error = failure.code, failure.detail(exc)
     finally:
         if app is not None:
             app.close()
@@ -80,6 +81,20 @@ def run_session(config: ConsumerConfig, consumer_class: type[AlertConsumer], fil
         log.error("LSST Alert Consumer failed: %s", error)
     _record(config, summary, started, code, mask_text(error), app.decoder.name if app else "", window)
     return code
+
+
+def _failures(config: ConsumerConfig, started: bool) -> tuple[Failure, ...]:
+    """The run's exception → exit-code table (``exitcodes.exit_code_for``; a ``ServiceError``
+    carries its own code): the output's message depends on whether the consumer had started."""
+    from alert_pipeline.consumer.sources import InputError
+    from alert_pipeline.consumer.store import InstanceBusyError
+
+    def output(exc: BaseException) -> str:
+        if started:
+            return (f"cannot write output ({exc}); the batch was not committed and will be read again next run. "
+                    f"Check free space and permissions of {config.output_dir}.")
+        return f"output directory {config.output_dir} is not usable: {exc}"
+    return (Failure((InputError, InstanceBusyError), EXIT_CONFIG), Failure((OSError,), EXIT_OUTPUT, detail=output))
 
 
 def _write_parquet(config: ConsumerConfig, code: int) -> tuple[int, str]:
