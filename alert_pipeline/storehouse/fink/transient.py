@@ -11,7 +11,7 @@ import math
 from functools import partial
 from typing import Any
 
-from alert_pipeline.storehouse.enrich import tns
+from alert_pipeline.storehouse.enrich import distance, tns
 from alert_pipeline.storehouse.fink import queries
 from alert_pipeline.storehouse.fink.curves import BANDS, finite, finite_list, light_curve
 from alert_pipeline.storehouse.fink.db import MJD_OFFSET, jd_to_iso
@@ -26,7 +26,9 @@ IN_SCOPE: dict[str, tuple[str, int]] = {
     "Unknown": ("unknown", 1),
 }
 SUBTYPES = ("sn", "kilonova", "unknown")
-INDEX_FIELDS = ("slot_id", "subtype", "ra_deg", "dec_deg", "first_mjd", "last_mjd", "n_alerts", "provisional")
+#: ``distance`` (``enrich.distance``) is in the index so the cross-match reads it without opening slots.
+INDEX_FIELDS = ("slot_id", "subtype", "ra_deg", "dec_deg", "first_mjd", "last_mjd", "n_alerts", "provisional",
+                "distance")
 
 
 LABEL_OF_RANK = {rank: label for label, (_, rank) in IN_SCOPE.items()}
@@ -98,6 +100,12 @@ def _population_std(values: list[float]) -> float:
     return math.sqrt(math.fsum((value - mean) ** 2 for value in values) / len(values))
 
 
+def refine(slot: dict[str, Any]) -> dict[str, Any]:
+    """What the enrichments make of a transient slot written: its subtype refined by its
+    spectroscopic class (``tns.refine``), then its distance (``distance.refine``)."""
+    return distance.refine(tns.refine(slot))
+
+
 SPEC = KindSpec(KIND, INDEX_FIELDS, rows=RowSource(queries.PER_OBJECT, {}, transient_slot,
                                                               partial(Roster.of, SUBTYPES, labelled=True)),
-                refine=tns.refine)
+                refine=refine)
