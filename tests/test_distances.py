@@ -259,3 +259,21 @@ def test_a_tns_redshift_gives_the_slot_and_its_index_entry_a_planck18_distance(t
     before = {path.name: path.read_bytes() for path in (store / "transient").glob("ZTF*.json")}
     assert tns(store, PUBLIC).returncode == 0
     assert {path.name: path.read_bytes() for path in (store / "transient").glob("ZTF*.json")} == before
+
+
+def test_a_host_galaxy_gives_the_distance_when_tns_gives_none_and_a_stale_distance_goes():
+    from alert_pipeline.storehouse.enrich.distance import refine, transient_distance
+
+    host = {"name": "NGC 4993", "separation_arcsec": 10.0, "projected_kpc": 2.0, "distance_mpc": 40.4, "z": 0.009727}
+    base = {"slot_id": "ZTF17aaaaaaa", "kind": "transient"}
+    assert transient_distance({**base, "host": host}) == {"mpc": 40.4, "redshift": 0.009727, "source": "host_galaxy"}
+    blueshifted = {"name": "AT 2017a", "redshift": -0.001}  # TNS's Local Group objects: no distance of their own
+    assert transient_distance({**base, "tns": blueshifted, "host": host})["source"] == "host_galaxy"
+    own = transient_distance({**base, "tns": {"redshift": 0.009727}, "host": host})
+    assert own == {"mpc": float(Planck18.luminosity_distance(0.009727).to_value(u.Mpc)), "redshift": 0.009727,
+                   "source": "tns_redshift"}
+    only_z = transient_distance({**base, "host": {**host, "distance_mpc": None}})
+    assert only_z["mpc"] == own["mpc"] and only_z["source"] == "host_galaxy"
+    assert transient_distance({**base, "tns": {"redshift": None}}) is None
+    stale = {**base, "distance": {"mpc": 1.0, "redshift": None, "source": "host_galaxy"}}
+    assert "distance" not in refine(stale) and refine(base) is base
