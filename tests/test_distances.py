@@ -130,17 +130,19 @@ def test_volume_levels_and_densities_equal_ligo_skymap_crossmatch(which):
     assert 0 < np.min(found["credible_level_volume"]) < 0.5 < np.max(found["credible_level_volume"]) < 1.0
 
 
-def test_a_transient_beyond_the_grid_gets_the_numbers_crossmatch_gives_it_alone():
+def test_transients_beyond_the_grid_get_the_numbers_crossmatch_gives_them_together():
     skymap = read_skymap(io.BytesIO(BAYESTAR.read_bytes()))
     table = read_sky_map(str(BAYESTAR), moc=True)
-    # the densest pixel (UNIQ 42318942, read by hand) at ten times the header's DISTMEAN (39.76999609489013)
+    # the densest pixel (UNIQ 42318942, read by hand) at ten and eight times the header's DISTMEAN (39.76999609489013),
+    # both beyond six mean distances
     order, ipix = moc.uniq2nest(np.array([42318942]))
     lon, lat = healpix_to_lonlat(int(ipix[0]), 2**int(order[0]), order="nested")
-    distance = np.array([10 * 39.76999609489013])
-    found = volume_fields(skymap, skymap.pixel_rows(np.array([lon.deg]), np.array([lat.deg])), distance)
-    reference = crossmatch(table, SkyCoord([lon.deg] * u.deg, [lat.deg] * u.deg, distance * u.Mpc))
-    assert found["credible_level_volume"][0] == pytest.approx(reference.searched_prob_vol[0], abs=1e-9)
-    assert found["prob_density_volume_mpc3"][0] == pytest.approx(reference.probdensity_vol[0], rel=1e-9)
+    distance = np.array([10 * 39.76999609489013, 8 * 39.76999609489013])
+    ra, dec = np.array([lon.deg] * 2), np.array([lat.deg] * 2)
+    found = volume_fields(skymap, skymap.pixel_rows(ra, dec), distance)
+    reference = crossmatch(table, SkyCoord(ra * u.deg, dec * u.deg, distance * u.Mpc))
+    np.testing.assert_allclose(found["credible_level_volume"], reference.searched_prob_vol, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(found["prob_density_volume_mpc3"], reference.probdensity_vol, rtol=1e-9, atol=0)
     # its pixel's DISTMU 35.60957805578568, DISTSIGMA 8.261922454588962 (by hand)
     assert found["distance_sigma"][0] == pytest.approx((397.6999609489013 - 35.60957805578568) / 8.261922454588962,
                                                        rel=1e-12)

@@ -21,13 +21,17 @@ of its pixel and of the shell ``r_k ≤ d < r_{k+1}``; then
 
 crossmatch sorts every voxel of the map (~20 million for a BAYESTAR map) by density once
 per call, and its grid reaches as far as the farthest target of that call, so one
-target's numbers depend on the others passed with it. Here each transient's numbers are
-those crossmatch gives it alone (the grid reaches ``max(6 × mean, d)``), computed for
-many at once without the sort: in each pixel ρ is a Gaussian in r, so the voxels denser
-than a threshold t are one run of shells, ``|r_k − DISTMU| < DISTSIGMA·√(2 ln(A/t))`` with
-``A`` the pixel's peak density, and their probability is a difference of the pixel's
-cumulative sums over its shells. Pixels are taken a chunk at a time (bounded memory,
-whatever the map's size); a transient beyond ``6 × mean`` has a grid of its own.
+target's numbers depend on the others passed with it. Here a transient within six mean
+distances gets the numbers crossmatch gives it alone (its grid reaches ``6 × mean``,
+whoever else is passed); the transients of one call beyond that are given together
+the numbers crossmatch gives them passed together (one grid reaching the farthest of
+them: a grid each would cost a pass over every voxel each; so far out, levels are
+near 1 and rank last anyway). All are computed without the sort: in each pixel ρ is a Gaussian
+in r, so the voxels denser than a threshold t are one run of shells,
+``|r_k − DISTMU| < DISTSIGMA·√(2 ln(A/t))`` with ``A`` the pixel's peak density, and their
+probability is a difference of the pixel's cumulative sums over its shells. Pixels are
+taken a chunk at a time (bounded memory, whatever the map's size): at most two passes
+over the voxels per call.
 
 Two deliberate differences: a voxel of density exactly equal to the transient's (a tie,
 which crossmatch orders arbitrarily) counts as less dense; a transient nearer than the
@@ -81,12 +85,10 @@ def volume_fields(skymap: Any, rows: np.ndarray, distance_mpc: np.ndarray) -> di
     level = np.full(len(rows), np.nan)
     density = np.full(len(rows), np.nan)
     reach = REACH_MEANS * marginal_mean_mpc(skymap)
-    far = distance_mpc > reach  # crossmatch's grid then reaches the transient itself
-    if np.any(~far):
-        shared = np.flatnonzero(~far)
-        level[shared], density[shared] = _searched(skymap, reach, rows[shared], distance_mpc[shared])
-    for one in np.flatnonzero(far):
-        level[[one]], density[[one]] = _searched(skymap, distance_mpc[one], rows[[one]], distance_mpc[[one]])
+    far = distance_mpc > reach  # crossmatch's grid then reaches the farthest of them
+    for group, max_r in ((~far, reach), (far, float(np.max(distance_mpc, initial=0.0, where=far)))):
+        if np.any(group):
+            level[group], density[group] = _searched(skymap, max_r, rows[group], distance_mpc[group])
     mu, sigma = skymap.distance["DISTMU"], skymap.distance["DISTSIGMA"]
     with np.errstate(invalid="ignore", divide="ignore"):
         deviation = np.where(rows >= 0, (distance_mpc - mu[rows]) / sigma[rows], np.nan)
