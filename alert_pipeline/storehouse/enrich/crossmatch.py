@@ -2,9 +2,9 @@
 
 Each transient slot gets ``multimessenger`` (a list, empty when none, sorted by
 ``n_chance``); each slot of every messenger kind (``kinds.messenger_kinds()``) gets
-``transients`` (the ZTF object ids that matched it, those its rule ranks first — a gw
-event's transients of known distance by their volume credible level —, the rest by id;
-empty for an event skipped this run:
+``transients`` (the ZTF object ids that matched it, those its rule ranks first —
+``Match.rank``, e.g. a volume credible level —, the rest by id; empty for an event
+skipped this run:
 retracted, its sky map gone or corrupt, a field missing, off the sky). So both sides
 agree after every run. Each kind declares its rule (``MessengerKind.match``: the fields
 it requires, its matching function and its settings); this module names no kind.
