@@ -8,8 +8,10 @@ event), and the sky test is vectorised over them:
 * gw (0 ≤ dt ≤ 14 d): the credible level at each transient, the probability inside the
   smallest region holding it, from one lookup of all positions in the sorted multi-order
   map (ligo.skymap's ``crossmatch`` definition); kept at ≤ 0.90. A position the map does
-  not cover (or of density 0) has probability 0 and is never kept. Retracted events are
-  ignored;
+  not cover (or of density 0) has probability 0 and is never kept. A transient with a
+  distance, on a map with distance layers, also gets its place in the map's volume
+  (``messengers.volume``: ligo.skymap's volume level and density), which ranks the
+  event's transients. Retracted events are ignored;
 * neutrino (the event within [first − 30 d, last + 30 d]): the elliptical radius in the
   asymmetric 90 % region, each side's offset over that side's error; kept at ≤ 1 (×
   ``nu_scale``);
