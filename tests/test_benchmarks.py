@@ -50,6 +50,7 @@ TINY: dict[str, tuple[list[str], list[str]]] = {
     "crossmatch_scale.py": (["--transients", "50", "--maps", "1", "--neutrinos", "20", "--cosmic-rays", "20"],
                             [rf"ratio {RATIO} the floor", r"first run .* slots written", r"rerun .* slots written"]),
     "tns_scale.py": (["--tns", "40", "--slots", "20"], [rf"first run.*{NAMED_RATIO}", rf"rerun.*{NAMED_RATIO}"]),
+    "volume_levels.py": (["--transients", "20"], [rf"volume_fields: .* ratio {RATIO} the floor"]),
     "builder_scale.py": (["--scales", "200:20"],
                          [rf"nothing new.*{NAMED_RATIO}", rf"1 % new.*{NAMED_RATIO}", rf"--full.*{NAMED_RATIO}"]),
     "enrichment_storage.py": (["--slots", "40", "--enriched", "0.1"],

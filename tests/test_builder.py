@@ -203,7 +203,7 @@ def test_seed_roster(pg_url, table, tmp_path):
     assert index["kind"] == "transient" and index["count"] == 2350
     assert [entry["slot_id"] for entry in index["slots"]] == sorted(entry["slot_id"] for entry in index["slots"])
     assert set(index["slots"][0]) == {"slot_id", "subtype", "ra_deg", "dec_deg", "first_mjd", "last_mjd", "n_alerts",
-                                      "provisional"}
+                                      "provisional", "distance"}
 
 
 def test_rebuild_is_idempotent_and_index_comes_back_from_disk(pg_url, table, tmp_path):

@@ -2,7 +2,9 @@
 
 Each transient slot gets ``multimessenger`` (a list, empty when none, sorted by
 ``n_chance``); each slot of every messenger kind (``kinds.messenger_kinds()``) gets
-``transients`` (the ZTF object ids that matched it; empty for an event skipped this run:
+``transients`` (the ZTF object ids that matched it, those its rule ranks first —
+``Match.rank``, e.g. a volume credible level —, the rest by id; empty for an event
+skipped this run:
 retracted, its sky map gone or corrupt, a field missing, off the sky). So both sides
 agree after every run. Each kind declares its rule (``MessengerKind.match``: the fields
 it requires, its matching function and its settings); this module names no kind.
@@ -82,7 +84,7 @@ def run(storehouse: str, rules: RulesType) -> dict[str, Any]:
         per_event.update({(kind, event_id): [] for event_id in present[kind]})  # skipped: no link left behind
         for event_id, coincidences in _match_kind(kind, events, transients, rules, storehouse, skipped,
                                                   named).items():
-            per_event[(kind, event_id)] = sorted({transients.ids[m.transient] for m, _ in coincidences})
+            per_event[(kind, event_id)] = _ranked(coincidences, transients)
             for match, n_chance in coincidences:
                 event = events[event_id]
                 per_transient[transients.ids[match.transient]].append(
@@ -94,6 +96,16 @@ def run(storehouse: str, rules: RulesType) -> dict[str, Any]:
     summary = _summary(per_transient, rules, skipped, written, named)
     update_roster(layout, TRANSIENT, {TRANSIENT_FIELD: summary})
     return summary
+
+
+def _ranked(coincidences: list, transients: Transients) -> list[str]:
+    """The ids of an event's transients: those its rule ranks (``Match.rank``, lowest
+    first), then the others by id."""
+    best: dict[str, float] = {}
+    for match, _ in coincidences:
+        slot_id = transients.ids[match.transient]
+        best[slot_id] = min(best.get(slot_id, math.inf), math.inf if match.rank is None else match.rank)
+    return sorted(best, key=lambda slot_id: (best[slot_id], slot_id))
 
 
 def _messengers(storehouse: str, skipped: Counter, named: dict[str, str] | None = None,

@@ -38,7 +38,8 @@ separations, as astropy's). A matched slot gets ``tns`` (``name``, ``type``, ``r
 ``discovery_date``, ``match``, ``separation_arcsec``) and ``spectroscopic_class``; a
 supernova type (``SN…``, ``SLSN…``) sets ``subtype`` to ``sn``, ``Kilonova`` to
 ``kilonova``, anything else only records the class; a slot with a class is no longer
-``provisional``; ``fink_classification`` is never changed. The refinement is a function
+``provisional``; a redshift gives it a ``distance`` (``fink.distance``, through the
+transient kind's refinement); ``fink_classification`` is never changed. The refinement is a function
 of Fink's label and the current record only (recomputed from ``fink_classification``, so
 a class that changes or goes away leaves nothing stale) and is re-applied whenever the
 build rewrites a slot (``refine``). The state kept is checked when read (a bad one is no

@@ -11,7 +11,7 @@ import math
 from functools import partial
 from typing import Any
 
-from alert_pipeline.storehouse.fink import queries
+from alert_pipeline.storehouse.fink import distance, queries
 from alert_pipeline.storehouse.fink.curves import BANDS, finite, finite_list, light_curve
 from alert_pipeline.storehouse.fink.db import MJD_OFFSET, jd_to_iso
 from alert_pipeline.storehouse.fink.roster import Roster
@@ -27,7 +27,9 @@ IN_SCOPE: dict[str, tuple[str, int]] = {
 SUBTYPES = ("sn", "kilonova", "unknown")
 #: Fink label → the subtype the build gives it.
 FINK_SUBTYPES = {label: subtype for label, (subtype, _) in IN_SCOPE.items()}
-INDEX_FIELDS = ("slot_id", "subtype", "ra_deg", "dec_deg", "first_mjd", "last_mjd", "n_alerts", "provisional")
+#: ``distance`` (``fink.distance``) is in the index so the cross-match reads it without opening slots.
+INDEX_FIELDS = ("slot_id", "subtype", "ra_deg", "dec_deg", "first_mjd", "last_mjd", "n_alerts", "provisional",
+                "distance")
 
 
 LABEL_OF_RANK = {rank: label for label, (_, rank) in IN_SCOPE.items()}
@@ -100,6 +102,13 @@ def _population_std(values: list[float]) -> float:
 
 
 def refine(slot: dict[str, Any]) -> dict[str, Any]:
+    """What the enrichments' fields make of a transient slot written: its subtype refined by
+    its spectroscopic class, then its distance (``fink.distance``). Applied to every slot
+    written, so it survives a rebuild."""
+    return distance.refine(_refined_subtype(slot))
+
+
+def _refined_subtype(slot: dict[str, Any]) -> dict[str, Any]:
     """The slot's subtype and provisional flag as a function of Fink's label
     (``fink_classification``, which nothing else changes) and its spectroscopic class
     (``spectroscopic_class``, which the TNS enrichment writes) alone, so a class that

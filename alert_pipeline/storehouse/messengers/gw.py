@@ -18,6 +18,7 @@ import binascii
 import datetime as dt
 import io
 import logging
+import math
 import os
 from collections.abc import Iterator
 from typing import IO, Any
@@ -85,7 +86,7 @@ def from_alert(doc: dict[str, Any], where: str, accept_mock: bool = False) -> It
                     classification=_mapping(event.get("classification")), properties=_mapping(event.get("properties")),
                     instruments=text_list(event.get("instruments"), "instruments"),
                     pipeline=event.get("pipeline"), group=event.get("group"), search=event.get("search"),
-                    alert_time_created=created, **_identity(skymap))
+                    alert_time_created=created, **_identity(skymap), **_distance(skymap))
         return Item(KIND, where, slot, skymap, order=created)
     except Skipped as problem:
         return Item(KIND, where, problem=problem)
@@ -108,7 +109,8 @@ def from_skymap_file(stream: IO[bytes], size: int | None, where: str, accept_moc
         slot.update(alert_type=None, retracted=False, skymap=skymap_name(slot_id), area_50_deg2=areas[0],
                     area_90_deg2=areas[1], far_hz=None, significant=None, classification=None, properties=None,
                     instruments=text_list(str(skymap.header.get("INSTRUME") or ""), "INSTRUME"),
-                    pipeline=skymap.header.get("CREATOR"), alert_time_created=None, **_identity(skymap))
+                    pipeline=skymap.header.get("CREATOR"), alert_time_created=None, **_identity(skymap),
+                    **_distance(skymap))
         return Item(KIND, where, slot, skymap, order=iso(moment))
     except Skipped as problem:
         return Item(KIND, where, problem=problem)
@@ -126,6 +128,15 @@ def _identity(skymap: Any) -> dict[str, Any]:
     it): the map's content digest and its DATE-OBS card."""
     date_obs = skymap.header.get("DATE-OBS")
     return {"skymap_sha256": skymap.content_sha256(), "skymap_date_obs": str(date_obs) if date_obs else None}
+
+
+def _distance(skymap: Any) -> dict[str, Any]:
+    """Whether the map has distance layers (so its matches get volume fields), and the
+    posterior mean and standard deviation of the distance its header states (Mpc)."""
+    mean, std = (_number(skymap.header.get(key)) for key in ("DISTMEAN", "DISTSTD"))
+    return {"has_distance": skymap.has_distance,
+            "distance_mean_mpc": mean if mean is not None and math.isfinite(mean) else None,
+            "distance_std_mpc": std if std is not None and math.isfinite(std) else None}
 
 
 def same_event_key(slot: dict[str, Any]) -> tuple[str, str] | None:

@@ -8,8 +8,10 @@ event), and the sky test is vectorised over them:
 * gw (0 ≤ dt ≤ 14 d): the credible level at each transient, the probability inside the
   smallest region holding it, from one lookup of all positions in the sorted multi-order
   map (ligo.skymap's ``crossmatch`` definition); kept at ≤ 0.90. A position the map does
-  not cover (or of density 0) has probability 0 and is never kept. Retracted events are
-  ignored;
+  not cover (or of density 0) has probability 0 and is never kept. A transient with a
+  distance, on a map with distance layers, also gets its place in the map's volume
+  (``messengers.volume``: ligo.skymap's volume level and density), which ranks the
+  event's transients. Retracted events are ignored;
 * neutrino (the event within [first − 30 d, last + 30 d]): the elliptical radius in the
   asymmetric 90 % region, each side's offset over that side's error; kept at ≤ 1 (×
   ``nu_scale``);
@@ -119,13 +121,15 @@ def per_event(matcher: Callable[..., tuple[list[Match], float]]) -> Callable[...
 
 @dataclass
 class Transients:
-    """The transient slots with a position, as arrays sorted by first detection."""
+    """The transient slots with a position, as arrays sorted by first detection; their
+    distances (Mpc, NaN where a transient has none: ``fink.distance``) when known."""
 
     ids: np.ndarray
     ra: np.ndarray
     dec: np.ndarray
     first: np.ndarray
     last: np.ndarray
+    distance: np.ndarray | None = None
     _last_sorted: np.ndarray | None = None
 
     @classmethod
@@ -144,7 +148,8 @@ class Transients:
             log.warning("crossmatch: transient %s has no usable position or time; skipped", slot_id)
         order = np.argsort(table[usable, 2], kind="stable")
         kept = table[usable][order]
-        return cls(ids[usable][order], kept[:, 0], kept[:, 1], kept[:, 2], kept[:, 3]), int((~usable).sum())
+        distance = index_distances(entries)[usable][order]
+        return cls(ids[usable][order], kept[:, 0], kept[:, 1], kept[:, 2], kept[:, 3], distance), int((~usable).sum())
 
     def first_between(self, start: float, stop: float) -> slice:
         """The transients whose first detection is in [start, stop]."""
@@ -165,6 +170,19 @@ class Transients:
         return np.flatnonzero(self.last[:head] >= start)
 
 
+def index_distances(entries: list[dict[str, Any]]) -> np.ndarray:
+    """Each index entry's distance (``distance.mpc``, Mpc; NaN where there is none or it
+    is not a positive finite number)."""
+    values = np.full(len(entries), np.nan)
+    for position, entry in enumerate(entries):
+        found = entry.get("distance")
+        if isinstance(found, dict):
+            value = _number(found.get("mpc"))
+            if math.isfinite(value) and value > 0:
+                values[position] = value
+    return values
+
+
 def on_sky(ra_deg: Any, dec_deg: Any) -> Any:
     """Whether a position (numbers or arrays, in degrees) is on the sky: RA in [0, 360],
     Dec in [-90, 90]. NaN is not."""
@@ -181,6 +199,8 @@ def _number(value: Any) -> float:
 class Match:
     transient: int  # index into Transients
     fields: dict[str, Any]
+    #: Where the transient ranks in the event's ``transients`` (lowest first; unranked ones after, by id).
+    rank: float | None = None
 
 
 def gw_matches(event: dict[str, Any], skymap: SkyMap, transients: Transients, rules: RulesType
@@ -195,7 +215,33 @@ def gw_matches(event: dict[str, Any], skymap: SkyMap, transients: Transients, ru
     keep = (levels <= rules.gw_credible_level) & (density > 0)  # probability 0 is in no credible region
     matches = [Match(int(i), {"credible_level": float(level), "prob_density_deg2": float(value)})
                for i, level, value in zip(indices[keep], levels[keep], density[keep], strict=True)]
+    _add_volume(skymap, transients, matches)
     return matches, n_chance
+
+
+def _add_volume(skymap: SkyMap, transients: Transients, matches: list[Match]) -> None:
+    """Give each match of a transient with a distance, on a map with distance layers, its
+    place in the volume (``messengers.volume``), ranked by its volume credible level."""
+    if not skymap.has_distance or transients.distance is None or not matches:
+        return
+    from alert_pipeline.storehouse.messengers.volume import volume_fields
+
+    placed = [match for match in matches if math.isfinite(transients.distance[match.transient])]
+    if not placed:
+        return
+    where = np.array([match.transient for match in placed])
+    distance = transients.distance[where]
+    found = volume_fields(skymap, skymap.pixel_rows(transients.ra[where], transients.dec[where]), distance)
+    for position, match in enumerate(placed):
+        level = float(found["credible_level_volume"][position])
+        match.fields.update({"distance_mpc": float(distance[position]), "credible_level_volume": _finite(level),
+                             "prob_density_volume_mpc3": _finite(float(found["prob_density_volume_mpc3"][position])),
+                             "distance_sigma": _finite(float(found["distance_sigma"][position]))})
+        match.rank = level if math.isfinite(level) else None
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def credible_levels(skymap: SkyMap, ra_deg: np.ndarray, dec_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -205,23 +251,13 @@ def credible_levels(skymap: SkyMap, ra_deg: np.ndarray, dec_deg: np.ndarray) -> 
     A multi-order map need not cover the sky: a position in no pixel has probability 0,
     so credible level 1 and density 0 (ligo.skymap's ``crossmatch`` assumes full cover and
     would give it the level of the pixel before the gap)."""
-    from astropy import units as u
-    from astropy_healpix import lonlat_to_healpix
-
     order = skymap.greedy_order()
-    uniq, density = skymap.uniq[order], skymap.probdensity[order]
-    orders = skymap.orders[order]
-    cumulative = np.cumsum(density * (4 * np.pi / (12 * np.exp2(2 * orders))))
-    top = int(orders.max())
-    shift = 2 * (top - orders)
-    starts = (uniq - 4 * np.left_shift(np.int64(1), 2 * orders)) << shift
-    ends = starts + np.left_shift(np.int64(1), shift)  # each pixel covers [start, end) at the top order
-    by_start = np.argsort(starts)
-    pixel = lonlat_to_healpix(ra_deg * u.deg, dec_deg * u.deg, 2**top, order="nested").astype(np.int64)
-    before = np.searchsorted(starts[by_start], pixel, "right") - 1  # the last pixel starting at or before it
-    row = by_start[np.maximum(before, 0)]
-    covered = (before >= 0) & (pixel < ends[row])
-    return np.where(covered, cumulative[row], 1.0), np.where(covered, density[row] * (np.pi / 180) ** 2, 0.0)
+    cumulative = np.empty(len(order))
+    cumulative[order] = np.cumsum(skymap.probdensity[order] * skymap.pixel_areas_sr()[order])
+    rows = skymap.pixel_rows(ra_deg, dec_deg)
+    covered = rows >= 0
+    return (np.where(covered, cumulative[rows], 1.0),
+            np.where(covered, skymap.probdensity[rows] * (np.pi / 180) ** 2, 0.0))
 
 
 def nu_matches(event: dict[str, Any], transients: Transients, rules: RulesType) -> tuple[list[Match], float]:

@@ -7,6 +7,10 @@ LVK publishes two layouts, both HEALPix in equatorial coordinates, gzipped or no
 * **flat** (``ORDERING = NESTED`` or ``RING``): one ``PROB`` (per pixel) for each of the
   12·NSIDE² pixels, NSIDE up to 1024 (12.6 M pixels).
 
+Either may carry the distance layers of Singer et al.'s ansatz (``DISTMU``, ``DISTSIGMA``
+in Mpc, ``DISTNORM`` in Mpc⁻²; ApJL 829 L15, ApJS 226 10): they are kept when all three
+are there (``SkyMap.distance``), and a map with only some of them is stored without.
+
 Columns are read with their ``TZERO``/``TSCAL`` applied, as the FITS standard says: an
 unsigned 64-bit ``UNIQ`` (``TFORM K`` with ``TZERO = 2^63``, as ligo.skymap before 0.1.8
 wrote it, e.g. GraceDB's O3 BAYESTAR maps) is read as unsigned. Every size the headers
@@ -15,10 +19,11 @@ read past the end of the table the header declares, so a gzip file that inflates
 more than it claims, or a header that claims terabytes, is refused at once.
 
 A flat map is read row chunk by row chunk from its (decompressed) stream into one array
-of probabilities in nested order, then stored as multi-order: four sibling pixels of
-equal density become their parent, repeatedly, which is lossless and shrinks the empty
-sky to a few hundred rows. So the map sits in memory once, as one float64 per pixel,
-however it was packed. Every map is checked before it is stored (finite, non-negative
+of probabilities in nested order (and one per distance layer), then stored as
+multi-order: four sibling pixels equal in density and in each distance layer become
+their parent, repeatedly, which is lossless and shrinks the empty sky to a few hundred
+rows. So the map sits in memory once, as one float64 per pixel and layer, however it
+was packed. Every map is checked before it is stored (finite, non-negative
 densities; pixels that do not overlap; probabilities summing to 1 within 1 %), and its
 50 % and 90 % credible areas are measured the way ligo.skymap's ``crossmatch`` does.
 """
@@ -59,6 +64,8 @@ SKY_DEG2 = 4 * 180**2 / math.pi  # 41,252.96 deg²
 _FORMS = {"D": ">f8", "E": ">f4", "K": ">i8", "J": ">i4", "I": ">i2", "B": "u1"}
 _INTEGER_FORMS = ("K", "J", "I", "B")
 _UNSIGNED_64_ZERO = 1 << 63
+#: The distance layers (Singer et al. 2016's ansatz), with their FITS units.
+DISTANCE_COLUMNS = (("DISTMU", "Mpc"), ("DISTSIGMA", "Mpc"), ("DISTNORM", "Mpc-2"))
 KEPT_HEADER = ("OBJECT", "DATE-OBS", "MJD-OBS", "INSTRUME", "CREATOR", "ORIGIN", "DISTMEAN", "DISTSTD")
 
 
@@ -68,12 +75,18 @@ class SkyMapError(ValueError):
 
 @dataclass
 class SkyMap:
-    """A multi-order sky map: ``uniq`` and ``probdensity`` (per steradian), and the
-    header cards worth keeping (``KEPT_HEADER``)."""
+    """A multi-order sky map: ``uniq`` and ``probdensity`` (per steradian), the header
+    cards worth keeping (``KEPT_HEADER``) and, when the map has them, its distance layers
+    (``distance``: ``DISTMU``, ``DISTSIGMA``, ``DISTNORM``, one value per row each)."""
 
     uniq: np.ndarray
     probdensity: np.ndarray
     header: dict[str, Any] = field(default_factory=dict)
+    distance: dict[str, np.ndarray] | None = None
+
+    @property
+    def has_distance(self) -> bool:
+        return self.distance is not None
 
     @property
     def orders(self) -> np.ndarray:
@@ -97,6 +110,24 @@ class SkyMap:
         """Pixel indices by falling density (ties: falling UNIQ, as ligo.skymap sorts)."""
         return np.lexsort((self.uniq, self.probdensity))[::-1]
 
+    def pixel_rows(self, ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
+        """The row of the pixel holding each position (degrees), -1 where no pixel does
+        (a multi-order map need not cover the sky)."""
+        from astropy import units as u
+        from astropy_healpix import lonlat_to_healpix
+
+        orders = self.orders
+        top = int(orders.max())
+        shift = 2 * (top - orders)
+        starts = (self.uniq - 4 * np.left_shift(np.int64(1), 2 * orders)) << shift
+        ends = starts + np.left_shift(np.int64(1), shift)  # each pixel covers [start, end) at the top order
+        by_start = np.argsort(starts)
+        pixel = lonlat_to_healpix(np.asarray(ra_deg) * u.deg, np.asarray(dec_deg) * u.deg, 2**top,
+                                  order="nested").astype(np.int64)
+        before = np.searchsorted(starts[by_start], pixel, "right") - 1  # the last pixel starting at or before it
+        row = by_start[np.maximum(before, 0)]
+        return np.where((before >= 0) & (pixel < ends[row]), row, -1)
+
     def content_sha256(self) -> str:
         """A digest of the pixels and densities (in UNIQ order): equal for the same map
         however it was packed or named, so one event's map loaded twice is recognised."""
@@ -109,12 +140,14 @@ class SkyMap:
         return float(np.sum(self.probdensity * self.pixel_areas_sr()))
 
     def fits_bytes(self) -> bytes:
-        """The map as a multi-order FITS file (UNIQ, PROBDENSITY), the same bytes for the
-        same map."""
+        """The map as a multi-order FITS file (UNIQ, PROBDENSITY and the distance layers
+        when it has them), the same bytes for the same map."""
         from astropy.io import fits
 
         columns = [fits.Column("UNIQ", "K", array=self.uniq),
                    fits.Column("PROBDENSITY", "D", unit="sr-1", array=self.probdensity)]
+        if self.distance is not None:
+            columns += [fits.Column(name, "D", unit=unit, array=self.distance[name]) for name, unit in DISTANCE_COLUMNS]
         table = fits.BinTableHDU.from_columns(columns)
         for key, value in (("PIXTYPE", "HEALPIX"), ("ORDERING", "NUNIQ"), ("COORDSYS", "C"),
                            ("MOCORDER", int(self.orders.max())), ("INDXSCHM", "EXPLICIT")):
@@ -182,28 +215,37 @@ def check(sky_map: SkyMap) -> None:
         raise SkyMapError(f"the probabilities sum to {total:.6g}, not 1")
 
 
-def flat_to_moc(prob_nested: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A flat nested map of probabilities per pixel → (UNIQ, PROBDENSITY): each group of
-    four sibling pixels of equal density becomes their parent, from the finest order up
-    (lossless)."""
+def flat_to_moc(prob_nested: np.ndarray, layers: dict[str, np.ndarray] | None = None
+                ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray] | None]:
+    """A flat nested map of probabilities per pixel (and its distance ``layers``, per
+    pixel too) → (UNIQ, PROBDENSITY, layers per row): each group of four sibling pixels
+    equal in density and in every layer becomes their parent, from the finest order up
+    (lossless: a parent is made only of children that all hold its values)."""
     npix = len(prob_nested)
     order = int(round(math.log(npix // 12, 4)))
-    density = prob_nested * (npix / (4 * np.pi))
+    names = list(layers or {})
+    columns = [prob_nested * (npix / (4 * np.pi))] + [np.asarray(layers[name], dtype=np.float64) for name in names]
     whole = np.ones(npix, dtype=bool)
-    kept_uniq, kept_density = [], []
+    kept_uniq: list[np.ndarray] = []
+    kept: list[list[np.ndarray]] = [[] for _ in columns]
     for level in range(order, 0, -1):
-        quads, whole_quads = density.reshape(-1, 4), whole.reshape(-1, 4)
-        merge = whole_quads.all(axis=1) & (quads == quads[:, :1]).all(axis=1)
+        quads = [column.reshape(-1, 4) for column in columns]
+        merge = whole.reshape(-1, 4).all(axis=1)
+        for quad in quads:
+            merge &= (quad == quad[:, :1]).all(axis=1)
         emit = np.flatnonzero(whole & ~np.repeat(merge, 4))
         kept_uniq.append(emit + 4 * 4**level)
-        kept_density.append(density[emit])
-        density, whole = quads[:, 0].copy(), merge
+        for store, column in zip(kept, columns, strict=True):
+            store.append(column[emit])
+        columns, whole = [quad[:, 0].copy() for quad in quads], merge
     emit = np.flatnonzero(whole)
     kept_uniq.append(emit + 4)
-    kept_density.append(density[emit])
+    for store, column in zip(kept, columns, strict=True):
+        store.append(column[emit])
     uniq = np.concatenate(kept_uniq).astype(np.int64)
     by_uniq = np.argsort(uniq)
-    return uniq[by_uniq], np.concatenate(kept_density)[by_uniq]
+    values = [np.concatenate(store)[by_uniq] for store in kept]
+    return uniq[by_uniq], values[0], (dict(zip(names, values[1:], strict=True)) if layers else None)
 
 
 # ----------------------------------------------------------------------------- FITS, streamed
@@ -349,6 +391,8 @@ def _read_table(stream: IO[bytes], header: dict[str, Any]) -> SkyMap:
             raise SkyMapError("UNIQ and PROBDENSITY must hold one value per row")
         uniq = np.empty(rows, dtype=np.int64)
         density = np.empty(rows, dtype=np.float64)
+        names = _distance_names(dtype)
+        layers = {name: np.empty(rows, dtype=np.float64) for name in names}
         for first, chunk in _row_chunks(stream, dtype, rows):
             stored_uniq = scalings["UNIQ"].apply(chunk["UNIQ"])
             if stored_uniq.dtype.kind not in "iu":
@@ -357,12 +401,27 @@ def _read_table(stream: IO[bytes], header: dict[str, Any]) -> SkyMap:
                 raise SkyMapError("UNIQ values out of range (order 0 to 29)")
             uniq[first:first + len(chunk)] = stored_uniq
             density[first:first + len(chunk)] = scalings["PROBDENSITY"].apply(chunk["PROBDENSITY"])
-        return SkyMap(uniq, density, kept)
+            for name in names:
+                layers[name][first:first + len(chunk)] = scalings[name].apply(chunk[name])
+        return SkyMap(uniq, density, kept, layers or None)
     if ordering not in ("NESTED", "RING"):
         raise SkyMapError(f"ORDERING = {ordering or 'missing'!r}: not NUNIQ, NESTED or RING")
     if "PROB" not in (dtype.names or ()):
         raise SkyMapError("a flat map needs a PROB column")
-    return SkyMap(*flat_to_moc(_read_flat(stream, dtype, rows, ordering == "RING", scalings["PROB"])), kept)
+    names = _distance_names(dtype, dtype["PROB"].shape)
+    flat = _read_flat(stream, dtype, rows, ordering == "RING", ["PROB", *names], scalings)
+    uniq, density, layers = flat_to_moc(flat["PROB"], {name: flat[name] for name in names} or None)
+    return SkyMap(uniq, density, kept, layers)
+
+
+def _distance_names(dtype: np.dtype, shape: tuple[int, ...] = ()) -> tuple[str, ...]:
+    """The distance layers to read: all three when the table has them, each shaped as
+    the probability column (one value per pixel); none otherwise."""
+    names = tuple(name for name, _ in DISTANCE_COLUMNS)
+    present = set(dtype.names or ())
+    if not set(names) <= present or any(dtype[name].shape != shape for name in names):
+        return ()
+    return names
 
 
 def _row_chunks(stream: IO[bytes], dtype: np.dtype, rows: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -374,22 +433,25 @@ def _row_chunks(stream: IO[bytes], dtype: np.dtype, rows: int) -> Iterator[tuple
         yield first, np.frombuffer(_read_exactly(stream, count * dtype.itemsize), dtype=dtype)
 
 
-def _read_flat(stream: IO[bytes], dtype: np.dtype, rows: int, ring: bool, scaling: _Scaling) -> np.ndarray:
-    """The PROB column, in nested order, read a chunk of rows at a time."""
+def _read_flat(stream: IO[bytes], dtype: np.dtype, rows: int, ring: bool, names: list[str],
+               scalings: dict[str, _Scaling]) -> dict[str, np.ndarray]:
+    """The columns ``names`` (PROB first), in nested order, read a chunk of rows at a time."""
     per_row = int(np.prod(dtype["PROB"].shape)) if dtype["PROB"].shape else 1
     npix = rows * per_row
     nside = int(round(math.sqrt(npix / 12))) if npix else 0
     if npix == 0 or 12 * nside * nside != npix or nside & (nside - 1) or nside > MAX_FLAT_NSIDE:
         raise SkyMapError(f"{npix} pixels: not a HEALPix map of NSIDE 1 to {MAX_FLAT_NSIDE}")
-    prob = np.empty(npix, dtype=np.float64)
+    columns = {name: np.empty(npix, dtype=np.float64) for name in names}
     done = 0
     for _, rows_read in _row_chunks(stream, dtype, rows):
-        chunk = scaling.apply(rows_read["PROB"].reshape(-1))
+        count = len(rows_read) * per_row
         if ring:
             from astropy_healpix.core import ring_to_nested
 
-            prob[ring_to_nested(np.arange(done, done + len(chunk)), nside)] = chunk
+            where: Any = ring_to_nested(np.arange(done, done + count), nside)
         else:
-            prob[done:done + len(chunk)] = chunk
-        done += len(chunk)
-    return prob
+            where = slice(done, done + count)
+        for name in names:
+            columns[name][where] = scalings[name].apply(rows_read[name].reshape(-1))
+        done += count
+    return columns
