@@ -29,8 +29,9 @@ def test_generated_copies_match_the_declaration():
     """steps.sh, the wrapper's --help and the table in docs/wrapper.md are what steps.py makes now."""
     assert STEPS_SH.read_text() == steps.shell(), \
         "regenerate: python -m alert_pipeline.steps --shell > alert_pipeline/steps.sh"
-    assert steps.markdown_table() in (REPO / "docs" / "wrapper.md").read_text(), \
-        "docs/wrapper.md: paste python -m alert_pipeline.steps --markdown"
+    page = (REPO / "docs" / "wrapper.md").read_text()
+    assert page.count(steps.markdown_table()) == 1, "docs/wrapper.md: paste python -m alert_pipeline.steps --markdown"
+    assert page.count("| # | Step |") == 1 and "\n## The steps\n" in page  # the table once, under its heading
     assert steps.help_text() in _shown_help()
 
 
