@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 
+from alert_pipeline.errors import ConfigError
 from alert_pipeline.exitcodes import EXIT_OK
 from alert_pipeline.storehouse import kinds
 from alert_pipeline.storehouse.builder import settings
@@ -27,6 +28,8 @@ def _add_parser_args(parser: argparse.ArgumentParser) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     storehouse = required(args, settings.STOREHOUSE, "no storehouse")
+    if not os.path.isdir(storehouse):  # a mistyped --storehouse: nothing is created
+        raise ConfigError(f"rebuild-index: no storehouse at {storehouse} (nothing to rebuild)")
     with one_writer(storehouse, "rebuild-index"):
         for kind in [args.kind] if args.kind else kinds.names():
             if not args.kind and kind not in KINDS and not os.path.isdir(StorehouseLayout.at(storehouse).kind(kind)):

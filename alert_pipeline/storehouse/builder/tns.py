@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 
+from alert_pipeline.errors import ConfigError
 from alert_pipeline.exitcodes import EXIT_CONFIG, EXIT_INPUT_UNUSED, EXIT_OK, Failure
 from alert_pipeline.storehouse.builder import settings
 from alert_pipeline.storehouse.builder._common import add_settings, required
@@ -26,7 +27,7 @@ log = logging.getLogger("transient_kind_builder")
 
 def _add_parser_args(parser: argparse.ArgumentParser) -> None:
     add_settings(parser, settings.STOREHOUSE, *settings.TNS)
-    parser.add_argument("file", metavar="FILE_OR_DIR",
+    parser.add_argument("file", metavar="FILE_OR_DIR", nargs="?",
                         help="tns_public_objects.csv (or .zip), a daily tns_public_objects_YYYYMMDD.csv delta, a TNS "
                              "search export (it updates the objects it lists), or a directory: it applies "
                              f"{tns.DIRECTORY_NAMES} not applied yet, in date order; every other entry is named "
@@ -36,6 +37,8 @@ def _add_parser_args(parser: argparse.ArgumentParser) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     storehouse = required(args, settings.STOREHOUSE, "no storehouse")
+    if not args.file:  # optional for argparse only, so that --show-config needs none
+        raise ConfigError("tns: no TNS file or directory given (FILE_OR_DIR)")
     with one_writer(storehouse, "tns"):
         summary = tns.apply(storehouse, args.file, args.radius_arcsec)
     log.info("tns: %d files applied, %s matched (%s), %d slots written (%d restored), %d disagreements",
