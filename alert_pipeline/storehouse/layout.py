@@ -186,8 +186,12 @@ class StateFile:
 
     def read(self) -> Any:
         """The stored state, or None (missing, unreadable or not trusted: logged)."""
-        content = read_json_file(self.path)
-        if content is None:
+        try:
+            content = parse_json(read_bounded(self.path))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, RecursionError) as exc:  # a link, a FIFO, torn or huge: said, not trusted
+            log.warning("%s is unreadable (%s); %s", self.path, str(exc)[:200], self.afresh)
             return None
         if not self.valid(content):
             log.warning("%s holds a state this tool did not write; %s", self.path, self.afresh)

@@ -55,7 +55,9 @@ def finite(value: Any, name: str, reason: str = "bad_value") -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise Skipped(reason, f"{name} = {value!r} is not a number") from None
+        raise Skipped(reason, f"{name} = {str(value)[:40]!r} is not a number") from None
+    except OverflowError:  # an integer of hundreds of digits
+        raise Skipped(reason, f"{name} = {str(value)[:40]!r}… is not a finite number") from None
     if not math.isfinite(number):
         raise Skipped(reason, f"{name} = {value!r} is not finite")
     return number

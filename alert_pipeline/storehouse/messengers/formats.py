@@ -36,6 +36,11 @@ from alert_pipeline.storehouse.messengers.voevent import local_name, looks_like_
 log = logging.getLogger("transient_kind_builder")
 #: Largest JSON or text input read (an IGWN alert with its sky map is ~1 MB).
 MAX_DOCUMENT_BYTES = 64 << 20
+#: Most JSON objects and arrays a document may hold (counted before parsing: a notice has a
+#: few dozen, a list of notices a few per notice; millions of ``[]`` would cost gigabytes).
+MAX_JSON_CONTAINERS = 1_000_000
+#: Unrecognised values of one JSON document named one by one; the rest are one item.
+NAMED_UNRECOGNISED = 20
 
 
 def readers(form: str) -> list[Reader]:
@@ -132,22 +137,32 @@ def _read_document(data: bytes, where: str, accept_mock: bool = False) -> Iterat
 
 
 def _json_items(text: str, where: str, accept_mock: bool) -> Iterator[Item]:
+    containers = text.count("{") + text.count("[")
+    if containers > MAX_JSON_CONTAINERS:  # bounded before parsing: millions of [] cost GBs to build
+        yield _problem("too_complex", f"a JSON document of {containers} objects and arrays (more than "
+                                      f"{MAX_JSON_CONTAINERS} a notice file may hold)", where)
+        return
     try:
         doc = json.loads(text)
     except (ValueError, RecursionError) as exc:
         yield _problem("not_json", f"not JSON: {exc}", where)
         return
     documents: list[Any] = doc if isinstance(doc, list) else [doc]
+    unrecognised = 0
     for index, document in enumerate(documents):
         place = where if len(documents) == 1 else f"{where}[{index}]"
-        if not isinstance(document, dict):
-            yield _problem("unknown_format", "a JSON value that is not an object", place)
-            continue
-        reader = next((reader for reader in readers(JSON) if reader.recognise(document)), None)
-        if reader is None:
-            yield _problem("unknown_format", f"JSON that is neither {_names(JSON, ' nor ')}", place)
-        else:
+        reader = next((reader for reader in readers(JSON) if reader.recognise(document)), None) \
+            if isinstance(document, dict) else None
+        if reader is not None:
             yield from reader.read(document, place, accept_mock)
+            continue
+        unrecognised += 1
+        if unrecognised <= NAMED_UNRECOGNISED:  # the rest counted in one item: a file costs itself once
+            yield _problem("unknown_format", f"JSON that is neither {_names(JSON, ' nor ')}"
+                           if isinstance(document, dict) else "a JSON value that is not an object", place)
+    if unrecognised > NAMED_UNRECOGNISED:
+        yield _problem("unknown_format", f"{unrecognised - NAMED_UNRECOGNISED} more JSON values of this file are no "
+                                         "notice this tool reads", where)
 
 
 def _xml_items(data: bytes, where: str, accept_mock: bool) -> Iterator[Item]:

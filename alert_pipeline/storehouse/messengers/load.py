@@ -121,7 +121,7 @@ class MessengerStore:
         store, revision = self.store(item.kind), self.revision(item.kind)
         slot = dict(item.slot)
         try:
-            existing, twin = revision.merge(slot, store.read_slot(slot["slot_id"]), item)
+            existing, twin = self._merged(revision, slot, store.read_slot(slot["slot_id"]), item)
             if twin is not None:  # the event is already stored as ``twin``: kept as it is
                 self.report.unchanged[item.kind] += 1
                 return "unchanged"
@@ -137,6 +137,22 @@ class MessengerStore:
         revision.written(slot)
         (self.report.written if written else self.report.unchanged)[item.kind] += 1
         return "written" if written else "unchanged"
+
+    @staticmethod
+    def _merged(revision: Any, slot: dict[str, Any], stored: dict[str, Any] | None, item: Item) -> Any:
+        """The kind's revision rule on the new item and the stored slot. A stored slot the rule
+        cannot read (hand-edited, damaged) is named as the reason the item is not applied:
+        the slot is kept as it is (never replaced by the new item alone), and the run goes on."""
+        try:
+            return revision.merge(slot, stored, item)
+        except Skipped:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of the rule on a stored slot is that slot's
+            if stored is None:
+                raise
+            raise Skipped("stored_slot_unusable", f"the stored {item.kind} slot {slot.get('slot_id')} cannot be "
+                          f"merged with it ({type(exc).__name__}: {str(exc)[:200]}); repair or remove that slot "
+                          "and load again") from None
 
     def skip(self, where: str, problem: Skipped) -> None:
         """Count a skipped item; log it while its reason has been logged fewer than
