@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import resource
 import struct
 import subprocess
 import sys
@@ -28,9 +29,26 @@ CASES = {
 }
 
 
+#: Alerts shaped as Rubin's, made from the lsst-alert-packet schema of the newest version
+#: (devtools.factory): 30×30 cutouts laid out as Rubin's 2026 ones (image, variance, PSF);
+#: DMTN-102 ("LSST Alerts: Key Numbers", section 2.3) puts a packet at ≲ 82 KB, and a
+#: deep-drilling field's DIAObject has hundreds of detections within the 12 months a
+#: packet carries.
+RUBIN_CASES = {
+    "rubin: v11.1, 82 kB, 25+25 history": dict(n_prv_sources=25, n_prv_forced=25, cutout_size=30, psf_cutouts=True),
+    "rubin deep field: v11.1, 350+350": dict(n_prv_sources=350, n_prv_forced=350, cutout_size=30, psf_cutouts=True),
+}
+#: Rubin's alert rate (DMTN-102, section 2.2): 10,000 alerts a visit on average, ~1,000
+#: visits a night, a visit every ~40 s (30 s exposure plus overheads, as a night's
+#: observing runs).
+RUBIN_ALERTS_PER_NIGHT = 10_000_000
+RUBIN_ALERTS_PER_VISIT = 10_000
+RUBIN_SECONDS_PER_VISIT = 40
+
+
 def framed_alerts(case: str, count: int, seed: int = 0) -> list[bytes]:
     """``count`` Confluent-framed alerts of one case (v11.1 unless the case names a version)."""
-    options = dict(CASES[case])
+    options = dict(CASES[case] if case in CASES else RUBIN_CASES[case])
     factory = AlertFactory(options.pop("version", "11.1"), seed=seed)
     return [factory.frame(factory.alert(**options)) for _ in range(count)]
 
@@ -106,10 +124,20 @@ def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int = 0
 def consumer_command_seconds(output_dir: str, *args: str, **env: str) -> float:
     """Wall seconds of one ``lsst_alert_consumer.py`` run writing into ``output_dir``, with
     short group timeouts (a local broker) and ``env`` (e.g. the topic and group) on top."""
+    return consumer_command_cost(output_dir, *args, **env)[0]
+
+
+def consumer_command_cost(output_dir: str, *args: str, **env: str) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, every thread) of one consumer run, as
+    ``consumer_command_seconds`` runs it. The CPU figure hardly moves when other jobs
+    share the machine; the wall figure does."""
     environment = dict(os.environ, LSST_CONSUMER_OUTPUT_DIR=output_dir, LSST_CONSUMER_LOG_LEVEL="WARNING",
                        LSST_CONSUMER_KAFKA_SESSION_TIMEOUT_MS="2000", LSST_CONSUMER_KAFKA_HEARTBEAT_INTERVAL_MS="500",
                        **env)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run([sys.executable, os.path.join(REPO, "lsst_alert_consumer.py"), *args], env=environment,
                    check=True)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

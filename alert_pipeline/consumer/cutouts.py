@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import itertools
 import os
 import shutil
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from alert_pipeline.durable import create_new
+
 FITS_BLOCK = 2880
+CARD = 80
+#: How far a primary header is searched for its END card.
+MAX_HEADER_BLOCKS = 100
 #: One writer thread: creates in one directory contend in the kernel, so a second one cost
 #: more than it saved (README, "Measured design choices").
 STAGING_THREADS = 1
@@ -31,14 +37,38 @@ def fits_problem(data: bytes) -> str | None:
         return f"{len(data)} bytes: not a whole number of 2880-byte FITS blocks"
     if not data.startswith(b"SIMPLE  =") or data[29:30] != b"T":
         return "does not start with the card SIMPLE = T"
+    end = _end_card(data, min(len(data), MAX_HEADER_BLOCKS * FITS_BLOCK))
+    if end is None:
+        return "no END card in the primary header"
+    return _primary_size_problem(_size_cards(data, end), header_bytes=-(-(end + CARD) // FITS_BLOCK) * FITS_BLOCK, total=len(data))
+
+
+def _end_card(data: bytes, limit: int) -> int | None:
+    """Where the first card whose keyword is END starts (a multiple of 80 below
+    ``limit``), or None: ``bytes.find`` scans in C, the few places END appears are
+    then checked (on a card boundary, then only whitespace to the keyword's end)."""
+    position = data.find(b"END", 0, limit)
+    while position != -1:
+        if position % CARD == 0 and not data[position + 3 : position + 8].strip():
+            return position
+        position = data.find(b"END", position + 1, limit)
+    return None
+
+
+def _size_cards(data: bytes, end: int) -> dict[bytes, bytes]:
+    """{keyword: value} of the BITPIX and NAXIS* cards before ``end``, a later card of a
+    keyword overriding an earlier one, found by searching for the two names (in C)
+    rather than reading every card."""
     cards: dict[bytes, bytes] = {}
-    for start in range(0, min(len(data), 100 * FITS_BLOCK), 80):
-        keyword = data[start : start + 8].rstrip()
-        if keyword == b"END":
-            return _primary_size_problem(cards, header_bytes=-(-(start + 80) // FITS_BLOCK) * FITS_BLOCK,
-                                         total=len(data))
-        cards[keyword] = data[start + 10 : start + 80].split(b"/")[0].strip()
-    return "no END card in the primary header"
+    for name in (b"BITPIX", b"NAXIS"):
+        position = data.find(name, 0, end)
+        while position != -1:
+            if position % CARD == 0:
+                keyword = data[position : position + 8].rstrip()
+                if keyword == b"BITPIX" or keyword.startswith(b"NAXIS"):
+                    cards[keyword] = data[position + 10 : position + CARD].split(b"/")[0].strip()
+            position = data.find(name, position + 1, end)
+    return cards
 
 
 def _primary_size_problem(cards: dict[bytes, bytes], header_bytes: int, total: int) -> str | None:
@@ -73,13 +103,18 @@ def id_for_file_name(value: object) -> int | None:
 def cutout_name(dia_source_id: int, kind: str, processed_at: dt.datetime) -> str:
     """``<diaSourceId>_<kind>_<YYYYMMDD>_<HHMMSS>.fits`` (the store numbers a second alert
     of the same source and second ``…_2.fits``, so no cutout ever overwrites another)."""
-    return f"{int(dia_source_id)}_{kind}_{processed_at:%Y%m%d_%H%M%S}.fits"
+    return f"{int(dia_source_id)}_{kind}_{_stamp(processed_at)}.fits"
+
+
+@functools.lru_cache(maxsize=8)
+def _stamp(processed_at: dt.datetime) -> str:
+    """``YYYYMMDD_HHMMSS``: formatted once per batch, not once per file."""
+    return f"{processed_at:%Y%m%d_%H%M%S}"
 
 
 def _write_files(files: list[tuple[str, bytes]]) -> None:
     for path, data in files:
-        with open(path, "wb") as handle:
-            handle.write(data)
+        create_new(path, data)  # os-level calls: the thread takes the GIL back less often
 
 
 def wait_for_writes(pending: list[Future]) -> None:

@@ -37,10 +37,41 @@ EXTNAME = "LIGHTCURVE"
 
 def history_points(alert: Mapping[str, Any]) -> np.ndarray:
     """The alert's detections (prvDiaSources and the diaSource), oldest first. A source
-    without a finite time is left out; a missing flux is NaN."""
+    without a finite time is left out; a missing flux is NaN.
+
+    Read a column at a time (hundreds of sources in a deep field) when the values are of
+    the types Avro gives (floats or null, text or null); anything else is read source by
+    source (``points_one_by_one``), which gives the same table more slowly."""
     sources = [source for source in (alert.get("prvDiaSources") or ()) if isinstance(source, Mapping)]
     if isinstance(alert.get("diaSource"), Mapping):
         sources.append(alert["diaSource"])
+    mjd, flux, error = (_floats(_column(sources, DIA_SOURCE_FIELDS[name])) for name in ("mjd", "psFlux", "psFluxErr"))
+    bands = _column(sources, DIA_SOURCE_FIELDS["filterName"])
+    if mjd is None or flux is None or error is None or not set(map(type, bands)) <= _TEXT_OR_NONE:
+        return points_one_by_one(sources)
+    kept = np.flatnonzero(np.isfinite(mjd))
+    by_time = kept[np.argsort(mjd[kept], kind="stable")]
+    times = mjd[by_time]
+    if not np.any(times[1:] == times[:-1]):
+        return _table(by_time, mjd, bands, flux, error)
+    # Two equal times: np.sort breaks the tie by the other columns.
+    return np.sort(_table(kept, mjd, bands, flux, error), order="midpointMjdTai", kind="stable")
+
+
+def _table(rows: np.ndarray, mjd: np.ndarray, bands: list[str | None], flux: np.ndarray,
+           error: np.ndarray) -> np.ndarray:
+    """The table of these rows (indices into the columns), in this order."""
+    table = np.empty(len(rows), dtype=ROW_TYPE)
+    table["midpointMjdTai"] = mjd[rows]
+    table["band"] = np.array([(band or "")[:8].encode("ascii", "replace") for band in bands], dtype="S8")[rows]
+    with np.errstate(over="ignore"):  # a flux beyond float32 is inf, as it is source by source
+        table["psfFlux"] = np.where(np.isfinite(flux), flux, math.nan)[rows]
+        table["psfFluxErr"] = np.where(np.isfinite(error), error, math.nan)[rows]
+    return table
+
+
+def points_one_by_one(sources: list[Mapping[str, Any]]) -> np.ndarray:
+    """``history_points`` of these sources, read one source at a time (any value types)."""
     points = []
     for source in sources:
         mjd = _finite(first_present(source, DIA_SOURCE_FIELDS["mjd"]))
@@ -55,21 +86,35 @@ def history_points(alert: Mapping[str, Any]) -> np.ndarray:
     return np.sort(table, order="midpointMjdTai", kind="stable")
 
 
+_FLOAT_OR_NONE = frozenset((float, type(None)))
+_TEXT_OR_NONE = frozenset((str, type(None)))
+
+
+def _column(sources: list[Mapping[str, Any]], names: tuple[str, ...]) -> list[Any]:
+    """``first_present(source, names)`` of every source."""
+    newest, older = names[0], names[1:]
+    if not older:
+        return [source.get(newest) for source in sources]
+    return [source[newest] if newest in source else first_present(source, older) for source in sources]
+
+
+def _floats(values: list[Any]) -> np.ndarray | None:
+    """The values as float64, None as NaN, when each is a float or None; else None."""
+    if not set(map(type, values)) <= _FLOAT_OR_NONE:
+        return None
+    return np.array(values, dtype=np.float64)
+
+
 def lightcurve_fits(points: np.ndarray, dia_object_id: int | None, dia_source_id: int) -> bytes:
     """A FITS file: an empty primary HDU and the ``LIGHTCURVE`` binary table."""
-    primary = _header([("SIMPLE", True), ("BITPIX", 8), ("NAXIS", 0), ("EXTEND", True)])
-    cards: list[tuple[str, Any]] = [("XTENSION", "BINTABLE"), ("BITPIX", 8), ("NAXIS", 2),
-                                    ("NAXIS1", ROW_TYPE.itemsize), ("NAXIS2", len(points)), ("PCOUNT", 0),
-                                    ("GCOUNT", 1), ("TFIELDS", len(COLUMNS))]
-    for number, (name, form, unit, _) in enumerate(COLUMNS, start=1):
-        cards += [(f"TTYPE{number}", name), (f"TFORM{number}", form)]
-        if unit:
-            cards.append((f"TUNIT{number}", unit))
-    cards += [("EXTNAME", EXTNAME), ("DIASRC", int(dia_source_id))]
+    cards = [_card("NAXIS2", len(points)), *_TABLE_CARDS, _card("DIASRC", int(dia_source_id))]
     if dia_object_id is not None:
-        cards.append(("DIAOBJ", int(dia_object_id)))
+        cards.append(_card("DIAOBJ", int(dia_object_id)))
+    cards.append(_END_CARD)
+    text = "".join(cards)
+    header = (_TABLE_START + text + " " * (-(len(_TABLE_START) + len(text)) % FITS_BLOCK)).encode("ascii")
     data = np.ascontiguousarray(points, dtype=ROW_TYPE).tobytes()
-    return primary + _header(cards) + data + b"\0" * (-len(data) % FITS_BLOCK)
+    return _PRIMARY + header + data + b"\0" * (-len(data) % FITS_BLOCK)
 
 
 def read_lightcurve(path: Path, max_bytes: int = 16 * 2**20) -> np.ndarray | None:
@@ -136,3 +181,17 @@ def _finite(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
+
+
+#: The headers' fixed parts, made once: what changes per alert is the row count, DIASRC
+#: and DIAOBJ.
+_PRIMARY = _header([("SIMPLE", True), ("BITPIX", 8), ("NAXIS", 0), ("EXTEND", True)])
+_TABLE_START = "".join(_card(keyword, value) for keyword, value in (
+    ("XTENSION", "BINTABLE"), ("BITPIX", 8), ("NAXIS", 2), ("NAXIS1", ROW_TYPE.itemsize)))
+_TABLE_CARDS = tuple(_card(keyword, value) for keyword, value in (
+    ("PCOUNT", 0), ("GCOUNT", 1), ("TFIELDS", len(COLUMNS)),
+    *((keyword, value) for number, (name, form, unit, _) in enumerate(COLUMNS, start=1)
+      for keyword, value in ((f"TTYPE{number}", name), (f"TFORM{number}", form), (f"TUNIT{number}", unit))
+      if value),
+    ("EXTNAME", EXTNAME)))
+_END_CARD = "END".ljust(CARD)

@@ -10,6 +10,7 @@ your script works unchanged). Where the messages come from is a source's busines
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ class AlertConsumer:
         """Everything one message turns into; never raises for bad input."""
         output = MessageOutput(source=message.origin, value=message.value or b"",
                                schema=self.decoder.schema_label(message.value))
-        self.timestamp = processed_at.isoformat(timespec="seconds").replace("+00:00", "Z")
+        self.timestamp = _iso_timestamp(processed_at)
         if message.problem:
             output.quarantine.append(QuarantineItem(*message.problem))
             return output
@@ -195,6 +196,12 @@ class StartedBatch:
         """Wait for the staging writes (raising the first failure), then write durably."""
         wait_for_writes(self.staging)
         return self.store.write_batch(self.outputs, self.processed_at)
+
+
+@functools.lru_cache(maxsize=8)
+def _iso_timestamp(processed_at: dt.datetime) -> str:
+    """The row's ``timestamp``, ISO 8601 UTC to the second: made once per batch."""
+    return processed_at.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 _worker_consumer: AlertConsumer | None = None
