@@ -101,8 +101,8 @@ def write_all(fd: int, data: bytes) -> None:
 def create_new(path: str, data: bytes) -> None:
     """Write ``data`` to ``path``, which must not exist yet (``FileExistsError``); a failed
     write leaves no file. For a new file this is much cheaper than temp file + rename
-    (renames are serialised per directory)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    (renames are serialised per directory). Its mode is ``open()``'s: 0o666 less the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         write_all(fd, data)
     except BaseException:
