@@ -21,6 +21,7 @@ import textwrap
 from dataclasses import dataclass
 
 from alert_pipeline.exitcodes import CODES, EXIT_INPUT_UNUSED
+from alert_pipeline.storehouse.site.build import DEFAULT_SITE
 
 #: The wrapper's code for a bad variable, a switch other than 0 or 1 among them.
 EXIT_USAGE = next(code.code for code in CODES if code.name == "EXIT_USAGE")
@@ -40,6 +41,8 @@ class Word:
 
 PYTHON = Word('"$PYTHON"', "python")
 STOREHOUSE = (Word("--storehouse", "--storehouse"), Word(_STOREHOUSE_SHELL, _STOREHOUSE_SHOWN))
+#: The storehouse's site: written by the pages step, linked by the report (one path for both).
+SITE = Word(f'"$storehouse/{DEFAULT_SITE}"', f"{_STOREHOUSE_SHOWN}/{DEFAULT_SITE}")
 
 
 def _words(*words: str | Word | tuple[Word, ...]) -> tuple[Word, ...]:
@@ -125,11 +128,17 @@ STEPS: tuple[Step, ...] = (
          runs_when="the storehouse has transient slots (an index)", switch="CROSSMATCH",
          condition=f'[[ -f {_STOREHOUSE_SHELL}/transient/index.json ]]',
          skipped_because="no transient slots in $storehouse"),
+    # Last of the storehouse's steps: the pages show what they all wrote.
+    Step("pages", "the storehouse's static site: a page per slot (light curves, sky maps, candidates) and an "
+         "index; only what changed is rewritten",
+         _words(PYTHON, "transient_kind_builder.py", "pages", STOREHOUSE, "--out", SITE),
+         runs_when="the storehouse exists", switch="PAGES", condition=f"[[ -d {_STOREHOUSE_SHELL} ]]",
+         skipped_because="no storehouse at $storehouse"),
     Step("retention", "delete the CSV, Parquet, FITS, quarantine and report files older than RETENTION_DAYS",
          _words(Word("retention", "python lsst_alert_consumer.py --retention [--retention-days RETENTION_DAYS]"))),
     # After retention, so that a day whose CSV retention just removed gets no fresh report.
-    Step("report", "the nightly HTML report (lsst_alert_report.py)",
-         _words(PYTHON, "lsst_alert_report.py", "--output-dir", Word('"$output_dir"', "OUTPUT_DIR")),
+    Step("report", "the nightly HTML report (lsst_alert_report.py); it links the storehouse's site when that exists",
+         _words(PYTHON, "lsst_alert_report.py", "--output-dir", Word('"$output_dir"', "OUTPUT_DIR"), "--site", SITE),
          switch="REPORT"),
 )
 
