@@ -32,7 +32,7 @@ from alert_pipeline.storehouse.fink.load import create_table
 from tests.conftest import REPO, SUBPROCESS_PYTHONPATH
 from tests.test_crossmatch import AT2019DSG, AUGER_FIRST
 from tests.test_messengers import ALERT, AUGER, ICECAT
-from tests.test_report import night  # noqa: F401 - the fixture
+from tests.test_report import night as report_night
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 WINDOW_WIDTH = 1280
@@ -339,6 +339,9 @@ def test_light_curve_draws_brighter_up_each_band_in_its_colour_with_limits():
     assert points[0][0] < points[1][0] and {p[2] for p in points} == {BAND_COLOURS["g"]}
     assert "g band" in svg and "r upper limit" in svg and "MJD (days)" in svg and "magnitude (AB" in svg
     assert light_curve({"slot_id": "Y", "light_curve": {}}) == ""
+
+
+night = report_night  # the report's fixture: a consumer's output of one day
 
 
 def test_the_nightly_report_links_the_site_when_both_exist(night, demo, tmp_path):
