@@ -95,10 +95,10 @@ def _points(curve: Mapping[str, Any]) -> list[tuple[float, float, float, bool]]:
     errors, positives = curve.get("mag_err") or [], curve.get("positive") or []
     found = []
     for index, (when, mag) in enumerate(zip(mjds, mags, strict=False)):
-        if _finite(when) and _finite(mag):
-            error = errors[index] if index < len(errors) and _finite(errors[index]) else 0.0
-            positive = positives[index] if index < len(positives) else True
-            found.append((float(when), float(mag), float(error), positive is not False))
+        if type(when) is float and type(mag) is float and math.isfinite(when + mag) or _finite(when) and _finite(mag):
+            error = errors[index] if index < len(errors) else None
+            found.append((float(when), float(mag), float(error) if _finite(error) else 0.0,
+                          (positives[index] if index < len(positives) else True) is not False))
     return found
 
 
@@ -136,15 +136,18 @@ def light_curve(slot: Mapping[str, Any]) -> str:
     frame = _Frame((t0 - pad_t, t1 + pad_t), (m0 - pad_m, m1 + pad_m), flip_y=True)
     parts = frame.axes("MJD (days)", "magnitude (AB, brighter up)")
     legend = []
+    # the frame's mapping written out: this loop draws every point of 100,000 pages
+    x0, sx = frame.x[0], frame.w / (frame.x[1] - frame.x[0])
+    y0, sy = frame.y[0], frame.h / (frame.y[1] - frame.y[0])
     for band in sorted(set(bands) | set(limits), key=lambda b: ("gri".find(b) % 10, b)):
         colour = BAND_COLOURS.get(band, OTHER_COLOUR)
         for when, mag, error, positive in bands.get(band, []):
-            x, y = frame.px(when), frame.py(mag)
+            x, y = LEFT + (when - x0) * sx, TOP + (mag - y0) * sy
             if error:
-                parts.append(f'<line x1="{x:.1f}" y1="{frame.py(mag - error):.1f}" x2="{x:.1f}" '
-                             f'y2="{frame.py(mag + error):.1f}" stroke="{colour}"/>')
-            fill = colour if positive else "#fff"
-            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{fill}" stroke="{colour}"/>')
+                parts.append(f'<line x1="{x:.1f}" y1="{y - error * sy:.1f}" x2="{x:.1f}" y2="{y + error * sy:.1f}" '
+                             f'stroke="{colour}"/>')
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour if positive else "#fff"}" '
+                         f'stroke="{colour}"/>')
         for when, mag in limits.get(band, []):
             x, y = frame.px(when), frame.py(mag)
             parts.append(f'<path d="M{x - 4:.1f} {y - 3:.1f}h8l-4 7z" fill="none" stroke="{colour}"/>')
