@@ -52,6 +52,9 @@ TINY: dict[str, tuple[list[str], list[str]]] = {
     "tns_scale.py": (["--tns", "40", "--slots", "20"], [rf"first run.*{NAMED_RATIO}", rf"rerun.*{NAMED_RATIO}"]),
     "builder_scale.py": (["--scales", "200:20"],
                          [rf"nothing new.*{NAMED_RATIO}", rf"1 % new.*{NAMED_RATIO}", rf"--full.*{NAMED_RATIO}"]),
+    "site_scale.py": (["--transients", "30", "--maps", "1", "--neutrinos", "5", "--cosmic-rays", "5"],
+                      [rf"first build / floor: {NAMED_RATIO}", rf"rerun, nothing new.*{NAMED_RATIO}",
+                       rf"rerun after one new event.*{NAMED_RATIO}", r"GW night: .* until gw/S230518h.html is written"]),
     "report_thumbnails.py": (["--alerts", "2"],
                              [rf"1 process.*{NAMED_RATIO}", rf"as run.*{NAMED_RATIO}", rf"{NAMED_RATIO}.*the consume"]),
 }

@@ -359,3 +359,18 @@ def test_the_nightly_report_links_the_site_when_both_exist(night, demo, tmp_path
     parser.feed(page.read_text())
     (target,) = [link for link in parser.found if link.endswith("index.html")]
     assert not target.startswith("/") and (page.parent / target).resolve() == (demo / "site" / "index.html").resolve()
+
+
+def test_the_sky_maps_nested_pixels_are_astropy_healpixs():
+    """The gw map samples the sky map with its own ``ang2pix_nest`` (astropy_healpix costs two
+    seconds of import on a GW night): the same pixels as astropy_healpix at every order."""
+    import numpy as np
+    from astropy_healpix import lonlat_to_healpix
+
+    from alert_pipeline.storehouse.site.skymap_plot import nested_pixel
+
+    rng = np.random.default_rng(38)
+    ra, dec = rng.uniform(0, 360, 100_000), np.degrees(np.arcsin(rng.uniform(-1, 1, 100_000)))
+    for order in (0, 3, 8, 12, 29):
+        expected = lonlat_to_healpix(ra * u.deg, dec * u.deg, 2**order, order="nested")
+        assert np.array_equal(nested_pixel(order, ra, dec), expected), order

@@ -167,15 +167,17 @@ def _gw_image(stem: str, slot: Mapping[str, Any], context: PageContext) -> bytes
 
 
 def _job(kind: str, stem: str, path: str, recorded: list | None, exists: bool) -> tuple[str, list | None, int]:
-    """Read, summarise and render one slot; (stem, its new record or None when unreadable, files written)."""
+    """Read, summarise and render one slot; (stem, its new record or None when unreadable, files written).
+    The stamp is taken before the slot is read: a slot replaced meanwhile is rendered again next run."""
+    stamp = state.file_stamp(path)
     slot = read_slot(path)
-    if slot is None:
+    if slot is None or stamp is None:
         log.warning("pages: %s is not a readable slot; no page", path)
         return stem, None, 0
     found = summary(kind, stem, slot)
     if kind == GW and isinstance(slot.get("skymap"), str):
         found["skymap"] = os.path.basename(slot["skymap"])
-    stamp = stamp_of(kind, path, [None, found])
+        stamp += "|" + str(state.file_stamp(os.path.join(os.path.dirname(path), found["skymap"])))
     page_digest, written = _render(kind, stem, slot, recorded, exists)
     return stem, [stamp, found, inputs_digest(kind, found), page_digest], written
 
