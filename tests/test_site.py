@@ -374,3 +374,16 @@ def test_the_sky_maps_nested_pixels_are_astropy_healpixs():
     for order in (0, 3, 8, 12, 29):
         expected = lonlat_to_healpix(ra * u.deg, dec * u.deg, 2**order, order="nested")
         assert np.array_equal(nested_pixel(order, ra, dec), expected), order
+
+
+def test_the_pages_settings_come_from_the_config_file_and_are_checked(tmp_path, demo):
+    config = tmp_path / "c.toml"
+    config.write_text(f'[pages]\nsite_out = "{tmp_path / "elsewhere"}"\nworkers = 1\n')
+    shown = builder("pages", "--storehouse", str(demo), "--config", str(config), "--show-config")
+    assert shown.returncode == 0 and f'site_out = "{tmp_path / "elsewhere"}"' in shown.stdout
+    done = builder("pages", "--storehouse", str(demo), "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "elsewhere" / "index.html").is_file()
+    config.write_text("[pages]\nworkers = -1\n")
+    bad = builder("pages", "--storehouse", str(demo), "--config", str(config))
+    assert bad.returncode == EXIT_CONFIG and "workers" in bad.stderr
