@@ -13,13 +13,14 @@ nav { font-size: 0.9em; margin-bottom: 0.5em; }
 .scroll { max-width: 100%; overflow-x: auto; }
 .tall { max-height: 22em; overflow-y: auto; border: 1px solid #ddd; display: inline-block; max-width: 100%; }
 table { border-collapse: collapse; font-size: 0.85em; }
-th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; overflow-wrap: break-word; }
+td { max-width: 32em; }
 th { background: #eef; }
 table.sortable th { cursor: pointer; user-select: none; }
 table.sortable th[aria-sort=ascending]::after { content: " \\25B2"; }
 table.sortable th[aria-sort=descending]::after { content: " \\25BC"; }
 dl.values { display: grid; grid-template-columns: max-content auto; gap: 2px 12px; font-size: 0.9em; }
-dl.values dt { font-weight: 600; } dl.values dd { margin: 0; overflow-wrap: anywhere; }
+dl.values dt { font-weight: 600; } dl.values dd { margin: 0; overflow-wrap: anywhere; max-width: 60em; }
 .plot { max-width: 100%; height: auto; display: block; margin: 0.5em 0; }
 .filters { margin: 0.5em 0; font-size: 0.9em; } .filters label { margin-right: 1em; }
 .muted { color: #666; font-size: 0.85em; }

@@ -74,12 +74,12 @@ def _value(value: Any) -> str:
     return generic(value)
 
 
-def event_values(slot: Mapping[str, Any], first: tuple[tuple[str, str], ...]) -> str:
-    """The event's own values: ``first`` (field, label) in order, then every other field."""
-    shown = [(label, _value(slot.get(name))) for name, label in first if name in slot]
+def event_values(slot: Mapping[str, Any], first: tuple[tuple[str, str], ...]) -> tuple[str, str]:
+    """The event's own values: ``first`` (field, label) in order, and every other field."""
+    shown = [(label, generic(slot.get(name), 4)) for name, label in first if name in slot]
     taken = {name for name, _ in first} | NOT_VALUES
-    shown += [(name.replace("_", " "), _value(value)) for name, value in slot.items() if name not in taken]
-    return values(shown)
+    rest = [(name.replace("_", " "), _value(value)) for name, value in slot.items() if name not in taken]
+    return values(shown), f"<h2>Every field of the slot</h2>{values(rest)}" if rest else ""
 
 
 GW_FIRST = (("time", "time (UTC)"), ("alert_type", "alert type"), ("retracted", "retracted"),
@@ -98,9 +98,10 @@ def render_gw(slot: Mapping[str, Any], context: PageContext, image: str | None) 
     slot_id = slot.get("slot_id")
     figure = (f'<img class="plot" src="{text(image)}" width="900" height="520" '
               f'alt="sky map of {text(slot_id)}">' if image else "<p>No readable sky map.</p>")
+    main, rest = event_values(slot, GW_FIRST)
     body = (f"<h1>{text(slot_id)} <span class=\"muted\">gravitational waves</span></h1>{figure}"
-            f"{_far_per_year(slot)}{event_values(slot, GW_FIRST)}"
-            f"<h2>Candidates</h2>{candidate_table('gw', slot, context)}{host_table(slot)}")
+            f"{_far_per_year(slot)}{main}<h2>Candidates</h2>{candidate_table('gw', slot, context)}{host_table(slot)}"
+            f"{rest}")
     return page(f"{slot_id} · gw", body, 1)
 
 
@@ -137,6 +138,7 @@ def render_point(kind: str, slot: Mapping[str, Any], context: PageContext) -> by
             if isinstance(summary.get("ra"), float) and isinstance(summary.get("dec"), float):
                 candidates.append((slot_id_, summary["ra"], summary["dec"]))
         plot = plots.sky_zoom(slot_id, float(ra), float(dec), shape, candidates, label)
-    body = (f"<h1>{text(slot_id)} <span class=\"muted\">{text(kind)}</span></h1>{plot}"
-            f"{event_values(slot, POINT_FIRST)}<h2>Candidates</h2>{candidate_table(kind, slot, context)}")
+    main, rest = event_values(slot, POINT_FIRST)
+    body = (f"<h1>{text(slot_id)} <span class=\"muted\">{text(kind)}</span></h1>{plot}{main}"
+            f"<h2>Candidates</h2>{candidate_table(kind, slot, context)}{rest}")
     return page(f"{slot_id} · {kind}", body, 1)

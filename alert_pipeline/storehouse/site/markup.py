@@ -87,15 +87,15 @@ def page(title: str, body: str, depth: int) -> bytes:
             f'<script src="{up}site.js"></script></body></html>\n').encode()
 
 
-def generic(value: Any) -> str:
+def generic(value: Any, digits: int = 12) -> str:
     """A value of unknown shape (a field another step adds) as escaped text: mappings as
-    ``key: value`` lines, lists joined, numbers formatted."""
+    ``key: value`` lines, lists joined, numbers with ``digits`` significant digits."""
     if isinstance(value, Mapping):
-        return "<br>".join(f"{text(key)}: {generic(item)}" for key, item in value.items()) or MISSING
+        return "<br>".join(f"{text(key)}: {generic(item, digits)}" for key, item in value.items()) or MISSING
     if isinstance(value, list | tuple):
-        return ", ".join(generic(item) for item in value) or MISSING
+        return ", ".join(generic(item, digits) for item in value) or MISSING
     if isinstance(value, float):
-        return number(value, 12)
+        return number(value, digits)
     return text(value)
 
 
