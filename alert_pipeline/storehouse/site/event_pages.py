@@ -76,7 +76,8 @@ def _value(value: Any) -> str:
 
 def event_values(slot: Mapping[str, Any], first: tuple[tuple[str, str], ...]) -> tuple[str, str]:
     """The event's own values: ``first`` (field, label) in order, and every other field."""
-    shown = [(label, generic(slot.get(name), 4)) for name, label in first if name in slot]
+    shown = [(label, generic(slot.get(name), 8 if name.endswith("_deg") else 4)) for name, label in first
+             if name in slot]  # positions to the published precision, the rest to 4 digits
     taken = {name for name, _ in first} | NOT_VALUES
     rest = [(name.replace("_", " "), _value(value)) for name, value in slot.items() if name not in taken]
     return values(shown), f"<h2>Every field of the slot</h2>{values(rest)}" if rest else ""
