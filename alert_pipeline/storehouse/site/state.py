@@ -13,6 +13,7 @@ writes only those whose bytes differ.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from typing import Any
@@ -37,8 +38,11 @@ def file_stamp(path: str) -> str | None:
     return f"{found.st_ino}:{found.st_size}:{found.st_mtime_ns}:{found.st_ctime_ns}"
 
 
+@functools.cache
 def site_version() -> str:
-    """A digest of the code and assets that make the pages: a new version renders every page again."""
+    """A digest of the code and assets that make the pages: a new version renders every page
+    again. Taken once per process, from the files as they were when it first ran (the code
+    it runs: an edit meanwhile is seen by the next process)."""
     here = os.path.dirname(os.path.abspath(__file__))
     digest = hashlib.blake2b(digest_size=8)
     for name in sorted(os.listdir(here)):
