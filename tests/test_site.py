@@ -387,3 +387,32 @@ def test_the_pages_settings_come_from_the_config_file_and_are_checked(tmp_path, 
     config.write_text("[pages]\nworkers = -1\n")
     bad = builder("pages", "--storehouse", str(demo), "--config", str(config))
     assert bad.returncode == EXIT_CONFIG and "workers" in bad.stderr
+
+
+def test_the_index_filters_by_kind_class_and_date_and_sorts_by_a_column(demo):
+    from playwright.sync_api import sync_playwright
+
+    visible = "() => Array.from(document.querySelectorAll('table.transients tr[data-slot]'))" \
+              ".filter(r => !r.hidden).map(r => r.dataset.slot)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto((demo / "site" / "index.html").as_uri())
+        every = page.evaluate(visible)
+        page.select_option("select[data-filter=kind]", "neutrino")
+        by_kind = page.evaluate(visible)
+        page.select_option("select[data-filter=kind]", "")
+        page.select_option("select[data-filter=class]", "TDE")
+        by_class = page.evaluate(visible)
+        page.select_option("select[data-filter=class]", "")
+        page.fill("input[data-filter=from]", "2023-01-01")
+        by_date = page.evaluate(visible)
+        page.fill("input[data-filter=from]", "")
+        page.click("table.transients th:has-text('transient')")
+        page.click("table.transients th:has-text('transient')")  # twice: descending
+        descending = page.evaluate(visible)
+        browser.close()
+    assert {"ZTF19aapreis", "ZTF04aaaaaaa", HOSTILE} <= set(every)
+    assert by_kind == ["ZTF19aapreis"] and by_class == ["ZTF19aapreis"]  # IceCube's; TNS class TDE
+    assert "ZTF19aapreis" not in by_date and by_date  # first seen 2019; the GW counterpart in 2023 stays
+    assert descending == sorted(every, key=str.lower, reverse=True)
