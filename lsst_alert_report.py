@@ -70,6 +70,9 @@ def parser() -> argparse.ArgumentParser:
                        "every day with a CSV or quarantined messages and no up-to-date report)")
     which.add_argument("--night", type=_night, metavar="YYYY-MM-DD", help="report the alerts observed in this "
                        "night (Rubin's dayObs: the date at UTC-12 h), whichever day processed them")
+    top.add_argument("--site", metavar="DIR", help="the event storehouse's site (transient_kind_builder.py pages): "
+                     "every report page links its index.html when it exists; the link is relative, so publish "
+                     "both under one root (the cron wrapper passes its storehouse's site)")
     from alert_pipeline.report.build import PAGE_SIZE
     top.add_argument("--page-size", type=_page_size, default=PAGE_SIZE, metavar="N",
                      help=f"alerts per page (default {PAGE_SIZE})")
@@ -104,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def build() -> int:
         for day in days:
-            result = build_report(output_dir, day, args.page_size, observing_night=bool(args.night))
+            result = build_report(output_dir, day, args.page_size, observing_night=bool(args.night),
+                                  site=Path(args.site) if args.site else None)
             log.info("LSST Alert Report %s: %d alerts, %d pages, %d thumbnails, %d unreadable cutouts: %s",
                      day, result.alerts, result.pages, result.thumbnails, result.unreadable, result.path)
         if not days:

@@ -2,7 +2,7 @@
 
 The one configuration file of the pipeline: the consumer's ``[consumer]`` table (its
 top-level keys, as before, still work) and the builder's ``[builder]``, ``[gcn]``,
-``[tns]`` and ``[crossmatch]``. Every setting appears with its help and, commented out,
+``[tns]``, ``[crossmatch]`` and ``[pages]``. Every setting appears with its help and, commented out,
 its declared default, so the example never restates a default by hand; a test checks the
 shipped file matches.
 """
@@ -20,7 +20,7 @@ HEAD = """\
 # The pipeline's configuration: lsst_alert_consumer.py and lsst_alert_report.py read
 # [consumer] (--config FILE or LSST_CONSUMER_CONFIG; a file whose consumer settings are its
 # top-level keys, as before, works too), transient_kind_builder.py reads [builder], [gcn],
-# [tns] and [crossmatch] (--config FILE). Generated from the declarations
+# [tns], [crossmatch] and [pages] (--config FILE). Generated from the declarations
 # (python -m alert_pipeline.example_config): each setting's help, then its default,
 # commented out. Precedence: the defaults < this file < the variables named < the command line.
 

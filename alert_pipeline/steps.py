@@ -40,6 +40,10 @@ class Word:
 
 PYTHON = Word('"$PYTHON"', "python")
 STOREHOUSE = (Word("--storehouse", "--storehouse"), Word(_STOREHOUSE_SHELL, _STOREHOUSE_SHOWN))
+#: The storehouse's site: written by the pages step, linked by the report (one path for both).
+#: The storehouse's site, as the builder names it (the wrapper asks instead of joining).
+SITE = Word(f'"$("$PYTHON" transient_kind_builder.py paths --storehouse {_STOREHOUSE_SHELL} site)"',
+            "\"$(python transient_kind_builder.py paths --storehouse $EVENT_STOREHOUSE site)\"")
 
 
 def _words(*words: str | Word | tuple[Word, ...]) -> tuple[Word, ...]:
@@ -126,11 +130,17 @@ STEPS: tuple[Step, ...] = (
          condition=f'[[ -f "$("$PYTHON" transient_kind_builder.py paths --storehouse {_STOREHOUSE_SHELL} '
                    'transient-index)" ]]',
          skipped_because="no transient slots in $storehouse"),
+    # Last of the storehouse's steps: the pages show what they all wrote.
+    Step("pages", "the storehouse's static site: a page per slot (light curves, sky maps, candidates) and an "
+         "index; only what changed is rewritten",
+         _words(PYTHON, "transient_kind_builder.py", "pages", STOREHOUSE),
+         runs_when="the storehouse exists", switch="PAGES", condition=f"[[ -d {_STOREHOUSE_SHELL} ]]",
+         skipped_because="no storehouse at $storehouse"),
     Step("retention", "delete the CSV, Parquet, FITS, quarantine and report files older than RETENTION_DAYS",
          _words(Word("retention", "python lsst_alert_consumer.py --retention [--retention-days RETENTION_DAYS]"))),
     # After retention, so that a day whose CSV retention just removed gets no fresh report.
-    Step("report", "the nightly HTML report (lsst_alert_report.py)",
-         _words(PYTHON, "lsst_alert_report.py", "--output-dir", Word('"$output_dir"', "OUTPUT_DIR")),
+    Step("report", "the nightly HTML report (lsst_alert_report.py); it links the storehouse's site when that exists",
+         _words(PYTHON, "lsst_alert_report.py", "--output-dir", Word('"$output_dir"', "OUTPUT_DIR"), "--site", SITE),
          switch="REPORT"),
 )
 

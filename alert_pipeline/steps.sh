@@ -1,6 +1,6 @@
 # Generated from alert_pipeline/steps.py (python -m alert_pipeline.steps --shell): do not edit.
 # shellcheck shell=bash disable=SC2034,SC2154  # the wrapper's variables
-readonly STEP_SWITCHES=(CROSSMATCH REPORT)
+readonly STEP_SWITCHES=(CROSSMATCH PAGES REPORT)
 readonly STEPS_HELP='Steps, in this order (each logged: starting, then finished, failed with its exit code, or
 skipped with the reason; a failed step never stops the later ones):
   1 consumer           the LSST alert consumer: Kafka -> day CSV + FITS cutouts
@@ -19,13 +19,17 @@ skipped with the reason; a failed step never stops the later ones):
                        runs: TNS_FILE is set
   6 crossmatch         match the transients with the gw, neutrino, grb and uhecr events
                        runs: the storehouse has transient slots (an index); CROSSMATCH=0 skips it
-  7 retention          delete the CSV, Parquet, FITS, quarantine and report files older than
+  7 pages              the storehouse'"'"'s static site: a page per slot (light curves, sky maps,
+                       candidates) and an index; only what changed is rewritten
+                       runs: the storehouse exists; PAGES=0 skips it
+  8 retention          delete the CSV, Parquet, FITS, quarantine and report files older than
                        RETENTION_DAYS
                        runs: always
-  8 report             the nightly HTML report (lsst_alert_report.py)
+  9 report             the nightly HTML report (lsst_alert_report.py); it links the storehouse'"'"'s
+                       site when that exists
                        runs: always; REPORT=0 skips it
-  Switches CROSSMATCH, REPORT: 1 (default) runs the step, 0 skips it; any other value is refused
-  before a step runs (exit 64).'
+  Switches CROSSMATCH, PAGES, REPORT: 1 (default) runs the step, 0 skips it; any other value is
+  refused before a step runs (exit 64).'
 # Every step in its order: skipped (switch 0, or its condition false), refused (its input
 # unusable) or run.
 run_steps() {
@@ -69,12 +73,20 @@ run_steps() {
   else
     log "step crossmatch: skipped (no transient slots in $storehouse)"
   fi
-  # 7. retention
+  # 7. pages
+  if [[ "${PAGES:-1}" == 0 ]]; then
+    log "step pages: skipped (PAGES=0)"
+  elif [[ -d "$storehouse" ]]; then
+    run_step pages "$PYTHON" transient_kind_builder.py pages --storehouse "$storehouse"
+  else
+    log "step pages: skipped (no storehouse at $storehouse)"
+  fi
+  # 8. retention
   run_step retention retention
-  # 8. report
+  # 9. report
   if [[ "${REPORT:-1}" == 0 ]]; then
     log "step report: skipped (REPORT=0)"
   else
-    run_step report "$PYTHON" lsst_alert_report.py --output-dir "$output_dir"
+    run_step report "$PYTHON" lsst_alert_report.py --output-dir "$output_dir" --site "$("$PYTHON" transient_kind_builder.py paths --storehouse "$storehouse" site)"
   fi
 }

@@ -56,6 +56,9 @@ TINY: dict[str, tuple[list[str], list[str]]] = {
                          [rf"nothing new.*{NAMED_RATIO}", rf"1 % new.*{NAMED_RATIO}", rf"--full.*{NAMED_RATIO}"]),
     "enrichment_storage.py": (["--slots", "40", "--enriched", "0.1"],
                               [rf"rebuild: .*{NAMED_RATIO}", rf"read every slot whole: .*{NAMED_RATIO}"]),
+    "site_scale.py": (["--transients", "30", "--maps", "1", "--neutrinos", "5", "--cosmic-rays", "5"],
+                      [rf"first build / floor: {NAMED_RATIO}", rf"rerun, nothing new.*{NAMED_RATIO}",
+                       rf"rerun after one new event.*{NAMED_RATIO}", r"GW night: .* until gw/S230518h.html is written"]),
     "report_thumbnails.py": (["--alerts", "2"],
                              [rf"1 process.*{NAMED_RATIO}", rf"as run.*{NAMED_RATIO}", rf"{NAMED_RATIO}.*the consume"]),
 }

@@ -38,12 +38,12 @@ def test_generated_copies_match_the_declaration():
 def test_the_declaration_names_each_step_once_with_a_command_and_a_description():
     names = [step.name for step in steps.STEPS]
     assert names == ["consumer", "messengers-files", "messengers-gcn", "transient-builder", "tns", "crossmatch",
-                     "retention", "report"]
+                     "pages", "retention", "report"]
     assert len(set(names)) == len(names)
     for step in steps.STEPS:
         assert step.command and step.description, step.name
         assert bool(step.condition) == bool(step.skipped_because), f"{step.name}: a condition needs its skip reason"
-    assert steps.switches() == ("CROSSMATCH", "REPORT")
+    assert steps.switches() == ("CROSSMATCH", "PAGES", "REPORT")
 
 
 def test_the_wrapper_writes_no_step_by_hand():
@@ -115,6 +115,7 @@ def test_the_generated_runner_follows_conditions_switches_and_refusals(tmp_path)
         "LOG step transient-builder: skipped (DATABASE_URL is not set)",
         "LOG step tns: skipped (TNS_FILE is not set)",
         "LOG step crossmatch: skipped (no transient slots in /store)",
+        "LOG step pages: skipped (no storehouse at /store)",
         "RUN retention retention",
         "LOG step report: skipped (REPORT=0)",
     ]
@@ -125,7 +126,13 @@ def test_the_generated_runner_follows_conditions_switches_and_refusals(tmp_path)
     assert "RUN messengers-gcn python transient_kind_builder.py load-messengers --storehouse /store --gcn" in busy
     assert "RUN transient-builder python transient_kind_builder.py build --full --storehouse /store" in busy
     assert "RUN tns python transient_kind_builder.py tns --storehouse /store /t s/tns.csv" in busy
-    assert busy[-1] == "RUN report python lsst_alert_report.py --output-dir /out"
+    assert busy[-1] == "RUN report python lsst_alert_report.py --output-dir /out --site /store/site"
+    assert "LOG step pages: skipped (PAGES=0)" in _run_generated(steps.shell(), tmp_path, PAGES="0")
+    # with a storehouse (the stand-ins' /store made a directory of the test's), the site is written where the report looks
+    existing = steps.shell().replace('"$storehouse"', f'"{tmp_path}"').replace('$storehouse/', f"{tmp_path}/")
+    shown = _run_generated(existing, tmp_path)
+    assert f"RUN pages python transient_kind_builder.py pages --storehouse {tmp_path} --out {tmp_path}/site" in shown
+    assert shown[-1] == f"RUN report python lsst_alert_report.py --output-dir /out --site {tmp_path}/site"
     (tmp_path / "empty").mkdir()  # the stand-in lists no file in it
     empty = _run_generated(steps.shell(), tmp_path, MESSENGER_FILES=str(tmp_path / "empty"))
     assert empty[1] == (f"FAIL messengers-files 9 MESSENGER_FILES '{tmp_path / 'empty'}' holds no file (a regular "
@@ -139,9 +146,9 @@ def test_adding_a_step_is_one_declaration(tmp_path, monkeypatch):
     monkeypatch.setattr(steps, "STEPS", (*steps.STEPS[:position], extra, *steps.STEPS[position:]))
     ran = _run_generated(steps.shell(), tmp_path)
     assert ran[-3:] == ["RUN hello echo hello", "RUN retention retention",
-                        "RUN report python lsst_alert_report.py --output-dir /out"]
+                        "RUN report python lsst_alert_report.py --output-dir /out --site /store/site"]
     assert _run_generated(steps.shell(), tmp_path, HELLO="0")[-3] == "LOG step hello: skipped (HELLO=0)"
-    assert "readonly STEP_SWITCHES=(CROSSMATCH HELLO REPORT)" in steps.shell()
+    assert "readonly STEP_SWITCHES=(CROSSMATCH PAGES HELLO REPORT)" in steps.shell()
     assert f"  {position + 1} hello" in steps.help_text() and "| `hello` | say hello |" in steps.markdown_table()
 
 

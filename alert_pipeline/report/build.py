@@ -75,9 +75,11 @@ def days_to_report(output_dir: Path) -> list[str]:
 
 
 def build_report(output_dir: Path, day: str, page_size: int = PAGE_SIZE,
-                 observing_night: bool = False) -> ReportResult:
+                 observing_night: bool = False, site: Path | None = None) -> ReportResult:
     """Write the pages, thumbnails and plots of a UTC processing day (or, with
-    ``observing_night``, of the night whose dayObs is ``day``) under ``output_dir/reports``."""
+    ``observing_night``, of the night whose dayObs is ``day``) under ``output_dir/reports``.
+    ``site``: the event storehouse's site (``transient_kind_builder.py pages``), linked from
+    every page when its ``index.html`` exists."""
     layout = OutputLayout.at(output_dir)
     reports = Path(layout.reports)
     Path(layout.thumbs).mkdir(parents=True, exist_ok=True)
@@ -92,14 +94,24 @@ def build_report(output_dir: Path, day: str, page_size: int = PAGE_SIZE,
         night_plots(night.alerts, reports, stem)) if night.alerts else None)
     cells, made, unreadable = _cells(night, jobs, results, reports)
     pages = max(1, -(-len(cells) // page_size))
+    site_link = site_index_link(site, reports)
     for number in range(1, pages + 1):
         start = (number - 1) * page_size
-        text = render_page(night, stem, number, pages, cells[start:start + page_size], plots, start)
+        text = render_page(night, stem, number, pages, cells[start:start + page_size], plots, start,
+                           site_link)
         write_atomically(str(reports / page_name(stem, number)), text.encode("utf-8"), durable=False)
     _remove_stale_pages(reports, stem, pages)
     write_atomically(str(reports / f"{stem}.json"), json.dumps(
         {"fingerprint": made_from, "pages": pages, "alerts": len(night.alerts)}).encode(), durable=False)
     return ReportResult(day, reports / page_name(stem, 1), pages, len(night.alerts), made, unreadable)
+
+
+def site_index_link(site: Path | None, reports: Path) -> str | None:
+    """The relative link from the report's pages to the site's index, or None when there is
+    no site (not made yet, or skipped): a link that would not resolve is never written."""
+    if site is None or not (site / "index.html").is_file():
+        return None
+    return Path(os.path.relpath(os.path.abspath(site / "index.html"), os.path.abspath(reports))).as_posix()
 
 
 def _cells(night: Night, jobs: list[Job], results: list[Result],

@@ -276,13 +276,17 @@ def _quarantine_section(night: Night) -> list[str]:
 
 
 def render_page(night: Night, stem: str, number: int, pages: int, cells: Sequence[AlertCells],
-                plots: Mapping[str, str], first_index: int) -> str:
-    """One page of the report; page 1 also holds the summary, the plots and the quarantine."""
+                plots: Mapping[str, str], first_index: int, site_link: str | None = None) -> str:
+    """One page of the report; page 1 also holds the summary, the plots and the quarantine.
+    ``site_link``: the relative link to the event storehouse's site, when there is one."""
     heading, nights = _title(night)
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              f"<title>{_escape(heading)}{f' (page {number})' if number > 1 else ''}</title>",
              f"<style>{STYLE}</style></head><body>", COMPASS, f"<h1>{_escape(heading)}</h1>",
              f'<p class="nights">{_escape(nights)}</p>']
+    if site_link:
+        parts.append(f'<p class="site"><a href="{_escape(site_link)}">The event storehouse: events, candidates '
+                     "and light curves</a></p>")
     if number == 1:
         parts += ["<h2>Summary</h2>", _summary(night)]
         if night.alerts:

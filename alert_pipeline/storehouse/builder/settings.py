@@ -27,9 +27,12 @@ from alert_pipeline.storehouse.enrich.tns import DEFAULT_RADIUS_ARCSEC
 from alert_pipeline.storehouse.fink.db import DEFAULT_SOURCE, DEFAULT_TABLE, TableNameError, table_identifier
 from alert_pipeline.storehouse.kinds import match_rules
 from alert_pipeline.storehouse.messengers import gcn
+from alert_pipeline.storehouse.site.build import DEFAULT_SITE
 
 #: The largest position-match radius a TNS run accepts (seconds of arc): a degree.
 MOST_RADIUS_ARCSEC = 3600.0
+#: The most page-rendering processes (``pages --workers``).
+MOST_WORKERS = 256
 #: The longest wait for a GCN message (seconds): a week, as the consumer's idle timeout.
 MOST_IDLE_SECONDS = 7 * 86400.0
 
@@ -37,6 +40,10 @@ MOST_IDLE_SECONDS = 7 * 86400.0
 def _positive_under(most: float) -> Callable[[Any], str | None]:
     return lambda value: None if math.isfinite(value) and 0 < value < most else \
         f"must be positive and under {most:g}"
+
+
+def _count_under(most: int) -> Callable[[Any], str | None]:
+    return lambda value: None if 0 <= value <= most else f"must be from 0 to {most}"
 
 
 def _non_empty(value: str) -> str | None:
@@ -79,11 +86,18 @@ TNS_RADIUS = _builder("radius_arcsec", float, DEFAULT_RADIUS_ARCSEC, "the larges
 #: [tns]: the Transient Name Server refinement.
 TNS = (TNS_RADIUS,)
 
+SITE_OUT = _builder("site_out", str, None, f"the site's directory (default <storehouse>/{DEFAULT_SITE})", _non_empty,
+                    "DIR", option="--out")
+SITE_WORKERS = _builder("workers", int, 0, "processes rendering pages (0: one per CPU)", _count_under(MOST_WORKERS), "N")
+#: [pages]: the static site (``pages``).
+PAGES = (SITE_OUT, SITE_WORKERS)
+
 #: [crossmatch]: the match rules, declared with their ranges by each messenger kind (``Rules``).
 CROSSMATCH = settings_of(match_rules(), env_prefix=None)
 
 #: Every section of the builder, in the config file's order.
-SECTIONS: dict[str, tuple[Setting, ...]] = {"builder": BUILDER, "gcn": GCN, "tns": TNS, "crossmatch": CROSSMATCH}
+SECTIONS: dict[str, tuple[Setting, ...]] = {"builder": BUILDER, "gcn": GCN, "tns": TNS, "crossmatch": CROSSMATCH,
+                                            "pages": PAGES}
 
 
 def resolve(sections: Sequence[str], config_file: str | None, environ: Mapping[str, str],

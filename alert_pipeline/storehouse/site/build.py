@@ -1,0 +1,360 @@
+"""``pages``: the site, incrementally.
+
+Order: the events' summaries (a few thousand slots), then the alert kinds' pages
+(transient, minor_body: each slot read once, summarised and rendered against the events'
+summaries), then the events' pages (against the transients' summaries), then pages of
+slots that are gone removed, then the index and the assets. A page is rendered when its
+slot's stamp, the summaries it shows of other slots, or the site's version changed, or
+when it is missing; it is written only when its bytes differ from the recorded ones. So a
+rerun with nothing new opens no slot and writes nothing; a changed slot rewrites its page,
+the pages that show its summary (when that changed) and the index (when what it shows
+changed). New pages are created in place, replaced pages atomically (temp file + rename),
+and the whole site made durable with one filesystem sync.
+
+Pages are rendered in ``workers`` processes when there are many (forked: they share the
+summaries already made).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import multiprocessing
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from alert_pipeline.durable import create_new, sync_filesystem, write_atomically
+from alert_pipeline.storehouse import kinds
+from alert_pipeline.storehouse.layout import SITE_DIRECTORY, StorehouseLayout, read_bounded, read_json_file
+from alert_pipeline.storehouse.site import event_pages, index, minor_body_page, state, transient_page
+from alert_pipeline.storehouse.site.assets import ASSETS
+from alert_pipeline.storehouse.site.context import PageContext
+from alert_pipeline.storehouse.site.summaries import ALERT_KINDS, MINOR_BODY, TRANSIENT, digest, links, summary
+from alert_pipeline.storehouse.slots import is_reserved, utc_now
+
+log = logging.getLogger("transient_kind_builder")
+#: The site's directory under the storehouse when ``--out`` is not given (the layout's).
+DEFAULT_SITE = SITE_DIRECTORY
+#: Below this many pages to render, no worker process is started.
+PARALLEL_FROM = 400
+CHUNK = 500
+GW = "gw"
+IMAGE_SUFFIX = ".png"
+
+
+class SiteError(ValueError):
+    """The storehouse cannot be made into a site (it does not exist, or the site would overwrite it)."""
+
+
+def kind_names(storehouse: str) -> list[str]:
+    """The registry's kinds whose directory exists, alert kinds first."""
+    present = [name for name in kinds.names() if os.path.isdir(os.path.join(storehouse, name))]
+    return [name for name in present if name in ALERT_KINDS] + [name for name in present if name not in ALERT_KINDS]
+
+
+def slot_files(storehouse: str, kind: str) -> dict[str, str]:
+    """Stem → slot file path of every slot file of a kind (other files left alone)."""
+    names = kinds.spec(kind).names
+    directory = os.path.join(storehouse, kind)
+    found = {}
+    for name in os.listdir(directory):
+        stem = name[:-5]
+        if name.endswith(".json") and not name.startswith(".") and not is_reserved(stem) \
+                and names.slot_id(stem) is not None:
+            found[stem] = os.path.join(directory, name)
+    return found
+
+
+def stamp_of(kind: str, path: str, recorded: list | None) -> str | None:
+    """The slot file's stamp, with its sky map's for gw (named by the recorded summary)."""
+    stamp = state.file_stamp(path)
+    if kind == GW and stamp is not None and recorded and recorded[state.SUMMARY].get("skymap"):
+        stamp += "|" + str(state.file_stamp(os.path.join(os.path.dirname(path), recorded[state.SUMMARY]["skymap"])))
+    return stamp
+
+
+def read_slot(path: str) -> dict[str, Any] | None:
+    slot = read_json_file(path)
+    return slot if isinstance(slot, dict) else None
+
+
+class _Shared:
+    """What every worker needs (set before the pool forks)."""
+
+    storehouse = ""
+    out = ""
+    rules: Mapping[str, Any] = {}
+    summaries: dict[str, dict[str, dict[str, Any]]] = {}
+    by_id: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def _linked(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {pair: _Shared.by_id[pair] for pair in pairs if pair in _Shared.by_id}
+
+
+def inputs_digest(kind: str, slot_summary: Mapping[str, Any]) -> str:
+    """The digest of the summaries the page shows of other slots (absent ones as None)."""
+    return digest([[*pair, _Shared.by_id.get(pair)] for pair in links(kind, slot_summary)])
+
+
+def write_if_changed(path: str, data: bytes, recorded: str | None, exists: bool) -> tuple[str, bool]:
+    """Write ``data`` unless the file exists with the recorded digest; (digest, written)."""
+    found = _bytes_digest(data)
+    if exists and found == recorded:
+        return found, False
+    if exists:
+        write_atomically(path, data, durable=False)
+    else:
+        try:
+            create_new(path, data)
+        except FileExistsError:
+            write_atomically(path, data, durable=False)
+    return found, True
+
+
+def _bytes_digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def _render(kind: str, stem: str, slot: Mapping[str, Any], recorded: list | None, exists: bool) -> tuple[str, int]:
+    """Render one slot's page (and a gw page's image); the page digest and how many files were written."""
+    context = PageContext(_linked(links(kind, summary(kind, stem, slot))), _Shared.rules)
+    directory = os.path.join(_Shared.out, kind)
+    written = 0
+    image_note = ""
+    if kind == TRANSIENT:
+        data = transient_page.render(slot, context)
+    elif kind == MINOR_BODY:
+        data = minor_body_page.render(slot, context)
+    elif kind == GW:
+        image = _gw_image(stem, slot, context)
+        if image is not None:
+            image_digest, image_written = write_if_changed(os.path.join(directory, stem + IMAGE_SUFFIX), image,
+                                                           recorded[state.PAGE].split("+")[-1] if recorded else None,
+                                                           os.path.exists(os.path.join(directory, stem + IMAGE_SUFFIX)))
+            written += image_written
+            image_note = "+" + image_digest
+        data = event_pages.render_gw(slot, context, stem + IMAGE_SUFFIX if image is not None else None)
+    else:
+        data = event_pages.render_point(kind, slot, context)
+    page_digest, page_written = write_if_changed(os.path.join(directory, stem + ".html"), data,
+                                                 recorded[state.PAGE].split("+")[0] if recorded else None, exists)
+    return page_digest + image_note, written + page_written
+
+
+def _gw_image(stem: str, slot: Mapping[str, Any], context: PageContext) -> bytes | None:
+    from alert_pipeline.storehouse.messengers.skymaps import SkyMapError, read_skymap
+    from alert_pipeline.storehouse.site.skymap_plot import mollweide_png
+
+    name = slot.get("skymap")
+    if not isinstance(name, str) or os.path.basename(name) != name:
+        return None
+    try:
+        with open(os.path.join(_Shared.storehouse, GW, name), "rb") as handle:
+            sky_map = read_skymap(handle)
+    except (OSError, SkyMapError) as exc:
+        log.warning("pages: gw %s: its sky map %s is unreadable (%s); the page has none", stem, name, exc)
+        return None
+    candidates = [(pair[1], found["ra"], found["dec"]) for pair, found in context.linked.items()
+                  if isinstance(found.get("ra"), float) and isinstance(found.get("dec"), float)]
+    order = {slot_id: rank for rank, slot_id in enumerate(slot.get("transients") or [])}
+    candidates.sort(key=lambda item: order.get(item[0], len(order)))
+    return mollweide_png(sky_map.uniq, sky_map.probdensity, candidates, f"{slot.get('slot_id')}: sky map")
+
+
+def _job(kind: str, stem: str, path: str, recorded: list | None, exists: bool) -> tuple[str, list | None, int]:
+    """Read, summarise and render one slot; (stem, its new record or None when unreadable, files written).
+    The stamp is taken before the slot is read: a slot replaced meanwhile is rendered again next run."""
+    stamp = state.file_stamp(path)
+    slot = read_slot(path)
+    if slot is None or stamp is None:
+        log.warning("pages: %s is not a readable slot; no page", path)
+        return stem, None, 0
+    found = summary(kind, stem, slot)
+    if kind == GW and isinstance(slot.get("skymap"), str):
+        found["skymap"] = os.path.basename(slot["skymap"])
+        stamp += "|" + str(state.file_stamp(os.path.join(os.path.dirname(path), found["skymap"])))
+    page_digest, written = _render(kind, stem, slot, recorded, exists)
+    return stem, [stamp, found, inputs_digest(kind, found), page_digest], written
+
+
+def _chunk_jobs(jobs: list[tuple]) -> list[tuple[str, list | None, int]]:
+    return [_job(*job) for job in jobs]
+
+
+def _run_jobs(jobs: list[tuple], workers: int) -> list[tuple[str, list | None, int]]:
+    if len(jobs) < PARALLEL_FROM or workers <= 1:
+        return _chunk_jobs(jobs)
+    chunks = [jobs[start:start + CHUNK] for start in range(0, len(jobs), CHUNK)]
+    results = []
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        for done in pool.map(_chunk_jobs, chunks):
+            results.extend(done)
+    return results
+
+
+def _summaries_only(kind: str, files: Mapping[str, str], recorded: Mapping[str, list]) -> dict[str, list]:
+    """The events' records with fresh summaries for every slot whose stamp changed (pages not rendered yet)."""
+    records = {}
+    for stem, path in files.items():
+        before = recorded.get(stem)
+        stamp = stamp_of(kind, path, before)
+        if before is not None and stamp == before[state.STAMP]:
+            records[stem] = before
+            continue
+        slot = read_slot(path)
+        if slot is None:
+            log.warning("pages: %s is not a readable slot; no page", path)
+            continue
+        found = summary(kind, stem, slot)
+        if kind == GW and isinstance(slot.get("skymap"), str):
+            found["skymap"] = os.path.basename(slot["skymap"])
+        records[stem] = [None, found, None, None]  # stamp unset: its page is rendered
+    return records
+
+
+def _pages(kind: str, files: Mapping[str, str], records: dict[str, list], recorded: Mapping[str, list],
+           workers: int, counts: Counter) -> dict[str, list]:
+    """Render the pages of one kind that need it; the kind's records afterwards."""
+    directory = os.path.join(_Shared.out, kind)
+    os.makedirs(directory, exist_ok=True)
+    present = set(os.listdir(directory))
+    jobs, kept = [], {}
+    for stem, path in files.items():
+        before = records.get(stem, recorded.get(stem))
+        exists = f"{stem}.html" in present
+        if before is not None and before[state.STAMP] is not None and exists \
+                and stamp_of(kind, path, before) == before[state.STAMP] \
+                and inputs_digest(kind, before[state.SUMMARY]) == before[state.INPUTS] \
+                and (kind != GW or "+" not in before[state.PAGE] or f"{stem}{IMAGE_SUFFIX}" in present):
+            kept[stem] = before
+            continue
+        jobs.append((kind, stem, path, recorded.get(stem), exists))
+    for stem, record, written in _run_jobs(jobs, workers):
+        counts["rendered"] += 1
+        counts["files_written"] += written
+        if record is not None:
+            kept[stem] = record
+        else:
+            counts["unreadable"] += 1
+    return kept
+
+
+def _remove_gone(kind: str, kept: Mapping[str, list], recorded: Mapping[str, list], counts: Counter) -> None:
+    for stem in set(recorded) - set(kept):
+        for suffix in (".html", IMAGE_SUFFIX):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(_Shared.out, kind, stem + suffix))
+                counts["files_removed"] += 1
+
+
+def _write_assets(out: str, counts: Counter) -> None:
+    for name, data in ASSETS.items():
+        path = os.path.join(out, name)
+        try:
+            same = read_bounded(path) == data
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            write_atomically(path, data, durable=False)
+            counts["files_written"] += 1
+
+
+def _provenance(storehouse: str, records: Mapping[str, Mapping[str, list]]) -> dict[str, Any]:
+    """Which storehouse state the site shows: its path, its slots' digest, the cross-match's
+    rules and the TNS catalogue's date."""
+    tns = read_json_file(os.path.join(storehouse, "state", "tns", "state.json"))
+    return {"storehouse": storehouse,
+            "slots digest": digest({kind: {stem: record[state.SUMMARY] for stem, record in found.items()}
+                                    for kind, found in records.items()}),
+            "TNS catalogue as of": tns.get("full_as_of") if isinstance(tns, dict) else None,
+            "cross-match rules": _Shared.rules or None}
+
+
+def _index(storehouse: str, out: str, records: Mapping[str, Mapping[str, list]], data: dict[str, Any],
+           counts: Counter) -> None:
+    rosters = {kind: read_json_file(os.path.join(storehouse, kind, "roster.json")) for kind in records}
+    summaries = {kind: {stem: record[state.SUMMARY] for stem, record in found.items()} for kind, found in records.items()}
+    markup = index.body(summaries, {k: v for k, v in rosters.items() if isinstance(v, dict)},
+                        _provenance(storehouse, records))
+    found = _bytes_digest(markup.encode())
+    path = os.path.join(out, "index.html")
+    if found == data.get("index") and os.path.exists(path):
+        return
+    write_atomically(path, index.render(markup, utc_now()), durable=False)
+    counts["files_written"] += 1
+    data["index"] = found
+
+
+def _rules(storehouse: str) -> dict[str, Any]:
+    kept = read_json_file(os.path.join(storehouse, "state", "crossmatch.json"))
+    rules = kept.get("rules") if isinstance(kept, dict) else None
+    return rules if isinstance(rules, dict) else {}
+
+
+def run(storehouse: str, out: str | None = None, workers: int | None = None,
+        timer: Callable[[str, float], None] | None = None) -> dict[str, Any]:
+    """Make or update the site of ``storehouse`` in ``out`` (default ``<storehouse>/site``); the run's summary.
+    ``timer(phase, seconds)`` hears how long each phase took."""
+    storehouse = os.path.abspath(storehouse)
+    if not os.path.isdir(storehouse):
+        raise SiteError(f"{storehouse} is not a storehouse directory")
+    out = os.path.abspath(out or StorehouseLayout.at(storehouse).site())
+    if out == storehouse or os.path.commonpath([out, storehouse]) == out:
+        raise SiteError(f"the site directory {out} would hold the storehouse; choose another")
+    names = kind_names(storehouse)
+    if any(os.path.commonpath([out, os.path.join(storehouse, name)]) == os.path.join(storehouse, name)
+           for name in names):
+        raise SiteError(f"the site directory {out} is inside a kind's directory of the storehouse")
+    workers = workers or os.cpu_count() or 1
+    started = time.perf_counter()
+    clock = [started]
+
+    def phase(name: str) -> None:
+        now = time.perf_counter()
+        if timer:
+            timer(name, now - clock[0])
+        clock[0] = now
+
+    os.makedirs(out, exist_ok=True)
+    data = state.load(storehouse, out, state.site_version())
+    before = {kind: dict(found) for kind, found in data["slots"].items() if isinstance(found, dict)}
+    _Shared.storehouse, _Shared.out, _Shared.rules = storehouse, out, _rules(storehouse)
+    counts: Counter = Counter()
+    files = {kind: slot_files(storehouse, kind) for kind in names}
+    records: dict[str, dict[str, list]] = {}
+    for kind in names:
+        if kind not in ALERT_KINDS:
+            records[kind] = _summaries_only(kind, files[kind], before.get(kind, {}))
+    _Shared.by_id = {(kind, record[state.SUMMARY]["id"]): record[state.SUMMARY]
+                     for kind, found in records.items() for record in found.values()}
+    phase("event summaries")
+    for kind in names:
+        if kind in ALERT_KINDS:
+            records[kind] = _pages(kind, files[kind], {}, before.get(kind, {}), workers, counts)
+            _Shared.by_id.update({(kind, r[state.SUMMARY]["id"]): r[state.SUMMARY] for r in records[kind].values()})
+    phase("transient and minor-body pages")
+    for kind in names:
+        if kind not in ALERT_KINDS:
+            records[kind] = _pages(kind, files[kind], records[kind], before.get(kind, {}), workers, counts)
+    phase("event pages")
+    for kind in set(before) | set(records):
+        _remove_gone(kind, records.get(kind, {}), before.get(kind, {}), counts)
+    _index(storehouse, out, records, data, counts)
+    _write_assets(out, counts)
+    phase("index and assets")
+    changed = counts["files_written"] or counts["files_removed"] or records != before
+    data["slots"] = records
+    if changed:
+        sync_filesystem(out)
+        state.save(storehouse, data)
+    phase("sync and state")
+    return {"site": out, "pages": sum(len(found) for found in records.values()),
+            "by_kind": {kind: len(found) for kind, found in records.items()}, "rendered": counts["rendered"],
+            "files_written": counts["files_written"], "files_removed": counts["files_removed"],
+            "unreadable_slots": counts["unreadable"], "seconds": round(time.perf_counter() - started, 3)}

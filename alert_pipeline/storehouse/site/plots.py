@@ -1,0 +1,218 @@
+"""Light curves and zoomed sky plots as inline SVG, drawn from the slot's numbers.
+
+Inline SVG, not matplotlib: a site of 100,000 transients needs a plot per page, and a few
+hundred bytes of path text cost ~0.1 ms where a matplotlib figure costs ~50 ms
+(``benchmarks/site_scale.py``). Every label is escaped; axes carry their units.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from alert_pipeline.storehouse.site.markup import text
+
+#: One colour per ZTF band (and a grey for any other band name).
+BAND_COLOURS = {"g": "#2ca02c", "r": "#d62728", "i": "#9467bd"}
+OTHER_COLOUR = "#555555"
+WIDTH, HEIGHT = 640, 330
+LEFT, RIGHT, TOP, BOTTOM = 62, 150, 16, 48
+
+
+def ticks(low: float, high: float, count: int = 6) -> list[float]:
+    """Round tick values covering [low, high]."""
+    span = high - low if high > low else 1.0
+    raw = span / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    first = math.ceil(low / step) * step
+    return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
+
+
+def _tick_text(value: float, step: float) -> str:
+    decimals = max(0, -math.floor(math.log10(step))) if step < 1 else 0
+    return f"{value:.{decimals}f}"
+
+
+class _Frame:
+    """A plot area mapping data (x, y) to pixels; ``flip_x``/``flip_y`` put larger values left/up-side-down."""
+
+    def __init__(self, x: tuple[float, float], y: tuple[float, float], flip_x: bool = False,
+                 flip_y: bool = False) -> None:
+        self.x, self.y, self.flip_x, self.flip_y = x, y, flip_x, flip_y
+        self.w, self.h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def px(self, value: float) -> float:
+        share = (value - self.x[0]) / (self.x[1] - self.x[0])
+        return LEFT + (1 - share if self.flip_x else share) * self.w
+
+    def py(self, value: float) -> float:
+        share = (value - self.y[0]) / (self.y[1] - self.y[0])
+        return TOP + (share if self.flip_y else 1 - share) * self.h
+
+    def axes(self, x_label: str, y_label: str) -> list[str]:
+        parts = [f'<rect x="{LEFT}" y="{TOP}" width="{self.w}" height="{self.h}" fill="#fff" stroke="#333"/>']
+        xs, ys = ticks(*self.x), ticks(*self.y)
+        for value in xs:
+            at = self.px(value)
+            parts.append(f'<line x1="{at:.1f}" y1="{TOP + self.h}" x2="{at:.1f}" y2="{TOP + self.h + 5}" stroke="#333"/>'
+                         f'<text x="{at:.1f}" y="{TOP + self.h + 18}" text-anchor="middle">'
+                         f'{_tick_text(value, xs[1] - xs[0] if len(xs) > 1 else 1)}</text>')
+        for value in ys:
+            at = self.py(value)
+            parts.append(f'<line x1="{LEFT - 5}" y1="{at:.1f}" x2="{LEFT}" y2="{at:.1f}" stroke="#333"/>'
+                         f'<text x="{LEFT - 8}" y="{at + 4:.1f}" text-anchor="end">'
+                         f'{_tick_text(value, ys[1] - ys[0] if len(ys) > 1 else 1)}</text>')
+        parts.append(f'<text x="{LEFT + self.w / 2:.0f}" y="{HEIGHT - 8}" text-anchor="middle">{text(x_label)}</text>'
+                     f'<text transform="translate(16 {TOP + self.h / 2:.0f}) rotate(-90)" text-anchor="middle">'
+                     f"{text(y_label)}</text>")
+        return parts
+
+
+def _svg(title: str, parts: list[str], width: int = WIDTH) -> str:
+    return (f'<svg class="plot" role="img" viewBox="0 0 {width} {HEIGHT}" width="{width}" height="{HEIGHT}" '
+            f'font-family="sans-serif" font-size="12"><title>{text(title)}</title>{"".join(parts)}</svg>')
+
+
+def _legend(entries: Sequence[tuple[str, str]], left: float = WIDTH - RIGHT + 16) -> list[str]:
+    """Legend beside the plot: (marker markup at 0,0, label)."""
+    parts = []
+    for index, (marker, label) in enumerate(entries):
+        y = TOP + 14 + index * 18
+        parts.append(f'<g transform="translate({left:.0f} {y})">{marker}</g>'
+                     f'<text x="{left + 12:.0f}" y="{y + 4}">{text(label)}</text>')
+    return parts
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _points(curve: Mapping[str, Any]) -> list[tuple[float, float, float, bool]]:
+    """(mjd, mag, error, positive) of a band's usable points."""
+    mjds, mags = curve.get("mjd") or [], curve.get("mag") or []
+    errors, positives = curve.get("mag_err") or [], curve.get("positive") or []
+    found = []
+    for index, (when, mag) in enumerate(zip(mjds, mags, strict=False)):
+        if type(when) is float and type(mag) is float and math.isfinite(when + mag) or _finite(when) and _finite(mag):
+            error = errors[index] if index < len(errors) else None
+            found.append((float(when), float(mag), float(error) if _finite(error) else 0.0,
+                          (positives[index] if index < len(positives) else True) is not False))
+    return found
+
+
+def _limits(slot: Mapping[str, Any]) -> dict[str, list[tuple[float, float]]]:
+    """Upper limits, when the slot has them: ``upper_limits`` = {band: {"mjd": [...], "mag" or "maglim": [...]}}."""
+    found: dict[str, list[tuple[float, float]]] = {}
+    given = slot.get("upper_limits")
+    if not isinstance(given, Mapping):
+        return found
+    for band, curve in given.items():
+        if isinstance(curve, Mapping):
+            mags = curve.get("mag", curve.get("maglim")) or []
+            found[str(band)] = [(float(t), float(m)) for t, m in zip(curve.get("mjd") or [], mags, strict=False)
+                                if _finite(t) and _finite(m)]
+    return found
+
+
+def light_curve(slot: Mapping[str, Any]) -> str:
+    """The per-band light curve: magnitude (bright up) against MJD, error bars, a colour
+    per band, negative differences hollow, upper limits as open triangles; '' without points."""
+    curve = slot.get("light_curve")
+    bands = {str(band): _points(data) for band, data in curve.items() if isinstance(data, Mapping)} \
+        if isinstance(curve, Mapping) else {}
+    bands = {band: points for band, points in bands.items() if points}
+    limits = _limits(slot)
+    every = [(t, m) for points in bands.values() for t, m, _, _ in points] + \
+            [pair for pairs in limits.values() for pair in pairs]
+    if not every:
+        return ""
+    errors = [e for points in bands.values() for _, _, e, _ in points]
+    t0, t1 = min(t for t, _ in every), max(t for t, _ in every)
+    pad_t = max((t1 - t0) * 0.05, 0.5)
+    m0, m1 = min(m for _, m in every), max(m for _, m in every)
+    pad_m = max((m1 - m0) * 0.08, max(errors, default=0.0), 0.2)
+    frame = _Frame((t0 - pad_t, t1 + pad_t), (m0 - pad_m, m1 + pad_m), flip_y=True)
+    parts = frame.axes("MJD (days)", "magnitude (AB, brighter up)")
+    legend = []
+    # the frame's mapping written out: this loop draws every point of 100,000 pages
+    x0, sx = frame.x[0], frame.w / (frame.x[1] - frame.x[0])
+    y0, sy = frame.y[0], frame.h / (frame.y[1] - frame.y[0])
+    for band in sorted(set(bands) | set(limits), key=lambda b: ("gri".find(b) % 10, b)):
+        colour = BAND_COLOURS.get(band, OTHER_COLOUR)
+        for when, mag, error, positive in bands.get(band, []):
+            x, y = LEFT + (when - x0) * sx, TOP + (mag - y0) * sy
+            if error:
+                parts.append(f'<line x1="{x:.1f}" y1="{y - error * sy:.1f}" x2="{x:.1f}" y2="{y + error * sy:.1f}" '
+                             f'stroke="{colour}"/>')
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour if positive else "#fff"}" '
+                         f'stroke="{colour}"/>')
+        for when, mag in limits.get(band, []):
+            x, y = frame.px(when), frame.py(mag)
+            parts.append(f'<path d="M{x - 4:.1f} {y - 3:.1f}h8l-4 7z" fill="none" stroke="{colour}"/>')
+        if band in bands:
+            legend.append((f'<circle r="3.5" fill="{colour}" stroke="{colour}"/>', f"{band} band"))
+        if band in limits:
+            legend.append((f'<path d="M-4 -3h8l-4 7z" fill="none" stroke="{colour}"/>', f"{band} upper limit"))
+    if any(not positive for points in bands.values() for *_, positive in points):
+        legend.append(('<circle r="3.5" fill="#fff" stroke="#333"/>', "negative difference"))
+    return _svg(f"light curve of {slot.get('slot_id')}", parts + _legend(legend))
+
+
+def _offset(ra: float, dec: float, ra0: float, dec0: float) -> tuple[float, float]:
+    """Degrees east and north of (ra0, dec0) on the tangent plane (gnomonic)."""
+    a, d, a0, d0 = map(math.radians, (ra, dec, ra0, dec0))
+    cos_c = math.sin(d0) * math.sin(d) + math.cos(d0) * math.cos(d) * math.cos(a - a0)
+    if cos_c <= 0:
+        return math.nan, math.nan
+    x = math.cos(d) * math.sin(a - a0) / cos_c
+    y = (math.cos(d0) * math.sin(d) - math.sin(d0) * math.cos(d) * math.cos(a - a0)) / cos_c
+    return math.degrees(x), math.degrees(y)
+
+
+def region_outline(region: Mapping[str, float]) -> list[tuple[float, float]]:
+    """The error region's outline in tangent-plane degrees: a circle (``radius_deg``) or an
+    ellipse of asymmetric half-axes (``east``, ``west``, ``north``, ``south``, degrees on the sky)."""
+    if "radius_deg" in region:
+        r = region["radius_deg"]
+        east = west = north = south = r
+    else:
+        east, west, north, south = (region[k] for k in ("east", "west", "north", "south"))
+    outline = []
+    for step in range(73):
+        angle = 2 * math.pi * step / 72
+        c, s = math.cos(angle), math.sin(angle)
+        outline.append(((east if c > 0 else west) * c, (north if s > 0 else south) * s))
+    return outline
+
+
+def sky_zoom(event_id: str, ra0: float, dec0: float, region: Mapping[str, float] | None,
+             candidates: Sequence[tuple[str, float, float]], region_label: str) -> str:
+    """The event's neighbourhood: its position, its error region and the candidates
+    (numbered by rank), east to the left as on the sky."""
+    outline = region_outline(region) if region else []
+    placed = [(name, *_offset(ra, dec, ra0, dec0)) for name, ra, dec in candidates]
+    placed = [(name, x, y) for name, x, y in placed if math.isfinite(x)]
+    reach = max([abs(v) for point in outline for v in point] + [abs(v) for _, x, y in placed for v in (x, y)]
+                + [0.25])
+    reach *= 1.15
+    frame = _Frame((-reach, reach), (-reach, reach), flip_x=True)
+    frame.w = frame.h  # square: a degree is a degree both ways
+    parts = frame.axes("east offset ΔRA·cos δ (deg, east left)", "north offset ΔDec (deg)")
+    legend = [('<path d="M-5 0h10M0 -5v10" stroke="#000" stroke-width="2"/>', f"{event_id}")]
+    if outline:
+        path = "M" + "L".join(f"{frame.px(x):.1f} {frame.py(y):.1f}" for x, y in outline) + "Z"
+        parts.append(f'<path d="{path}" fill="#1f77b4" fill-opacity="0.12" stroke="#1f77b4"/>')
+        legend.append(('<rect x="-6" y="-5" width="12" height="10" fill="#1f77b4" fill-opacity="0.12" '
+                       'stroke="#1f77b4"/>', region_label))
+    parts.append(f'<path d="M{frame.px(0) - 7:.1f} {frame.py(0):.1f}h14M{frame.px(0):.1f} {frame.py(0) - 7:.1f}v14" '
+                 'stroke="#000" stroke-width="2"/>')
+    for rank, (name, x, y) in enumerate(placed, 1):
+        parts.append(f'<g><title>{text(name)}</title><circle cx="{frame.px(x):.1f}" cy="{frame.py(y):.1f}" r="4" '
+                     f'fill="#ff7f0e" stroke="#000"/><text x="{frame.px(x) + 6:.1f}" y="{frame.py(y) - 5:.1f}">'
+                     f"{rank}</text></g>")
+    if placed:
+        legend.append(('<circle r="4" fill="#ff7f0e" stroke="#000"/>', "candidates (by rank)"))
+    left = LEFT + frame.w + 16
+    return _svg(f"sky around {event_id}", parts + _legend(legend, left), int(left + 200))
