@@ -30,7 +30,16 @@ from typing import Any
 
 from alert_pipeline.durable import create_new, sync_filesystem, write_atomically
 from alert_pipeline.storehouse import kinds
-from alert_pipeline.storehouse.layout import SITE_DIRECTORY, StorehouseLayout, read_bounded, read_json_file
+from alert_pipeline.storehouse.enrich import crossmatch
+from alert_pipeline.storehouse.enrich import tns as tns_state
+from alert_pipeline.storehouse.layout import (
+    SITE_DIRECTORY,
+    StateFile,
+    StorehouseLayout,
+    read_bounded,
+    read_json_file,
+    read_roster,
+)
 from alert_pipeline.storehouse.site import event_pages, index, minor_body_page, state, transient_page
 from alert_pipeline.storehouse.site.assets import ASSETS
 from alert_pipeline.storehouse.site.context import PageContext
@@ -268,7 +277,8 @@ def _write_assets(out: str, counts: Counter) -> None:
 def _provenance(storehouse: str, records: Mapping[str, Mapping[str, list]]) -> dict[str, Any]:
     """Which storehouse state the site shows: its path, its slots' digest, the cross-match's
     rules and the TNS catalogue's date."""
-    tns = read_json_file(os.path.join(storehouse, "state", "tns", "state.json"))
+    tns = read_json_file(os.path.join(StorehouseLayout.at(storehouse).state_directory(tns_state.STATE),
+                                      tns_state.STATE_NAME))
     return {"storehouse": storehouse,
             "slots digest": digest({kind: {stem: record[state.SUMMARY] for stem, record in found.items()}
                                     for kind, found in records.items()}),
@@ -278,7 +288,8 @@ def _provenance(storehouse: str, records: Mapping[str, Mapping[str, list]]) -> d
 
 def _index(storehouse: str, out: str, records: Mapping[str, Mapping[str, list]], data: dict[str, Any],
            counts: Counter) -> None:
-    rosters = {kind: read_json_file(os.path.join(storehouse, kind, "roster.json")) for kind in records}
+    layout = StorehouseLayout.at(storehouse)
+    rosters = {kind: read_roster(layout, kind) for kind in records}
     summaries = {kind: {stem: record[state.SUMMARY] for stem, record in found.items()} for kind, found in records.items()}
     markup = index.body(summaries, {k: v for k, v in rosters.items() if isinstance(v, dict)},
                         _provenance(storehouse, records))
@@ -292,7 +303,7 @@ def _index(storehouse: str, out: str, records: Mapping[str, Mapping[str, list]],
 
 
 def _rules(storehouse: str) -> dict[str, Any]:
-    kept = read_json_file(os.path.join(storehouse, "state", "crossmatch.json"))
+    kept = StateFile(StorehouseLayout.at(storehouse), crossmatch.STATE_NAME).read()
     rules = kept.get("rules") if isinstance(kept, dict) else None
     return rules if isinstance(rules, dict) else {}
 

@@ -18,12 +18,10 @@ import hashlib
 import os
 from typing import Any
 
-import orjson
+from alert_pipeline.storehouse.layout import StateFile, StorehouseLayout
 
-from alert_pipeline.durable import write_atomically
-from alert_pipeline.storehouse.slots import read_json_file
-
-STATE_FILE = os.path.join("state", "pages.json")
+#: The site's memory between runs: ``state/pages.json``.
+STATE_NAME = "pages"
 STATE_VERSION = 1
 #: Positions in a slot's record.
 STAMP, SUMMARY, INPUTS, PAGE = range(4)
@@ -54,7 +52,7 @@ def site_version() -> str:
 
 def load(storehouse: str, out: str, version: str) -> dict[str, Any]:
     """The recorded state for this site directory and version, or an empty one."""
-    data = read_json_file(os.path.join(storehouse, STATE_FILE))
+    data = StateFile(StorehouseLayout.at(storehouse), STATE_NAME).read()
     if (isinstance(data, dict) and data.get("version") == STATE_VERSION and data.get("out") == out
             and data.get("site_version") == version and isinstance(data.get("slots"), dict)):
         return data
@@ -62,6 +60,4 @@ def load(storehouse: str, out: str, version: str) -> dict[str, Any]:
 
 
 def save(storehouse: str, data: dict[str, Any]) -> None:
-    path = os.path.join(storehouse, STATE_FILE)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_atomically(path, orjson.dumps(data))
+    StateFile(StorehouseLayout.at(storehouse), STATE_NAME).write(data)
