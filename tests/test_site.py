@@ -66,7 +66,7 @@ def placed(slot_id: str, ra: float, dec: float, first: float, **extra) -> dict:
 @pytest.fixture(scope="module")
 def demo(pg_url, tmp_path_factory) -> Path:
     """The demo storehouse with its site (module-wide: tests that change it work on a copy)."""
-    from alert_pipeline.storehouse import fink
+    from alert_pipeline.storehouse.fink.load import load_fink
     from devtools import fink_samples
 
     root = tmp_path_factory.mktemp("site")
@@ -76,7 +76,7 @@ def demo(pg_url, tmp_path_factory) -> Path:
     alerts = fink_samples.dataset(fink_samples.Composition(single={"sn": 6, "kilonova": 2, "unknown": 3}, cross=[],
                                                            solar_system_objects=4, mixed_with_solar_system=0), seed=5)
     (root / "fink.json").write_text(json.dumps(alerts))
-    fink.load_fink(pg_url, [str(root / "fink.json")], table=table)
+    load_fink(pg_url, [str(root / "fink.json")], table=table)
     store = root / "store"
     assert builder("--dsn", pg_url, "--storehouse", str(store), "--table", table).returncode == 0
     assert builder("load-messengers", "--storehouse", str(store), str(ALERT), str(ICECAT), str(AUGER)).returncode == 0

@@ -95,6 +95,10 @@ run_step() { echo "RUN $*"; }
 fail_step() { echo "FAIL $*"; }
 log() { echo "LOG $*"; }
 list_messenger_files() { messenger_files=(); }
+python() {  # the builder's paths answer, as the layout names them: <storehouse>/site, <storehouse>/transient/index.json
+  [[ "$1 $2" == "transient_kind_builder.py paths" ]] || return 1
+  case "${*: -1}" in site) echo "$4/site" ;; transient-index) echo "$4/transient/index.json" ;; esac
+}
 set_build_args() { build_args=(--full); }
 source "$1"
 run_steps
@@ -131,7 +135,7 @@ def test_the_generated_runner_follows_conditions_switches_and_refusals(tmp_path)
     # with a storehouse (the stand-ins' /store made a directory of the test's), the site is written where the report looks
     existing = steps.shell().replace('"$storehouse"', f'"{tmp_path}"').replace('$storehouse/', f"{tmp_path}/")
     shown = _run_generated(existing, tmp_path)
-    assert f"RUN pages python transient_kind_builder.py pages --storehouse {tmp_path} --out {tmp_path}/site" in shown
+    assert f"RUN pages python transient_kind_builder.py pages --storehouse {tmp_path}" in shown
     assert shown[-1] == f"RUN report python lsst_alert_report.py --output-dir /out --site {tmp_path}/site"
     (tmp_path / "empty").mkdir()  # the stand-in lists no file in it
     empty = _run_generated(steps.shell(), tmp_path, MESSENGER_FILES=str(tmp_path / "empty"))
