@@ -1215,9 +1215,9 @@ def _prune(applied: dict[str, Any], seen: dict[str, Any], keep: int = 5000) -> N
 
 def _refresh(store: Any, spec: Any, state: State, catalogue: Any | None, updates: list[Any] | None,
              radius_arcsec: float, files: list[dict[str, Any]], left_out: list[dict[str, str]]) -> dict[str, Any]:
-    """Match what may have changed (everything when a whole file, the radius or the index
-    changed; after deltas alone, only the slots named by, near, or matched to the objects
-    they name); check every matched slot's file identity; then read and write only the
+    """Match what may have changed (everything when a whole file or the radius changed;
+    after deltas, only the slots named by, near, or matched to the objects they name; after
+    the index changed, also the slots new or moved since the positions kept); check every matched slot's file identity; then read and write only the
     slots whose record changed or whose file is not the one last checked."""
     index_path = store.layout.index(spec.name)
     index_identity = file_identity(index_path)
