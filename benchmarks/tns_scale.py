@@ -119,7 +119,7 @@ def move_slots(path: str, count: int, rng: np.random.Generator) -> None:
     from alert_pipeline.durable import write_atomically
     index_path = os.path.join(path, "transient", "index.json")
     index = orjson.loads(open(index_path, "rb").read())
-    for entry in (index["slots"][i] for i in rng.choice(len(index["slots"]), size=count, replace=False).tolist()):
+    for entry in (index["slots"][i] for i in rng.choice(len(index["slots"]), size=min(count, len(index["slots"])), replace=False).tolist()):
         if entry.get("dec_deg") is None:
             continue
         entry["dec_deg"] = min(89.0, entry["dec_deg"] + 0.5 / 3600)
