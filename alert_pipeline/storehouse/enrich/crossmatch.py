@@ -48,6 +48,7 @@ from alert_pipeline.storehouse.layout import (
     IndexUnreadable,
     StateFile,
     StorehouseLayout,
+    parse_json,
     read_index,
     read_roster,
     update_roster,
@@ -55,7 +56,7 @@ from alert_pipeline.storehouse.layout import (
 from alert_pipeline.storehouse.messengers.events import Skipped, mjd, parse_time
 from alert_pipeline.storehouse.messengers.kind import MatchRule
 from alert_pipeline.storehouse.messengers.rules import RulesType, Transients, on_sky, rules_dict
-from alert_pipeline.storehouse.slots import KindStore
+from alert_pipeline.storehouse.slots import KindStore, slot_bytes
 
 log = logging.getLogger("transient_kind_builder")
 #: The cross-match's memory between runs: ``state/crossmatch.json``.
@@ -321,20 +322,28 @@ def _record(encoded_value: bytes, stamp: bytes) -> str:
 def _set_field(store: KindStore, slot_id: str, name: str, value: Any, absent_is_none: bool = False) -> int | None:
     """1 when the slot was rewritten with ``name`` = ``value``, 0 when it already held it
     (or, with ``absent_is_none``, lacks the field and ``value`` is empty: its bytes are
-    searched, not parsed), None when there is no readable slot."""
-    if absent_is_none and not value:
-        try:
-            if f'"{name}"'.encode() not in store.files.read(store.slot_path(slot_id)):
-                return 0
-        except (OSError, ValueError):
-            return None
-    slot = store.read_slot(slot_id)
-    if slot is None:
+    searched, not parsed), None when there is no readable slot. The slot is read once and
+    replaced whole (temp file + rename): it already carries every other enrichment."""
+    path = store.slot_path(slot_id)
+    try:
+        raw = store.files.read(path)
+        if absent_is_none and not value and f'"{name}"'.encode() not in raw:
+            return 0
+        slot = parse_json(raw)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, RecursionError) as exc:
+        log.warning("crossmatch: slot %s is unreadable and left alone: %s", slot_id, exc)
+        return None
+    if not isinstance(slot, dict):
         return None
     if slot.get(name, [] if absent_is_none else None) == value:
         return 0
     slot[name] = value
-    return int(store.write_slot(slot_id, slot))
+    if store.refine is not None:
+        slot = store.refine(slot)
+    store.files.replace(path, slot_bytes(slot))
+    return 1
 
 
 def _summary(per_transient: dict[str, list], rules: RulesType, skipped: Counter, written: Counter,
