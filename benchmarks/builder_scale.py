@@ -7,6 +7,10 @@ moving bodies with designations) into an embedded PostgreSQL, times a bare
 must still parse every row), then runs ``transient_kind_builder.py build`` in a subprocess
 and reports its wall time, the slots of each kind, alerts/s, peak RSS and the ratio to the
 faster floor (PostgreSQL's default plan, or the parallel plan the builder allows itself).
+A second floor is what writing the slots costs at least: the same slots' bytes (each slot of
+both kinds, parsed before the clock starts) serialised by orjson and created as new files in
+a scratch directory of the same file system, then one ``syncfs``; the full build is printed
+against (faster GROUP BY floor + write floor) too (target ≤ 2).
 Then, per scale, the incremental builds against that full build: a rebuild with nothing new,
 a rebuild after a night of 1 % new rows (half new alerts of known objects, half new
 objects), and a ``--full`` rebuild of the grown table.
@@ -103,6 +107,31 @@ def floor_seconds(url: str, parallel: bool) -> float:
         return time.perf_counter() - start
 
 
+def write_floor_seconds(storehouse: str, scratch: str) -> tuple[float, int]:
+    """orjson + create + one syncfs for the bytes of every slot the build wrote (both kinds,
+    parsed before the clock starts), into ``scratch`` on the same file system; the number of slots."""
+    import orjson
+
+    from alert_pipeline.durable import sync_filesystem
+    from alert_pipeline.storehouse.slots import slot_bytes
+
+    slots = []
+    for kind in ("transient", "minor_body"):
+        directory = os.path.join(storehouse, kind)
+        slots += [orjson.loads(open(os.path.join(directory, name), "rb").read()) for name in os.listdir(directory)
+                  if name.endswith(".json") and name not in ("index.json", "roster.json")]
+    os.makedirs(scratch)
+    started = time.perf_counter()
+    for number, slot in enumerate(slots):
+        descriptor = os.open(os.path.join(scratch, f"{number}.json"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(descriptor, slot_bytes(slot))
+        finally:
+            os.close(descriptor)
+    sync_filesystem(scratch)
+    return time.perf_counter() - started, len(slots)
+
+
 def build_seconds(url: str, storehouse: str, *extra: str) -> tuple[float, float]:
     """Wall seconds of one build in a subprocess, and the peak RSS in MB of that process
     and its worker processes together (sampled every 20 ms; the server's memory is
@@ -122,8 +151,12 @@ def build_seconds(url: str, storehouse: str, *extra: str) -> tuple[float, float]
             continue
         time.sleep(0.02)
     elapsed = time.perf_counter() - start
+    log = process.stderr.read().decode()
     if process.wait() != 0:
-        raise RuntimeError(process.stderr.read().decode())
+        raise RuntimeError(log)
+    steps = [line.split("build step ", 1)[1] for line in log.splitlines() if "build step " in line]
+    if steps:  # the build's own step times: where its time went
+        print("    steps: " + "; ".join(steps), flush=True)
     return elapsed, peak / 2**20
 
 
@@ -157,6 +190,10 @@ def main() -> None:
                       for kind in ("transient", "minor_body")]
             print(f"{rows:>9} {solar:>8} {counts[0]:>9} {counts[1]:>7} {serial:>8.2f} {parallel:>12.2f} "
                   f"{build:>8.2f} {build / floor:>6.2f} {rows / build:>9.0f} {rss:>11.0f}", flush=True)
+            writes, slots = write_floor_seconds(storehouse, os.path.join(storehouses, f"floor{number}"))
+            print(f"  write floor: {slots} slots, orjson + create + one syncfs {writes:7.2f} s; full build ratio "
+                  f"{build / (floor + writes):.2f}x (GROUP BY floor + write floor) (target <= 2), "
+                  f"load {os.getloadavg()[0]:.1f}", flush=True)
             # Now, while the table still holds this scale's rows (the next scale replaces it).
             incremental += incremental_builds(url, rows, storehouse, build)
         print("\nincremental builds (ratio to the full build above; the first build was a full one):")

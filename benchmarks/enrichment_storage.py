@@ -1,106 +1,136 @@
-"""Where should the enrichments (the cross-match's coincidences, TNS's record) live: merged
-into the slot at write time (what the storehouse does: a rebuild keeps the fields of the
-stored slot it lacks), or in a sidecar file beside the slot that the build never reads?
+"""Where an enrichment lives: merged into the slot (today's design) or in a file beside it.
 
-For N transient slots, a fraction of them enriched, it times, on the same files:
+Issue 39 asks whether keeping enrichments (``tns``, ``multimessenger``) beside a slot
+rather than inside it would make the storehouse's writes cheaper. Both designs, on N
+transient-like slots (~2 kB each, a light curve) of which a share carries an enrichment
+(~300 bytes), each in its own directory of the same file system:
 
-* merge, rebuild: ``KindStore.write_slot`` of every slot as the build makes it (the stored
-  slot is read to find it unchanged anyway; its enrichments are parsed out when its bytes
-  name one);
-* sidecar, rebuild: the same store with no enrichment kept (the build's bytes alone) — the
-  floor the sidecar design would give the build;
-* merge, read: one file per slot, parsed (what the site, the cross-match and a user read);
-* sidecar, read: the slot and, for the enriched ones, the sidecar, both parsed.
+* **merge** (``slots.KindStore``): an enrichment step reads the slot, adds its field and
+  replaces the file (temp + rename); a rebuild reads every old slot to keep its
+  enrichments (``_with_enrichments``: the bytes searched, parsed only when they name one)
+  and replaces it; a reader reads one file;
+* **sidecar**: an enrichment step creates ``<slot>.enrich.json`` (a new file, ``O_EXCL``);
+  a rebuild replaces each slot without reading it; a reader reads the slot and opens its
+  sidecar (absent for most).
 
-    .venv/bin/python benchmarks/enrichment_storage.py [--slots 100000] [--enriched 0.05]
+Each step ends with one ``syncfs``. It prints seconds per step per design and the
+sidecar/merge ratio; the slot contract (a slot read alone has every field) holds only for
+merge, so sidecar must win clearly to be worth breaking it.
+
+    .venv/bin/python benchmarks/enrichment_storage.py [--slots 100000] [--shares 0.05,0.5]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import sys
 import tempfile
 import time
-from unittest import mock
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import orjson  # noqa: E402
 
-from alert_pipeline.storehouse import slots  # noqa: E402
-from alert_pipeline.storehouse.slots import KindStore, slot_bytes  # noqa: E402
+from alert_pipeline.durable import create_new, sync_filesystem, write_atomically  # noqa: E402
+from alert_pipeline.storehouse.slots import slot_bytes  # noqa: E402
+
+FIELD = "tns"
 
 
-def build_slot(number: int, night: int) -> dict:
-    """A transient slot shaped like the build's (a light curve of a dozen points)."""
-    slot_id = f"ZTF24{number:07d}"
-    curve = [{"mjd": 60000.0 + k + night, "mag": 19.0 + 0.01 * k, "err": 0.05, "band": "g"} for k in range(12)]
-    return {"slot_id": slot_id, "kind": "transient", "subtype": "sn", "ra_deg": (number * 0.37) % 360,
-            "dec_deg": ((number * 0.11) % 180) - 90, "first_mjd": 60000.0, "last_mjd": 60011.0 + night,
-            "n_alerts": 12 + night, "light_curve": curve, "provenance": {"built_at": f"night {night}"}}
+def base_slot(number: int, rng: random.Random) -> dict:
+    points = 12
+    return {"slot_id": f"ZTF{number:09d}", "kind": "transient", "subtype": "sn", "ra_deg": rng.uniform(0, 360),
+            "dec_deg": rng.uniform(-30, 80), "first_mjd": 59000 + rng.random(), "n_alerts": points,
+            "provenance": {"built_at": "2026-01-01T00:00:00Z"},
+            "light_curve": {"g": {"mjd": [59000 + i + rng.random() for i in range(points)],
+                                  "mag": [18 + rng.random() for _ in range(points)],
+                                  "mag_err": [0.05] * points, "candid": list(range(points)),
+                                  "positive": [True] * points}}}
 
 
 def enrichment(number: int) -> dict:
-    return {"multimessenger": [{"kind": "gw", "event": "S230518h", "dt_days": 1.5, "credible_level": 0.42,
-                                "n_chance": 0.03}],
-            "tns": {"name": f"SN 2024{number}", "type": "SN Ia", "redshift": 0.05}}
+    return {"name": f"SN 2024{number:05d}", "type": "SN Ia", "redshift": 0.031, "discovery_date": "2024-01-01",
+            "match": "position", "separation_arcsec": 0.4, "internal": [f"ZTF{number:09d}", "ATLAS24abc"]}
 
 
-def timed(function, *args) -> float:
+def timed(step, *args) -> float:
     started = time.perf_counter()
-    function(*args)
+    step(*args)
     return time.perf_counter() - started
+
+
+def build(directory: str, slots: list[dict], merge: bool, first: bool) -> None:
+    """Write every slot: new files the first time; after that a rebuild, which under
+    merge reads each old slot to keep its enrichment."""
+    for slot in slots:
+        path = os.path.join(directory, slot["slot_id"] + ".json")
+        if first:
+            create_new(path, slot_bytes(slot))
+            continue
+        if merge:
+            with open(path, "rb") as handle:
+                old = handle.read()
+            if f'"{FIELD}"'.encode() in old:
+                slot = {**slot, FIELD: orjson.loads(old)[FIELD]}
+        write_atomically(path, slot_bytes(slot), durable=False)
+    sync_filesystem(directory)
+
+
+def enrich(directory: str, chosen: list[int], merge: bool) -> None:
+    for number in chosen:
+        path = os.path.join(directory, f"ZTF{number:09d}.json")
+        if merge:
+            with open(path, "rb") as handle:
+                slot = orjson.loads(handle.read())
+            slot[FIELD] = enrichment(number)
+            write_atomically(path, slot_bytes(slot), durable=False)
+        else:
+            create_new(path[:-5] + ".enrich.json", orjson.dumps({FIELD: enrichment(number)}))
+    sync_filesystem(directory)
+
+
+def read_all(directory: str, count: int, merge: bool) -> None:
+    for number in range(count):
+        path = os.path.join(directory, f"ZTF{number:09d}.json")
+        with open(path, "rb") as handle:
+            slot = orjson.loads(handle.read())
+        if not merge:
+            try:
+                with open(path[:-5] + ".enrich.json", "rb") as handle:
+                    slot.update(orjson.loads(handle.read()))
+            except FileNotFoundError:
+                pass
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--slots", type=int, default=100_000)
-    parser.add_argument("--enriched", type=float, default=0.05, help="fraction of slots with enrichments")
+    parser.add_argument("--shares", default="0.05,0.5", help="the shares of slots enriched, comma-separated")
+    parser.add_argument("--dir", default=None, help="where the scratch directories go (default: the system's)")
     args = parser.parse_args()
-    count, every = args.slots, max(1, round(1 / args.enriched)) if args.enriched > 0 else 0
-    enriched = {n for n in range(count) if every and n % every == 0}
-    with tempfile.TemporaryDirectory() as root:
-        merged, side = os.path.join(root, "merge"), os.path.join(root, "sidecar")
-        stores = {name: KindStore(path, "transient") for name, path in (("merge", merged), ("sidecar", side))}
-        for n in range(count):  # night 0 as built, then the enrichments
-            slot = build_slot(n, 0)
-            stores["merge"].write_slot(slot["slot_id"], {**slot, **(enrichment(n) if n in enriched else {})},
-                                       exists=False)
-            stores["sidecar"].write_slot(slot["slot_id"], slot, exists=False)
-            if n in enriched:
-                with open(os.path.join(stores["sidecar"].directory, f"{slot['slot_id']}.enrich"), "wb") as handle:
-                    handle.write(slot_bytes(enrichment(n)))
-
-        def rebuild(store: KindStore) -> None:
-            for n in range(count):
-                slot = build_slot(n, 1)
-                store.write_slot(slot["slot_id"], slot)
-            store.sync()
-
-        def read_merged() -> None:
-            for n in range(count):
-                orjson.loads(open(stores["merge"].slot_path(f"ZTF24{n:07d}"), "rb").read())
-
-        def read_sidecar() -> None:
-            for n in range(count):
-                path = stores["sidecar"].slot_path(f"ZTF24{n:07d}")
-                slot = orjson.loads(open(path, "rb").read())
-                if n in enriched:
-                    slot.update(orjson.loads(open(path[: -len(".json")] + ".enrich", "rb").read()))
-
-        merge_rebuild = timed(rebuild, stores["merge"])
-        with mock.patch.object(slots, "ENRICHMENTS", ()):
-            sidecar_rebuild = timed(rebuild, stores["sidecar"])
-        merge_read, sidecar_read = timed(read_merged), timed(read_sidecar)
-        kept = sum("multimessenger" in orjson.loads(open(stores["merge"].slot_path(f"ZTF24{n:07d}"), "rb").read())
-                   for n in enriched)
-    print(f"{count} slots, {len(enriched)} enriched ({args.enriched:.0%}); the merge kept {kept} of them")
-    print(f"rebuild: merge {merge_rebuild:.2f} s, sidecar {sidecar_rebuild:.2f} s: "
-          f"ratio {merge_rebuild / sidecar_rebuild:.2f} the sidecar's")
-    print(f"read every slot whole: merge {merge_read:.2f} s, sidecar {sidecar_read:.2f} s: "
-          f"ratio {merge_read / sidecar_read:.2f} the sidecar's")
+    rng = random.Random(39)
+    slots = [base_slot(number, rng) for number in range(args.slots)]
+    print(f"{args.slots} slots of ~{len(slot_bytes(slots[0]))} bytes; load {os.getloadavg()[0]:.1f}")
+    for share in (float(part) for part in args.shares.split(",")):
+        chosen = sorted(random.Random(7).sample(range(args.slots), int(args.slots * share)))
+        figures = {}
+        with tempfile.TemporaryDirectory(dir=args.dir) as where:
+            for design in ("merge", "sidecar"):
+                directory = os.path.join(where, design)
+                os.makedirs(directory)
+                merge = design == "merge"
+                timed(build, directory, slots, merge, True)
+                figures[design] = {"enrich": timed(enrich, directory, chosen, merge),
+                                   "rebuild": timed(build, directory, slots, merge, False),
+                                   "read": timed(read_all, directory, args.slots, merge)}
+        print(f"  {share:.0%} enriched ({len(chosen)} slots):")
+        for step in ("enrich", "rebuild", "read"):
+            merge_s, sidecar_s = figures["merge"][step], figures["sidecar"][step]
+            print(f"    {step:<8} merge {merge_s:7.2f} s   sidecar {sidecar_s:7.2f} s   "
+                  f"sidecar/merge {sidecar_s / merge_s:.2f}x")
 
 
 if __name__ == "__main__":

@@ -113,7 +113,7 @@ def test_gw_coincidences_are_the_credible_levels_ligo_skymap_finds(matched):
     outside = SkyCoord(slots[1]["ra_deg"] * u.deg, slots[1]["dec_deg"] * u.deg)
     assert crossmatch(table, outside).searched_prob > 0.9
     for slot_id in ("ZTF23aaaaaab", "ZTF23aaaaaac", "ZTF23aaaaaad"):
-        assert read(store, "transient", slot_id)["multimessenger"] == [], slot_id
+        assert "multimessenger" not in read(store, "transient", slot_id), slot_id  # absent: none
     assert read(store, "gw", "S230518h")["transients"] == ["ZTF23aaaaaaa"]
 
 
@@ -261,7 +261,50 @@ def test_a_later_build_keeps_the_coincidences_and_the_roster_summary(pg_url, tab
     full = builder("--dsn", pg_url, "--storehouse", str(store), "--table", table, "--full")
     assert full.returncode == 0, full.stderr
     assert read(store, "transient", target["slot_id"])["multimessenger"] == matched
-    others = [read(store, "transient", p.stem) for p in (store / "transient").glob("ZTF*.json")]
-    assert all("multimessenger" in slot for slot in others)
+    others = [read(store, "transient", p.stem) for p in (store / "transient").glob("ZTF*.json")
+              if p.stem != target["slot_id"]]
+    assert len(others) == 3 and all("multimessenger" not in slot for slot in others)  # none: never written
     roster = json.loads((store / "transient" / "roster.json").read_text())
     assert roster["multimessenger"]["coincidences_by_kind"]["uhecr"] == 1 and roster["objects"] == 4
+
+
+def test_a_first_run_writes_only_the_transients_with_coincidences(matched):
+    """Absent means none: of the seven transient slots only the three matched ones are
+    written (the other four, one without a position, are never opened)."""
+    store, _, _, summary = matched
+    assert summary["transients_with_coincidences"] == 3
+    assert summary["slots_written"]["transient"] == 3
+    carrying = sorted(p.stem for p in (store / "transient").glob("ZTF*.json") if "multimessenger" in read(store, "transient", p.stem))
+    assert carrying == ["ZTF04aaaaaaa", "ZTF19aapreis", "ZTF23aaaaaaa"]
+
+
+def test_without_its_state_a_rerun_empties_coincidences_no_record_vouches_for(matched):
+    """The state lost, and a slot without coincidences given some by hand (as a restore
+    from another storehouse's backup would): every slot is read once and that list emptied."""
+    store = matched[0]
+    (store / "state" / "crossmatch.json").unlink()
+    stale = read(store, "transient", "ZTF23aaaaaab")
+    stale["multimessenger"] = [{"kind": "gw", "event": "S230518h", "n_chance": 0.1, "dt_days": 2.0}]
+    (store / "transient" / "ZTF23aaaaaab.json").write_text(json.dumps(stale))
+    done = builder("crossmatch", "--storehouse", str(store))
+    assert done.returncode == 0, done.stderr
+    assert read(store, "transient", "ZTF23aaaaaab")["multimessenger"] == []
+    assert json.loads(done.stdout)["slots_written"]["transient"] == 1
+    assert [item["event"] for item in read(store, "transient", "ZTF23aaaaaaa")["multimessenger"]] == ["S230518h"]
+
+
+def test_a_rerun_with_nothing_new_matches_nothing_again(matched, monkeypatch):
+    """Nothing the match reads changed: the last result stands without a match (the
+    matching function is not called) and no slot is written."""
+    from alert_pipeline.storehouse import kinds
+    from alert_pipeline.storehouse.enrich import crossmatch as matching
+
+    store = matched[0]
+    called = []
+    monkeypatch.setattr(matching, "_match_kind", lambda *args: called.append(args) or {})
+    summary = matching.run(str(store), kinds.match_rules()())
+    assert called == [] and summary["slots_written"] == {}
+    assert summary["coincidences_by_kind"] == {"gw": 1, "neutrino": 1, "uhecr": 1}
+    (store / "neutrino" / "IC191001A.json").touch()  # a messenger file changed: matched again
+    matching.run(str(store), kinds.match_rules()())
+    assert len(called) == 3

@@ -139,7 +139,7 @@ def test_transients_in_the_gaps_of_a_map_are_not_matched(gapped, tmp_path):
     write_transients(store, [transient("ZTF23inside", *inside, EVENT_MJD + 2, EVENT_MJD + 20), *in_gaps])
     summary = run_crossmatch(store)
     for slot in in_gaps:
-        assert read(store, "transient", slot["slot_id"])["multimessenger"] == [], slot["slot_id"]
+        assert "multimessenger" not in read(store, "transient", slot["slot_id"]), slot["slot_id"]
     (found,) = read(store, "transient", "ZTF23inside")["multimessenger"]
     assert found["credible_level"] == pytest.approx(
         crossmatch(partial, SkyCoord(*inside, unit="deg")).searched_prob, rel=1e-9)

@@ -525,3 +525,39 @@ def test_a_delta_rematches_only_the_slots_it_can_change_and_equals_the_whole_fil
     assert slots_on_disk(storehouse) == slots_on_disk(fresh)
     index = [json.loads((store / "transient" / "index.json").read_text())["slots"] for store in (storehouse, fresh)]
     assert index[0] == index[1]
+
+
+def test_a_delta_after_a_rebuild_that_moved_a_slot_rematches_only_what_changed_and_equals_the_whole_file(
+        storehouse, tmp_path):
+    """Yesterday's whole file; then a rebuild of the index that moved one slot next to a
+    TNS object and added one slot on another; then a delta that gives the TDE a new
+    redshift. Only those three slots are matched again, and every slot and the index are
+    those today's whole file gives a copy of the storehouse rebuilt the same way."""
+    fresh = tmp_path / "fresh"
+    shutil.copytree(storehouse, fresh)
+    yesterday = public_file(tmp_path)
+    assert builder("tns", "--storehouse", str(storehouse), str(yesterday)).returncode == 0
+    assert "tns" not in read(storehouse, "transient", "ZTF24aaaaaac")  # 1.6" from AT 2024aac
+    near_c = offset(500.0, 90).directional_offset_by(0 * u.deg, 1.3 * u.arcsec)  # now 0.3" from it
+    rebuilt = [slot("ZTF24aaaaaac", near_c), slot("ZTF24aaaaaaf", away(offset(7200.0, 270), 0.5))]  # by SN 2024aaa
+    for store in (storehouse, fresh):
+        write_transients(store, rebuilt)
+    changed = [public_row(6, "TDE", "2024aaf", offset(1500.0, 0), "TDE", "0.07")]
+    delta = tmp_path / "tns_public_objects_20240326.csv"
+    delta.write_text("\n".join(['"2024-03-27 00:00:00"', PUBLIC_HEADER, *changed]) + "\n")
+    done = builder("tns", "--storehouse", str(storehouse), str(delta))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["slots_rematched"] == 3  # the moved, the new, the TDE's: not all six
+    assert read(storehouse, "transient", "ZTF24aaaaaac")["tns"]["name"] == "AT 2024aac"
+    assert read(storehouse, "transient", "ZTF24aaaaaaf")["tns"]["name"] == "SN 2024aaa"
+    assert read(storehouse, "transient", "ZTF24aaaaaae")["tns"]["redshift"] == 0.07
+    today = tmp_path / "today" / "tns_public_objects.csv"
+    today.parent.mkdir()
+    rows = yesterday.read_text().splitlines()
+    today.write_text("\n".join(['"2024-03-27 00:00:00"', PUBLIC_HEADER,
+                                *[row for row in rows[2:] if not row.startswith('"6"')], *changed]) + "\n")
+    whole = builder("tns", "--storehouse", str(fresh), str(today))
+    assert whole.returncode == 0, whole.stderr
+    assert slots_on_disk(storehouse) == slots_on_disk(fresh)
+    index = [json.loads((store / "transient" / "index.json").read_text())["slots"] for store in (storehouse, fresh)]
+    assert index[0] == index[1]

@@ -1216,9 +1216,9 @@ def _prune(applied: dict[str, Any], seen: dict[str, Any], keep: int = 5000) -> N
 
 def _refresh(store: Any, spec: Any, state: State, catalogue: Any | None, updates: list[Any] | None,
              radius_arcsec: float, files: list[dict[str, Any]], left_out: list[dict[str, str]]) -> dict[str, Any]:
-    """Match what may have changed (everything when a whole file, the radius or the index
-    changed; after deltas alone, only the slots named by, near, or matched to the objects
-    they name); check every matched slot's file identity; then read and write only the
+    """Match what may have changed (everything when a whole file or the radius changed;
+    after deltas, only the slots named by, near, or matched to the objects they name; after
+    the index changed, also the slots new or moved since the positions kept); check every matched slot's file identity; then read and write only the
     slots whose record changed or whose file is not the one last checked."""
     index_path = store.layout.index(spec.name)
     index_identity = file_identity(index_path)
@@ -1227,9 +1227,17 @@ def _refresh(store: Any, spec: Any, state: State, catalogue: Any | None, updates
     entries = None
     wanted: dict[str, tuple[int, dict] | None] = {}
     rematched = 0
-    if catalogue is not None and updates and same and data.get("positions_index") == index_identity \
-            and state.positions() is not None:
-        wanted = _rematch_near(catalogue, updates, state, radius_arcsec)
+    if (catalogue is not None or not same) and (catalogue is None or updates) and _positions_kept(state, data,
+                                                                                                radius_arcsec):
+        # deltas, or the index rewritten by a build: only new, moved or gone slots and those
+        # the deltas can change (a slot's match depends on its id, its position and the catalogue)
+        if data.get("positions_index") != index_identity:
+            entries = _read_index(index_path)
+            wanted = _rematch_changed(catalogue if catalogue is not None else state.catalogue(), entries, state,
+                                      radius_arcsec)
+            state.keep_positions(entries, index_identity)
+        if updates:
+            wanted.update(_rematch_near(catalogue, updates, state, radius_arcsec))
         rematched = len(wanted)
     elif catalogue is not None or not same:
         entries = _read_index(index_path)
@@ -1274,6 +1282,38 @@ def _refresh(store: Any, spec: Any, state: State, catalogue: Any | None, updates
         state.save(catalogue)
         update_roster(store.layout, spec.name, {RECORD_FIELD: summary})
     return summary
+
+
+def _positions_kept(state: State, data: dict[str, Any], radius_arcsec: float) -> bool:
+    """Whether the slots' positions and a catalogue are kept for the same radius (so only
+    what changed needs matching)."""
+    return data.get("radius_arcsec") == radius_arcsec and state.positions() is not None \
+        and state.catalogue() is not None
+
+
+def _rematch_changed(catalogue: Any, entries: list[dict[str, Any]], state: State, radius_arcsec: float
+                     ) -> dict[str, tuple[int, dict] | None]:
+    """After the index changed (a build): the match of each slot that is new or moved since
+    the positions kept, and no match for a matched slot no longer in the index. Every
+    other slot has the same id and position, so the same match."""
+    positions = state.positions()
+    ids = [entry["slot_id"] for entry in entries]
+    ra, dec = _positions(entries, "ra_deg"), _positions(entries, "dec_deg")
+    before = dict(zip(positions["slot_id"].to_pylist(), zip(positions["ra"].to_numpy(zero_copy_only=False).tolist(),
+                                                            positions["dec"].to_numpy(zero_copy_only=False).tolist(),
+                                                            strict=True), strict=True))
+    changed = [i for i, (slot_id, now) in enumerate(zip(ids, zip(ra.tolist(), dec.tolist(), strict=True),
+                                                        strict=True))
+               if not _same_place(before.get(slot_id), now)]
+    found = match(catalogue, [entries[i] for i in changed], radius_arcsec)
+    wanted: dict[str, tuple[int, dict] | None] = {ids[i]: found.get(ids[i]) for i in changed}
+    listed = set(ids)
+    wanted.update({slot_id: None for slot_id in state.slots().ids() if slot_id not in listed})
+    return wanted
+
+
+def _same_place(before: tuple[float, float] | None, now: tuple[float, float]) -> bool:
+    return before is not None and all(a == b or (a != a and b != b) for a, b in zip(before, now, strict=True))
 
 
 def _silent_objids(catalogue: Any, wanted: dict[str, Any], known: dict[str, dict[str, Any]]) -> set[Any]:
