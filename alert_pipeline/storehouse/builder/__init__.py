@@ -23,7 +23,8 @@ from alert_pipeline.masking import configure_logging
 
 #: The sub-commands, in --help's order: name → module (``alert_pipeline.storehouse.builder.<module>``).
 COMMANDS = {"build": "build", "rebuild-index": "rebuild_index", "load-fink": "load_fink",
-            "load-messengers": "load_messengers", "crossmatch": "crossmatch", "tns": "tns", "paths": "paths"}
+            "load-messengers": "load_messengers", "crossmatch": "crossmatch", "tns": "tns", "load-galaxies": "load_galaxies",
+            "hosts": "hosts", "paths": "paths"}
 DEFAULT_COMMAND = "build"
 TOOL = "Transient kind builder"
 log = logging.getLogger("transient_kind_builder")

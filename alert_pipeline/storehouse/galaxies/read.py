@@ -98,8 +98,11 @@ class Format:
 
 def sniff(path: str) -> Format:
     """The file's format from its first line, or GalaxyFileError saying what it is not."""
-    with open(path, "rb") as handle:
-        first = handle.readline(MAX_FIRST_LINE).decode("utf-8", "replace").strip("\r\n\ufeff")
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(MAX_FIRST_LINE).decode("utf-8", "replace").strip("\r\n\ufeff")
+    except OSError as exc:
+        raise GalaxyFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if len(first.split()) == len(GLADE_COLUMNS) and "," not in first:
         return glade_format()
     if "," in first:
@@ -142,8 +145,10 @@ def read_tables(path: str, bad: BadRows, block_bytes: int = BLOCK_BYTES) -> Iter
         if form.header:
             handle.readline()
         for block, line_number in _blocks(handle, block_bytes, 2 if form.header else 1):
-            table = _parse(block, form, bad, f"{path} (lines from {line_number})")
-            yield _clean(table, form, bad, first_row, f"{path} (lines from {line_number})")
+            malformed = bad.counts["malformed"]
+            table = _parse(block, form, bad, f"{path}, a line from line {line_number} on")
+            exact = bad.counts["malformed"] == malformed  # row i is line line_number + i
+            yield _clean(table, form, bad, first_row, path, line_number if exact else None)
             first_row += table.num_rows
 
 
@@ -198,8 +203,11 @@ def _float(text: str | None) -> float | None:
         return None
 
 
-def _clean(table: pa.Table, form: Format, bad: BadRows, first_row: int, where: str) -> pa.Table:
-    """The block's good rows in ``SCHEMA``; the others counted by reason."""
+def _clean(table: pa.Table, form: Format, bad: BadRows, first_row: int, path: str,
+           first_line: int | None) -> pa.Table:
+    """The block's good rows in ``SCHEMA``; the others counted by reason and the first of
+    each reason in the block named by its line (``first_line``: the block's first row's line,
+    None when a malformed line in the block makes it unknown)."""
     ra, dec = _numbers(table[form.ra]), _numbers(table[form.dec])
     z = _numbers(table[form.z]) if form.z else pa.nulls(table.num_rows, pa.float64())
     distance = _numbers(table[form.distance]) if form.distance else luminosity_distance_mpc(z)
@@ -211,7 +219,10 @@ def _clean(table: pa.Table, form: Format, bad: BadRows, first_row: int, where: s
     off = pc.or_(pc.or_(pc.less(ra, 0.0), pc.greater_equal(ra, 360.0)), pc.greater(pc.abs(dec), 90.0))
     off = pc.and_(pc.invert(pc.or_(missing, nonpositive)), pc.fill_null(off, False))
     for reason, mask in (("missing", missing), ("nonpositive_distance", nonpositive), ("off_sky", off)):
-        bad.add(reason, pc.sum(mask).as_py() or 0, where)
+        count = pc.sum(mask).as_py() or 0
+        row = pc.index(mask, True).as_py() if count else -1
+        line = f"line {first_line + row}" if first_line is not None else f"data row {first_row + row + 1}"
+        bad.add(reason, count, f"{path}: {line}")
     keep = pc.invert(pc.or_(pc.or_(missing, nonpositive), off))
     mass = (pc.multiply(_numbers(table[form.mass]), form.mass_unit) if form.mass
             else pa.nulls(table.num_rows, pa.float64()))

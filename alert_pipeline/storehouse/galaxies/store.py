@@ -11,6 +11,7 @@ or the cluster at ``scheduler`` when one is named. Parquet is written with zstd 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from alert_pipeline.durable import write_atomically
-from alert_pipeline.storehouse.galaxies.read import SCHEMA, BadRows, read_tables, sniff
+from alert_pipeline.storehouse.galaxies.read import SCHEMA, BadRows, GalaxyFileError, read_tables, sniff
 from alert_pipeline.storehouse.layout import StorehouseLayout
 
 log = logging.getLogger("transient_kind_builder")
@@ -46,6 +47,7 @@ def dask_client(scheduler: str | None = None, threads: int = 2) -> Iterator[Any]
     whose servers listen on loopback only."""
     from dask.distributed import Client
 
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines would bury the load's
     if scheduler:
         with Client(scheduler) as client:
             yield client
@@ -69,7 +71,7 @@ def load(storehouse: str, name: str, files: Sequence[str], scheduler: str | None
         bad = BadRows()
         rows, part_files = _write_parts(files, parts, bad)
         if rows == 0:
-            raise ValueError("no usable galaxy in " + ", ".join(files))
+            raise GalaxyFileError("no usable galaxy in " + ", ".join(files))
         _import(part_files, out, tmp, name, scheduler)
         summary = {"catalogue": name, "files": list(files), "rows": rows, "bad_rows": bad.as_dict(),
                    "bad_rows_named": bad.named, "seconds": round(time.monotonic() - started, 1)}
@@ -78,6 +80,8 @@ def load(storehouse: str, name: str, files: Sequence[str], scheduler: str | None
     finally:
         for leftover in (parts, out, tmp, old):
             shutil.rmtree(leftover, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(out))  # the staging directory, unless another load uses it
     return summary
 
 
