@@ -126,6 +126,13 @@ STEPS: tuple[Step, ...] = (
          condition=f'[[ -f "$("$PYTHON" transient_kind_builder.py paths --storehouse {_STOREHOUSE_SHELL} '
                    'transient-index)" ]]',
          skipped_because="no transient slots in $storehouse"),
+    Step("hosts", "GW host candidates in each 90% credible volume and each transient's host galaxy, from the "
+         "galaxy catalogue (load-galaxies)",
+         _words(PYTHON, "transient_kind_builder.py", "hosts", STOREHOUSE),
+         runs_when="the storehouse has a galaxy catalogue (catalogues/)",
+         condition=f'[[ -d "$("$PYTHON" transient_kind_builder.py paths --storehouse {_STOREHOUSE_SHELL} '
+                   'catalogues)" ]]',
+         skipped_because="no galaxy catalogue in $storehouse"),
     Step("retention", "delete the CSV, Parquet, FITS, quarantine and report files older than RETENTION_DAYS",
          _words(Word("retention", "python lsst_alert_consumer.py --retention [--retention-days RETENTION_DAYS]"))),
     # After retention, so that a day whose CSV retention just removed gets no fresh report.

@@ -19,10 +19,13 @@ skipped with the reason; a failed step never stops the later ones):
                        runs: TNS_FILE is set
   6 crossmatch         match the transients with the gw, neutrino and uhecr events
                        runs: the storehouse has transient slots (an index); CROSSMATCH=0 skips it
-  7 retention          delete the CSV, Parquet, FITS, quarantine and report files older than
+  7 hosts              GW host candidates in each 90% credible volume and each transient'"'"'s host
+                       galaxy, from the galaxy catalogue (load-galaxies)
+                       runs: the storehouse has a galaxy catalogue (catalogues/)
+  8 retention          delete the CSV, Parquet, FITS, quarantine and report files older than
                        RETENTION_DAYS
                        runs: always
-  8 report             the nightly HTML report (lsst_alert_report.py)
+  9 report             the nightly HTML report (lsst_alert_report.py)
                        runs: always; REPORT=0 skips it
   Switches CROSSMATCH, REPORT: 1 (default) runs the step, 0 skips it; any other value is refused
   before a step runs (exit 64).'
@@ -69,9 +72,15 @@ run_steps() {
   else
     log "step crossmatch: skipped (no transient slots in $storehouse)"
   fi
-  # 7. retention
+  # 7. hosts
+  if [[ -d "$("$PYTHON" transient_kind_builder.py paths --storehouse "$storehouse" catalogues)" ]]; then
+    run_step hosts "$PYTHON" transient_kind_builder.py hosts --storehouse "$storehouse"
+  else
+    log "step hosts: skipped (no galaxy catalogue in $storehouse)"
+  fi
+  # 8. retention
   run_step retention retention
-  # 8. report
+  # 9. report
   if [[ "${REPORT:-1}" == 0 ]]; then
     log "step report: skipped (REPORT=0)"
   else
