@@ -94,7 +94,7 @@ def _whole_between(low: int, high: int) -> Callable[[Any], str | None]:
 
 CATALOGUE = _builder("catalogue", str, "glade", "the galaxy catalogue's name (<storehouse>/catalogues/NAME/)",
                      _name, "NAME", option="--name")
-DASK_SCHEDULER = _builder("dask_scheduler", str, "", "a Dask scheduler's address (tcp://HOST:8786): the catalogue "
+DASK_SCHEDULER = _builder("dask_scheduler", str, None, "a Dask scheduler's address (tcp://HOST:8786): the catalogue "
                           "is built and queried on that cluster, whose workers must see the storehouse; empty: in "
                           "this process", lambda value: None, "ADDRESS")
 HOST_TOP = _builder("host_candidates_top", int, 100, "how many galaxies of a GW volume each gw slot lists",
