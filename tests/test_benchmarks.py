@@ -54,6 +54,7 @@ TINY: dict[str, tuple[list[str], list[str]]] = {
                          [rf"nothing new.*{NAMED_RATIO}", rf"1 % new.*{NAMED_RATIO}", rf"--full.*{NAMED_RATIO}"]),
     "enrichment_storage.py": (["--slots", "40", "--enriched", "0.1"],
                               [rf"rebuild: .*{NAMED_RATIO}", rf"read every slot whole: .*{NAMED_RATIO}"]),
+    "galaxies_scale.py": (["--rows", "2000"], [rf"ratio {RATIO} the floor", r"load-galaxies: .* peak RSS"]),
     "report_thumbnails.py": (["--alerts", "2"],
                              [rf"1 process.*{NAMED_RATIO}", rf"as run.*{NAMED_RATIO}", rf"{NAMED_RATIO}.*the consume"]),
 }

@@ -258,3 +258,20 @@ def test_the_ranking_on_a_local_dask_cluster_equals_the_in_process_one(volume_st
         found = query.galaxies_in_volume(str(store / "catalogues" / "glade"), sky, cluster.scheduler_address)
     listed, total = query.rank(found, 100)
     assert listed == ranked[1]["host_candidates"] and total == ranked[1]["n_galaxies_90_volume"]
+
+
+def test_a_reloaded_catalogue_rewrites_only_the_slots_whose_answer_changed(volume_store, ranked):
+    """HostGal moved 1° away: the 5 kpc transient loses its host; the gw candidates and the
+    80 kpc transient (no host before or after) are not rewritten."""
+    store = volume_store[0]
+    root = store.parent
+    text = (root / "galaxies.csv").read_text().replace(f"HostGal,{HOST_AT[0]},", f"HostGal,{HOST_AT[0] + 1.0},")
+    (root / "moved.csv").write_text(text)
+    assert builder("load-galaxies", "--storehouse", str(store), str(root / "moved.csv")).returncode == 0
+    slots = [store / "gw" / f"{GW_ID}.json", store / "transient" / "ZTF5kpc.json", store / "transient" / "ZTF80kpc.json"]
+    before = [path.stat().st_mtime_ns for path in slots]
+    summary = run_hosts(store)
+    after = [path.stat().st_mtime_ns for path in slots]
+    assert summary["gw"]["slots_written"] == 0 and summary["transient"]["slots_written"] == 1
+    assert after[0] == before[0] and after[1] != before[1] and after[2] == before[2]
+    assert "host" not in json.loads(slots[1].read_text())

@@ -113,19 +113,19 @@ def volume_levels(sky: VolumeMap, rows: np.ndarray, distance_mpc: np.ndarray) ->
     """For points at pixel ``rows`` and ``distance_mpc``: the volume credible level
     (``searched_prob_vol``) and the probability density per Mpc³ (``probdensity_vol``), as
     ligo.skymap's crossmatch computes them (its voxel grid; a point beyond the grid is in
-    its last shell)."""
+    its last shell). The level is the probability of the voxels at least as dense as the
+    point's: summed per bucket between the points' sorted densities (no sort of the grid)."""
     step = SHELLS_OUT * mean_distance_mpc(sky) / N_SHELLS
     r = step * np.arange(1, N_SHELLS)
-    area = sky.areas_sr()
     # density per Mpc³ of every voxel (pixel × shell), and its probability
     density = (sky.probdensity * sky.distnorm / (sky.distsigma * math.sqrt(2 * math.pi)))[:, None] * np.exp(
         -0.5 * np.square((r[None, :] - sky.distmu[:, None]) / sky.distsigma[:, None]))
     density[~np.isfinite(density)] = 0.0
-    density = density.ravel()
-    order = np.argsort(density)[::-1]
-    shell_volume = (np.square(r) + step * step / 12) * step
-    cumulative = np.cumsum(density[order] * (area[:, None] * shell_volume[None, :]).ravel()[order])
+    probability = density * (sky.areas_sr()[:, None] * ((np.square(r) + step * step / 12) * step)[None, :])
     shell = np.clip(np.digitize(distance_mpc, r) - 1, 0, N_SHELLS - 2)
-    point = density[rows * (N_SHELLS - 1) + shell]
-    rank = np.searchsorted(-density[order], -point, side="right") - 1
-    return cumulative[np.clip(rank, 0, len(order) - 1)], point
+    point = density[rows, shell]
+    levels = np.unique(point)
+    bucket = np.searchsorted(levels, density.ravel(), side="right")  # voxels in [levels[i-1], levels[i])
+    held = np.bincount(bucket, weights=probability.ravel(), minlength=len(levels) + 1)
+    at_least = np.cumsum(held[::-1])[::-1]  # at_least[i]: the voxels of bucket i or above
+    return at_least[np.searchsorted(levels, point, side="left") + 1], point
