@@ -110,7 +110,10 @@ def main() -> None:
         from alert_pipeline.storehouse.galaxies.volume import read_volume_map
 
         sky = read_volume_map(MAP)
-        catalogue = os.path.join(store, "catalogues", "glade")
+        from alert_pipeline.storehouse.builder.settings import CATALOGUE
+        from alert_pipeline.storehouse.layout import StorehouseLayout
+
+        catalogue = StorehouseLayout.at(store).catalogue(CATALOGUE.default)
         floor(catalogue, sky)  # warm: the imports and the file cache, for both
         floor_seconds, rows = floor(catalogue, sky)
         started = time.perf_counter()
