@@ -275,3 +275,15 @@ def test_a_reloaded_catalogue_rewrites_only_the_slots_whose_answer_changed(volum
     assert summary["gw"]["slots_written"] == 0 and summary["transient"]["slots_written"] == 1
     assert after[0] == before[0] and after[1] != before[1] and after[2] == before[2]
     assert "host" not in json.loads(slots[1].read_text())
+
+
+def test_a_line_without_end_is_skipped_as_malformed_not_held(tmp_path):
+    from alert_pipeline.storehouse.galaxies.read import MAX_LINE_BYTES, BadRows, read_tables
+
+    good = GLADE_TXT.read_bytes().split(b"\r\n")[1]  # row 2, NGC4548
+    path = tmp_path / "long.txt"
+    path.write_bytes(good + b"\n" + b"x" * (3 * MAX_LINE_BYTES) + b"\n" + good.replace(b"NGC4548", b"Again", 1))
+    bad = BadRows()
+    kept = [name for table in read_tables(str(path), bad, block_bytes=64 << 10) for name in table["name"].to_pylist()]
+    assert kept == ["NGC4548", "Again"] and bad.as_dict()["malformed"] == 1
+    assert any("line 2 is longer" in named for named in bad.named)

@@ -50,6 +50,8 @@ SCHEMA = pa.schema([("name", pa.string()), ("ra", pa.float64()), ("dec", pa.floa
                     ("distance_mpc", pa.float64()), ("z", pa.float64()), ("mass", pa.float64())])
 #: Bytes read and parsed at a time (memory is about two blocks).
 BLOCK_BYTES = 32 << 20
+#: The longest line read (a GLADE+ line is about 300 bytes): a longer one is malformed.
+MAX_LINE_BYTES = 1 << 20
 #: The longest first line looked at to tell the format.
 MAX_FIRST_LINE = 64 << 10
 NULLS = ("null", "", "NULL", "nan", "NaN")
@@ -144,7 +146,7 @@ def read_tables(path: str, bad: BadRows, block_bytes: int = BLOCK_BYTES) -> Iter
     with open(path, "rb") as handle:
         if form.header:
             handle.readline()
-        for block, line_number in _blocks(handle, block_bytes, 2 if form.header else 1):
+        for block, line_number in _blocks(handle, block_bytes, 2 if form.header else 1, bad, path):
             malformed = bad.counts["malformed"]
             table = _parse(block, form, bad, f"{path}, a line from line {line_number} on")
             exact = bad.counts["malformed"] == malformed  # row i is line line_number + i
@@ -152,19 +154,30 @@ def read_tables(path: str, bad: BadRows, block_bytes: int = BLOCK_BYTES) -> Iter
             first_row += table.num_rows
 
 
-def _blocks(handle: IO[bytes], block_bytes: int, first_line: int) -> Iterator[tuple[bytes, int]]:
-    """Newline-aligned blocks of the file and the line number each starts at."""
-    carry, line = b"", first_line
+def _blocks(handle: IO[bytes], block_bytes: int, first_line: int, bad: BadRows,
+            path: str) -> Iterator[tuple[bytes, int]]:
+    """Newline-aligned blocks of the file and the line number each starts at. A line
+    longer than ``MAX_LINE_BYTES`` (no galaxy's) is skipped as malformed, never held."""
+    carry, line, skipping = b"", first_line, False
     while chunk := handle.read(block_bytes):
         data = carry + chunk
+        if skipping:
+            end = data.find(b"\n")
+            if end < 0:
+                carry = b""
+                continue
+            data, skipping, line = data[end + 1:], False, line + 1
         cut = data.rfind(b"\n")
         if cut < 0:
             carry = data
+            if len(carry) > MAX_LINE_BYTES:
+                bad.add("malformed", 1, f"{path}: line {line} is longer than {MAX_LINE_BYTES} bytes")
+                carry, skipping = b"", True
             continue
         carry, data = data[cut + 1:], data[: cut + 1]
         yield data, line
         line += data.count(b"\n")
-    if carry.strip():
+    if carry.strip() and not skipping:
         yield carry, line
 
 
