@@ -3,9 +3,10 @@ from the storehouse's galaxy catalogue (``galaxies``).
 
 * A gw slot whose stored multi-order map has distance layers gets ``host_candidates``
   (the catalogue's galaxies inside its 90 % credible volume, best first, at most ``top``)
-  and ``n_galaxies_90_volume`` (how many there were); others carry neither.
+  and ``n_galaxies_90_volume`` (how many there were); others carry neither (or null,
+  once an answer they had is gone).
 * A transient slot gets ``host`` when a catalogue galaxy lies within the host rule
-  (``query.HostRule``); otherwise it carries none.
+  (``query.HostRule``); otherwise it carries none (or null, once a host it had is gone).
 
 Only changes are written. ``state/hosts.json`` keeps, per slot, a digest of (the fields
 it was last seen carrying, its file's stat), and per gw slot a digest of what its answer
@@ -129,12 +130,13 @@ def _candidates(slot: dict[str, Any], map_path: str, catalogue: str, settings: H
 
 
 def _set_fields(store: KindStore, slot_id: str, slot: dict[str, Any], value: dict[str, Any]) -> int:
-    """1 when the slot was rewritten to carry ``value`` (a None field removed), else 0."""
+    """1 when the slot was rewritten to carry ``value``, else 0. A None field is written
+    as null only over an answer the slot carries (the slot store keeps an enrichment's
+    field a rewrite leaves out, so a gone answer is overwritten, not removed); a slot that
+    never had one is not touched."""
     wanted = dict(slot)
     for name, field in value.items():
-        if field is None:
-            wanted.pop(name, None)
-        else:
+        if field is not None or wanted.get(name) is not None:
             wanted[name] = field
     if wanted == slot:
         return 0
