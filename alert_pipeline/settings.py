@@ -148,7 +148,7 @@ def add_setting_arguments(parser: argparse.ArgumentParser, settings: Sequence[Se
 
 
 CONSUMER_SECTION = "consumer"
-SECTIONS = (CONSUMER_SECTION, "builder", "gcn", "tns", "crossmatch", "pages")
+SECTIONS = (CONSUMER_SECTION, "builder", "gcn", "tns", "crossmatch", "galaxies", "pages")
 
 
 def read_config_file(path: str) -> dict[str, Any]:

@@ -130,6 +130,13 @@ STEPS: tuple[Step, ...] = (
          condition=f'[[ -f "$("$PYTHON" transient_kind_builder.py paths --storehouse {_STOREHOUSE_SHELL} '
                    'transient-index)" ]]',
          skipped_because="no transient slots in $storehouse"),
+    Step("hosts", "GW host candidates in each 90% credible volume and each transient's host galaxy, from the "
+         "galaxy catalogue (load-galaxies)",
+         _words(PYTHON, "transient_kind_builder.py", "hosts", STOREHOUSE),
+         runs_when="the storehouse has a galaxy catalogue (catalogues/)",
+         condition=f'[[ -d "$("$PYTHON" transient_kind_builder.py paths --storehouse {_STOREHOUSE_SHELL} '
+                   'catalogues)" ]]',
+         skipped_because="no galaxy catalogue in $storehouse"),
     # Last of the storehouse's steps: the pages show what they all wrote.
     Step("pages", "the storehouse's static site: a page per slot (light curves, sky maps, candidates) and an "
          "index; only what changed is rewritten",

@@ -19,13 +19,16 @@ skipped with the reason; a failed step never stops the later ones):
                        runs: TNS_FILE is set
   6 crossmatch         match the transients with the gw, neutrino, grb and uhecr events
                        runs: the storehouse has transient slots (an index); CROSSMATCH=0 skips it
-  7 pages              the storehouse'"'"'s static site: a page per slot (light curves, sky maps,
+  7 hosts              GW host candidates in each 90% credible volume and each transient'"'"'s host
+                       galaxy, from the galaxy catalogue (load-galaxies)
+                       runs: the storehouse has a galaxy catalogue (catalogues/)
+  8 pages              the storehouse'"'"'s static site: a page per slot (light curves, sky maps,
                        candidates) and an index; only what changed is rewritten
                        runs: the storehouse exists; PAGES=0 skips it
-  8 retention          delete the CSV, Parquet, FITS, quarantine and report files older than
+  9 retention          delete the CSV, Parquet, FITS, quarantine and report files older than
                        RETENTION_DAYS
                        runs: always
-  9 report             the nightly HTML report (lsst_alert_report.py); it links the storehouse'"'"'s
+  10 report             the nightly HTML report (lsst_alert_report.py); it links the storehouse'"'"'s
                        site when that exists
                        runs: always; REPORT=0 skips it
   Switches CROSSMATCH, PAGES, REPORT: 1 (default) runs the step, 0 skips it; any other value is
@@ -73,7 +76,13 @@ run_steps() {
   else
     log "step crossmatch: skipped (no transient slots in $storehouse)"
   fi
-  # 7. pages
+  # 7. hosts
+  if [[ -d "$("$PYTHON" transient_kind_builder.py paths --storehouse "$storehouse" catalogues)" ]]; then
+    run_step hosts "$PYTHON" transient_kind_builder.py hosts --storehouse "$storehouse"
+  else
+    log "step hosts: skipped (no galaxy catalogue in $storehouse)"
+  fi
+  # 8. pages
   if [[ "${PAGES:-1}" == 0 ]]; then
     log "step pages: skipped (PAGES=0)"
   elif [[ -d "$storehouse" ]]; then
@@ -81,9 +90,9 @@ run_steps() {
   else
     log "step pages: skipped (no storehouse at $storehouse)"
   fi
-  # 8. retention
+  # 9. retention
   run_step retention retention
-  # 9. report
+  # 10. report
   if [[ "${REPORT:-1}" == 0 ]]; then
     log "step report: skipped (REPORT=0)"
   else

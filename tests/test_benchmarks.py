@@ -62,6 +62,7 @@ TINY: dict[str, tuple[list[str], list[str]]] = {
     "site_scale.py": (["--transients", "30", "--maps", "1", "--neutrinos", "5", "--cosmic-rays", "5"],
                       [rf"first build / floor: {NAMED_RATIO}", rf"rerun, nothing new.*{NAMED_RATIO}",
                        rf"rerun after one new event.*{NAMED_RATIO}", r"GW night: .* until gw/S230518h.html is written"]),
+    "galaxies_scale.py": (["--rows", "2000"], [rf"ratio {RATIO} the floor", r"load-galaxies: .* peak RSS"]),
     "report_thumbnails.py": (["--alerts", "2"],
                              [rf"1 process.*{NAMED_RATIO}", rf"as run.*{NAMED_RATIO}", rf"{NAMED_RATIO}.*the consume"]),
 }

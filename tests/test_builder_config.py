@@ -133,7 +133,8 @@ def test_a_bad_value_in_any_table_is_named_exit_2_no_traceback(tmp_path):
 # ----------------------------------------------------------------- one declaration each
 def test_each_builder_setting_has_one_flag_one_key_and_its_help_from_the_declaration(tmp_path):
     from alert_pipeline.storehouse.builder.settings import SECTIONS
-    commands = {"builder": "build", "gcn": "load-messengers", "tns": "tns", "crossmatch": "crossmatch", "pages": "pages"}
+    commands = {"builder": "build", "gcn": "load-messengers", "tns": "tns", "crossmatch": "crossmatch",
+                "galaxies": "hosts", "pages": "pages"}
     for section, settings in SECTIONS.items():
         help_text = "".join(builder(commands[section], "--help").stdout.split())  # argparse wraps long words
         for setting in settings:

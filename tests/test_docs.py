@@ -184,7 +184,8 @@ def _entry_points() -> list[str]:
 
 def test_the_docs_show_every_sub_command_of_the_builder():
     shown = {point.split()[1] for point in _entry_points() if point.startswith("transient_kind_builder.py ")}
-    assert {"rebuild-index", "load-fink", "load-messengers", "crossmatch", "tns", "pages"} <= shown, shown
+    assert {"rebuild-index", "load-fink", "load-messengers", "crossmatch", "tns", "load-galaxies", "hosts",
+            "pages"} <= shown, shown
 
 
 def test_the_known_exceptions_are_documented_entry_points():

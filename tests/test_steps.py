@@ -38,7 +38,7 @@ def test_generated_copies_match_the_declaration():
 def test_the_declaration_names_each_step_once_with_a_command_and_a_description():
     names = [step.name for step in steps.STEPS]
     assert names == ["consumer", "messengers-files", "messengers-gcn", "transient-builder", "tns", "crossmatch",
-                     "pages", "retention", "report"]
+                     "hosts", "pages", "retention", "report"]
     assert len(set(names)) == len(names)
     for step in steps.STEPS:
         assert step.command and step.description, step.name
@@ -119,6 +119,7 @@ def test_the_generated_runner_follows_conditions_switches_and_refusals(tmp_path)
         "LOG step transient-builder: skipped (DATABASE_URL is not set)",
         "LOG step tns: skipped (TNS_FILE is not set)",
         "LOG step crossmatch: skipped (no transient slots in /store)",
+        "LOG step hosts: skipped (no galaxy catalogue in /store)",
         "LOG step pages: skipped (no storehouse at /store)",
         "RUN retention retention",
         "LOG step report: skipped (REPORT=0)",

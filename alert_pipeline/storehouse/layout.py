@@ -10,6 +10,7 @@ The storehouse's tree::
     <storehouse>/state/<name>/               a step's memory that is more than one file (tns)
     <storehouse>/quarantine/<source>/        what a source sent that could not be used (gcn)
     <storehouse>/catalogues/<name>/          a catalogue (a galaxy catalogue as HATS)
+    <storehouse>/catalogues/.staging/        a catalogue being built (swapped in when whole)
     <storehouse>/site/                       the static site (``pages``)
 
 Nothing else in the package joins these names: a module asks a ``StorehouseLayout`` for
@@ -38,6 +39,7 @@ ROSTER_NAME = "roster.json"
 STATE_DIRECTORY = "state"
 QUARANTINE_DIRECTORY = "quarantine"
 CATALOGUES_DIRECTORY = "catalogues"
+STAGING_DIRECTORY = ".staging"
 SITE_DIRECTORY = "site"
 #: Stems of the kind-level files beside the slots: never a slot's.
 KIND_FILE_STEMS = (INDEX_NAME[: -len(".json")], ROSTER_NAME[: -len(".json")])
@@ -48,6 +50,7 @@ KIND_FILE_STEMS = (INDEX_NAME[: -len(".json")], ROSTER_NAME[: -len(".json")])
 ENRICHED_FIELDS: dict[str, tuple[str, ...]] = {
     "crossmatch": ("multimessenger", "transients"),
     "tns": ("tns", "spectroscopic_class"),
+    "hosts": ("host", "host_candidates", "n_galaxies_90_volume"),
 }
 
 
@@ -88,8 +91,17 @@ class StorehouseLayout:
     def quarantine(self, source: str) -> str:
         return os.path.join(self.root, QUARANTINE_DIRECTORY, source)
 
+    def catalogues(self) -> str:
+        return os.path.join(self.root, CATALOGUES_DIRECTORY)
+
     def catalogue(self, name: str) -> str:
         return os.path.join(self.root, CATALOGUES_DIRECTORY, name)
+
+    def catalogue_staging(self, name: str, suffix: str = "") -> str:
+        """Where catalogue ``name`` is built (``suffix`` "": the catalogue itself, whose
+        leaf must be its name, as hats-import records it; ".parts", ".tmp", ".old": its
+        inputs, scratch and the replaced one) before it is swapped in."""
+        return os.path.join(self.root, CATALOGUES_DIRECTORY, STAGING_DIRECTORY, name + suffix)
 
     def site(self) -> str:
         return os.path.join(self.root, SITE_DIRECTORY)
@@ -97,7 +109,7 @@ class StorehouseLayout:
     def named_paths(self, kinds: tuple[str, ...]) -> dict[str, str]:
         """The paths a tool beside the builder may ask for by name (``paths``): each kind's
         directory and index, and the site."""
-        paths = {"storehouse": self.root, "site": self.site()}
+        paths = {"storehouse": self.root, "site": self.site(), "catalogues": self.catalogues()}
         for kind in kinds:
             paths[f"{kind}-directory"] = self.kind(kind)
             paths[f"{kind}-index"] = self.index(kind)

@@ -24,7 +24,7 @@ from alert_pipeline.masking import configure_logging
 #: The sub-commands, in --help's order: name → module (``alert_pipeline.storehouse.builder.<module>``).
 COMMANDS = {"build": "build", "rebuild-index": "rebuild_index", "load-fink": "load_fink",
             "load-messengers": "load_messengers", "crossmatch": "crossmatch", "tns": "tns",
-            "paths": "paths", "pages": "pages"}
+            "load-galaxies": "load_galaxies", "hosts": "hosts", "paths": "paths", "pages": "pages"}
 DEFAULT_COMMAND = "build"
 TOOL = "Transient kind builder"
 log = logging.getLogger("transient_kind_builder")

@@ -95,8 +95,33 @@ PAGES = (SITE_OUT, SITE_WORKERS)
 #: [crossmatch]: the match rules, declared with their ranges by each messenger kind (``Rules``).
 CROSSMATCH = settings_of(match_rules(), env_prefix=None)
 
+def _name(value: str) -> str | None:
+    """A catalogue's name: one directory name under ``catalogues/``, not hidden."""
+    ok = value.strip() and not value.startswith(".") and "/" not in value and value not in (".", "..")
+    return None if ok else "must be a plain directory name (no '/', not starting with '.')"
+
+
+def _whole_between(low: int, high: int) -> Callable[[Any], str | None]:
+    return lambda value: None if low <= value <= high else f"must be at least {low} and at most {high}"
+
+
+CATALOGUE = _builder("catalogue", str, "glade", "the galaxy catalogue's name (<storehouse>/catalogues/NAME/)",
+                     _name, "NAME", option="--name")
+DASK_SCHEDULER = _builder("dask_scheduler", str, None, "a Dask scheduler's address (tcp://HOST:8786): the catalogue "
+                          "is built and queried on that cluster, whose workers must see the storehouse; empty: in "
+                          "this process", lambda value: None, "ADDRESS")
+HOST_TOP = _builder("host_candidates_top", int, 100, "how many galaxies of a GW volume each gw slot lists",
+                    _whole_between(1, 100_000), "N")
+HOST_MAX_KPC = _builder("host_max_kpc", float, 50.0, "a transient's host is at most this projected distance (kpc) "
+                        "from it at the galaxy's distance", _positive_under(1e4), "KPC")
+HOST_CAP_ARCMIN = _builder("host_cap_arcmin", float, 10.0, "and at most this far on the sky (arcmin), so that the "
+                           "nearest galaxies do not claim degrees of sky", _positive_under(600.0), "ARCMIN")
+#: [galaxies]: the galaxy catalogue (load-galaxies) and the host ranking (hosts).
+GALAXIES = (CATALOGUE, DASK_SCHEDULER, HOST_TOP, HOST_MAX_KPC, HOST_CAP_ARCMIN)
+
 #: Every section of the builder, in the config file's order.
 SECTIONS: dict[str, tuple[Setting, ...]] = {"builder": BUILDER, "gcn": GCN, "tns": TNS, "crossmatch": CROSSMATCH,
+                                            "galaxies": GALAXIES,
                                             "pages": PAGES}
 
 
