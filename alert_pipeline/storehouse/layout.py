@@ -116,6 +116,16 @@ class StorehouseLayout:
         return paths
 
 
+def file_stamp(path: str) -> bytes | None:
+    """What changes whenever the file is replaced or rewritten: inode, size, mtime and
+    ctime (a restore may set the mtime back, never the ctime). None when it is missing."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return b"%d:%d:%d:%d" % (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
 def read_json_file(path: str) -> Any:
     """A JSON file's content, or None when it is missing or not JSON (orjson, falling
     back to json for what orjson refuses)."""

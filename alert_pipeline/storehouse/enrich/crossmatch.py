@@ -49,6 +49,7 @@ from alert_pipeline.storehouse.layout import (
     IndexUnreadable,
     StateFile,
     StorehouseLayout,
+    file_stamp,
     parse_json,
     read_index,
     read_roster,
@@ -253,7 +254,7 @@ def _nothing_changed(storehouse: str, state: Any, rules: RulesType) -> bool:
     store = kinds.spec(TRANSIENT).store(storehouse)
     for slot_id, record in state["slots"].get(TRANSIENT, {}).items():
         try:
-            stamp = _file_stamp(store.slot_path(slot_id))
+            stamp = file_stamp(store.slot_path(slot_id))
         except ValueError:
             return False
         if stamp is None or not isinstance(record, str) or record.split("/", 1)[-1] != stamp.decode():
@@ -269,8 +270,8 @@ def _inputs(storehouse: str, rules: RulesType) -> str:
     digest = hashlib.blake2b(orjson.dumps(rules_dict(rules), option=orjson.OPT_SORT_KEYS), digest_size=16)
     code = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for path in (os.path.abspath(__file__), *sorted(glob.glob(os.path.join(code, "messengers", "*.py")))):
-        digest.update(path.encode() + b"=" + (_file_stamp(path) or b"-") + b";")
-    digest.update(b"index=" + (_file_stamp(layout.index(TRANSIENT)) or b"-") + b";")
+        digest.update(path.encode() + b"=" + (file_stamp(path) or b"-") + b";")
+    digest.update(b"index=" + (file_stamp(layout.index(TRANSIENT)) or b"-") + b";")
     for kind in kinds.messenger_kinds():
         directory = layout.kind(kind.name)
         digest.update(b"kind " + kind.name.encode() + b";")
@@ -279,7 +280,7 @@ def _inputs(storehouse: str, rules: RulesType) -> str:
         except OSError:
             continue
         for name in names:
-            digest.update(name.encode() + b"=" + (_file_stamp(os.path.join(directory, name)) or b"-") + b";")
+            digest.update(name.encode() + b"=" + (file_stamp(os.path.join(directory, name)) or b"-") + b";")
     return digest.hexdigest()
 
 
@@ -298,12 +299,12 @@ def _agree(store: KindStore, name: str, values: dict[str, Any], recorded: dict[s
         except ValueError:
             continue  # not a slot file name: no slot to agree with
         encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS) if value else _EMPTY  # most are empty
-        stamp = _file_stamp(path)
+        stamp = file_stamp(path)
         if stamp is not None and recorded.get(slot_id) == _record(encoded, stamp):
             records[slot_id] = recorded[slot_id]
             continue
         outcome = _set_field(store, slot_id, name, value, absent_is_none)
-        stamp = _file_stamp(path)
+        stamp = file_stamp(path)
         if outcome is None or stamp is None:
             continue
         written += outcome
@@ -313,16 +314,6 @@ def _agree(store: KindStore, name: str, values: dict[str, Any], recorded: dict[s
 
 
 _EMPTY = orjson.dumps([])
-
-
-def _file_stamp(path: str) -> bytes | None:
-    """What changes whenever the file is replaced or rewritten: inode, size, mtime and
-    ctime (a restore may set the mtime back, never the ctime). None when it is missing."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return b"%d:%d:%d:%d" % (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 def _record(encoded_value: bytes, stamp: bytes) -> str:

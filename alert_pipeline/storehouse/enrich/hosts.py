@@ -28,10 +28,16 @@ import numpy as np
 import orjson
 
 from alert_pipeline.storehouse import kinds
-from alert_pipeline.storehouse.enrich.crossmatch import _digest, _file_stamp
 from alert_pipeline.storehouse.galaxies import query
 from alert_pipeline.storehouse.galaxies.volume import read_volume_map
-from alert_pipeline.storehouse.layout import ENRICHED_FIELDS, IndexUnreadable, StateFile, StorehouseLayout, read_index
+from alert_pipeline.storehouse.layout import (
+    ENRICHED_FIELDS,
+    IndexUnreadable,
+    StateFile,
+    StorehouseLayout,
+    file_stamp,
+    read_index,
+)
 from alert_pipeline.storehouse.messengers.events import Skipped
 from alert_pipeline.storehouse.messengers.gw import KIND as GW
 from alert_pipeline.storehouse.messengers.gw import skymap_name
@@ -59,11 +65,16 @@ class HostSettings:
         return {name: value for name, value in asdict(self).items() if name != "scheduler"}
 
 
+def _digest(encoded_value: bytes, stamp: bytes) -> str:
+    """What a slot carried (its answer) and the file it was in, as one short digest."""
+    return hashlib.blake2b(encoded_value + b"|" + stamp, digest_size=8).hexdigest()
+
+
 def run(storehouse: str, settings: HostSettings) -> dict[str, Any]:
     """Both sides, written where they changed; the run's summary."""
     layout = StorehouseLayout.at(storehouse)
     path = layout.catalogue(settings.catalogue)
-    catalogue = _file_stamp(os.path.join(path, CATALOGUE_STAMP_FILE))
+    catalogue = file_stamp(os.path.join(path, CATALOGUE_STAMP_FILE))
     if catalogue is None:
         raise Skipped("no_catalogue", f"no galaxy catalogue {settings.catalogue!r} at {path}; load one with "
                                       "load-galaxies")
@@ -95,10 +106,10 @@ def _gw(storehouse: str, catalogue: str, settings: HostSettings, inputs: str,
     digests: dict[str, Any] = {}
     for slot_id in sorted(store.slot_ids_on_disk()):
         map_path = os.path.join(store.directory, skymap_name(slot_id))
-        stamp = _file_stamp(map_path) or b"-"
+        stamp = file_stamp(map_path) or b"-"
         key = hashlib.blake2b(stamp + inputs.encode(), digest_size=8).hexdigest()
         before = recorded.get(slot_id) if isinstance(recorded.get(slot_id), dict) else {}
-        slot_stamp = _file_stamp(store.slot_path(slot_id))
+        slot_stamp = file_stamp(store.slot_path(slot_id))
         if before.get("inputs") == key and slot_stamp and before.get("slot") == _digest(key.encode(), slot_stamp):
             digests[slot_id] = before
             counts["unchanged"] += 1
@@ -108,7 +119,7 @@ def _gw(storehouse: str, catalogue: str, settings: HostSettings, inputs: str,
             continue
         value = _candidates(slot, map_path, catalogue, settings, counts)
         counts["slots_written"] += _set_fields(store, slot_id, slot, value)
-        if (slot_stamp := _file_stamp(store.slot_path(slot_id))) is not None:
+        if (slot_stamp := file_stamp(store.slot_path(slot_id))) is not None:
             digests[slot_id] = {"inputs": key, "slot": _digest(key.encode(), slot_stamp)}
     if counts["slots_written"]:
         store.sync()
@@ -176,7 +187,7 @@ def _transients(layout: StorehouseLayout, storehouse: str, catalogue: str, setti
 
 
 def _stamp_digest(store: KindStore, slot_id: str, key: str) -> str | None:
-    stamp = _file_stamp(store.slot_path(slot_id))
+    stamp = file_stamp(store.slot_path(slot_id))
     return None if stamp is None else _digest(key.encode(), stamp)
 
 
