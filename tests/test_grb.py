@@ -362,7 +362,8 @@ def crossmatch(store: Path) -> dict:
 
 
 def found(store: Path, slot_id: str) -> list[dict]:
-    return slot(store, slot_id, "transient")["multimessenger"]
+    # absent and empty both mean "no coincidences" (docs/crossmatch.md)
+    return slot(store, slot_id, "transient").get("multimessenger", [])
 
 
 def test_a_transient_in_a_real_gbm_circle_half_a_day_later_matches_and_no_other(tmp_path):

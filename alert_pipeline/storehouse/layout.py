@@ -138,9 +138,13 @@ def read_json_file(path: str) -> Any:
 def read_bounded(path: str, limit: int = MAX_JSON_BYTES) -> bytes:
     """The bytes of a file of the storehouse, which must be a regular file itself (a link,
     a FIFO or a device planted in its place is refused, never followed or waited on) of at
-    most ``limit`` bytes (``ValueError`` beyond)."""
+    most ``limit`` bytes (``ValueError`` beyond). The read asks for the file's size, not the
+    limit, so a small file never costs the limit's memory."""
     with open_regular(path) as handle:
-        data = handle.read(limit + 1)
+        expected = min(os.fstat(handle.fileno()).st_size, limit)
+        data = handle.read(expected + 1)
+        if len(data) > expected:  # the file grew while it was read: the rest, up to the limit
+            data += handle.read(limit + 1 - len(data))
     if len(data) > limit:
         raise ValueError(f"{path} is larger than a storehouse JSON file may be ({limit} bytes)")
     return data
