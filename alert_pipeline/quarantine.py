@@ -34,15 +34,28 @@ class QuarantineItem:
     suffix: str = ""  # names a part stored on its own (e.g. a bad cutout)
 
 
+MAX_NAME_IN_STEM = 150  # room left under the file system's 255 bytes for the rest of the name
+
+
 def source_stem(source: Mapping[str, Any]) -> str:
     """A file stem unique to the message: ``<topic>_<partition>_<offset>`` from Kafka,
     ``<file name>-<hash of its full path>_<index>`` from files (two inputs with the same
-    base name never share a stem)."""
+    base name never share a stem). A topic that is not already a plain, short file name
+    (Kafka allows 249 characters, and ``.x`` and ``x`` would both become ``x``) carries a
+    hash of its full name instead, so every stem is a valid name of its own."""
     if "topic" in source:
-        return f"{safe_name(str(source['topic']))}_{source['partition']}_{source['offset']}"
+        return f"{_topic_part(str(source['topic']))}_{source['partition']}_{source['offset']}"
     path = str(source.get("file", "input"))
     digest = hashlib.sha1(os.path.abspath(path).encode("utf-8", "surrogateescape")).hexdigest()[:8]
-    return f"{safe_name(os.path.basename(path))}-{digest}_{source.get('index', 0)}"
+    return f"{safe_name(os.path.basename(path))[:MAX_NAME_IN_STEM]}-{digest}_{source.get('index', 0)}"
+
+
+def _topic_part(topic: str) -> str:
+    plain = safe_name(topic)
+    if plain == topic and len(plain) <= MAX_NAME_IN_STEM:
+        return plain
+    digest = hashlib.sha1(topic.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{plain[:MAX_NAME_IN_STEM]}-{digest}"
 
 
 def write_quarantine(directory: str, source: Mapping[str, Any], message: bytes,
