@@ -128,7 +128,8 @@ def _readme_command_outputs() -> set[str]:
     blocks = [block for page in pages for block in re.findall(r"```bash\n(.*?)```", page.read_text(), re.S)]
     made = set()
     for block in blocks:
-        for option, path in re.findall(r"(--output-dir|--storehouse|-o)[ =](\S+)", block):
+        for option, word in re.findall(r"(--output-dir|--storehouse|-o)[ =](\S+)", block):
+            path = word.strip("\"'")  # a quoted variable is still a variable
             if not path.startswith(("/", "$", "~")):
                 made.add(path.removeprefix("./").rstrip("/") + ("" if option == "-o" else "/"))
     return made
