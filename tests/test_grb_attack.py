@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from alert_pipeline.exitcodes import EXIT_INPUT_UNUSED
@@ -95,3 +96,26 @@ def test_a_torn_state_file_is_said_not_silently_dropped(tmp_path):
                for record in records)
     Path(state.path).unlink()
     assert state.read() is None and len(records) == 1  # a missing state is no news
+
+
+def test_a_notice_contradicting_a_stored_one_of_the_same_id_is_refused_and_said(tmp_path):
+    """GCN never reissues an id: the same ivorn with another position is refused by name,
+    the stored notice and slot are kept byte for byte, and the same notice read again from
+    another file (only its source differs) is no contradiction."""
+    store = tmp_path / "store"
+    original = DATA / "swift_bat_grb_pos_61_1118357.xml"
+    assert load(store, original).returncode == 0
+    before = digests(store)
+    text = original.read_text()
+    ra = re.search(r'<C1>([^<]+)</C1>', text).group(1)
+    forged = tmp_path / "forged.xml"
+    forged.write_text(text.replace(f"<C1>{ra}</C1>", f"<C1>{float(ra) + 1.0:.4f}</C1>", 1))
+    copy = tmp_path / "copy.xml"
+    copy.write_text(text)
+    done = load(store, forged, copy)
+    assert done.returncode == EXIT_INPUT_UNUSED, done.stderr[-2000:]  # the forged file gave nothing
+    assert "contradicts_stored_notice" in done.stderr and "forged.xml" in done.stderr
+    assert "ra_deg" in done.stderr and "Traceback" not in done.stderr
+    assert digests(store)["grb/Swift-1118357.json"] == before["grb/Swift-1118357.json"]
+    (unused,) = json.loads(done.stdout)["unused_files"]  # the copy is no contradiction
+    assert (Path(unused["file"]).name, unused["reason"]) == ("forged.xml", "contradicts_stored_notice")

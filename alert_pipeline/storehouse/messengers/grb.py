@@ -38,6 +38,7 @@ from typing import Any
 from xml.etree.ElementTree import Element
 
 import numpy as np
+import orjson
 
 from alert_pipeline.storehouse.messengers.events import (
     Item,
@@ -277,20 +278,36 @@ def _moment(text: str) -> dt.datetime:
 
 
 class GrbRevision(Revision):
-    """A notice joins its trigger's stored slot: a notice already there (same id) changes
-    nothing, a new one is added and the slot summarised again."""
+    """A notice joins its trigger's stored slot: a notice already there (same id, same
+    content wherever it was read from) changes nothing, a new one is added and the slot
+    summarised again. A notice with a stored notice's id but other content is refused with
+    its reason: GCN never reissues an id, so one of the two is damaged or forged, and which
+    one is for a person to decide, not for the order the files were read in."""
 
     def merge(self, slot: dict[str, Any], existing: dict[str, Any] | None,
               item: Item) -> tuple[dict[str, Any] | None, str | None]:
         if existing is None:
             return None, None
         held = [notice for notice in existing.get("notices") or [] if isinstance(notice, dict) and "id" in notice]
-        known = {notice["id"] for notice in held}
+        known = {notice["id"]: notice for notice in held}
+        for notice in slot["notices"]:
+            stored = known.get(notice["id"])
+            before, now = (_content(stored), _content(notice)) if stored is not None else ({}, {})
+            if before != now:
+                differing = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
+                raise Skipped("contradicts_stored_notice",
+                              f"notice {str(notice['id'])[:200]} is stored in {existing.get('slot_id')} with other "
+                              f"values ({', '.join(differing[:10])}); the stored one is kept")
         new = [notice for notice in slot["notices"] if notice["id"] not in known]
         if not new:
             return existing, existing["slot_id"]  # every notice is stored: nothing to write
         summarise(slot, held + new)
         return existing, None
+
+
+def _content(notice: dict[str, Any]) -> dict[str, Any]:
+    """A notice's values as stored (a JSON round trip), without where it was read from."""
+    return {key: value for key, value in orjson.loads(orjson.dumps(notice)).items() if key != "source"}
 
 
 def _read_voevent(root: Element, where: str, _accept_mock: bool) -> Iterator[Item]:
