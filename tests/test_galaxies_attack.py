@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from alert_pipeline.exitcodes import EXIT_INPUT_UNUSED, EXIT_OK
+from alert_pipeline.exitcodes import EXIT_INPUT_UNUSED, EXIT_OK, EXIT_OUTPUT
 from tests.conftest import REPO, SUBPROCESS_PYTHONPATH
+from tests.test_crossmatch import transient, write_transients
 
 DATA = REPO / "tests" / "data" / "galaxies"
 GLADE_TXT = DATA / "skyportal_GLADE.txt"
+GW_MAP = REPO / "tests" / "data" / "messengers" / "MS181101ab-bayestar.multiorder.fits"
 #: NGC4548's row of the real GLADE+ file (line 2).
 NGC4548 = GLADE_TXT.read_bytes().split(b"\r\n")[1]
 MEMORY = 6 << 30
@@ -154,6 +156,13 @@ def test_a_catalogue_moved_aside_by_a_killed_load_survives_the_next_failed_load(
     assert digests(store / "catalogues" / "glade") == before
 
 
+def test_hosts_puts_back_a_catalogue_moved_aside(store):
+    before = _moved_aside(store)
+    done = builder("hosts", "--storehouse", str(store))
+    assert done.returncode == EXIT_OK, done.stderr
+    assert digests(store / "catalogues" / "glade") == before
+
+
 def test_a_swap_whose_second_rename_fails_keeps_the_stored_catalogue(tmp_path, monkeypatch):
     """Before: the stored catalogue, moved aside, was then removed by the load's clean-up."""
     from alert_pipeline.storehouse.galaxies import store as galaxy_store
@@ -173,3 +182,57 @@ def test_a_swap_whose_second_rename_fails_keeps_the_stored_catalogue(tmp_path, m
     with pytest.raises(OSError):
         galaxy_store._swap(str(built), str(stored), str(old))
     assert (stored / "hats.properties").read_text() == "stored\n" and not old.exists()
+
+
+# ------------------------------------------------------------------ hosts
+@pytest.fixture
+def with_slots(store) -> Path:
+    """Two gw slots with the real BAYESTAR map and a transient at NGC4548."""
+    (store / "gw").mkdir()
+    for slot_id in ("MS181101ab", "MS181101zz"):
+        shutil.copy(GW_MAP, store / "gw" / f"{slot_id}.multiorder.fits")
+        (store / "gw" / f"{slot_id}.json").write_text(json.dumps({"slot_id": slot_id, "kind": "gw"}))
+    write_transients(store, [transient("ZTFhost", 188.860123, 14.49632, 60000, 60001)])
+    return store
+
+
+def test_a_damaged_catalogue_is_a_clear_error_and_no_slot_is_touched(with_slots):
+    """Before: a truncated partition was a pyarrow traceback (exit 1)."""
+    store = with_slots
+    for part in (store / "catalogues" / "glade" / "dataset").rglob("Npix=*.parquet"):
+        part.write_bytes(part.read_bytes()[:100])
+    before = {kind: digests(store / kind) for kind in ("gw", "transient")}
+    done = builder("hosts", "--storehouse", str(store))
+    assert done.returncode == EXIT_OUTPUT, done.stderr
+    assert "hosts: the galaxy catalogue" in done.stderr and "load it again with load-galaxies" in done.stderr
+    assert_no_traceback(done)
+    assert {kind: digests(store / kind) for kind in ("gw", "transient")} == before
+
+
+def test_damaged_catalogue_metadata_is_a_clear_error(with_slots):
+    store = with_slots
+    (store / "catalogues" / "glade" / "hats.properties").write_bytes(bytes(range(256)) * 8)
+    done = builder("hosts", "--storehouse", str(store))
+    assert done.returncode == EXIT_OUTPUT, done.stderr
+    assert "cannot be read" in done.stderr
+    assert_no_traceback(done)
+
+
+def test_a_damaged_sky_map_costs_its_slot_only(with_slots):
+    """Before: one truncated map stopped the whole step with a traceback (exit 1): no other
+    gw slot ranked, no transient given its host."""
+    store = with_slots
+    damaged = store / "gw" / "MS181101zz.multiorder.fits"
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    slot_before = (store / "gw" / "MS181101zz.json").read_bytes()
+    done = builder("hosts", "--storehouse", str(store))
+    assert done.returncode == EXIT_OK, done.stderr
+    assert "gw MS181101zz: its sky map" in done.stderr and "cannot be read" in done.stderr
+    assert_no_traceback(done)
+    summary = json.loads(done.stdout)
+    assert summary["gw"]["ranked"] == 1 and summary["gw"]["unreadable_map"] == 1
+    assert (store / "gw" / "MS181101zz.json").read_bytes() == slot_before
+    assert "n_galaxies_90_volume" in json.loads((store / "gw" / "MS181101ab.json").read_text())
+    assert json.loads((store / "transient" / "ZTFhost.json").read_text())["host"]["name"] == "NGC4548"
+    again = builder("hosts", "--storehouse", str(store))  # tried again, never recorded as done
+    assert again.returncode == EXIT_OK and json.loads(again.stdout)["gw"]["unreadable_map"] == 1
