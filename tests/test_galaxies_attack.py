@@ -163,6 +163,19 @@ def test_hosts_puts_back_a_catalogue_moved_aside(store):
     assert digests(store / "catalogues" / "glade") == before
 
 
+def test_a_file_in_the_catalogues_place_does_not_wedge_later_loads(tmp_path):
+    """Before: the first load moved the planted file to .staging/glade.old, which rmtree could
+    not remove; every later load then failed (exit 4: a directory cannot be renamed over a file)."""
+    store = tmp_path / "store"
+    (store / "catalogues").mkdir(parents=True)
+    (store / "catalogues" / "glade").write_text("planted\n")
+    for _ in range(2):
+        done = builder("load-galaxies", "--storehouse", str(store), str(GLADE_TXT))
+        assert done.returncode == EXIT_OK, done.stderr
+    assert (store / "catalogues" / "glade" / "hats.properties").is_file()
+    assert not (store / "catalogues" / ".staging").exists()
+
+
 def test_a_swap_whose_second_rename_fails_keeps_the_stored_catalogue(tmp_path, monkeypatch):
     """Before: the stored catalogue, moved aside, was then removed by the load's clean-up."""
     from alert_pipeline.storehouse.galaxies import store as galaxy_store

@@ -68,7 +68,7 @@ def load(storehouse: str, name: str, files: Sequence[str], scheduler: str | None
     parts, out, tmp, old = (layout.catalogue_staging(name, suffix) for suffix in (".parts", "", ".tmp", ".old"))
     recover(storehouse, name)
     for leftover in (parts, out, tmp, old):
-        shutil.rmtree(leftover, ignore_errors=True)
+        _remove(leftover)
     try:
         bad = BadRows()
         rows, part_files = _write_parts(files, parts, bad)
@@ -81,10 +81,21 @@ def load(storehouse: str, name: str, files: Sequence[str], scheduler: str | None
         _swap(out, layout.catalogue(name), old)
     finally:
         for leftover in (parts, out, tmp, old):
-            shutil.rmtree(leftover, ignore_errors=True)
+            _remove(leftover)
         with contextlib.suppress(OSError):
             os.rmdir(os.path.dirname(out))  # the staging directory, unless another load uses it
     return summary
+
+
+def _remove(path: str) -> None:
+    """Remove a leftover of a load: a directory, or what a replaced catalogue's place held (a
+    file or a link planted there). rmtree refuses those, and one left in ``.staging`` would
+    make every later swap fail (a directory cannot be renamed over a file)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def _refuse_repeated(files: Sequence[str]) -> None:
