@@ -38,13 +38,14 @@ CODES: tuple[ExitCode, ...] = (
                  CONSUMER: "also another consumer of the same instance running on the output directory",
                  REPORT: "a bad --date or --night, no data/ directory, nothing for --date, no alert of --night",
                  BUILDER: "no database given, an invalid --table name, a bad cross-match rule or --radius-arcsec, "
-                          "tns run before any build (no transient index)"}),
+                          "tns run before any build (no transient index), hosts without a galaxy catalogue, a pages "
+                          "--out over the storehouse or holding files pages did not make"}),
     ExitCode(3, "EXIT_SERVICE", "a service failed: Kafka broker, schema registry or GCN Kafka unreachable, "
              "credentials refused, unknown topic; nothing of that batch was committed", (CONSUMER, BUILDER)),
     ExitCode(4, "EXIT_OUTPUT", "output not writable (permissions, disk full, a planted link): that batch was not "
              "committed, nothing was half-written", (CONSUMER, REPORT, BUILDER), {
                  CONSUMER: "also: the --parquet copy could not be written (the CSV batches were committed)",
-                 BUILDER: "the storehouse, or an input file that cannot be read"}),
+                 BUILDER: "the storehouse, or an input file that cannot be read; hosts: a damaged galaxy catalogue"}),
     ExitCode(5, "EXIT_DATABASE", "database unreachable, table missing or a database error", (BUILDER,)),
     ExitCode(6, "EXIT_RETENTION", "retention could not delete some of the old files (each is named in the log)",
              (CONSUMER, WRAPPER), {CONSUMER: "only with --retention"}),
@@ -55,7 +56,8 @@ CODES: tuple[ExitCode, ...] = (
     ExitCode(9, "EXIT_INPUT_UNUSED", "some input was not used: a file (or notice source) of which nothing could be "
              "loaded; each is named in the log and the summary; the rest was loaded", (BUILDER, WRAPPER), {
                  BUILDER: "a messenger file or GCN topic that gave nothing; a TNS file that cannot be used (missing, "
-                          "another format, corrupt, past a bound, a superseded delta given explicitly)",
+                          "another format, corrupt, past a bound, a superseded delta given explicitly); a galaxy file "
+                          "load-galaxies refuses (then nothing is loaded)",
                  WRAPPER: "passed on from the builder step that returned it (messengers, tns); the later steps still ran"}),
     # The steps' switches are named in the wrapper's --help (alert_pipeline/steps.py), not here:
     # steps.py imports this table, and a list copied here would drift from it.

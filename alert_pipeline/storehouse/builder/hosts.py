@@ -6,10 +6,11 @@ import argparse
 import json
 import logging
 
-from alert_pipeline.exitcodes import EXIT_CONFIG, EXIT_OK, Failure
+from alert_pipeline.exitcodes import EXIT_CONFIG, EXIT_OK, EXIT_OUTPUT, Failure
 from alert_pipeline.storehouse.builder import settings
 from alert_pipeline.storehouse.builder._common import add_settings, required
 from alert_pipeline.storehouse.enrich import hosts
+from alert_pipeline.storehouse.galaxies.query import CatalogueUnreadable
 from alert_pipeline.storehouse.messengers.events import Skipped
 from alert_pipeline.storehouse.slots import one_writer
 
@@ -20,7 +21,9 @@ DESCRIPTION = ("From the catalogue loaded by load-galaxies: each gw slot whose s
                "of smallest projected separation within the kpc and angular limits). Only changed slots are "
                "written.")
 SECTIONS = ("builder", "galaxies")
-FAILURES = (Failure((Skipped,), EXIT_CONFIG, "{tool}: hosts: {error}"),)
+FAILURES = (Failure((Skipped,), EXIT_CONFIG, "{tool}: hosts: {error}"),
+            Failure((CatalogueUnreadable,), EXIT_OUTPUT, "{tool}: hosts: {error}; the slots written before are "
+                    "kept, the next run computes the rest"))
 log = logging.getLogger("transient_kind_builder")
 
 

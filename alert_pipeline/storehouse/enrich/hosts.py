@@ -29,6 +29,7 @@ import orjson
 
 from alert_pipeline.storehouse import kinds
 from alert_pipeline.storehouse.galaxies import query
+from alert_pipeline.storehouse.galaxies.store import recover as recover_catalogue
 from alert_pipeline.storehouse.galaxies.volume import read_volume_map
 from alert_pipeline.storehouse.layout import (
     ENRICHED_FIELDS,
@@ -74,6 +75,7 @@ def run(storehouse: str, settings: HostSettings) -> dict[str, Any]:
     """Both sides, written where they changed; the run's summary."""
     layout = StorehouseLayout.at(storehouse)
     path = layout.catalogue(settings.catalogue)
+    recover_catalogue(storehouse, settings.catalogue)
     catalogue = file_stamp(os.path.join(path, CATALOGUE_STAMP_FILE))
     if catalogue is None:
         raise Skipped("no_catalogue", f"no galaxy catalogue {settings.catalogue!r} at {path}; load one with "
@@ -98,7 +100,7 @@ def run(storehouse: str, settings: HostSettings) -> dict[str, Any]:
 def _gw(storehouse: str, catalogue: str, settings: HostSettings, inputs: str,
         recorded: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
     """Each gw slot's candidates; per slot {"inputs", "slot"} digests to record."""
-    counts = {"ranked": 0, "without_distance": 0, "unchanged": 0, "slots_written": 0}
+    counts = {"ranked": 0, "without_distance": 0, "unreadable_map": 0, "unchanged": 0, "slots_written": 0}
     directory = StorehouseLayout.at(storehouse).kind(GW)
     if not os.path.isdir(directory):
         return {}, counts
@@ -118,6 +120,8 @@ def _gw(storehouse: str, catalogue: str, settings: HostSettings, inputs: str,
         if slot is None:
             continue
         value = _candidates(slot, map_path, catalogue, settings, counts)
+        if value is None:
+            continue  # an unreadable map: the slot is left as it is, and tried again next run
         counts["slots_written"] += _set_fields(store, slot_id, slot, value)
         if (slot_stamp := file_stamp(store.slot_path(slot_id))) is not None:
             digests[slot_id] = {"inputs": key, "slot": _digest(key.encode(), slot_stamp)}
@@ -127,9 +131,17 @@ def _gw(storehouse: str, catalogue: str, settings: HostSettings, inputs: str,
 
 
 def _candidates(slot: dict[str, Any], map_path: str, catalogue: str, settings: HostSettings,
-                counts: dict[str, int]) -> dict[str, Any]:
-    """The slot's two fields (None: the slot carries neither)."""
-    sky = None if slot.get("retracted") or not os.path.isfile(map_path) else read_volume_map(map_path)
+                counts: dict[str, int]) -> dict[str, Any] | None:
+    """The slot's two fields (a None field: the slot carries neither); None when its map
+    cannot be read (a truncated or damaged file): that slot is named, counted and skipped,
+    the other slots go on."""
+    try:
+        sky = None if slot.get("retracted") or not os.path.isfile(map_path) else read_volume_map(map_path)
+    except (OSError, ValueError, KeyError, IndexError, TypeError, EOFError) as exc:
+        counts["unreadable_map"] += 1
+        log.warning("hosts: gw %s: its sky map %s cannot be read (%s: %s); the slot is left as it is",
+                    slot.get("slot_id"), map_path, type(exc).__name__, str(exc)[:200])
+        return None
     if sky is None:
         counts["without_distance"] += 1
         return {CANDIDATES: None, COUNT: None}

@@ -27,6 +27,23 @@ LEVEL = 0.9
 KPC_PER_MPC = 1000.0
 
 
+class CatalogueUnreadable(Exception):
+    """The stored catalogue cannot be read (a truncated or deleted file, damaged metadata):
+    reloading it with load-galaxies is the cure."""
+
+
+@contextmanager
+def readable(path: str) -> Iterator[None]:
+    """What LSDB, hats and pyarrow raise on a damaged catalogue, as CatalogueUnreadable
+    naming it (a clear error, not a traceback)."""
+    try:
+        yield
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CatalogueUnreadable(f"the galaxy catalogue {path} cannot be read ({type(exc).__name__}: "
+                                  f"{first[:300]}); load it again with load-galaxies") from exc
+
+
 @contextmanager
 def on_cluster(scheduler: str | None) -> Iterator[None]:
     """Run the ``compute()`` calls inside on the cluster at ``scheduler`` (none: in process)."""
@@ -60,8 +77,9 @@ def galaxies_in_volume(path: str, sky: VolumeMap, scheduler: str | None = None) 
     volume grid's edge, with ``credible_level``, ``credible_level_volume`` and
     ``prob_density_volume_mpc3``, those of volume level above 0.9 dropped."""
     edge = SHELLS_OUT * mean_distance_mpc(sky)
-    with on_cluster(scheduler):
-        found = open_catalogue(path, [("distance_mpc", "<=", edge)]).moc_search(sky.moc(LEVEL))
+    region = sky.moc(LEVEL)
+    with on_cluster(scheduler), readable(path):
+        found = open_catalogue(path, [("distance_mpc", "<=", edge)]).moc_search(region)
         frame = _frame(found.compute(progress_bar=False))
     if frame.empty:
         return frame.assign(credible_level=[], credible_level_volume=[], prob_density_volume_mpc3=[])
@@ -128,7 +146,7 @@ def hosts(path: str, ids: np.ndarray, ra: np.ndarray, dec: np.ndarray, rule: Hos
     cap = rule.cap_arcmin * u.arcmin
     moc = MOC.from_cones(Longitude(ra * u.deg), Latitude(dec * u.deg), radius=cap, max_depth=HOST_MOC_DEPTH,
                          union_strategy="large_cones")
-    with on_cluster(scheduler):
+    with on_cluster(scheduler), readable(path):
         found = open_catalogue(path).moc_search(moc, fine=False)
         pairs = found.map_partitions(_partition_hosts, ra, dec, rule, meta=_host_pairs()).compute(progress_bar=False)
     pairs = pd.DataFrame(pairs).reset_index(drop=True)

@@ -31,6 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from alert_pipeline.durable import open_regular
+
 log = logging.getLogger("transient_kind_builder")
 
 #: GLADE+'s 40 columns in file order (the authors' description, 29 April 2022).
@@ -101,15 +103,17 @@ class Format:
 def sniff(path: str) -> Format:
     """The file's format from its first line, or GalaxyFileError saying what it is not."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path, follow_links=True) as handle:  # a FIFO or a device is refused, never waited on
             first = handle.readline(MAX_FIRST_LINE).decode("utf-8", "replace").strip("\r\n\ufeff")
     except OSError as exc:
         raise GalaxyFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if len(first.split()) == len(GLADE_COLUMNS) and "," not in first:
         return glade_format()
     if "," in first:
-        found = _csv_format(tuple(cell.strip().strip('"') for cell in first.split(",")))
+        header = tuple(cell.strip().strip('"') for cell in first.split(","))
+        found = _csv_format(header)
         if found is not None:
+            _refuse_ambiguous(path, header, found)
             return found
     raise GalaxyFileError(f"{path}: neither GLADE+ text ({len(GLADE_COLUMNS)} whitespace-separated fields a line) "
                           "nor a CSV whose header names ra, dec and d_L or z; its first line starts "
@@ -139,11 +143,23 @@ def _csv_format(header: tuple[str, ...]) -> Format | None:
     return Format("csv", header, ",", True, ra, dec, distance, z, mass, unit, names, pick("GLADE no"))
 
 
+def _refuse_ambiguous(path: str, header: tuple[str, ...], form: Format) -> None:
+    """A column the reader uses named twice in the header (regardless of case, as names are
+    matched) would be read from one of them silently: the file is refused instead."""
+    used = {name.lower() for name in (form.ra, form.dec, form.distance, form.z, form.mass, *form.names, form.number)
+            if name}
+    twice = sorted({cell for cell in header if cell.lower() in used and
+                    sum(other.lower() == cell.lower() for other in header) > 1}, key=str.lower)
+    if twice:
+        raise GalaxyFileError(f"{path}: its header names a column more than once ({', '.join(twice)}): which one "
+                              "holds the values is ambiguous")
+
+
 def read_tables(path: str, bad: BadRows, block_bytes: int = BLOCK_BYTES) -> Iterator[pa.Table]:
     """The file's good rows as tables of ``SCHEMA``, a block at a time; bad rows counted."""
     form = sniff(path)
     first_row = 0
-    with open(path, "rb") as handle:
+    with open_regular(path, follow_links=True) as handle:
         if form.header:
             handle.readline()
         for block, line_number in _blocks(handle, block_bytes, 2 if form.header else 1, bad, path):
@@ -191,6 +207,17 @@ def _parse(block: bytes, form: Format, bad: BadRows, where: str) -> pa.Table:
         bad.add("malformed", 1, f"{where}: a line of {row.actual_columns} fields, not {row.expected_columns}")
         return "skip"
 
+    try:
+        block.decode("utf-8")
+    except UnicodeDecodeError:  # a Latin-1 name, binary junk: pyarrow would refuse the whole block
+        block = block.decode("utf-8", "replace").encode()
+    try:
+        return _read_csv(block, form, wanted, malformed)
+    except pa.ArrowInvalid as exc:  # what the row handler cannot skip: the file is refused, never a traceback
+        raise GalaxyFileError(f"{where}: cannot be parsed ({exc})") from None
+
+
+def _read_csv(block: bytes, form: Format, wanted: list[str], malformed: Any) -> pa.Table:
     return pacsv.read_csv(
         pa.py_buffer(block),
         read_options=pacsv.ReadOptions(column_names=list(form.columns), block_size=len(block) + (1 << 20),

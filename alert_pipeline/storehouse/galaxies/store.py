@@ -63,10 +63,12 @@ def load(storehouse: str, name: str, files: Sequence[str], scheduler: str | None
     layout = StorehouseLayout.at(storehouse)
     for path in files:
         sniff(path)  # every file's format before anything is read
+    _refuse_repeated(files)
     started = time.monotonic()
     parts, out, tmp, old = (layout.catalogue_staging(name, suffix) for suffix in (".parts", "", ".tmp", ".old"))
+    recover(storehouse, name)
     for leftover in (parts, out, tmp, old):
-        shutil.rmtree(leftover, ignore_errors=True)
+        _remove(leftover)
     try:
         bad = BadRows()
         rows, part_files = _write_parts(files, parts, bad)
@@ -79,18 +81,57 @@ def load(storehouse: str, name: str, files: Sequence[str], scheduler: str | None
         _swap(out, layout.catalogue(name), old)
     finally:
         for leftover in (parts, out, tmp, old):
-            shutil.rmtree(leftover, ignore_errors=True)
+            _remove(leftover)
         with contextlib.suppress(OSError):
             os.rmdir(os.path.dirname(out))  # the staging directory, unless another load uses it
     return summary
 
 
+def _remove(path: str) -> None:
+    """Remove a leftover of a load: a directory, or what a replaced catalogue's place held (a
+    file or a link planted there). rmtree refuses those, and one left in ``.staging`` would
+    make every later swap fail (a directory cannot be renamed over a file)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _refuse_repeated(files: Sequence[str]) -> None:
+    """The same file named twice (by another path, or through a link) would store each of
+    its galaxies twice, and count them twice in every GW volume: refused, nothing loaded."""
+    seen: dict[tuple[int, int], str] = {}
+    for path in files:
+        found = os.stat(path)
+        first = seen.setdefault((found.st_dev, found.st_ino), path)
+        if first != path or files.count(path) > 1:
+            raise GalaxyFileError(f"{path}: the same file as {first}, given twice (its galaxies would be stored "
+                                  "twice)")
+
+
+def recover(storehouse: str, name: str) -> bool:
+    """Put back the catalogue a load moved aside when it was killed between the two renames
+    of ``_swap`` (the catalogue missing, the whole previous one in ``.staging/NAME.old``):
+    otherwise the next load would clear it away as a leftover. True when it was put back."""
+    layout = StorehouseLayout.at(storehouse)
+    stored, old = layout.catalogue(name), layout.catalogue_staging(name, ".old")
+    if os.path.lexists(stored) or not os.path.isfile(os.path.join(old, "hats.properties")):
+        return False
+    os.rename(old, stored)
+    log.warning("load-galaxies: catalogue %s was moved aside by a load that did not finish; put back", name)
+    return True
+
+
 def _write_parts(files: Sequence[str], parts: str, bad: BadRows) -> tuple[int, list[str]]:
-    """The good rows of every file as Parquet parts of about ROWS_PER_PART rows."""
+    """The good rows of every file as Parquet parts of about ROWS_PER_PART rows. A file
+    that gives no galaxy (every row bad, or none) is refused like a file of another format:
+    nothing is loaded, rather than a catalogue stored without what the user gave."""
     os.makedirs(parts)
     written, part_files, writer, in_part = 0, [], None, 0
     try:
         for path in files:
+            before = written
             for table in read_tables(path, bad):
                 if table.num_rows == 0:
                     continue
@@ -104,6 +145,8 @@ def _write_parts(files: Sequence[str], parts: str, bad: BadRows) -> tuple[int, l
                     writer.close()
                     writer, in_part = None, 0
             log.info("load-galaxies: %s read (%d galaxies so far; skipped %s)", path, written, bad.as_dict())
+            if written == before and len(files) > 1:
+                raise GalaxyFileError(f"{path}: no usable galaxy in it (skipped so far: {bad.as_dict()})")
     finally:
         if writer is not None:
             writer.close()
@@ -128,6 +171,11 @@ def _swap(built: str, stored: str, old: str) -> None:
     """Put the built catalogue where the stored one is: the stored one is moved aside
     first and removed after, so there is always a whole catalogue or none in between."""
     os.makedirs(os.path.dirname(stored), exist_ok=True)
-    if os.path.exists(stored):
+    if os.path.lexists(stored):
         os.rename(stored, old)
-    os.rename(built, stored)
+    try:
+        os.rename(built, stored)
+    except OSError:
+        if os.path.lexists(old) and not os.path.lexists(stored):
+            os.rename(old, stored)  # the caller's clean-up would remove it: the stored one goes back
+        raise

@@ -89,6 +89,8 @@ def read_volume_map(path: str) -> VolumeMap | None:
             return None
         column = {name: np.asarray(table[name], dtype=np.float64) for name in ("PROBDENSITY", *DISTANCE_COLUMNS)}
         uniq = np.asarray(table["UNIQ"], dtype=np.int64)
+    if len(uniq) == 0 or (uniq < 4).any():
+        raise ValueError(f"{path}: not a multi-order map (no pixel, or a UNIQ below 4)")
     return VolumeMap(uniq, column["PROBDENSITY"], column["DISTMU"], column["DISTSIGMA"], column["DISTNORM"])
 
 

@@ -54,6 +54,8 @@ PARALLEL_FROM = 400
 CHUNK = 500
 GW = "gw"
 IMAGE_SUFFIX = ".png"
+#: The file that marks a directory as a site ``pages`` made (so it may write there again).
+SITE_MARK = ".storehouse-site"
 
 
 class SiteError(ValueError):
@@ -308,6 +310,31 @@ def _rules(storehouse: str) -> dict[str, Any]:
     return rules if isinstance(rules, dict) else {}
 
 
+def _check_out(storehouse: str, out: str, names: list[str]) -> None:
+    """SiteError unless ``out`` may hold the site. Compared where the paths really lead (a
+    link named as ``--out`` may point into the storehouse): never the storehouse or a kind's
+    directory. And never a directory holding files ``pages`` did not make (a home page, a
+    document folder named by mistake), whose index.html, site.css, site.js and kind
+    directories the site would overwrite: ``out`` must be missing, empty, the storehouse's
+    own site directory, or a site made by ``pages`` (``SITE_MARK``, or the site the
+    storehouse's state records, for a site made before the mark)."""
+    real, home = os.path.realpath(out), os.path.realpath(storehouse)
+    if os.path.commonpath([real, home]) == real:
+        raise SiteError(f"the site directory {out} would hold the storehouse; choose another")
+    if any(os.path.commonpath([real, os.path.join(home, name)]) == os.path.join(home, name) for name in names):
+        raise SiteError(f"the site directory {out} is inside a kind's directory of the storehouse")
+    if not os.path.isdir(out) or not os.listdir(out) or os.path.lexists(os.path.join(out, SITE_MARK)):
+        return
+    if real == os.path.realpath(StorehouseLayout.at(storehouse).site()):
+        return
+    recorded = StateFile(StorehouseLayout.at(storehouse), state.STATE_NAME).read()
+    if isinstance(recorded, dict) and recorded.get("out") == out:
+        return
+    raise SiteError(f"the site directory {out} holds files that are not a site made by pages (its index.html, "
+                    "site.css, site.js and kind directories would be overwritten); choose a new or empty "
+                    "directory")
+
+
 def run(storehouse: str, out: str | None = None, workers: int | None = None,
         timer: Callable[[str, float], None] | None = None) -> dict[str, Any]:
     """Make or update the site of ``storehouse`` in ``out`` (default ``<storehouse>/site``); the run's summary.
@@ -316,12 +343,8 @@ def run(storehouse: str, out: str | None = None, workers: int | None = None,
     if not os.path.isdir(storehouse):
         raise SiteError(f"{storehouse} is not a storehouse directory")
     out = os.path.abspath(out or StorehouseLayout.at(storehouse).site())
-    if out == storehouse or os.path.commonpath([out, storehouse]) == out:
-        raise SiteError(f"the site directory {out} would hold the storehouse; choose another")
     names = kind_names(storehouse)
-    if any(os.path.commonpath([out, os.path.join(storehouse, name)]) == os.path.join(storehouse, name)
-           for name in names):
-        raise SiteError(f"the site directory {out} is inside a kind's directory of the storehouse")
+    _check_out(storehouse, out, names)
     workers = workers or os.cpu_count() or 1
     started = time.perf_counter()
     clock = [started]
@@ -333,6 +356,8 @@ def run(storehouse: str, out: str | None = None, workers: int | None = None,
         clock[0] = now
 
     os.makedirs(out, exist_ok=True)
+    if not os.path.lexists(os.path.join(out, SITE_MARK)):
+        write_atomically(os.path.join(out, SITE_MARK), b"made by transient_kind_builder.py pages\n", durable=False)
     data = state.load(storehouse, out, state.site_version())
     before = {kind: dict(found) for kind, found in data["slots"].items() if isinstance(found, dict)}
     _Shared.storehouse, _Shared.out, _Shared.rules = storehouse, out, _rules(storehouse)
