@@ -47,11 +47,12 @@ Environment (all optional):
   DATABASE_URL                  PostgreSQL of the Fink events; unset = skip the builder
   EVENT_STOREHOUSE              storehouse for the builder (default ./data/event_storehouse)
   GCN_CLIENT_ID, GCN_CLIENT_SECRET (or their _FILE variants), GCN_KAFKA_<KEY>, GCN_TOPICS
-                                set: load new GW, neutrino and cosmic-ray notices from GCN Kafka
-                                into the storehouse before the build (step messengers-gcn)
+                                set: load new GW, neutrino, gamma-ray-burst and cosmic-ray
+                                notices from GCN Kafka into the storehouse before the build
+                                (step messengers-gcn)
   MESSENGER_FILES               a directory of dropped messenger files (sky maps, IceCube and
-                                cosmic-ray lists, IGWN alerts; regular files or links to them)
-                                loaded before the build (step messengers-files, run apart from
+                                cosmic-ray lists, GCN notices, IGWN alerts; regular files or
+                                links to them) loaded before the build (step messengers-files, run apart from
                                 GCN: neither source's failure blocks the other; a file of which
                                 nothing could be loaded is named in the log, and the step ends
                                 with $EXIT_INPUT_UNUSED, as it does when the directory holds no file)

@@ -45,7 +45,8 @@ CODES: tuple[ExitCode, ...] = (
     ExitCode(4, "EXIT_OUTPUT", "output not writable (permissions, disk full, a planted link): that batch was not "
              "committed, nothing was half-written", (CONSUMER, REPORT, BUILDER), {
                  CONSUMER: "also: the --parquet copy could not be written (the CSV batches were committed)",
-                 BUILDER: "the storehouse, or an input file that cannot be read; hosts: a damaged galaxy catalogue"}),
+                 BUILDER: ("the storehouse; load-fink: an input file it cannot read (the other sub-commands name such a file "
+                          "and exit 9); hosts: a damaged galaxy catalogue")}),
     ExitCode(5, "EXIT_DATABASE", "database unreachable, table missing or a database error", (BUILDER,)),
     ExitCode(6, "EXIT_RETENTION", "retention could not delete some of the old files (each is named in the log)",
              (CONSUMER, WRAPPER), {CONSUMER: "only with --retention"}),

@@ -157,10 +157,10 @@ def help_text() -> str:
     lines = ["Steps, in this order (each logged: starting, then finished, failed with its exit code, or",
              "skipped with the reason; a failed step never stops the later ones):"]
     for number, step in enumerate(STEPS, 1):
-        lines.append(textwrap.fill(step.description, 100, initial_indent=f"  {number} {step.name:<18} ",
-                                   subsequent_indent=" " * 23))
+        lines.append(textwrap.fill(step.description, 100, initial_indent=f"  {number:>2} {step.name:<18} ",
+                                   subsequent_indent=" " * 24))
         when = f"runs: {step.runs_when}" + (f"; {step.switch}=0 skips it" if step.switch else "")
-        lines.append(textwrap.fill(when, 100, initial_indent=" " * 23, subsequent_indent=" " * 29))
+        lines.append(textwrap.fill(when, 100, initial_indent=" " * 24, subsequent_indent=" " * 30))
     lines.append(textwrap.fill(f"Switches {', '.join(switches())}: 1 (default) runs the step, 0 skips it; any other "
                                f"value is refused before a step runs (exit {EXIT_USAGE}).", 100, initial_indent="  ",
                                subsequent_indent="  "))

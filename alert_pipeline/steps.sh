@@ -3,34 +3,35 @@
 readonly STEP_SWITCHES=(CROSSMATCH PAGES REPORT)
 readonly STEPS_HELP='Steps, in this order (each logged: starting, then finished, failed with its exit code, or
 skipped with the reason; a failed step never stops the later ones):
-  1 consumer           the LSST alert consumer: Kafka -> day CSV + FITS cutouts
-                       runs: always
-  2 messengers-files   load the dropped messenger files (sky maps, IceCube and cosmic-ray lists, GCN
-                       notices, IGWN alerts): the regular files directly in MESSENGER_FILES and the
-                       links to regular files, no dot files
-                       runs: MESSENGER_FILES is set (not a directory, or holding no file: exit 9)
-  3 messengers-gcn     load new GW, neutrino, gamma-ray-burst and cosmic-ray notices from GCN Kafka
-                       runs: GCN_CLIENT_ID, GCN_CLIENT_ID_FILE or GCN_KAFKA_BOOTSTRAP_SERVERS is set
-  4 transient-builder  the kind builder: transient and minor_body slots from the Fink table; a full
-                       build on FULL_BUILD_WEEKDAY, else only what the new rows touch
-                       runs: DATABASE_URL is set
-  5 tns                Transient Name Server classes into the transient slots (a file, or the files
-                       of a directory not applied yet)
-                       runs: TNS_FILE is set
-  6 crossmatch         match the transients with the gw, neutrino, grb and uhecr events
-                       runs: the storehouse has transient slots (an index); CROSSMATCH=0 skips it
-  7 hosts              GW host candidates in each 90% credible volume and each transient'"'"'s host
-                       galaxy, from the galaxy catalogue (load-galaxies)
-                       runs: the storehouse has a galaxy catalogue (catalogues/)
-  8 pages              the storehouse'"'"'s static site: a page per slot (light curves, sky maps,
-                       candidates) and an index; only what changed is rewritten
-                       runs: the storehouse exists; PAGES=0 skips it
-  9 retention          delete the CSV, Parquet, FITS, quarantine and report files older than
-                       RETENTION_DAYS
-                       runs: always
+   1 consumer           the LSST alert consumer: Kafka -> day CSV + FITS cutouts
+                        runs: always
+   2 messengers-files   load the dropped messenger files (sky maps, IceCube and cosmic-ray lists,
+                        GCN notices, IGWN alerts): the regular files directly in MESSENGER_FILES and
+                        the links to regular files, no dot files
+                        runs: MESSENGER_FILES is set (not a directory, or holding no file: exit 9)
+   3 messengers-gcn     load new GW, neutrino, gamma-ray-burst and cosmic-ray notices from GCN Kafka
+                        runs: GCN_CLIENT_ID, GCN_CLIENT_ID_FILE or GCN_KAFKA_BOOTSTRAP_SERVERS is
+                              set
+   4 transient-builder  the kind builder: transient and minor_body slots from the Fink table; a full
+                        build on FULL_BUILD_WEEKDAY, else only what the new rows touch
+                        runs: DATABASE_URL is set
+   5 tns                Transient Name Server classes into the transient slots (a file, or the files
+                        of a directory not applied yet)
+                        runs: TNS_FILE is set
+   6 crossmatch         match the transients with the gw, neutrino, grb and uhecr events
+                        runs: the storehouse has transient slots (an index); CROSSMATCH=0 skips it
+   7 hosts              GW host candidates in each 90% credible volume and each transient'"'"'s host
+                        galaxy, from the galaxy catalogue (load-galaxies)
+                        runs: the storehouse has a galaxy catalogue (catalogues/)
+   8 pages              the storehouse'"'"'s static site: a page per slot (light curves, sky maps,
+                        candidates) and an index; only what changed is rewritten
+                        runs: the storehouse exists; PAGES=0 skips it
+   9 retention          delete the CSV, Parquet, FITS, quarantine and report files older than
+                        RETENTION_DAYS
+                        runs: always
   10 report             the nightly HTML report (lsst_alert_report.py); it links the storehouse'"'"'s
-                       site when that exists
-                       runs: always; REPORT=0 skips it
+                        site when that exists
+                        runs: always; REPORT=0 skips it
   Switches CROSSMATCH, PAGES, REPORT: 1 (default) runs the step, 0 skips it; any other value is
   refused before a step runs (exit 64).'
 # Every step in its order: skipped (switch 0, or its condition false), refused (its input

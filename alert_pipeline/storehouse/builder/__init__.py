@@ -15,6 +15,7 @@ import importlib
 import logging
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -39,7 +40,7 @@ def parser(description: str, epilog: str) -> argparse.ArgumentParser:
     --show-config."""
     from alert_pipeline.storehouse.builder import settings
     top = argparse.ArgumentParser(prog=program_name(), description=description,
-                                  epilog=epilog + "\n" + help_text(BUILDER),
+                                  epilog=epilog + "\n" + _settings_text(settings.SECTIONS) + "\n" + help_text(BUILDER),
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = top.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
     for name in COMMANDS:
@@ -52,6 +53,15 @@ def parser(description: str, epilog: str) -> argparse.ArgumentParser:
         module._add_parser_args(sub)
     settings.SECTIONS  # noqa: B018 - imported here so that a broken declaration fails every command alike
     return top
+
+
+def _settings_text(sections: Sequence[str]) -> str:
+    """The settings paragraph of --help, naming every declared section (none left out as
+    sections are added)."""
+    tables = ", ".join(f"[{name}]" for name in sections)
+    return textwrap.fill(f"Settings: every sub-command takes --config FILE (the {tables} tables of the TOML file "
+                         "the consumer also reads; see config.example.toml) and --show-config; later wins: "
+                         "default < file < variable < flag.", 88) + "\n"
 
 
 def program_name() -> str:

@@ -21,6 +21,7 @@ table.sortable th[aria-sort=ascending]::after { content: " \\25B2"; }
 table.sortable th[aria-sort=descending]::after { content: " \\25BC"; }
 dl.values { display: grid; grid-template-columns: max-content auto; gap: 2px 12px; font-size: 0.9em; }
 dl.values dt { font-weight: 600; } dl.values dd { margin: 0; overflow-wrap: anywhere; max-width: 60em; }
+ul.records { margin: 0; padding-left: 1.2em; } ul.records li { margin-bottom: 4px; }
 .plot { max-width: 100%; height: auto; display: block; margin: 0.5em 0; }
 .filters { margin: 0.5em 0; font-size: 0.9em; } .filters label { margin-right: 1em; }
 .muted { color: #666; font-size: 0.85em; }

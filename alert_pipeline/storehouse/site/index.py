@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from alert_pipeline.storehouse.site.markup import MISSING, generic, link, number, row, table, text, when
+from alert_pipeline.storehouse.site.markup import MISSING, generic, link, number, row, table, text, values, when
 from alert_pipeline.storehouse.site.summaries import ALERT_KINDS, TRANSIENT
 
 #: Per kind, how many events the index lists (newest first); the rest are counted.
@@ -88,9 +88,9 @@ def _rosters(rosters: Mapping[str, Any]) -> str:
     parts = []
     for kind, roster in rosters.items():
         if isinstance(roster, Mapping):
-            rows = [row([text(key), generic(value)]) for key, value in roster.items()
-                    if key not in ("multimessenger",) and not isinstance(value, list)]
-            parts.append(f"<h3>{text(kind)}</h3>{table(['', ''], rows)}")
+            pairs = [(str(key), generic(value)) for key, value in roster.items()
+                     if key not in ("multimessenger",) and not isinstance(value, list)]
+            parts.append(f"<h3>{text(kind)}</h3>{values(pairs)}")
     return "<h2 id=\"rosters\">Rosters</h2>" + "".join(parts) if parts else ""
 
 

@@ -93,6 +93,8 @@ def generic(value: Any, digits: int = 12) -> str:
     if isinstance(value, Mapping):
         return "<br>".join(f"{text(key)}: {generic(item, digits)}" for key, item in value.items()) or MISSING
     if isinstance(value, list | tuple):
+        if any(isinstance(item, Mapping) for item in value):  # records: one per line, each readable
+            return "<ul class=\"records\">" + "".join(f"<li>{generic(item, digits)}</li>" for item in value) + "</ul>"
         return ", ".join(generic(item, digits) for item in value) or MISSING
     if isinstance(value, float):
         return number(value, digits)
