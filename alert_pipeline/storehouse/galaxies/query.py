@@ -12,10 +12,12 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a frame is made: every builder command imports this module
+    import pandas as pd
 
 from alert_pipeline.storehouse.galaxies.volume import SHELLS_OUT, VolumeMap, mean_distance_mpc, volume_levels
 
@@ -65,6 +67,8 @@ def open_catalogue(path: str, filters: list[tuple] | None = None) -> Any:
 
 def _frame(result: Any) -> pd.DataFrame:
     """A computed LSDB result as plain pandas with numpy dtypes (missing numbers NaN)."""
+    import pandas as pd
+
     frame = pd.DataFrame(result).reset_index(drop=True)
     numbers = {name: "float64" for name in COLUMNS if name != "name"}
     frame = frame.astype(numbers)
@@ -137,6 +141,8 @@ def hosts(path: str, ids: np.ndarray, ra: np.ndarray, dec: np.ndarray, rule: Hos
     The catalogue is read only inside cones of the cap around the transients (a MOC), a
     partition at a time, every transient handed to every partition; the best of each
     partition's answers wins."""
+    import pandas as pd
+
     from astropy import units as u
     from astropy.coordinates import Latitude, Longitude
     from mocpy import MOC
@@ -196,6 +202,8 @@ def _partition_hosts(galaxies: pd.DataFrame, ra: np.ndarray, dec: np.ndarray, ru
 
 def _host_pairs(transient: Any = (), name: Any = (), *numbers: Any) -> pd.DataFrame:
     """(transient row, galaxy) pairs as one partition returns them (and LSDB's meta)."""
+    import pandas as pd
+
     columns = numbers or [()] * len(HOST_NUMBERS)
     return pd.DataFrame({"transient": pd.Series(transient, dtype="int64"), "name": pd.Series(name, dtype="str"),
                          **{key: pd.Series(values, dtype="float64") for key, values in zip(HOST_NUMBERS, columns,
