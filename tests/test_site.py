@@ -299,6 +299,14 @@ def test_a_rerun_writes_nothing_and_a_changed_slot_rewrites_its_page_the_linking
     assert builder("pages", "--storehouse", str(store)).returncode == 0
     later = site_files(site)
     assert {name for name in later if later[name] != after.get(name)} == {"neutrino/IC130808A.html", "index.html"}
+    # a roster alone changed (no slot did): the index alone, which shows it
+    roster = json.loads((store / "neutrino" / "roster.json").read_text())
+    roster["objects_note"] = "a roster value no page but the index shows"
+    (store / "neutrino" / "roster.json").write_text(json.dumps(roster))
+    assert builder("pages", "--storehouse", str(store)).returncode == 0
+    latest = site_files(site)
+    assert {name for name in latest if latest[name] != later.get(name)} == {"index.html"}
+    assert "a roster value no page but the index shows" in (site / "index.html").read_text()
     # a slot gone: its page goes, the pages linking to it no longer link
     (store / "transient" / "ZTF19aapreis.json").unlink()
     assert builder("pages", "--storehouse", str(store)).returncode == 0

@@ -279,24 +279,38 @@ def _write_assets(out: str, counts: Counter) -> None:
 def _provenance(storehouse: str, records: Mapping[str, Mapping[str, list]]) -> dict[str, Any]:
     """Which storehouse state the site shows: its path, its slots' digest, the cross-match's
     rules and the TNS catalogue's date."""
-    tns = read_json_file(os.path.join(StorehouseLayout.at(storehouse).state_directory(tns_state.STATE),
-                                      tns_state.STATE_NAME))
-    return {"storehouse": storehouse,
+    sources = _sources(storehouse)
+    return {"storehouse": sources["storehouse"],
             "slots digest": digest({kind: {stem: record[state.SUMMARY] for stem, record in found.items()}
                                     for kind, found in records.items()}),
-            "TNS catalogue as of": tns.get("full_as_of") if isinstance(tns, dict) else None,
+            "TNS catalogue as of": sources["TNS catalogue as of"], "cross-match rules": sources["cross-match rules"]}
+
+
+def _sources(storehouse: str) -> dict[str, Any]:
+    tns = read_json_file(os.path.join(StorehouseLayout.at(storehouse).state_directory(tns_state.STATE),
+                                      tns_state.STATE_NAME))
+    return {"storehouse": storehouse, "TNS catalogue as of": tns.get("full_as_of") if isinstance(tns, dict) else None,
             "cross-match rules": _Shared.rules or None}
 
 
 def _index(storehouse: str, out: str, records: Mapping[str, Mapping[str, list]], data: dict[str, Any],
-           counts: Counter) -> None:
+           counts: Counter, summaries_unchanged: bool) -> None:
+    """Write index.html when what it shows changed. Its inputs are the pages' summaries, the
+    rosters and the sources: when no summary changed and the rosters and sources digest as
+    before, the page is not even rendered (at 100,000 transients rendering it is most of a
+    rerun with nothing new)."""
     layout = StorehouseLayout.at(storehouse)
     rosters = {kind: read_roster(layout, kind) for kind in records}
+    inputs = digest({"rosters": rosters, "sources": _sources(storehouse)})
+    path = os.path.join(out, "index.html")
+    if summaries_unchanged and inputs == data.get("index_inputs") and data.get("index") and os.path.exists(path):
+        return
     summaries = {kind: {stem: record[state.SUMMARY] for stem, record in found.items()} for kind, found in records.items()}
     markup = index.body(summaries, {k: v for k, v in rosters.items() if isinstance(v, dict)},
                         _provenance(storehouse, records))
     found = _bytes_digest(markup.encode())
-    path = os.path.join(out, "index.html")
+    counts["state_changed"] += inputs != data.get("index_inputs")
+    data["index_inputs"] = inputs
     if found == data.get("index") and os.path.exists(path):
         return
     write_atomically(path, index.render(markup, utc_now()), durable=False)
@@ -381,10 +395,11 @@ def run(storehouse: str, out: str | None = None, workers: int | None = None,
     phase("event pages")
     for kind in set(before) | set(records):
         _remove_gone(kind, records.get(kind, {}), before.get(kind, {}), counts)
-    _index(storehouse, out, records, data, counts)
+    unchanged = records == before
+    _index(storehouse, out, records, data, counts, unchanged)
     _write_assets(out, counts)
     phase("index and assets")
-    changed = counts["files_written"] or counts["files_removed"] or records != before
+    changed = counts["files_written"] or counts["files_removed"] or counts["state_changed"] or not unchanged
     data["slots"] = records
     if changed:
         sync_filesystem(out)
