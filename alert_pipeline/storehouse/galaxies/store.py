@@ -104,10 +104,11 @@ def _refuse_repeated(files: Sequence[str]) -> None:
     seen: dict[tuple[int, int], str] = {}
     for path in files:
         found = os.stat(path)
-        first = seen.setdefault((found.st_dev, found.st_ino), path)
-        if first != path or files.count(path) > 1:
-            raise GalaxyFileError(f"{path}: the same file as {first}, given twice (its galaxies would be stored "
+        key = (found.st_dev, found.st_ino)
+        if key in seen:  # a file met before, by this path or another
+            raise GalaxyFileError(f"{path}: the same file as {seen[key]}, given twice (its galaxies would be stored "
                                   "twice)")
+        seen[key] = path
 
 
 def recover(storehouse: str, name: str) -> bool:

@@ -276,10 +276,9 @@ def _write_assets(out: str, counts: Counter) -> None:
             counts["files_written"] += 1
 
 
-def _provenance(storehouse: str, records: Mapping[str, Mapping[str, list]]) -> dict[str, Any]:
+def _provenance(sources: Mapping[str, Any], records: Mapping[str, Mapping[str, list]]) -> dict[str, Any]:
     """Which storehouse state the site shows: its path, its slots' digest, the cross-match's
-    rules and the TNS catalogue's date."""
-    sources = _sources(storehouse)
+    rules and the TNS catalogue's date (``sources``: all of it but the digest)."""
     return {"storehouse": sources["storehouse"],
             "slots digest": digest({kind: {stem: record[state.SUMMARY] for stem, record in found.items()}
                                     for kind, found in records.items()}),
@@ -287,6 +286,8 @@ def _provenance(storehouse: str, records: Mapping[str, Mapping[str, list]]) -> d
 
 
 def _sources(storehouse: str) -> dict[str, Any]:
+    """What the index shows of the storehouse besides its slots: its path, the TNS catalogue's
+    date and the cross-match's rules."""
     tns = read_json_file(os.path.join(StorehouseLayout.at(storehouse).state_directory(tns_state.STATE),
                                       tns_state.STATE_NAME))
     return {"storehouse": storehouse, "TNS catalogue as of": tns.get("full_as_of") if isinstance(tns, dict) else None,
@@ -301,13 +302,14 @@ def _index(storehouse: str, out: str, records: Mapping[str, Mapping[str, list]],
     rerun with nothing new)."""
     layout = StorehouseLayout.at(storehouse)
     rosters = {kind: read_roster(layout, kind) for kind in records}
-    inputs = digest({"rosters": rosters, "sources": _sources(storehouse)})
+    sources = _sources(storehouse)
+    inputs = digest({"rosters": rosters, "sources": sources})
     path = os.path.join(out, "index.html")
     if summaries_unchanged and inputs == data.get("index_inputs") and data.get("index") and os.path.exists(path):
         return
     summaries = {kind: {stem: record[state.SUMMARY] for stem, record in found.items()} for kind, found in records.items()}
     markup = index.body(summaries, {k: v for k, v in rosters.items() if isinstance(v, dict)},
-                        _provenance(storehouse, records))
+                        _provenance(sources, records))
     found = _bytes_digest(markup.encode())
     counts["state_changed"] += inputs != data.get("index_inputs")
     data["index_inputs"] = inputs
