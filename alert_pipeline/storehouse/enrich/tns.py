@@ -490,16 +490,32 @@ def _unique_ids(table: Any) -> Any:
     return table.take(rows.take(pc.sort_indices(rows)))  # the rows themselves (not 0..k-1), in file order
 
 
-def _aliases(catalogue: Any) -> tuple[Any, Any]:
-    """(internal name, TNS id) of every internal name of every object."""
+ALIAS_CHUNK_ROWS = 32_768
+
+
+def _aliases_among(catalogue: Any, wanted: Any) -> tuple[Any, Any]:
+    """(internal name, TNS id) of every internal name of every object that is one of
+    ``wanted`` (Arrow strings). A block of rows is split at a time: the split of a whole
+    catalogue of wide cells is tens of millions of names, of which only the few that are
+    slot ids are ever used."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    lists = pc.list_slice(pc.split_pattern(catalogue["internal"], ",", max_splits=MAX_ALIASES), 0, MAX_ALIASES)
-    parents = pc.list_parent_indices(lists)
-    names = pc.utf8_trim_whitespace(pc.list_flatten(lists))
-    length = pc.utf8_length(names)
-    keep = pc.and_(pc.greater(length, 0), pc.less_equal(length, MAX_ALIAS_CHARS))
-    return names.filter(keep), pc.take(catalogue["objid"], parents.filter(keep))
+    length = pc.utf8_length(wanted)
+    wanted = wanted.filter(pc.and_(pc.greater(length, 0), pc.less_equal(length, MAX_ALIAS_CHARS)))
+    names, objids = [], []
+    for start in range(0, len(catalogue), ALIAS_CHUNK_ROWS):
+        block = catalogue.slice(start, ALIAS_CHUNK_ROWS)
+        internal = block["internal"].combine_chunks()
+        lists = pc.list_slice(pc.split_pattern(internal, ",", max_splits=MAX_ALIASES), 0, MAX_ALIASES)
+        parents = pc.list_parent_indices(lists)
+        flat = pc.utf8_trim_whitespace(pc.list_flatten(lists))
+        keep = pc.is_in(flat, value_set=wanted)
+        names.append(flat.filter(keep))
+        objids.append(pc.take(block["objid"].combine_chunks(), parents.filter(keep)))
+    objid_type = catalogue.schema.field("objid").type
+    return (pa.chunked_array(names, pa.string()).combine_chunks(),
+            pa.chunked_array(objids, objid_type).combine_chunks())
 
 
 # ---------------------------------------------------------------- matching
@@ -519,10 +535,9 @@ def match(catalogue: Any, entries: list[dict[str, Any]], radius_arcsec: float) -
     ra = np.mod(ra, 360.0)
     where = {ids[i]: (ra[i], dec[i]) for i in np.flatnonzero(placed).tolist()}
     objids = catalogue["objid"].to_numpy()
-    alias, alias_objid = _aliases(catalogue)
-    hits = pc.is_in(alias, value_set=pa.array(ids, pa.string()))
+    alias, alias_objid = _aliases_among(catalogue, pa.array(ids, pa.string()))
     named: dict[str, int] = {}
-    for name, objid in zip(alias.filter(hits).to_pylist(), alias_objid.filter(hits).to_pylist(), strict=True):
+    for name, objid in zip(alias.to_pylist(), alias_objid.to_pylist(), strict=True):
         named[name] = min(objid, named.get(name, objid))
     named_rows = np.searchsorted(objids, np.array(list(named.values()), dtype=np.int64)).tolist()
     rows: dict[str, tuple[int, str]] = {slot_id: (row, "internal_name")
@@ -1350,8 +1365,8 @@ def _rematch_near(catalogue: Any, updates: list[Any], state: State, radius_arcse
     affected = state.slots().with_objids(pc.unique(rows["objid"]))
     positions = state.positions()
     slot_ids = positions["slot_id"]
-    alias, _ = _aliases(rows)
-    affected.update(slot_ids.filter(pc.is_in(slot_ids, value_set=alias)).to_pylist())
+    alias, _ = _aliases_among(rows, slot_ids.combine_chunks())
+    affected.update(pc.unique(alias).to_pylist())
     slot_ra, slot_dec = positions["ra"].to_numpy(zero_copy_only=False), positions["dec"].to_numpy(zero_copy_only=False)
     placed = np.flatnonzero(np.isfinite(slot_ra) & np.isfinite(slot_dec))
     _, near, _ = pairs_within(rows["ra"].to_numpy(zero_copy_only=False), rows["dec"].to_numpy(zero_copy_only=False),
