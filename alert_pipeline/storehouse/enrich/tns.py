@@ -1283,8 +1283,9 @@ def _refresh(store: Any, spec: Any, state: State, catalogue: Any | None, updates
         todo[slot_id] = target
     written, restored, index_changes = _apply_records(store, spec, state, todo, known)
     if index_changes:
-        entries = entries if entries is not None else _read_index(index_path)
-        store.write_index([index_changes.get(entry["slot_id"], entry) for entry in entries])
+        if not store.patch_index(index_changes):
+            entries = entries if entries is not None else _read_index(index_path)
+            store.write_index([index_changes.get(entry["slot_id"], entry) for entry in entries])
         if data.get("positions_index") == index_identity:
             data["positions_index"] = file_identity(index_path)  # tns changes no position
         index_identity = file_identity(index_path)
@@ -1443,6 +1444,8 @@ def _slot_name(store: Any, slot_id: str) -> str | None:
 #: waits on the disk (~0.3-0.7 ms each on the ext4 measured), so reads and replacements
 #: overlap in threads.
 WRITER_THREADS = 8
+#: At least this many slots per writer thread (a daily delta's few hundred need few threads).
+SLOTS_PER_THREAD = 128
 
 
 def _apply_records(store: Any, spec: Any, state: State, todo: dict[str, tuple[int, dict] | None],
@@ -1477,9 +1480,9 @@ def _apply_records(store: Any, spec: Any, state: State, todo: dict[str, tuple[in
                 done.append((slot_id, slot, None, file_identity(path)))
         return done
 
-    with ThreadPoolExecutor(WRITER_THREADS) as pool:
-        results = [item for share in pool.map(work, [ordered[i::WRITER_THREADS] for i in range(WRITER_THREADS)])
-                   for item in share]
+    threads = min(WRITER_THREADS, -(-len(ordered) // SLOTS_PER_THREAD))  # a thread's start is not free
+    with ThreadPoolExecutor(threads) as pool:
+        results = [item for share in pool.map(work, [ordered[i::threads] for i in range(threads)]) for item in share]
     written, restored, index_changes = 0, 0, {}
     for slot_id, old, new, identity in results:
         target, kept = todo[slot_id], known.get(slot_id)
