@@ -314,6 +314,30 @@ def test_a_rerun_writes_nothing_and_a_changed_slot_rewrites_its_page_the_linking
     assert 'href="../transient/ZTF19aapreis.html"' not in (site / "neutrino" / "IC191001A.html").read_text()
 
 
+def test_an_events_changed_summary_rewrites_the_transient_pages_that_show_it_and_no_other(demo, tmp_path):
+    """The other direction of the test above: a transient's page shows the events it
+    coincides with (their time and headline); a new false-alarm rate for the gw event
+    changes its headline, so exactly the pages of the transients it coincides with are
+    rendered again, with the new rate, beside its own page and the index."""
+    store = tmp_path / "store"
+    shutil.copytree(demo, store)
+    site = store / "site"
+    assert builder("pages", "--storehouse", str(store)).returncode == 0
+    before = site_files(site)
+    event = slot(store, "gw", "S230518h")
+    event["far_hz"] = 1e-12  # about 3.2e-05 per year
+    (store / "gw" / "S230518h.json").write_text(json.dumps(event))
+    showing = {f"transient/{path.stem}.html" for path in (store / "transient").glob("ZTF*.json")
+               if any(item.get("event") == "S230518h" for item in json.loads(path.read_text()).get("multimessenger", []))}
+    assert showing, "the demo has transients on the gw event"
+    done = builder("pages", "--storehouse", str(store))
+    assert done.returncode == 0, done.stderr
+    after = site_files(site)
+    rewritten = {name for name in after if after[name] != before.get(name)}
+    assert rewritten == showing | {"gw/S230518h.html", "index.html"}
+    assert all("3.16e-05/yr" in (site / name).read_text() for name in showing)
+
+
 def test_an_unreadable_slot_is_named_and_skipped_the_rest_made(demo, tmp_path):
     store = tmp_path / "store"
     shutil.copytree(demo, store)

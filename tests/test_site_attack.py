@@ -62,3 +62,54 @@ def test_a_site_pages_made_is_updated_wherever_it_is(store, tmp_path):
     assert builder("pages", "--storehouse", str(store)).returncode == EXIT_OK
     (store / "site" / MARK).unlink()
     assert builder("pages", "--storehouse", str(store)).returncode == EXIT_OK
+
+
+def _tamper_records(store: Path, how: str, victim: Path) -> None:
+    """Replace the records ``pages.json`` names with a hostile or broken file."""
+    import pyarrow as pa
+
+    state = json.loads((store / "state" / "pages.json").read_text())
+    path = store / "state" / "pages" / state["records"]
+    if how == "missing":
+        path.unlink()
+        return
+    if how == "torn":
+        path.write_bytes(path.read_bytes()[:200])
+        return
+    with pa.memory_map(str(path)) as source:
+        table = pa.ipc.open_file(source).read_all()
+    column = "kind" if how == "kind is a path" else "stem"
+    # from the site directory: store/site/<kind>/<stem>.html; the victim is tmp_path/victim/<stem>.html
+    escape = "../../victim" if column == "kind" else f"../../../{victim.stem}"
+    table = table.set_column(table.schema.get_field_index(column), column,
+                             pa.array([escape] * len(table), pa.string()))
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+@pytest.mark.parametrize("how", ["missing", "torn", "kind is a path", "stem is a path"])
+def test_damaged_or_hostile_site_records_cost_a_full_render_never_a_file_outside(store, tmp_path, how):
+    """The site's records (``state/pages/records-N.arrow``) name files under the site that a
+    run removes when their slot is gone: a record whose kind or stem is a path is refused
+    (the whole file is no state: every page rendered, only changed bytes written)."""
+    victim = tmp_path / "victim" / "ZTF21abcdefg.html"
+    victim.parent.mkdir()
+    victim.write_text("not the site's\n")
+    (tmp_path / "ZTF21abcdefg.html").write_text("not the site's either\n")
+    assert builder("pages", "--storehouse", str(store)).returncode == EXIT_OK
+    page = store / "site" / "transient" / "ZTF21abcdefg.html"
+    page_bytes, page_stat = page.read_bytes(), page.stat()
+    _tamper_records(store, how, victim)
+    done = builder("pages", "--storehouse", str(store))
+    assert done.returncode == EXIT_OK, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["rendered"] == 1 and summary["files_removed"] == 0
+    assert summary["files_written"] == 1  # the index (it shows when it was made); the page's bytes were the same
+    if how != "missing":
+        assert "records" in done.stderr and "unreadable" in done.stderr
+    assert victim.read_text() == "not the site's\n"
+    assert (tmp_path / "ZTF21abcdefg.html").read_text() == "not the site's either\n"
+    assert page.read_bytes() == page_bytes and (page_stat.st_ino, page_stat.st_mtime_ns) == (
+        page.stat().st_ino, page.stat().st_mtime_ns)
+    again = builder("pages", "--storehouse", str(store))  # the state is whole again
+    assert json.loads(again.stdout)["rendered"] == 0

@@ -15,7 +15,7 @@ HELP = "write the storehouse's static site (a page per slot, an index)"
 DESCRIPTION = (f"Write a static site of the storehouse into --out (default <storehouse>/{DEFAULT_SITE}/): index.html "
                "and <kind>/<slot file stem>.html for every slot, with light curves, sky maps and candidate tables; "
                "nothing in it is fetched from elsewhere. Only pages whose inputs changed are rendered, and only "
-               "those whose bytes changed are written (the state is kept in <storehouse>/state/pages.json).")
+               "those whose bytes changed are written (the state is kept in <storehouse>/state/pages.json and state/pages/).")
 SECTIONS = ("builder", "pages")
 FAILURES = (Failure((SiteError,), EXIT_CONFIG, "{tool}: pages: {error}"),)
 log = logging.getLogger("transient_kind_builder")

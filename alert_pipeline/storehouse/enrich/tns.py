@@ -525,7 +525,6 @@ def match(catalogue: Any, entries: list[dict[str, Any]], radius_arcsec: float) -
     """(TNS id, record) of every slot (index entries) that matches, by slot id: by
     internal name first, else the nearest TNS object within ``radius_arcsec``."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     if catalogue is None or not len(catalogue) or not entries:
         return {}

@@ -142,7 +142,6 @@ def hosts(path: str, ids: np.ndarray, ra: np.ndarray, dec: np.ndarray, rule: Hos
     partition at a time, every transient handed to every partition; the best of each
     partition's answers wins."""
     import pandas as pd
-
     from astropy import units as u
     from astropy.coordinates import Latitude, Longitude
     from mocpy import MOC

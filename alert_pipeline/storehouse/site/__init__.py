@@ -5,5 +5,5 @@ script, written into the site), ``plots`` (light curves and zoomed sky plots as 
 SVG), ``skymap_plot`` (the gw Mollweide map, matplotlib), ``summaries`` (what a page of
 one slot shows of another, and which slots it links to), ``kinds`` (the page of each kind),
 ``index`` (``index.html``), ``state`` (what was written from what, under
-``<storehouse>/state/pages.json``) and ``build`` (the incremental run).
+``<storehouse>/state/pages.json`` and ``state/pages/``) and ``build`` (the incremental run).
 """

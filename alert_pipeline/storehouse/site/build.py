@@ -4,11 +4,11 @@ Order: the events' summaries (a few thousand slots), then the alert kinds' pages
 (transient, minor_body: each slot read once, summarised and rendered against the events'
 summaries), then the events' pages (against the transients' summaries), then pages of
 slots that are gone removed, then the index and the assets. A page is rendered when its
-slot's stamp, the summaries it shows of other slots, or the site's version changed, or
-when it is missing; it is written only when its bytes differ from the recorded ones. So a
-rerun with nothing new opens no slot and writes nothing; a changed slot rewrites its page,
-the pages that show its summary (when that changed) and the index (when what it shows
-changed). New pages are created in place, replaced pages atomically (temp file + rename),
+slot's stamp or the site's version changed, when the summary of a slot it links to changed
+(appeared, went) since the state was saved, or when it is missing; it is written only when
+its bytes differ from the recorded ones. So a rerun with nothing new opens no slot, decodes
+no summary and writes nothing; a changed slot rewrites its page, the pages that show its
+summary (when that changed) and the index (when what it shows changed). New pages are created in place, replaced pages atomically (temp file + rename),
 and the whole site made durable with one filesystem sync.
 
 Pages are rendered in ``workers`` processes when there are many (forked: they share the
@@ -43,6 +43,7 @@ from alert_pipeline.storehouse.layout import (
 from alert_pipeline.storehouse.site import event_pages, index, minor_body_page, state, transient_page
 from alert_pipeline.storehouse.site.assets import ASSETS
 from alert_pipeline.storehouse.site.context import PageContext
+from alert_pipeline.storehouse.site.state import Record, link_key, record_of, summary_of
 from alert_pipeline.storehouse.site.summaries import ALERT_KINDS, MINOR_BODY, TRANSIENT, digest, links, summary
 from alert_pipeline.storehouse.slots import is_reserved, utc_now
 
@@ -77,15 +78,15 @@ def slot_files(storehouse: str, kind: str) -> dict[str, str]:
         stem = name[:-5]
         if name.endswith(".json") and not name.startswith(".") and not is_reserved(stem) \
                 and names.slot_id(stem) is not None:
-            found[stem] = os.path.join(directory, name)
+            found[stem] = f"{directory}/{name}"
     return found
 
 
-def stamp_of(kind: str, path: str, recorded: list | None) -> str | None:
+def stamp_of(kind: str, path: str, recorded: Record | None) -> str | None:
     """The slot file's stamp, with its sky map's for gw (named by the recorded summary)."""
     stamp = state.file_stamp(path)
-    if kind == GW and stamp is not None and recorded and recorded[state.SUMMARY].get("skymap"):
-        stamp += "|" + str(state.file_stamp(os.path.join(os.path.dirname(path), recorded[state.SUMMARY]["skymap"])))
+    if kind == GW and stamp is not None and recorded and summary_of(recorded).get("skymap"):
+        stamp += "|" + str(state.file_stamp(os.path.join(os.path.dirname(path), summary_of(recorded)["skymap"])))
     return stamp
 
 
@@ -100,23 +101,19 @@ class _Shared:
     storehouse = ""
     out = ""
     rules: Mapping[str, Any] = {}
-    summaries: dict[str, dict[str, dict[str, Any]]] = {}
-    by_id: dict[tuple[str, str], dict[str, Any]] = {}
+    #: (kind, slot id) → the record of every slot of the site known so far.
+    by_id: dict[tuple[str, str], Record] = {}
 
 
 def _linked(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {pair: _Shared.by_id[pair] for pair in pairs if pair in _Shared.by_id}
-
-
-def inputs_digest(kind: str, slot_summary: Mapping[str, Any]) -> str:
-    """The digest of the summaries the page shows of other slots (absent ones as None)."""
-    return digest([[*pair, _Shared.by_id.get(pair)] for pair in links(kind, slot_summary)])
+    return {pair: summary_of(_Shared.by_id[pair]) for pair in pairs if pair in _Shared.by_id}
 
 
 def write_if_changed(path: str, data: bytes, recorded: str | None, exists: bool) -> tuple[str, bool]:
-    """Write ``data`` unless the file exists with the recorded digest; (digest, written)."""
+    """Write ``data`` unless the file exists with the recorded digest (or, with none
+    recorded, the same bytes: a lost state costs renders, not writes); (digest, written)."""
     found = _bytes_digest(data)
-    if exists and found == recorded:
+    if exists and (found == recorded or recorded is None and _same_bytes(path, data)):
         return found, False
     if exists:
         write_atomically(path, data, durable=False)
@@ -128,12 +125,20 @@ def write_if_changed(path: str, data: bytes, recorded: str | None, exists: bool)
     return found, True
 
 
+def _same_bytes(path: str, data: bytes) -> bool:
+    try:
+        return read_bounded(path, len(data)) == data
+    except (OSError, ValueError):
+        return False
+
+
 def _bytes_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
-def _render(kind: str, stem: str, slot: Mapping[str, Any], recorded: list | None, exists: bool) -> tuple[str, int]:
-    """Render one slot's page (and a gw page's image); the page digest and how many files were written."""
+def _render(kind: str, stem: str, slot: Mapping[str, Any], recorded: str | None, exists: bool) -> tuple[str, int]:
+    """Render one slot's page (and a gw page's image); the page digest and how many files were written.
+    ``recorded``: the digests of the page (and image) last written."""
     context = PageContext(_linked(links(kind, summary(kind, stem, slot))), _Shared.rules)
     directory = os.path.join(_Shared.out, kind)
     written = 0
@@ -146,7 +151,7 @@ def _render(kind: str, stem: str, slot: Mapping[str, Any], recorded: list | None
         image = _gw_image(stem, slot, context)
         if image is not None:
             image_digest, image_written = write_if_changed(os.path.join(directory, stem + IMAGE_SUFFIX), image,
-                                                           recorded[state.PAGE].split("+")[-1] if recorded else None,
+                                                           recorded.split("+")[-1] if recorded else None,
                                                            os.path.exists(os.path.join(directory, stem + IMAGE_SUFFIX)))
             written += image_written
             image_note = "+" + image_digest
@@ -154,7 +159,7 @@ def _render(kind: str, stem: str, slot: Mapping[str, Any], recorded: list | None
     else:
         data = event_pages.render_point(kind, slot, context)
     page_digest, page_written = write_if_changed(os.path.join(directory, stem + ".html"), data,
-                                                 recorded[state.PAGE].split("+")[0] if recorded else None, exists)
+                                                 recorded.split("+")[0] if recorded else None, exists)
     return page_digest + image_note, written + page_written
 
 
@@ -178,7 +183,7 @@ def _gw_image(stem: str, slot: Mapping[str, Any], context: PageContext) -> bytes
     return mollweide_png(sky_map.uniq, sky_map.probdensity, candidates, f"{slot.get('slot_id')}: sky map")
 
 
-def _job(kind: str, stem: str, path: str, recorded: list | None, exists: bool) -> tuple[str, list | None, int]:
+def _job(kind: str, stem: str, path: str, recorded: str | None, exists: bool) -> tuple[str, Record | None, int]:
     """Read, summarise and render one slot; (stem, its new record or None when unreadable, files written).
     The stamp is taken before the slot is read: a slot replaced meanwhile is rendered again next run."""
     stamp = state.file_stamp(path)
@@ -191,14 +196,14 @@ def _job(kind: str, stem: str, path: str, recorded: list | None, exists: bool) -
         found["skymap"] = os.path.basename(slot["skymap"])
         stamp += "|" + str(state.file_stamp(os.path.join(os.path.dirname(path), found["skymap"])))
     page_digest, written = _render(kind, stem, slot, recorded, exists)
-    return stem, [stamp, found, inputs_digest(kind, found), page_digest], written
+    return stem, record_of(stamp, found, links(kind, found), page_digest), written
 
 
-def _chunk_jobs(jobs: list[tuple]) -> list[tuple[str, list | None, int]]:
+def _chunk_jobs(jobs: list[tuple]) -> list[tuple[str, Record | None, int]]:
     return [_job(*job) for job in jobs]
 
 
-def _run_jobs(jobs: list[tuple], workers: int) -> list[tuple[str, list | None, int]]:
+def _run_jobs(jobs: list[tuple], workers: int) -> list[tuple[str, Record | None, int]]:
     if len(jobs) < PARALLEL_FROM or workers <= 1:
         return _chunk_jobs(jobs)
     chunks = [jobs[start:start + CHUNK] for start in range(0, len(jobs), CHUNK)]
@@ -209,13 +214,13 @@ def _run_jobs(jobs: list[tuple], workers: int) -> list[tuple[str, list | None, i
     return results
 
 
-def _summaries_only(kind: str, files: Mapping[str, str], recorded: Mapping[str, list]) -> dict[str, list]:
+def _summaries_only(kind: str, files: Mapping[str, str], recorded: Mapping[str, Record]) -> dict[str, Record]:
     """The events' records with fresh summaries for every slot whose stamp changed (pages not rendered yet)."""
     records = {}
     for stem, path in files.items():
         before = recorded.get(stem)
         stamp = stamp_of(kind, path, before)
-        if before is not None and stamp == before[state.STAMP]:
+        if before is not None and stamp == before.stamp:
             records[stem] = before
             continue
         slot = read_slot(path)
@@ -225,27 +230,45 @@ def _summaries_only(kind: str, files: Mapping[str, str], recorded: Mapping[str, 
         found = summary(kind, stem, slot)
         if kind == GW and isinstance(slot.get("skymap"), str):
             found["skymap"] = os.path.basename(slot["skymap"])
-        records[stem] = [None, found, None, None]  # stamp unset: its page is rendered
+        records[stem] = record_of(None, found, links(kind, found), None)  # stamp unset: its page is rendered
     return records
 
 
-def _pages(kind: str, files: Mapping[str, str], records: dict[str, list], recorded: Mapping[str, list],
-           workers: int, counts: Counter) -> dict[str, list]:
-    """Render the pages of one kind that need it; the kind's records afterwards."""
+def _changed_links(kind: str, records: Mapping[str, Record], recorded: Mapping[str, Record]) -> set[str]:
+    """The links (``state.link_key``) to slots of a kind whose summary changed, appeared or
+    went since the records were saved: the pages that link to them are rendered again."""
+    changed = set()
+    for stem, record in records.items():
+        before = recorded.get(stem)
+        if before is record:
+            continue
+        if before is None or before.summary != record.summary:
+            changed.add(link_key(kind, record.slot_id))
+            if before is not None:
+                changed.add(link_key(kind, before.slot_id))
+    changed.update(link_key(kind, before.slot_id) for stem, before in recorded.items() if stem not in records)
+    return changed
+
+
+def _pages(kind: str, files: Mapping[str, str], records: Mapping[str, Record], recorded: Mapping[str, Record],
+           changed: set[str], workers: int, counts: Counter) -> dict[str, Record]:
+    """Render the pages of one kind that need it (``changed``: the links whose summary
+    changed); the kind's records afterwards."""
     directory = os.path.join(_Shared.out, kind)
     os.makedirs(directory, exist_ok=True)
     present = set(os.listdir(directory))
     jobs, kept = [], {}
     for stem, path in files.items():
-        before = records.get(stem, recorded.get(stem))
+        old = recorded.get(stem)
+        current = records.get(stem, old)
         exists = f"{stem}.html" in present
-        if before is not None and before[state.STAMP] is not None and exists \
-                and stamp_of(kind, path, before) == before[state.STAMP] \
-                and inputs_digest(kind, before[state.SUMMARY]) == before[state.INPUTS] \
-                and (kind != GW or "+" not in before[state.PAGE] or f"{stem}{IMAGE_SUFFIX}" in present):
-            kept[stem] = before
+        if current is not None and current.stamp is not None and exists \
+                and (current is not old or stamp_of(kind, path, current) == current.stamp) \
+                and not (changed and any(key in changed for key in current.links)) \
+                and (kind != GW or "+" not in (current.page or "") or f"{stem}{IMAGE_SUFFIX}" in present):
+            kept[stem] = current
             continue
-        jobs.append((kind, stem, path, recorded.get(stem), exists))
+        jobs.append((kind, stem, path, old.page if old else None, exists))
     for stem, record, written in _run_jobs(jobs, workers):
         counts["rendered"] += 1
         counts["files_written"] += written
@@ -256,7 +279,7 @@ def _pages(kind: str, files: Mapping[str, str], records: dict[str, list], record
     return kept
 
 
-def _remove_gone(kind: str, kept: Mapping[str, list], recorded: Mapping[str, list], counts: Counter) -> None:
+def _remove_gone(kind: str, kept: Mapping[str, Record], recorded: Mapping[str, Record], counts: Counter) -> None:
     for stem in set(recorded) - set(kept):
         for suffix in (".html", IMAGE_SUFFIX):
             with contextlib.suppress(FileNotFoundError):
@@ -276,12 +299,10 @@ def _write_assets(out: str, counts: Counter) -> None:
             counts["files_written"] += 1
 
 
-def _provenance(sources: Mapping[str, Any], records: Mapping[str, Mapping[str, list]]) -> dict[str, Any]:
+def _provenance(sources: Mapping[str, Any], summaries: Mapping[str, Mapping[str, dict[str, Any]]]) -> dict[str, Any]:
     """Which storehouse state the site shows: its path, its slots' digest, the cross-match's
     rules and the TNS catalogue's date (``sources``: all of it but the digest)."""
-    return {"storehouse": sources["storehouse"],
-            "slots digest": digest({kind: {stem: record[state.SUMMARY] for stem, record in found.items()}
-                                    for kind, found in records.items()}),
+    return {"storehouse": sources["storehouse"], "slots digest": digest(summaries),
             "TNS catalogue as of": sources["TNS catalogue as of"], "cross-match rules": sources["cross-match rules"]}
 
 
@@ -294,7 +315,7 @@ def _sources(storehouse: str) -> dict[str, Any]:
             "cross-match rules": _Shared.rules or None}
 
 
-def _index(storehouse: str, out: str, records: Mapping[str, Mapping[str, list]], data: dict[str, Any],
+def _index(storehouse: str, out: str, records: Mapping[str, Mapping[str, Record]], data: dict[str, Any],
            counts: Counter, summaries_unchanged: bool) -> None:
     """Write index.html when what it shows changed. Its inputs are the pages' summaries, the
     rosters and the sources: when no summary changed and the rosters and sources digest as
@@ -307,9 +328,9 @@ def _index(storehouse: str, out: str, records: Mapping[str, Mapping[str, list]],
     path = os.path.join(out, "index.html")
     if summaries_unchanged and inputs == data.get("index_inputs") and data.get("index") and os.path.exists(path):
         return
-    summaries = {kind: {stem: record[state.SUMMARY] for stem, record in found.items()} for kind, found in records.items()}
+    summaries = {kind: {stem: summary_of(record) for stem, record in found.items()} for kind, found in records.items()}
     markup = index.body(summaries, {k: v for k, v in rosters.items() if isinstance(v, dict)},
-                        _provenance(sources, records))
+                        _provenance(sources, summaries))
     found = _bytes_digest(markup.encode())
     counts["state_changed"] += inputs != data.get("index_inputs")
     data["index_inputs"] = inputs
@@ -318,6 +339,15 @@ def _index(storehouse: str, out: str, records: Mapping[str, Mapping[str, list]],
     write_atomically(path, index.render(markup, utc_now()), durable=False)
     counts["files_written"] += 1
     data["index"] = found
+
+
+def _differ(records: Mapping[str, Mapping[str, Record]], before: Mapping[str, Mapping[str, Record]]) -> bool:
+    """Whether any record is not the one loaded (a slot re-read, rendered, new or gone)."""
+    if set(records) != set(before):
+        return True
+    return any(len(found) != len(before[kind]) or any(before[kind].get(stem) is not record
+                                                      for stem, record in found.items())
+               for kind, found in records.items())
 
 
 def _rules(storehouse: str) -> dict[str, Any]:
@@ -374,38 +404,38 @@ def run(storehouse: str, out: str | None = None, workers: int | None = None,
     os.makedirs(out, exist_ok=True)
     if not os.path.lexists(os.path.join(out, SITE_MARK)):
         write_atomically(os.path.join(out, SITE_MARK), b"made by transient_kind_builder.py pages\n", durable=False)
-    data = state.load(storehouse, out, state.site_version())
-    before = {kind: dict(found) for kind, found in data["slots"].items() if isinstance(found, dict)}
+    data, before = state.load(storehouse, out, state.site_version())
     _Shared.storehouse, _Shared.out, _Shared.rules = storehouse, out, _rules(storehouse)
     counts: Counter = Counter()
     files = {kind: slot_files(storehouse, kind) for kind in names}
-    records: dict[str, dict[str, list]] = {}
+    records: dict[str, dict[str, Record]] = {}
+    changed: set[str] = set()
+    for kind in set(before) - set(names):
+        changed |= _changed_links(kind, {}, before[kind])
     for kind in names:
         if kind not in ALERT_KINDS:
             records[kind] = _summaries_only(kind, files[kind], before.get(kind, {}))
-    _Shared.by_id = {(kind, record[state.SUMMARY]["id"]): record[state.SUMMARY]
-                     for kind, found in records.items() for record in found.values()}
+            changed |= _changed_links(kind, records[kind], before.get(kind, {}))
+    _Shared.by_id = {(kind, record.slot_id): record for kind, found in records.items() for record in found.values()}
     phase("event summaries")
     for kind in names:
         if kind in ALERT_KINDS:
-            records[kind] = _pages(kind, files[kind], {}, before.get(kind, {}), workers, counts)
-            _Shared.by_id.update({(kind, r[state.SUMMARY]["id"]): r[state.SUMMARY] for r in records[kind].values()})
+            records[kind] = _pages(kind, files[kind], {}, before.get(kind, {}), changed, workers, counts)
+            changed |= _changed_links(kind, records[kind], before.get(kind, {}))
+            _Shared.by_id.update({(kind, record.slot_id): record for record in records[kind].values()})
     phase("transient and minor-body pages")
     for kind in names:
         if kind not in ALERT_KINDS:
-            records[kind] = _pages(kind, files[kind], records[kind], before.get(kind, {}), workers, counts)
+            records[kind] = _pages(kind, files[kind], records[kind], before.get(kind, {}), changed, workers, counts)
     phase("event pages")
     for kind in set(before) | set(records):
         _remove_gone(kind, records.get(kind, {}), before.get(kind, {}), counts)
-    unchanged = records == before
-    _index(storehouse, out, records, data, counts, unchanged)
+    _index(storehouse, out, records, data, counts, not changed)
     _write_assets(out, counts)
     phase("index and assets")
-    changed = counts["files_written"] or counts["files_removed"] or counts["state_changed"] or not unchanged
-    data["slots"] = records
-    if changed:
+    if counts["files_written"] or counts["files_removed"] or counts["state_changed"] or _differ(records, before):
         sync_filesystem(out)
-        state.save(storehouse, data)
+        state.save(storehouse, data, records)
     phase("sync and state")
     return {"site": out, "pages": sum(len(found) for found in records.values()),
             "by_kind": {kind: len(found) for kind, found in records.items()}, "rendered": counts["rendered"],
