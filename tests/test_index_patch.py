@@ -45,7 +45,7 @@ def test_patched_entries_equal_a_whole_rewrite_first_last_and_hostile_strings(st
     assert index(store)["slots"][0]["tns_type"] == 'SN Ia"},{"slot_id":"ZTF20aaaaaab"'
 
 
-@pytest.mark.parametrize("how", ["missing slot", "indented", "no index", "empty", "keys reordered"])
+@pytest.mark.parametrize("how", ["missing slot", "indented", "no index", "empty", "keys reordered", "nested"])
 def test_anything_else_is_refused_and_left_as_it_was(store, how):
     path = store.layout.index("transient")
     if how == "indented":
@@ -57,6 +57,10 @@ def test_anything_else_is_refused_and_left_as_it_was(store, how):
         os.unlink(path)
     elif how == "empty":
         store.write_index([])
+    elif how == "nested":
+        # an entry holding a list of objects that start like entries (one names the slot to patch)
+        store.write_index([entry("ZTF20aaaaaaa", hosts=[{"slot_id": "ZTF20aaaaaab"}, {"slot_id": "G1"}]),
+                           entry("ZTF20aaaaaab")])
     elif how == "keys reordered":
         content = index(store)
         with open(path, "wb") as handle:

@@ -236,8 +236,17 @@ class WriteReport:
 
 
 #: ``patch_index``'s landmarks in the index ``write_index`` writes (orjson, compact).
-_INDEX_HEAD = re.compile(rb'\{"kind":"[^"\\]*","count":\d+,"built_at":("[^"\\]*"),"slots":\[')
+_INDEX_HEAD = re.compile(rb'\{"kind":"[^"\\]*","count":(\d+),"built_at":("[^"\\]*"),"slots":\[')
+_ENTRY_START = b'{"slot_id":'
 _ENTRY_SEPARATOR = b'},{"slot_id":'
+
+
+def _is_entry(data: bytes, slot_id: str) -> bool:
+    try:
+        entry = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(entry, dict) and entry.get("slot_id") == slot_id
 
 
 def index_entry(slot_id: str, slot: Mapping[str, Any], summary_fields: Sequence[str]) -> dict[str, Any]:
@@ -392,10 +401,11 @@ class KindStore:
         """Replace the entries of ``changes`` (by slot id) in ``index.json`` as bytes, and its
         ``built_at``, instead of parsing and writing every entry: an enrichment that changes
         a few hundred entries of a large index. Only the layout ``write_index`` makes is
-        patched (compact JSON, entries sorted by slot id, each ``{"slot_id":…`` with no other
-        object inside; a ``"`` in a string is always escaped, so ``},{"slot_id":`` only ever
-        separates two entries). False, nothing written, when the file is not that or a slot
-        of ``changes`` is not in it: the caller rewrites the index whole."""
+        patched (compact JSON, entries sorted by slot id, each starting ``{"slot_id":``; a ``"``
+        in a string is always escaped, so ``{"slot_id":`` is never inside one; it starts exactly
+        ``count`` entries, so none inside an entry). False, nothing written, when the file is
+        not that, a slot of ``changes`` is not in it, or its bytes there are not one whole
+        entry: the caller rewrites the index whole."""
         path = self.layout.index(self.kind)
         try:
             data = self.files.read(path)
@@ -404,16 +414,21 @@ class KindStore:
         head = _INDEX_HEAD.match(data)
         if head is None or not data.endswith(b"}]}\n"):
             return False
-        parts, cursor = [data[:head.start(1)], orjson.dumps(utc_now()), data[head.end(1):head.end()]], head.end()
+        count = int(head.group(1))
+        if data.count(_ENTRY_START) != count or data.count(_ENTRY_SEPARATOR) != count - 1:
+            return False  # an entry holding objects that start like one: not a layout to patch
+        parts, cursor = [data[:head.start(2)], orjson.dumps(utc_now()), data[head.end(2):head.end()]], head.end()
         end_of_entries = len(data) - len(b"]}\n")
         for slot_id in sorted(changes):
-            key = b'{"slot_id":' + orjson.dumps(slot_id)
+            key = _ENTRY_START + orjson.dumps(slot_id)
             found = data.find(key, cursor)
             if found < 0 or data[found + len(key):found + len(key) + 1] not in (b",", b"}") \
                     or data[found - 1:found] not in (b"[", b","):
                 return False
             after = data.find(_ENTRY_SEPARATOR, found)
             after = end_of_entries if after < 0 else after + 1
+            if not _is_entry(data[found:after], slot_id):
+                return False
             parts += [data[cursor:found], orjson.dumps(changes[slot_id])]
             cursor = after
         parts.append(data[cursor:])
