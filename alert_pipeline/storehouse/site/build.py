@@ -24,7 +24,7 @@ import multiprocessing
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -69,15 +69,16 @@ def kind_names(storehouse: str) -> list[str]:
     return [name for name in present if name in ALERT_KINDS] + [name for name in present if name not in ALERT_KINDS]
 
 
-def slot_files(storehouse: str, kind: str) -> dict[str, str]:
-    """Stem → slot file path of every slot file of a kind (other files left alone)."""
+def slot_files(storehouse: str, kind: str, known: Container[str] = ()) -> dict[str, str]:
+    """Stem → slot file path of every slot file of a kind (other files left alone). A stem
+    in ``known`` (the recorded ones: the same rule accepted them) is not checked again."""
     names = kinds.spec(kind).names
     directory = os.path.join(storehouse, kind)
     found = {}
     for name in os.listdir(directory):
         stem = name[:-5]
-        if name.endswith(".json") and not name.startswith(".") and not is_reserved(stem) \
-                and names.slot_id(stem) is not None:
+        if stem in known and name.endswith(".json") or name.endswith(".json") and not name.startswith(".") \
+                and not is_reserved(stem) and names.slot_id(stem) is not None:
             found[stem] = f"{directory}/{name}"
     return found
 
@@ -101,12 +102,23 @@ class _Shared:
     storehouse = ""
     out = ""
     rules: Mapping[str, Any] = {}
-    #: (kind, slot id) → the record of every slot of the site known so far.
-    by_id: dict[tuple[str, str], Record] = {}
+    #: The records of every kind known so far (kind → stem → record).
+    records: dict[str, dict[str, Record]] = {}
+    #: The same by (kind, slot id), made when a page is first rendered (a rerun with nothing
+    #: to render never needs it); None when ``records`` changed since.
+    by_id: dict[tuple[str, str], Record] | None = None
+
+
+def _by_id() -> dict[tuple[str, str], Record]:
+    if _Shared.by_id is None:
+        _Shared.by_id = {(kind, record.slot_id): record for kind, found in _Shared.records.items()
+                         for record in found.values()}
+    return _Shared.by_id
 
 
 def _linked(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {pair: summary_of(_Shared.by_id[pair]) for pair in pairs if pair in _Shared.by_id}
+    by_id = _by_id()
+    return {pair: summary_of(by_id[pair]) for pair in pairs if pair in by_id}
 
 
 def write_if_changed(path: str, data: bytes, recorded: str | None, exists: bool) -> tuple[str, bool]:
@@ -204,6 +216,8 @@ def _chunk_jobs(jobs: list[tuple]) -> list[tuple[str, Record | None, int]]:
 
 
 def _run_jobs(jobs: list[tuple], workers: int) -> list[tuple[str, Record | None, int]]:
+    if jobs:
+        _by_id()  # made once, before the workers fork
     if len(jobs) < PARALLEL_FROM or workers <= 1:
         return _chunk_jobs(jobs)
     chunks = [jobs[start:start + CHUNK] for start in range(0, len(jobs), CHUNK)]
@@ -258,17 +272,22 @@ def _pages(kind: str, files: Mapping[str, str], records: Mapping[str, Record], r
     os.makedirs(directory, exist_ok=True)
     present = set(os.listdir(directory))
     jobs, kept = [], {}
-    for stem, path in files.items():
-        old = recorded.get(stem)
-        current = records.get(stem, old)
-        exists = f"{stem}.html" in present
-        if current is not None and current.stamp is not None and exists \
-                and (current is not old or stamp_of(kind, path, current) == current.stamp) \
-                and not (changed and any(key in changed for key in current.links)) \
-                and (kind != GW or "+" not in (current.page or "") or f"{stem}{IMAGE_SUFFIX}" in present):
-            kept[stem] = current
-            continue
-        jobs.append((kind, stem, path, old.page if old else None, exists))
+    slots = os.open(os.path.join(_Shared.storehouse, kind), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for stem, path in files.items():
+            old = recorded.get(stem)
+            current = records.get(stem, old)
+            exists = f"{stem}.html" in present
+            if current is not None and current.stamp is not None and exists \
+                    and (current is not old or (state.file_stamp(f"{stem}.json", slots) if kind != GW
+                                                else stamp_of(kind, path, current)) == current.stamp) \
+                    and not (changed and any(key in changed for key in current.links)) \
+                    and (kind != GW or "+" not in (current.page or "") or f"{stem}{IMAGE_SUFFIX}" in present):
+                kept[stem] = current
+                continue
+            jobs.append((kind, stem, path, old.page if old else None, exists))
+    finally:
+        os.close(slots)
     for stem, record, written in _run_jobs(jobs, workers):
         counts["rendered"] += 1
         counts["files_written"] += written
@@ -407,7 +426,7 @@ def run(storehouse: str, out: str | None = None, workers: int | None = None,
     data, before = state.load(storehouse, out, state.site_version())
     _Shared.storehouse, _Shared.out, _Shared.rules = storehouse, out, _rules(storehouse)
     counts: Counter = Counter()
-    files = {kind: slot_files(storehouse, kind) for kind in names}
+    files = {kind: slot_files(storehouse, kind, before.get(kind, {})) for kind in names}
     records: dict[str, dict[str, Record]] = {}
     changed: set[str] = set()
     for kind in set(before) - set(names):
@@ -416,13 +435,13 @@ def run(storehouse: str, out: str | None = None, workers: int | None = None,
         if kind not in ALERT_KINDS:
             records[kind] = _summaries_only(kind, files[kind], before.get(kind, {}))
             changed |= _changed_links(kind, records[kind], before.get(kind, {}))
-    _Shared.by_id = {(kind, record.slot_id): record for kind, found in records.items() for record in found.values()}
+    _Shared.records, _Shared.by_id = records, None
     phase("event summaries")
     for kind in names:
         if kind in ALERT_KINDS:
             records[kind] = _pages(kind, files[kind], {}, before.get(kind, {}), changed, workers, counts)
             changed |= _changed_links(kind, records[kind], before.get(kind, {}))
-            _Shared.by_id.update({(kind, record.slot_id): record for record in records[kind].values()})
+            _Shared.by_id = None
     phase("transient and minor-body pages")
     for kind in names:
         if kind not in ALERT_KINDS:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import hashlib
 import logging
 import os
@@ -72,10 +73,11 @@ def summary_of(record: Record) -> dict[str, Any]:
     return record.decoded
 
 
-def file_stamp(path: str) -> str | None:
-    """What changes whenever the file is replaced or rewritten (None when it is missing)."""
+def file_stamp(path: str, dir_fd: int | None = None) -> str | None:
+    """What changes whenever the file is replaced or rewritten (None when it is missing);
+    ``dir_fd``: ``path`` is relative to that directory (one name looked up, not a path)."""
     try:
-        found = os.stat(path)
+        found = os.stat(path, dir_fd=dir_fd)
     except OSError:
         return None
     return f"{found.st_ino}:{found.st_size}:{found.st_mtime_ns}:{found.st_ctime_ns}"
@@ -133,14 +135,26 @@ def _read_records(path: str) -> dict[str, dict[str, Record]]:
     if any(table[name].null_count for name in ("kind", "stem", "id", "summary")):
         raise ValueError("a record without its kind, stem, id or summary")
     records: dict[str, dict[str, Record]] = {}
-    for kind, stem, stamp, slot_id, summary, links, page in zip(
-            *(table[name].to_pylist() for name in ("kind", "stem", "stamp", "id", "summary", "links", "page")),
-            strict=True):
-        found = records.get(kind)
-        if found is None:
-            found = records[kind] = {}
-        found[stem] = Record(stamp, slot_id, summary, links, page)
+    with _no_collection():  # 100,000 new objects, none in a cycle: the collector's passes find nothing
+        for kind, stem, stamp, slot_id, summary, links, page in zip(
+                *(table[name].to_pylist() for name in ("kind", "stem", "stamp", "id", "summary", "links", "page")),
+                strict=True):
+            found = records.get(kind)
+            if found is None:
+                found = records[kind] = {}
+            found[stem] = Record(stamp, slot_id, summary, links, page)
     return records
+
+
+@contextlib.contextmanager
+def _no_collection() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def save(storehouse: str, data: dict[str, Any], records: Mapping[str, Mapping[str, Record]]) -> None:
