@@ -142,3 +142,34 @@ def test_a_read_only_role_falls_back_to_a_full_build_with_a_warning(pg_url, tabl
         assert "every build is a full build" in done["err"] and "build: full" in done["err"]
     assert len(list((store / "transient").glob("ZTF*.json"))) > 3
     assert not (store / "state" / "build.json").exists()
+
+
+def _rows_table_indexes(pg_url: str, table: str) -> list[tuple[str, str]]:
+    with psycopg.connect(pg_url) as connection:
+        return sorted(connection.execute(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+            "WHERE indrelid = %s::regclass", (f"{table}_tk_rows",)).fetchall())
+
+
+def test_a_full_build_makes_the_rows_tables_indexes_again_and_a_killed_one_keeps_them(pg_url, table, tmp_path):
+    """A full build drops the rows table's secondary indexes before its insert and makes
+    them again after it, inside the build's transaction: after it, and after a full build
+    killed before its commit, the table has the same indexes, and they are used."""
+    first, second, _ = nights()
+    insert_rows(pg_url, table, [event_row(a) for a in first])
+    store = tmp_path / "store"
+    build(pg_url, table, store)
+    made = _rows_table_indexes(pg_url, table)
+    assert sorted(definition.split(" USING ")[1] for _, definition in made) == \
+        ["btree (designation)", "btree (id)", "btree (object_id)"]
+    killed = run_builder("--dsn", pg_url, "--storehouse", str(tmp_path / "killed"), "--table", table, "--full",
+                         env=os.environ | {"LSST_CONSUMER_TEST_CRASH": "before-build-index:1"})  # before the commit
+    assert killed.returncode == -9, killed.stderr
+    assert _rows_table_indexes(pg_url, table) == made
+    build(pg_url, table, store, "--full")
+    assert _rows_table_indexes(pg_url, table) == made
+    insert_rows(pg_url, table, [event_row(a) for a in second])
+    build(pg_url, table, store)  # the incremental build finds the touched groups through them
+    clean = tmp_path / "clean"
+    build(pg_url, table, clean, "--full")
+    assert snapshot(store) == snapshot(clean)

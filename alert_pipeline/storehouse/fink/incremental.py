@@ -247,7 +247,9 @@ def record_rows(connection: psycopg.Connection, rows_sql: sql.Composable, source
     """Keep the parsed rows (tk_rows) in the builder's rows table, as this source's; a row
     read again replaces its old record. ``replace`` (a full build) first drops this
     source's rows (and those of no source): the whole table at once when it holds no
-    other source's."""
+    other source's, and then its secondary indexes are made again after the insert
+    (cheaper than keeping them up to date row by row)."""
+    rebuilt: list[str] = []
     if replace:
         others = connection.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE source IS DISTINCT FROM %s)")
                                     .format(rows_sql), (source,)).fetchone()[0]
@@ -256,6 +258,24 @@ def record_rows(connection: psycopg.Connection, rows_sql: sql.Composable, source
                                (source,))
         else:
             connection.execute(sql.SQL("TRUNCATE {}").format(rows_sql))
+            rebuilt = _drop_secondary_indexes(connection, rows_sql)
+    _insert_rows(connection, rows_sql, source, mpc_label)
+    for definition in rebuilt:
+        connection.execute(definition)
+
+
+def _drop_secondary_indexes(connection: psycopg.Connection, rows_sql: sql.Composable) -> list[str]:
+    """Drop the rows table's indexes but its primary key (which the insert needs); their
+    definitions, as PostgreSQL gives them (names and schema included), to make them again."""
+    found = connection.execute(
+        "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+        "WHERE indrelid = %s::regclass AND NOT indisprimary", (rows_sql.as_string(connection),)).fetchall()
+    for name, _ in found:
+        connection.execute(f"DROP INDEX {name}")  # a name PostgreSQL quoted, not an input
+    return [definition for _, definition in found]
+
+
+def _insert_rows(connection: psycopg.Connection, rows_sql: sql.Composable, source: str, mpc_label: str) -> None:
     connection.execute(sql.SQL(
         "INSERT INTO {rows} (id, source, object_id, candid, label, designation, reason) "
         "SELECT id, %(source)s, object_id, candid, label, CASE WHEN label = %(mpc)s THEN ssnamenr END, " + REASON +
