@@ -355,6 +355,12 @@ def test_no_storehouse_or_a_site_over_it_is_refused(tmp_path, demo):
     missing = builder("pages", "--storehouse", str(tmp_path / "nowhere"))
     assert missing.returncode == EXIT_CONFIG and "is not a storehouse directory" in missing.stderr
     assert not (tmp_path / "nowhere").exists()
+    elsewhere = tmp_path / "notes"  # an existing directory that is no storehouse (its parent, say)
+    elsewhere.mkdir()
+    (elsewhere / "notes.txt").write_text("mine\n")
+    wrong = builder("pages", "--storehouse", str(elsewhere))
+    assert wrong.returncode == EXIT_CONFIG and "holds no kind's directory" in wrong.stderr
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["notes.txt"]
     over = builder("pages", "--storehouse", str(demo), "--out", str(demo / "transient" / "x"))
     assert over.returncode == EXIT_CONFIG and "inside a kind's directory" in over.stderr
 

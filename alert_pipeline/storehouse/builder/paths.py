@@ -18,7 +18,8 @@ from alert_pipeline.storehouse.layout import StorehouseLayout
 
 HELP = "print where the storehouse keeps something (for scripts: a kind's index, the site)"
 DESCRIPTION = ("Print the path of each NAME in the storehouse, one per line (nothing is created or read): "
-               "NAME is storehouse, site, <kind>-directory or <kind>-index; with no NAME, every name and path.")
+               "NAME is storehouse, site, catalogues, <kind>-directory or <kind>-index; with no NAME, every name "
+               "and path.")
 SECTIONS = ("builder",)
 
 

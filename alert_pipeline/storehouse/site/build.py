@@ -60,7 +60,8 @@ SITE_MARK = ".storehouse-site"
 
 
 class SiteError(ValueError):
-    """The storehouse cannot be made into a site (it does not exist, or the site would overwrite it)."""
+    """The storehouse cannot be made into a site (it does not exist, holds no kind, or the site would
+    overwrite it)."""
 
 
 def kind_names(storehouse: str) -> list[str]:
@@ -406,9 +407,12 @@ def run(storehouse: str, out: str | None = None, workers: int | None = None,
     ``timer(phase, seconds)`` hears how long each phase took."""
     storehouse = os.path.abspath(storehouse)
     if not os.path.isdir(storehouse):
-        raise SiteError(f"{storehouse} is not a storehouse directory")
-    out = os.path.abspath(out or StorehouseLayout.at(storehouse).site())
+        raise SiteError(f"{storehouse} is not a storehouse directory (it does not exist); check --storehouse")
     names = kind_names(storehouse)
+    if not names:
+        raise SiteError(f"{storehouse} holds no kind's directory ({', '.join(kinds.names()[:3])} …): not a "
+                        "storehouse, or nothing was loaded into it yet; check --storehouse (nothing was written)")
+    out = os.path.abspath(out or StorehouseLayout.at(storehouse).site())
     _check_out(storehouse, out, names)
     workers = workers or os.cpu_count() or 1
     started = time.perf_counter()
