@@ -312,6 +312,7 @@ def test_a_slot_restored_from_a_backup_without_its_record_gets_it_back(public_st
     assert (public_store / "transient" / "index.json").stat().st_mtime_ns == index.st_mtime_ns
     done = tns(public_store, PUBLIC)
     assert done.returncode == 0, done.stderr
+    assert f"{PUBLIC} was applied before (the same bytes, as {PUBLIC.name} of 2026-02-10" in done.stderr
     assert read(public_store, "transient", "ZTF22aaaifcx").get("tns", {}).get("name") == "SN 2022and"
     summary = json.loads(done.stdout)
     assert (summary["slots_written"], summary["slots_restored"]) == (1, 1)

@@ -1074,6 +1074,10 @@ def plan(path: str, applied: dict[str, Any], seen: dict[str, Any] | None = None)
         digest = known_hash(path, seen) if regular else ""
         if not regular or digest not in applied:
             chosen.files.append((path, digest))
+        else:
+            before = applied[digest]
+            log.info("tns: %s was applied before (the same bytes, as %s of %s): nothing new in it", path,
+                     before.get("file"), before.get("as_of") or "an undated file")
         return chosen
     dated, recognised = [], 0
     names = sorted(os.listdir(path))
