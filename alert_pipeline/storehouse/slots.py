@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -238,6 +239,9 @@ class WriteReport:
 #: ``patch_index``'s landmarks in the index ``write_index`` writes (orjson, compact).
 _INDEX_HEAD = re.compile(rb'\{"kind":"[^"\\]*","count":(\d+),"built_at":("[^"\\]*"),"slots":\[')
 _ENTRY_START = b'{"slot_id":'
+#: The id of every entry, as JSON text (decoded before they are compared: an escape sorts
+#: otherwise than the character it stands for).
+_ENTRY_ID = re.compile(rb'\{"slot_id":("(?:[^"\\]|\\.)*")')
 _ENTRY_SEPARATOR = b'},{"slot_id":'
 
 
@@ -414,9 +418,10 @@ class KindStore:
         head = _INDEX_HEAD.match(data)
         if head is None or not data.endswith(b"}]}\n"):
             return False
-        count = int(head.group(1))
-        if data.count(_ENTRY_START) != count or data.count(_ENTRY_SEPARATOR) != count - 1:
-            return False  # an entry holding objects that start like one: not a layout to patch
+        ids = [orjson.loads(text) for text in _ENTRY_ID.findall(data)]
+        if len(ids) != int(head.group(1)) or data.count(_ENTRY_SEPARATOR) != len(ids) - 1 \
+                or any(a >= b for a, b in itertools.pairwise(ids)):
+            return False  # not one entry per id in write_index's order (a duplicate, a hand edit, nesting)
         parts, cursor = [data[:head.start(2)], orjson.dumps(utc_now()), data[head.end(2):head.end()]], head.end()
         end_of_entries = len(data) - len(b"]}\n")
         for slot_id in sorted(changes):

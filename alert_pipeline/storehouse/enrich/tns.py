@@ -506,7 +506,7 @@ def _aliases_among(catalogue: Any, wanted: Any) -> tuple[Any, Any]:
     names, objids = [], []
     for start in range(0, len(catalogue), ALIAS_CHUNK_ROWS):
         block = catalogue.slice(start, ALIAS_CHUNK_ROWS)
-        internal = block["internal"].combine_chunks()
+        internal = block["internal"].combine_chunks().cast(pa.string())  # a large_string column too
         lists = pc.list_slice(pc.split_pattern(internal, ",", max_splits=MAX_ALIASES), 0, MAX_ALIASES)
         parents = pc.list_parent_indices(lists)
         flat = pc.utf8_trim_whitespace(pc.list_flatten(lists))
@@ -925,7 +925,7 @@ class State:
             if not name:
                 continue
             try:
-                with pa.memory_map(os.path.join(self.directory, name)) as source:
+                with _mapped(os.path.join(self.directory, name)) as source:
                     pa.ipc.open_file(source)
                 continue
             except (OSError, pa.ArrowInvalid) as exc:
@@ -941,7 +941,7 @@ class State:
         if not name:
             return None
         try:
-            with pa.memory_map(os.path.join(self.directory, name)) as source:
+            with _mapped(os.path.join(self.directory, name)) as source:
                 return pa.ipc.open_file(source).read_all()
         except (OSError, pa.ArrowInvalid) as exc:
             log.warning("tns: the kept %s is unreadable (%s)", name, exc)
@@ -1010,6 +1010,17 @@ class State:
             if KEPT_FILE.fullmatch(name) and name not in in_use:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(self.directory, name))
+
+
+def _mapped(path: str) -> Any:
+    """A kept Arrow file, memory-mapped; ``OSError`` when it is not a regular file (a FIFO
+    planted in its place would be waited on for ever)."""
+    import pyarrow as pa
+
+    what = not_regular(os.stat(path).st_mode)
+    if what:
+        raise OSError(f"{path} is {what}, not a file tns wrote")
+    return pa.memory_map(path)
 
 
 def file_identity(path: str) -> list[int] | None:

@@ -111,9 +111,19 @@ class _Shared:
 
 
 def _by_id() -> dict[tuple[str, str], Record]:
+    """Two slot files claiming one id (a hand-copied slot): the one whose file stem is the id,
+    else the first stem in order, whatever order the files were listed or rendered in."""
     if _Shared.by_id is None:
-        _Shared.by_id = {(kind, record.slot_id): record for kind, found in _Shared.records.items()
-                         for record in found.values()}
+        by_id: dict[tuple[str, str], Record] = {}
+        stems: dict[tuple[str, str], str] = {}
+        for kind, found in _Shared.records.items():
+            for stem, record in found.items():
+                key = (kind, record.slot_id)
+                other = stems.get(key)
+                if other is None or (stem == record.slot_id) > (other == record.slot_id) \
+                        or (stem == record.slot_id) == (other == record.slot_id) and stem < other:
+                    by_id[key], stems[key] = record, stem
+        _Shared.by_id = by_id
     return _Shared.by_id
 
 
@@ -168,6 +178,9 @@ def _render(kind: str, stem: str, slot: Mapping[str, Any], recorded: str | None,
                                                            os.path.exists(os.path.join(directory, stem + IMAGE_SUFFIX)))
             written += image_written
             image_note = "+" + image_digest
+        else:  # the sky map is gone or unreadable: so is its image
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, stem + IMAGE_SUFFIX))
         data = event_pages.render_gw(slot, context, stem + IMAGE_SUFFIX if image is not None else None)
     else:
         data = event_pages.render_point(kind, slot, context)
@@ -348,7 +361,8 @@ def _index(storehouse: str, out: str, records: Mapping[str, Mapping[str, Record]
     path = os.path.join(out, "index.html")
     if summaries_unchanged and inputs == data.get("index_inputs") and data.get("index") and os.path.exists(path):
         return
-    summaries = {kind: {stem: summary_of(record) for stem, record in found.items()} for kind, found in records.items()}
+    # in stem order: the index's rows are the same whatever order the slots were listed or rendered in
+    summaries = {kind: {stem: summary_of(found[stem]) for stem in sorted(found)} for kind, found in records.items()}
     markup = index.body(summaries, {k: v for k, v in rosters.items() if isinstance(v, dict)},
                         _provenance(sources, summaries))
     found = _bytes_digest(markup.encode())
@@ -427,8 +441,10 @@ def run(storehouse: str, out: str | None = None, workers: int | None = None,
     os.makedirs(out, exist_ok=True)
     if not os.path.lexists(os.path.join(out, SITE_MARK)):
         write_atomically(os.path.join(out, SITE_MARK), b"made by transient_kind_builder.py pages\n", durable=False)
-    data, before = state.load(storehouse, out, state.site_version())
-    _Shared.storehouse, _Shared.out, _Shared.rules = storehouse, out, _rules(storehouse)
+    rules = _rules(storehouse)
+    # The cross-match's rules are drawn on pages (a cosmic ray's radius): new rules, every page rendered again.
+    data, before = state.load(storehouse, out, f"{state.site_version()}-{digest(rules)}")
+    _Shared.storehouse, _Shared.out, _Shared.rules = storehouse, out, rules
     counts: Counter = Counter()
     files = {kind: slot_files(storehouse, kind, before.get(kind, {})) for kind in names}
     records: dict[str, dict[str, Record]] = {}

@@ -10,8 +10,8 @@ every page was made from the summaries the state records.
 
 The records are a columnar Arrow file in ``state/pages/`` (``records-<generation>.arrow``:
 read at once, the summaries decoded only when a page or the index needs them); ``pages.json``
-names it, the site directory and the site's version (its style, script and page code), and
-is written last, so it commits the records. Another directory or version is no state. A
+names it (and its digest), the site directory and the site's version (its style, script and page
+code, and the cross-match's rules the pages draw), and is written last, so it commits the records. Another directory or version is no state. A
 state that is missing, unreadable or of another layout is no state either: the next run
 renders every page, and writes only those whose bytes differ.
 """
@@ -32,13 +32,15 @@ from typing import Any
 import orjson
 
 from alert_pipeline.durable import write_atomically
-from alert_pipeline.storehouse.layout import StateFile, StorehouseLayout
+from alert_pipeline.storehouse.layout import StateFile, StorehouseLayout, read_bounded
 
 log = logging.getLogger("transient_kind_builder")
 #: The site's memory between runs: ``state/pages.json`` and ``state/pages/``.
 STATE_NAME = "pages"
 STATE_VERSION = 2
 RECORDS_FILE = re.compile(r"records-(\d+)\.arrow")
+#: The largest records file read (~600 bytes a slot: a million slots and more).
+MAX_RECORDS_BYTES = 1 << 30
 #: What a recorded kind and stem must look like (they name files under the site, which a
 #: run may remove): never a path.
 KIND_NAME, STEM = r"^[a-z][a-z0-9_]*$", r"^[^/\x00.][^/\x00]*$"
@@ -112,37 +114,59 @@ def load(storehouse: str, out: str, version: str) -> tuple[dict[str, Any], dict[
     empty = {"version": STATE_VERSION, "out": out, "site_version": version, "records": None, "index": None}
     if not (isinstance(data, dict) and data.get("version") == STATE_VERSION and data.get("out") == out
             and data.get("site_version") == version and isinstance(data.get("records"), str)
-            and RECORDS_FILE.fullmatch(data["records"])):
+            and RECORDS_FILE.fullmatch(data["records"]) and isinstance(data.get("records_digest"), str)):
         return empty, {}
     try:
-        records = _read_records(os.path.join(_records_directory(storehouse), data["records"]))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        content = read_bounded(os.path.join(_records_directory(storehouse), data["records"]), MAX_RECORDS_BYTES)
+        if _digest(content) != data["records_digest"]:
+            raise ValueError("not the file pages.json names (its digest differs)")
+        records = _read_records(content)
+    except (OSError, ValueError, KeyError, TypeError, NotImplementedError, MemoryError) as exc:
         log.warning("pages: the site's records %s are unreadable (%s); every page is rendered again",
                     data["records"], str(exc)[:200])
         return empty, {}
     return data, records
 
 
-def _read_records(path: str) -> dict[str, dict[str, Record]]:
+def _digest(content: bytes) -> str:
+    return hashlib.blake2b(content, digest_size=16).hexdigest()
+
+
+def _schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema([("kind", pa.string()), ("stem", pa.string()), ("stamp", pa.string()), ("id", pa.string()),
+                      ("summary", pa.binary()), ("links", pa.list_(pa.string())), ("page", pa.string())])
+
+
+def _read_records(content: bytes) -> dict[str, dict[str, Record]]:
+    """The records of an Arrow file ``save`` wrote (``ValueError`` for anything else: another
+    schema, a null where none is written, a kind or stem that is a path, a summary that is
+    not the slot's)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    with pa.memory_map(path) as source:
-        table = pa.ipc.open_file(source).read_all()
+    table = pa.ipc.open_file(pa.py_buffer(content)).read_all()
+    if not table.schema.equals(_schema()):
+        raise ValueError("records of another layout")
+    if any(table[name].null_count for name in ("kind", "stem", "id", "summary", "links")) \
+            or pc.any(pc.is_null(pc.list_flatten(table["links"]))).as_py():
+        raise ValueError("a record without its kind, stem, id, summary or links")
     for column, pattern in (("kind", KIND_NAME), ("stem", STEM)):  # names that become paths under the site
-        if pc.all(pc.match_substring_regex(table[column], pattern), skip_nulls=False, min_count=0).as_py() is not True:
+        if pc.all(pc.match_substring_regex(table[column], pattern), min_count=0).as_py() is not True:
             raise ValueError(f"a {column} that is not a file name")
-    if any(table[name].null_count for name in ("kind", "stem", "id", "summary")):
-        raise ValueError("a record without its kind, stem, id or summary")
     records: dict[str, dict[str, Record]] = {}
     with _no_collection():  # 100,000 new objects, none in a cycle: the collector's passes find nothing
         for kind, stem, stamp, slot_id, summary, links, page in zip(
                 *(table[name].to_pylist() for name in ("kind", "stem", "stamp", "id", "summary", "links", "page")),
                 strict=True):
+            decoded = orjson.loads(summary)
+            if not (isinstance(decoded, dict) and decoded.get("id") == slot_id and decoded.get("stem") == stem):
+                raise ValueError(f"the summary of {kind}/{stem} is not its slot's")
             found = records.get(kind)
             if found is None:
                 found = records[kind] = {}
-            found[stem] = Record(stamp, slot_id, summary, links, page)
+            found[stem] = Record(stamp, slot_id, summary, links, page, decoded)
     return records
 
 
@@ -164,26 +188,27 @@ def save(storehouse: str, data: dict[str, Any], records: Mapping[str, Mapping[st
 
     directory = _records_directory(storehouse)
     os.makedirs(directory, exist_ok=True)
-    previous = RECORDS_FILE.fullmatch(data.get("records") or "")
-    name = f"records-{int(previous.group(1)) + 1 if previous else 1}.arrow"
+    taken = [int(found.group(1)) for found in map(RECORDS_FILE.fullmatch, [data.get("records") or "",
+                                                                         *os.listdir(directory)]) if found]
+    name = f"records-{max(taken, default=0) + 1}.arrow"  # never a name in use, whatever holds it
     rows = list(_rows(records))
-    table = pa.table({"kind": pa.array([row[0] for row in rows], pa.string()),
-                      "stem": pa.array([row[1] for row in rows], pa.string()),
-                      "stamp": pa.array([row[2].stamp for row in rows], pa.string()),
-                      "id": pa.array([row[2].slot_id for row in rows], pa.string()),
-                      "summary": pa.array([row[2].summary for row in rows], pa.binary()),
-                      "links": pa.array([row[2].links for row in rows], pa.list_(pa.string())),
-                      "page": pa.array([row[2].page for row in rows], pa.string())})
+    schema = _schema()
+    columns = ([row[0] for row in rows], [row[1] for row in rows], [row[2].stamp for row in rows],
+               [row[2].slot_id for row in rows], [row[2].summary for row in rows], [row[2].links for row in rows],
+               [row[2].page for row in rows])
+    table = pa.Table.from_arrays([pa.array(values, field.type) for values, field in zip(columns, schema, strict=True)],
+                                 schema=schema)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-    write_atomically(os.path.join(directory, name), sink.getvalue())
-    data["records"] = name
+    content = sink.getvalue()
+    write_atomically(os.path.join(directory, name), content)
+    data["records"], data["records_digest"] = name, _digest(content)
     _state_file(storehouse).write(data)
     for found in os.listdir(directory):
         if RECORDS_FILE.fullmatch(found) and found != name:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(directory, found))
+            with contextlib.suppress(IsADirectoryError, FileNotFoundError, PermissionError):
+                os.unlink(os.path.join(directory, found))  # a directory planted under such a name stays
 
 
 def _rows(records: Mapping[str, Mapping[str, Record]]) -> Iterator[tuple[str, str, Record]]:
