@@ -28,7 +28,7 @@ log = logging.getLogger("transient_kind_builder")
 def _add_parser_args(parser: argparse.ArgumentParser) -> None:
     add_settings(parser, settings.STOREHOUSE, *settings.TNS)
     parser.add_argument("file", metavar="FILE_OR_DIR", nargs="?",
-                        help="tns_public_objects.csv (or .zip), a daily tns_public_objects_YYYYMMDD.csv delta, a TNS "
+                        help="required but with --show-config: tns_public_objects.csv (or .zip), a daily tns_public_objects_YYYYMMDD.csv delta, a TNS "
                              "search export (it updates the objects it lists), or a directory: it applies "
                              f"{tns.DIRECTORY_NAMES} not applied yet, in date order; every other entry is named "
                              "in the log. A file that cannot be used (missing, another format, corrupt, "
