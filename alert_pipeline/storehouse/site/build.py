@@ -6,10 +6,11 @@ summaries), then the events' pages (against the transients' summaries), then pag
 slots that are gone removed, then the index and the assets. A page is rendered when its
 slot's stamp or the site's version changed, when the summary of a slot it links to changed
 (appeared, went) since the state was saved, or when it is missing; it is written only when
-its bytes differ from the recorded ones. So a rerun with nothing new opens no slot, decodes
-no summary and writes nothing; a changed slot rewrites its page, the pages that show its
-summary (when that changed) and the index (when what it shows changed). New pages are created in place, replaced pages atomically (temp file + rename),
-and the whole site made durable with one filesystem sync.
+its bytes differ from the recorded ones. So a rerun with nothing new opens no slot and
+writes nothing; a changed slot rewrites its page, the pages that show its summary (when
+that changed) and the index (when what it shows changed). New pages are created in place,
+replaced pages atomically (temp file + rename), and the whole site made durable with one
+filesystem sync.
 
 Pages are rendered in ``workers`` processes when there are many (forked: they share the
 summaries already made).

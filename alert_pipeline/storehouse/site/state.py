@@ -9,7 +9,7 @@ the summary of a slot it links to changed (or appeared, or went) since the state
 every page was made from the summaries the state records.
 
 The records are a columnar Arrow file in ``state/pages/`` (``records-<generation>.arrow``:
-read at once, the summaries decoded only when a page or the index needs them); ``pages.json``
+read at once, every summary decoded and checked to be its slot's); ``pages.json``
 names it (and its digest), the site directory and the site's version (its style, script and page
 code, and the cross-match's rules the pages draw), and is written last, so it commits the records. Another directory or version is no state. A
 state that is missing, unreadable or of another layout is no state either: the next run
@@ -50,14 +50,15 @@ LINK_SEPARATOR = "/"
 
 @dataclass(slots=True)
 class Record:
-    """What the site knows of one slot. ``summary`` is its JSON (decoded by ``summary_of``)."""
+    """What the site knows of one slot. ``summary`` is its JSON as stored (compared and written
+    as bytes), ``decoded`` the same summary as a dict (read-only)."""
 
     stamp: str | None
     slot_id: str
     summary: bytes
     links: list[str]
     page: str | None
-    decoded: dict[str, Any] | None = None
+    decoded: dict[str, Any]
 
 
 def link_key(kind: str, slot_id: str) -> str:
@@ -69,9 +70,7 @@ def record_of(stamp: str | None, found: dict[str, Any], links: list[tuple[str, s
 
 
 def summary_of(record: Record) -> dict[str, Any]:
-    """A record's summary (decoded once; treat it as read-only)."""
-    if record.decoded is None:
-        record.decoded = orjson.loads(record.summary)
+    """A record's summary (treat it as read-only)."""
     return record.decoded
 
 
