@@ -454,3 +454,31 @@ def test_the_index_filters_by_kind_class_and_date_and_sorts_by_a_column(demo):
     assert by_kind == ["ZTF19aapreis"] and by_class == ["ZTF19aapreis"]  # IceCube's; TNS class TDE
     assert "ZTF19aapreis" not in by_date and by_date  # first seen 2019; the GW counterpart in 2023 stays
     assert descending == sorted(every, key=str.lower, reverse=True)
+
+
+def test_pages_rendered_by_worker_processes_are_a_single_process_site_written_by_the_main_process(demo, tmp_path,
+                                                                                                   monkeypatch):
+    """Every kind through the worker pool (small chunks, a window of one), and the same site
+    made in one process: the same files, byte for byte; every file is written by the main
+    process (the workers render only)."""
+    from alert_pipeline.storehouse.site import build
+    from alert_pipeline.storehouse.site.assets import ASSETS
+
+    sites = {}
+    real_write = build.write
+    for workers in (1, 2):
+        store = tmp_path / f"store-{workers}"
+        shutil.copytree(demo, store, ignore=shutil.ignore_patterns("site", "pages*"))
+        monkeypatch.setattr(build, "PARALLEL_FROM", 1)
+        monkeypatch.setattr(build, "CHUNK", 2)
+        monkeypatch.setattr(build, "WINDOW", 1)
+        writers = []
+        monkeypatch.setattr(build, "write", lambda item, seen=writers: (seen.append(os.getpid()), real_write(item)))
+        done = build.run(str(store), workers=workers)
+        # besides the pages and images: the index and the assets, which the main process writes itself
+        assert done["files_written"] == len(writers) + 1 + len(ASSETS) and set(writers) == {os.getpid()}
+        assert done["rendered"] == done["pages"] and done["unreadable_slots"] == 0
+        sites[workers] = {str(path.relative_to(store / "site")): path.read_bytes()
+                          for path in (store / "site").rglob("*") if path.is_file() and path.name != "index.html"}
+    assert sites[1].keys() == sites[2].keys() and any(name.startswith("gw/") for name in sites[1])
+    assert [name for name in sites[1] if sites[1][name] != sites[2][name]] == []

@@ -13,7 +13,7 @@ replaced pages atomically (temp file + rename), and the whole site made durable 
 filesystem sync.
 
 Pages are rendered in ``workers`` processes when there are many (forked: they share the
-summaries already made).
+summaries already made) and written by the main process as they come.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import logging
 import multiprocessing
 import os
 import time
-from collections import Counter
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections import Counter, deque
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -51,10 +51,15 @@ from alert_pipeline.storehouse.slots import is_reserved, utc_now
 log = logging.getLogger("transient_kind_builder")
 #: The site's directory under the storehouse when ``--out`` is not given (the layout's).
 DEFAULT_SITE = SITE_DIRECTORY
-#: Below this many pages to render, no worker process is started.
+#: Below this cost of pages to render, no worker process is started.
 PARALLEL_FROM = 400
+#: The cost of pages a worker is given at a time.
 CHUNK = 500
+#: Chunks given to each worker ahead of the one being written.
+WINDOW = 3
+#: What one page costs to render, in transient pages, where it differs much: a gw page draws its sky map.
 GW = "gw"
+RENDER_COST = {GW: 500}
 IMAGE_SUFFIX = ".png"
 #: The file that marks a directory as a site ``pages`` made (so it may write there again).
 SITE_MARK = ".storehouse-site"
@@ -133,20 +138,30 @@ def _linked(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str,
     return {pair: summary_of(by_id[pair]) for pair in pairs if pair in by_id}
 
 
-def write_if_changed(path: str, data: bytes, recorded: str | None, exists: bool) -> tuple[str, bool]:
-    """Write ``data`` unless the file exists with the recorded digest (or, with none
-    recorded, the same bytes: a lost state costs renders, not writes); (digest, written)."""
+#: A file to write: (path, bytes, whether a file is there already).
+Write = tuple[str, bytes, bool]
+
+
+def to_write(path: str, data: bytes, recorded: str | None, exists: bool) -> tuple[str, Write | None]:
+    """The digest of ``data`` and the write it needs: none when the file exists with the
+    recorded digest (or, with none recorded, the same bytes: a lost state costs renders,
+    not writes)."""
     found = _bytes_digest(data)
     if exists and (found == recorded or recorded is None and _same_bytes(path, data)):
-        return found, False
+        return found, None
+    return found, (path, data, exists)
+
+
+def write(item: Write) -> None:
+    """A new file created in place, an existing one replaced atomically."""
+    path, data, exists = item
     if exists:
         write_atomically(path, data, durable=False)
-    else:
-        try:
-            create_new(path, data)
-        except FileExistsError:
-            write_atomically(path, data, durable=False)
-    return found, True
+        return
+    try:
+        create_new(path, data)
+    except FileExistsError:
+        write_atomically(path, data, durable=False)
 
 
 def _same_bytes(path: str, data: bytes) -> bool:
@@ -160,12 +175,13 @@ def _bytes_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
-def _render(kind: str, stem: str, slot: Mapping[str, Any], recorded: str | None, exists: bool) -> tuple[str, int]:
-    """Render one slot's page (and a gw page's image); the page digest and how many files were written.
+def _render(kind: str, stem: str, slot: Mapping[str, Any], recorded: str | None, exists: bool
+            ) -> tuple[str, list[Write]]:
+    """Render one slot's page (and a gw page's image); the page digest and the files to write.
     ``recorded``: the digests of the page (and image) last written."""
     context = PageContext(_linked(links(kind, summary(kind, stem, slot))), _Shared.rules)
     directory = os.path.join(_Shared.out, kind)
-    written = 0
+    writes = []
     image_note = ""
     if kind == TRANSIENT:
         data = transient_page.render(slot, context)
@@ -174,10 +190,10 @@ def _render(kind: str, stem: str, slot: Mapping[str, Any], recorded: str | None,
     elif kind == GW:
         image = _gw_image(stem, slot, context)
         if image is not None:
-            image_digest, image_written = write_if_changed(os.path.join(directory, stem + IMAGE_SUFFIX), image,
-                                                           recorded.split("+")[-1] if recorded else None,
-                                                           os.path.exists(os.path.join(directory, stem + IMAGE_SUFFIX)))
-            written += image_written
+            image_path = os.path.join(directory, stem + IMAGE_SUFFIX)
+            image_digest, image_write = to_write(image_path, image, recorded.split("+")[-1] if recorded else None,
+                                                 os.path.exists(image_path))
+            writes += [image_write] if image_write else []
             image_note = "+" + image_digest
         else:  # the sky map is gone or unreadable: so is its image
             with contextlib.suppress(FileNotFoundError):
@@ -185,9 +201,9 @@ def _render(kind: str, stem: str, slot: Mapping[str, Any], recorded: str | None,
         data = event_pages.render_gw(slot, context, stem + IMAGE_SUFFIX if image is not None else None)
     else:
         data = event_pages.render_point(kind, slot, context)
-    page_digest, page_written = write_if_changed(os.path.join(directory, stem + ".html"), data,
-                                                 recorded.split("+")[0] if recorded else None, exists)
-    return page_digest + image_note, written + page_written
+    page_digest, page_write = to_write(os.path.join(directory, stem + ".html"), data,
+                                       recorded.split("+")[0] if recorded else None, exists)
+    return page_digest + image_note, writes + ([page_write] if page_write else [])
 
 
 def _gw_image(stem: str, slot: Mapping[str, Any], context: PageContext) -> bytes | None:
@@ -210,37 +226,49 @@ def _gw_image(stem: str, slot: Mapping[str, Any], context: PageContext) -> bytes
     return mollweide_png(sky_map.uniq, sky_map.probdensity, candidates, f"{slot.get('slot_id')}: sky map")
 
 
-def _job(kind: str, stem: str, path: str, recorded: str | None, exists: bool) -> tuple[str, Record | None, int]:
-    """Read, summarise and render one slot; (stem, its new record or None when unreadable, files written).
+def _job(kind: str, stem: str, path: str, recorded: str | None, exists: bool
+         ) -> tuple[str, Record | None, list[Write]]:
+    """Read, summarise and render one slot; (stem, its new record or None when unreadable, files to write).
     The stamp is taken before the slot is read: a slot replaced meanwhile is rendered again next run."""
     stamp = state.file_stamp(path)
     slot = read_slot(path)
     if slot is None or stamp is None:
         log.warning("pages: %s is not a readable slot; no page", path)
-        return stem, None, 0
+        return stem, None, []
     found = summary(kind, stem, slot)
     if kind == GW and isinstance(slot.get("skymap"), str):
         found["skymap"] = os.path.basename(slot["skymap"])
         stamp += "|" + str(state.file_stamp(os.path.join(os.path.dirname(path), found["skymap"])))
-    page_digest, written = _render(kind, stem, slot, recorded, exists)
-    return stem, record_of(stamp, found, links(kind, found), page_digest), written
+    page_digest, writes = _render(kind, stem, slot, recorded, exists)
+    return stem, record_of(stamp, found, links(kind, found), page_digest), writes
 
 
-def _chunk_jobs(jobs: list[tuple]) -> list[tuple[str, Record | None, int]]:
+def _chunk_jobs(jobs: list[tuple]) -> list[tuple[str, Record | None, list[Write]]]:
     return [_job(*job) for job in jobs]
 
 
-def _run_jobs(jobs: list[tuple], workers: int) -> list[tuple[str, Record | None, int]]:
+def _run_jobs(jobs: list[tuple], workers: int) -> Iterator[tuple[str, Record | None, list[Write]]]:
+    """The jobs' results (all of one kind) in order, run here, or in ``workers`` processes
+    when they cost enough to pay for starting them (a few sky maps do, a few pages do
+    not). The workers render; the files are written here, by one process: concurrent file
+    creation on one file system costs more kernel time in all than the same files created
+    by one (``benchmarks/site_scale.py``). At most ``WINDOW`` chunks per worker are
+    waiting, so rendered pages never pile up in memory."""
     if jobs:
         _by_id()  # made once, before the workers fork
-    if len(jobs) < PARALLEL_FROM or workers <= 1:
-        return _chunk_jobs(jobs)
-    chunks = [jobs[start:start + CHUNK] for start in range(0, len(jobs), CHUNK)]
-    results = []
+    cost = RENDER_COST.get(jobs[0][0], 1) if jobs else 0
+    if len(jobs) < 2 or len(jobs) * cost < PARALLEL_FROM or workers <= 1:
+        for job in jobs:
+            yield _job(*job)
+        return
+    size = max(1, CHUNK // cost)
+    chunks = deque(jobs[start:start + size] for start in range(0, len(jobs), size))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        for done in pool.map(_chunk_jobs, chunks):
-            results.extend(done)
-    return results
+        pending: deque = deque()
+        while chunks or pending:
+            while chunks and len(pending) < WINDOW * workers:
+                pending.append(pool.submit(_chunk_jobs, chunks.popleft()))
+            yield from pending.popleft().result()
 
 
 def _summaries_only(kind: str, files: Mapping[str, str], recorded: Mapping[str, Record]) -> dict[str, Record]:
@@ -303,9 +331,14 @@ def _pages(kind: str, files: Mapping[str, str], records: Mapping[str, Record], r
             jobs.append((kind, stem, path, old.page if old else None, exists))
     finally:
         os.close(slots)
-    for stem, record, written in _run_jobs(jobs, workers):
+    for stem, record, writes in _run_jobs(jobs, workers):
         counts["rendered"] += 1
-        counts["files_written"] += written
+        if writes:
+            started = time.perf_counter_ns()
+            for item in writes:
+                write(item)
+            counts["writing_ns"] += time.perf_counter_ns() - started
+        counts["files_written"] += len(writes)
         if record is not None:
             kept[stem] = record
         else:
@@ -477,6 +510,8 @@ def run(storehouse: str, out: str | None = None, workers: int | None = None,
         sync_filesystem(out)
         state.save(storehouse, data, records)
     phase("sync and state")
+    if timer:
+        timer("(of the pages' phases, writing their files)", counts["writing_ns"] / 1e9)
     return {"site": out, "pages": sum(len(found) for found in records.values()),
             "by_kind": {kind: len(found) for kind, found in records.items()}, "rendered": counts["rendered"],
             "files_written": counts["files_written"], "files_removed": counts["files_removed"],

@@ -22,7 +22,10 @@ def text(value: Any) -> str:
         return MISSING
     if isinstance(value, float):
         return number(value)
-    return html.escape(str(value), quote=True)
+    shown = value if type(value) is str else str(value)
+    if "&" in shown or "<" in shown or ">" in shown or '"' in shown or "'" in shown:
+        return html.escape(shown, quote=True)
+    return shown  # nothing to escape (most values): no copy made
 
 
 attr = text

@@ -30,9 +30,10 @@ def ticks(low: float, high: float, count: int = 6) -> list[float]:
     return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
 
 
-def _tick_text(value: float, step: float) -> str:
-    decimals = max(0, -math.floor(math.log10(step))) if step < 1 else 0
-    return f"{value:.{decimals}f}"
+def _tick_format(values: Sequence[float]) -> str:
+    """The format of an axis's tick labels: as many decimals as its step needs."""
+    step = values[1] - values[0] if len(values) > 1 else 1
+    return f".{max(0, -math.floor(math.log10(step))) if step < 1 else 0}f"
 
 
 class _Frame:
@@ -54,16 +55,15 @@ class _Frame:
     def axes(self, x_label: str, y_label: str) -> list[str]:
         parts = [f'<rect x="{LEFT}" y="{TOP}" width="{self.w}" height="{self.h}" fill="#fff" stroke="#333"/>']
         xs, ys = ticks(*self.x), ticks(*self.y)
+        x_format, y_format, base = _tick_format(xs), _tick_format(ys), TOP + self.h
         for value in xs:
-            at = self.px(value)
-            parts.append(f'<line x1="{at:.1f}" y1="{TOP + self.h}" x2="{at:.1f}" y2="{TOP + self.h + 5}" stroke="#333"/>'
-                         f'<text x="{at:.1f}" y="{TOP + self.h + 18}" text-anchor="middle">'
-                         f'{_tick_text(value, xs[1] - xs[0] if len(xs) > 1 else 1)}</text>')
+            at = f"{self.px(value):.1f}"
+            parts.append(f'<line x1="{at}" y1="{base}" x2="{at}" y2="{base + 5}" stroke="#333"/>'
+                         f'<text x="{at}" y="{base + 18}" text-anchor="middle">{value:{x_format}}</text>')
         for value in ys:
             at = self.py(value)
             parts.append(f'<line x1="{LEFT - 5}" y1="{at:.1f}" x2="{LEFT}" y2="{at:.1f}" stroke="#333"/>'
-                         f'<text x="{LEFT - 8}" y="{at + 4:.1f}" text-anchor="end">'
-                         f'{_tick_text(value, ys[1] - ys[0] if len(ys) > 1 else 1)}</text>')
+                         f'<text x="{LEFT - 8}" y="{at + 4:.1f}" text-anchor="end">{value:{y_format}}</text>')
         parts.append(f'<text x="{LEFT + self.w / 2:.0f}" y="{HEIGHT - 8}" text-anchor="middle">{text(x_label)}</text>'
                      f'<text transform="translate(16 {TOP + self.h / 2:.0f}) rotate(-90)" text-anchor="middle">'
                      f"{text(y_label)}</text>")
@@ -93,12 +93,19 @@ def _points(curve: Mapping[str, Any]) -> list[tuple[float, float, float, bool]]:
     """(mjd, mag, error, positive) of a band's usable points."""
     mjds, mags = curve.get("mjd") or [], curve.get("mag") or []
     errors, positives = curve.get("mag_err") or [], curve.get("positive") or []
+    if not isinstance(errors, list | tuple):
+        errors = list(errors)
+    if not isinstance(positives, list | tuple):
+        positives = list(positives)
+    n_errors, n_positives, isfinite = len(errors), len(positives), math.isfinite
     found = []
     for index, (when, mag) in enumerate(zip(mjds, mags, strict=False)):
-        if type(when) is float and type(mag) is float and math.isfinite(when + mag) or _finite(when) and _finite(mag):
-            error = errors[index] if index < len(errors) else None
-            found.append((float(when), float(mag), float(error) if _finite(error) else 0.0,
-                          (positives[index] if index < len(positives) else True) is not False))
+        if type(when) is float and type(mag) is float and isfinite(when + mag) or _finite(when) and _finite(mag):
+            error = errors[index] if index < n_errors else None
+            if type(error) is not float or not isfinite(error):
+                error = float(error) if _finite(error) else 0.0
+            found.append((float(when), float(mag), error,
+                          (positives[index] if index < n_positives else True) is not False))
     return found
 
 
@@ -141,13 +148,13 @@ def light_curve(slot: Mapping[str, Any]) -> str:
     y0, sy = frame.y[0], frame.h / (frame.y[1] - frame.y[0])
     for band in sorted(set(bands) | set(limits), key=lambda b: ("gri".find(b) % 10, b)):
         colour = BAND_COLOURS.get(band, OTHER_COLOUR)
+        bar = f'" stroke="{colour}"/>'
         for when, mag, error, positive in bands.get(band, []):
             x, y = LEFT + (when - x0) * sx, TOP + (mag - y0) * sy
+            at = f"{x:.1f}"
             if error:
-                parts.append(f'<line x1="{x:.1f}" y1="{y - error * sy:.1f}" x2="{x:.1f}" y2="{y + error * sy:.1f}" '
-                             f'stroke="{colour}"/>')
-            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour if positive else "#fff"}" '
-                         f'stroke="{colour}"/>')
+                parts.append(f'<line x1="{at}" y1="{y - error * sy:.1f}" x2="{at}" y2="{y + error * sy:.1f}{bar}')
+            parts.append(f'<circle cx="{at}" cy="{y:.1f}" r="3.5" fill="{colour if positive else "#fff"}{bar}')
         for when, mag in limits.get(band, []):
             x, y = frame.px(when), frame.py(mag)
             parts.append(f'<path d="M{x - 4:.1f} {y - 3:.1f}h8l-4 7z" fill="none" stroke="{colour}"/>')
