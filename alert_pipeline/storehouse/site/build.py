@@ -175,11 +175,11 @@ def _bytes_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
-def _render(kind: str, stem: str, slot: Mapping[str, Any], recorded: str | None, exists: bool
-            ) -> tuple[str, list[Write]]:
+def _render(kind: str, stem: str, slot: Mapping[str, Any], linked: list[tuple[str, str]], recorded: str | None,
+            exists: bool) -> tuple[str, list[Write]]:
     """Render one slot's page (and a gw page's image); the page digest and the files to write.
-    ``recorded``: the digests of the page (and image) last written."""
-    context = PageContext(_linked(links(kind, summary(kind, stem, slot))), _Shared.rules)
+    ``linked``: the slots the page links to; ``recorded``: the digests of the page (and image) last written."""
+    context = PageContext(_linked(linked), _Shared.rules)
     directory = os.path.join(_Shared.out, kind)
     writes = []
     image_note = ""
@@ -239,8 +239,9 @@ def _job(kind: str, stem: str, path: str, recorded: str | None, exists: bool
     if kind == GW and isinstance(slot.get("skymap"), str):
         found["skymap"] = os.path.basename(slot["skymap"])
         stamp += "|" + str(state.file_stamp(os.path.join(os.path.dirname(path), found["skymap"])))
-    page_digest, writes = _render(kind, stem, slot, recorded, exists)
-    return stem, record_of(stamp, found, links(kind, found), page_digest), writes
+    linked = links(kind, found)
+    page_digest, writes = _render(kind, stem, slot, linked, recorded, exists)
+    return stem, record_of(stamp, found, linked, page_digest), writes
 
 
 def _chunk_jobs(jobs: list[tuple]) -> list[tuple[str, Record | None, list[Write]]]:
