@@ -379,6 +379,37 @@ def test_light_curve_draws_brighter_up_each_band_in_its_colour_with_limits():
     assert light_curve({"slot_id": "Y", "light_curve": {}}) == ""
 
 
+@pytest.mark.parametrize("band", [{"mjd": 5, "mag": [18.0]}, {"mjd": "60000", "mag": "18"},
+                                  {"mjd": [60000.0, 60001.0], "mag": [18.0, 19.0], "mag_err": "ab", "positive": 5},
+                                  {"mjd": [60000.0, True, float("nan"), 60002], "mag": [18.0, 19.0, 19.5, 20],
+                                   "mag_err": {"0": 1}, "positive": {"x": False}}])
+def test_a_light_curve_of_odd_values_draws_the_usable_points_and_never_fails(band):
+    """A hand-edited slot's light curve: a number or a string where lists belong draws no
+    point; odd error and sign lists draw the points without bars, filled."""
+    from alert_pipeline.storehouse.site.plots import BAND_COLOURS, light_curve
+
+    svg = light_curve({"slot_id": "X", "light_curve": {"g": band}})
+    usable = [t for t in band["mjd"] if type(t) in (int, float) and t == t] if isinstance(band["mjd"], list) else []
+    green = BAND_COLOURS["g"]
+    assert svg.count("<circle cx=") == len(usable) == svg.count(f'fill="{green}" stroke="{green}"/>') - bool(usable)
+    assert re.search(f'<line [^>]*stroke="{green}"', svg) is None  # no error bar from an odd error list
+    assert f'fill="#fff" stroke="{green}"' not in svg  # nor a hollow point from an odd sign list
+
+
+@pytest.mark.parametrize(("low", "high", "labels"), [(18.0, 19.0, ["18.0", "18.2", "18.4", "18.6", "18.8", "19.0"]),
+                                                      (17.9, 19.1, ["18.00", "18.25", "18.50", "18.75", "19.00"]),
+                                                      (60000.0, 60015.0, ["60000.0", "60002.5", "60005.0", "60007.5",
+                                                                          "60010.0", "60012.5", "60015.0"]),
+                                                      (0.0, 100.0, ["0", "20", "40", "60", "80", "100"])])
+def test_tick_labels_show_each_tick_exactly(low, high, labels):
+    """A step of 0.25 or 2.5 gets the decimals it needs (18.25 was shown as 18.2, 2.5 as 2)."""
+    from alert_pipeline.storehouse.site import plots
+
+    frame = plots._Frame((low, high), (0.0, 1.0))
+    shown = re.findall(r'text-anchor="middle">([^<]+)</text>', "".join(frame.axes("x", "y")))[:-2]  # then the axis labels
+    assert shown == labels
+
+
 night = report_night  # the report's fixture: a consumer's output of one day
 
 

@@ -31,9 +31,12 @@ def ticks(low: float, high: float, count: int = 6) -> list[float]:
 
 
 def _tick_format(values: Sequence[float]) -> str:
-    """The format of an axis's tick labels: as many decimals as its step needs."""
-    step = values[1] - values[0] if len(values) > 1 else 1
-    return f".{max(0, -math.floor(math.log10(step))) if step < 1 else 0}f"
+    """The format of an axis's tick labels: as many decimals as its step needs (0.25: two)."""
+    step = abs(values[1] - values[0]) if len(values) > 1 else 1.0
+    decimals = 0
+    while decimals < 8 and abs(round(step, decimals) - step) > 1e-6 * step:
+        decimals += 1
+    return f".{decimals}f"
 
 
 class _Frame:
@@ -91,12 +94,8 @@ def _finite(value: Any) -> bool:
 
 def _points(curve: Mapping[str, Any]) -> list[tuple[float, float, float, bool]]:
     """(mjd, mag, error, positive) of a band's usable points."""
-    mjds, mags = curve.get("mjd") or [], curve.get("mag") or []
-    errors, positives = curve.get("mag_err") or [], curve.get("positive") or []
-    if not isinstance(errors, list | tuple):
-        errors = list(errors)
-    if not isinstance(positives, list | tuple):
-        positives = list(positives)
+    mjds, mags, errors, positives = (value if isinstance(value := curve.get(name), list | tuple) else []
+                                     for name in ("mjd", "mag", "mag_err", "positive"))  # a hand-edited odd value: none
     n_errors, n_positives, isfinite = len(errors), len(positives), math.isfinite
     found = []
     for index, (when, mag) in enumerate(zip(mjds, mags, strict=False)):
