@@ -513,3 +513,25 @@ def test_pages_rendered_by_worker_processes_are_a_single_process_site_written_by
                           for path in (store / "site").rglob("*") if path.is_file() and path.name != "index.html"}
     assert sites[1].keys() == sites[2].keys() and any(name.startswith("gw/") for name in sites[1])
     assert [name for name in sites[1] if sites[1][name] != sites[2][name]] == []
+
+
+def test_a_slot_its_page_cannot_show_is_named_and_skipped_the_rest_made(demo, tmp_path, monkeypatch, caplog):
+    """Rendering a slot that raises (values no page expects) costs that page alone."""
+    from alert_pipeline.storehouse.site import build, transient_page
+
+    store = tmp_path / "store"
+    shutil.copytree(demo, store, ignore=shutil.ignore_patterns("site", "pages*"))
+    victim = sorted(path.stem for path in (store / "transient").glob("ZTF*.json"))[0]
+    real_render = transient_page.render
+
+    def render(slot, context):
+        if slot.get("slot_id") == victim:
+            raise TypeError("unsupported operand type(s)")
+        return real_render(slot, context)
+
+    monkeypatch.setattr(transient_page, "render", render)
+    done = build.run(str(store), workers=1)
+    assert done["unreadable_slots"] == 1 and done["rendered"] == done["pages"] + 1
+    assert not (store / "site" / "transient" / f"{victim}.html").exists()
+    assert len(list((store / "site" / "transient").glob("*.html"))) == done["by_kind"]["transient"] > 5
+    assert victim in caplog.text and "cannot show" in caplog.text and "TypeError" in caplog.text

@@ -55,6 +55,8 @@ DEFAULT_SITE = SITE_DIRECTORY
 PARALLEL_FROM = 400
 #: The cost of pages a worker is given at a time.
 CHUNK = 500
+#: What rendering a slot of unexpected values may raise: that slot has no page, the rest is made.
+UNRENDERABLE = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError, ZeroDivisionError)
 #: Chunks given to each worker ahead of the one being written.
 WINDOW = 3
 #: What one page costs to render, in transient pages, where it differs much: a gw page draws its sky map.
@@ -240,7 +242,12 @@ def _job(kind: str, stem: str, path: str, recorded: str | None, exists: bool
         found["skymap"] = os.path.basename(slot["skymap"])
         stamp += "|" + str(state.file_stamp(os.path.join(os.path.dirname(path), found["skymap"])))
     linked = links(kind, found)
-    page_digest, writes = _render(kind, stem, slot, linked, recorded, exists)
+    try:
+        page_digest, writes = _render(kind, stem, slot, linked, recorded, exists)
+    except UNRENDERABLE as exc:  # a slot of values no page expects: named, and the rest of the site made
+        log.warning("pages: %s holds values its page cannot show (%s: %s); no page", path, type(exc).__name__,
+                    str(exc)[:200])
+        return stem, None, []
     return stem, record_of(stamp, found, linked, page_digest), writes
 
 
