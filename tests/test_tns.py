@@ -562,3 +562,40 @@ def test_a_delta_after_a_rebuild_that_moved_a_slot_rematches_only_what_changed_a
     assert slots_on_disk(storehouse) == slots_on_disk(fresh)
     index = [json.loads((store / "transient" / "index.json").read_text())["slots"] for store in (storehouse, fresh)]
     assert index[0] == index[1]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_deltas_merge_in_place_equals_the_general_merge(seed):
+    """The daily delta's one-take merge (catalogue in id order) gives the table the general
+    way (filter, concatenate, sort) gives: replaced, new, first and last ids, a row of the
+    delta twice (its last kept); a catalogue out of order goes the general way."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from alert_pipeline.storehouse.enrich import tns
+
+    rng = np.random.default_rng(seed)
+    empty = tns._empty_catalogue()
+
+    def rows(ids, tag):
+        n = len(ids)
+        return pa.Table.from_arrays([pa.array(ids, pa.int64()), pa.array([f"{tag}{i}" for i in ids]),
+                                     pa.array(["SN Ia"] * n), pa.array(rng.uniform(0, 1, n)), pa.array(["2024"] * n),
+                                     pa.array([f"ZTF{i}" for i in ids]), pa.array(rng.uniform(0, 360, n)),
+                                     pa.array(rng.uniform(-90, 90, n))], schema=empty.schema)
+
+    catalogue = rows(np.sort(rng.choice(5000, 3000, replace=False)), "old")
+    ids = rng.choice(5200, 300, replace=False).tolist() + [0, 5199]
+    ids += ids[:5]  # five ids twice: the later row wins
+    delta = tns.TnsFile("delta.csv", tns.PUBLIC_LAYOUT, True, "2026-12-02", rows(ids, "new"))
+    general = pa.concat_tables([catalogue.filter(pc.invert(pc.is_in(catalogue["objid"],
+                                                                     value_set=tns._unique_ids(delta.table)["objid"]))),
+                                tns._unique_ids(delta.table)])
+    general = general.take(pc.sort_indices(general, [("objid", "ascending")]))
+    merged = tns.merge(catalogue, delta)
+    assert merged.equals(general) and len(merged) == len(set(catalogue["objid"].to_pylist()) | set(ids))
+    assert tns._merged_in_order(catalogue, tns._unique_ids(delta.table)) is not None  # the one-take way was taken
+    shuffled = catalogue.take(pa.array(rng.permutation(len(catalogue))))
+    assert tns._merged_in_order(shuffled, tns._unique_ids(delta.table)) is None
+    assert tns.merge(shuffled, delta).equals(general)

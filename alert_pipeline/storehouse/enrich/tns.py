@@ -472,9 +472,31 @@ def merge(catalogue: Any, update: TnsFile) -> Any:
 
     table = _unique_ids(update.table)
     if update.delta and catalogue is not None and len(catalogue):
+        merged = _merged_in_order(catalogue, table)
+        if merged is not None:
+            return merged
         kept = catalogue.filter(pc.invert(pc.is_in(catalogue["objid"], value_set=table["objid"])))
         table = pa.concat_tables([kept, table.cast(kept.schema)])
     return table.take(pc.sort_indices(table, [("objid", "ascending")]))
+
+
+def _merged_in_order(catalogue: Any, table: Any) -> Any:
+    """A delta's rows (unique ids) put in place in a catalogue already in id order, in one
+    ``take`` (a daily delta's merge: no filtered copy, no sort of the whole catalogue); None
+    when the catalogue is not in strict id order or an id is missing (the general way then)."""
+    import pyarrow as pa
+
+    if catalogue["objid"].null_count or table["objid"].null_count:
+        return None
+    objids = catalogue["objid"].to_numpy()
+    if len(objids) > 1 and not bool(np.all(objids[1:] > objids[:-1])):
+        return None
+    new_ids = table["objid"].to_numpy()
+    kept_rows = np.flatnonzero(~np.isin(objids, new_ids))
+    order = np.argsort(new_ids, kind="stable")
+    at = np.searchsorted(objids[kept_rows], new_ids[order])
+    rows = np.insert(kept_rows, at, len(objids) + order)
+    return pa.concat_tables([catalogue, table.cast(catalogue.schema)]).take(pa.array(rows, pa.int64()))
 
 
 def _unique_ids(table: Any) -> Any:
