@@ -1,8 +1,8 @@
 """``config.example.toml``, generated from the declarations: ``python -m alert_pipeline.example_config``.
 
 The one configuration file of the pipeline: the consumer's ``[consumer]`` table (its
-top-level keys, as before, still work) and the builder's ``[builder]``, ``[gcn]``,
-``[tns]``, ``[crossmatch]`` and ``[pages]``. Every setting appears with its help and, commented out,
+top-level keys, as before, still work) and the builder's tables (``SECTIONS``: ``[builder]``,
+``[gcn]``, ``[tns]`` …). Every setting appears with its help and, commented out,
 its declared default, so the example never restates a default by hand; a test checks the
 shipped file matches.
 """
@@ -14,15 +14,17 @@ import sys
 from alert_pipeline.consumer.config import CONNECTION_SETTINGS, SETTINGS
 from alert_pipeline.kafka_settings import KAFKA_DEFAULTS
 from alert_pipeline.settings import example_lines, toml_value
+from alert_pipeline.storehouse.builder.settings import SECTIONS
 from alert_pipeline.storehouse.builder.settings import example as builder_example
 
 HEAD = """\
 # The pipeline's configuration: lsst_alert_consumer.py and lsst_alert_report.py read
 # [consumer] (--config FILE or LSST_CONSUMER_CONFIG; a file whose consumer settings are its
-# top-level keys, as before, works too), transient_kind_builder.py reads [builder], [gcn],
-# [tns], [crossmatch] and [pages] (--config FILE). Generated from the declarations
-# (python -m alert_pipeline.example_config): each setting's help, then its default,
-# commented out. Precedence: the defaults < this file < the variables named < the command line.
+# top-level keys, as before, works too); transient_kind_builder.py reads
+# {builder_tables} (--config FILE).
+# Generated from the declarations (python -m alert_pipeline.example_config): each setting's
+# help, then its default, commented out ("…" where a setting has none: unset unless given).
+# Precedence: the defaults < this file < the variables named < the command line.
 
 [consumer]
 # Topic(s) to read: a name or a list (env: LSST_CONSUMER_TOPIC; the script's default below).
@@ -57,7 +59,9 @@ def example() -> str:
     """The whole example file."""
     consumer = [setting for setting in SETTINGS if setting not in CONNECTION_SETTINGS]
     defaults = [f"# {toml_value(key)} = {toml_value(value)}" for key, value in KAFKA_DEFAULTS.items()]
-    return HEAD + "\n".join(example_lines(consumer)) + "\n" + KAFKA + "\n".join(defaults) + "\n\n" + \
+    tables = [f"[{section}]" for section in SECTIONS]
+    head = HEAD.replace("{builder_tables}", ", ".join(tables[:-1]) + " and " + tables[-1])
+    return head + "\n".join(example_lines(consumer)) + "\n" + KAFKA + "\n".join(defaults) + "\n\n" + \
         builder_example()
 
 

@@ -233,7 +233,7 @@ def example_lines(settings: Sequence[Setting]) -> list[str]:
         variable = f" (env: {setting.variable})" if setting.variable else ""
         lines.append(f"# {setting.help.replace('%%', '%')}{variable}")
         value = setting.default
-        lines.append(f"# {setting.name} = " + ("" if value is None or value == "" else toml_value(value)))
+        lines.append(f"# {setting.name} = " + ("…" if value is None or value == "" else toml_value(value)))
     return lines
 
 

@@ -165,6 +165,9 @@ def test_candidate_rows_follow_the_slots_ranking_and_show_the_events_values(demo
     assert rows == gw["transients"] and hrefs == [f"../transient/{slot_id}.html" for slot_id in rows]
     # S230518h-initial.igwn.json, read by hand: NSBH 0.8642645059209272 (shown to 4 digits), pycbc, H1 and L1
     assert "NSBH: 0.8643" in gw_text and "pycbc" in gw_text and "H1, L1" in gw_text
+    # its sky map's header, read by hand: DISTMEAN 277.9148872009554, DISTSTD 68.2915891646133 (4 digits shown)
+    assert re.search(r"distance mean \(Mpc\)\s*277\.9\b", gw_text)
+    assert re.search(r"distance σ \(Mpc\)\s*68\.29\b", gw_text)
     assert nu_rows == ["ZTF19aapreis"]
     # IceCat-1 line 242 (IC191001A): 218 TeV at RA 313.99, Dec 12.79, RA error +6.94/-2.46
     assert "218" in nu_text and "313.99" in nu_text and "12.79" in nu_text and "6.94" in nu_text
@@ -363,6 +366,11 @@ def test_no_storehouse_or_a_site_over_it_is_refused(tmp_path, demo):
     assert sorted(p.name for p in elsewhere.iterdir()) == ["notes.txt"]
     over = builder("pages", "--storehouse", str(demo), "--out", str(demo / "transient" / "x"))
     assert over.returncode == EXIT_CONFIG and "inside a kind's directory" in over.stderr
+    a_file = tmp_path / "site.html"  # --out naming a file by mistake
+    a_file.write_text("mine\n")
+    refused = builder("pages", "--storehouse", str(demo), "--out", str(a_file))
+    assert refused.returncode == EXIT_CONFIG and "is a file, not a directory" in refused.stderr
+    assert a_file.read_text() == "mine\n"
 
 
 def test_light_curve_draws_brighter_up_each_band_in_its_colour_with_limits():

@@ -130,13 +130,17 @@ def _identity(skymap: Any) -> dict[str, Any]:
     return {"skymap_sha256": skymap.content_sha256(), "skymap_date_obs": str(date_obs) if date_obs else None}
 
 
+#: The slot fields of the distance the map's header states (posterior mean and standard deviation, Mpc).
+DISTANCE_MEAN_FIELD, DISTANCE_STD_FIELD = "distance_mean_mpc", "distance_std_mpc"
+
+
 def _distance(skymap: Any) -> dict[str, Any]:
     """Whether the map has distance layers (so its matches get volume fields), and the
     posterior mean and standard deviation of the distance its header states (Mpc)."""
     mean, std = (_number(skymap.header.get(key)) for key in ("DISTMEAN", "DISTSTD"))
     return {"has_distance": skymap.has_distance,
-            "distance_mean_mpc": mean if mean is not None and math.isfinite(mean) else None,
-            "distance_std_mpc": std if std is not None and math.isfinite(std) else None}
+            DISTANCE_MEAN_FIELD: mean if mean is not None and math.isfinite(mean) else None,
+            DISTANCE_STD_FIELD: std if std is not None and math.isfinite(std) else None}
 
 
 def same_event_key(slot: dict[str, Any]) -> tuple[str, str] | None:

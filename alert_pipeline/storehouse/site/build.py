@@ -445,6 +445,8 @@ def _check_out(storehouse: str, out: str, names: list[str]) -> None:
         raise SiteError(f"the site directory {out} would hold the storehouse; choose another")
     if any(os.path.commonpath([real, os.path.join(home, name)]) == os.path.join(home, name) for name in names):
         raise SiteError(f"the site directory {out} is inside a kind's directory of the storehouse")
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise SiteError(f"the site directory {out} is a file, not a directory; choose another (nothing was written)")
     if not os.path.isdir(out) or not os.listdir(out) or os.path.lexists(os.path.join(out, SITE_MARK)):
         return
     if real == os.path.realpath(StorehouseLayout.at(storehouse).site()):

@@ -9,6 +9,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from alert_pipeline.storehouse.messengers.gw import DISTANCE_MEAN_FIELD, DISTANCE_STD_FIELD
 from alert_pipeline.storehouse.site import plots
 from alert_pipeline.storehouse.site.context import PageContext
 from alert_pipeline.storehouse.site.markup import MISSING, fixed, generic, number, page, row, table, text, values
@@ -86,7 +87,7 @@ def event_values(slot: Mapping[str, Any], first: tuple[tuple[str, str], ...]) ->
 GW_FIRST = (("time", "time (UTC)"), ("alert_type", "alert type"), ("retracted", "retracted"),
             ("classification", "classification"), ("properties", "properties"), ("far_hz", "FAR (Hz)"),
             ("area_50_deg2", "50 % area (deg²)"), ("area_90_deg2", "90 % area (deg²)"),
-            ("distance", "distance"), ("distmean", "distance mean (Mpc)"), ("diststd", "distance σ (Mpc)"))
+            (DISTANCE_MEAN_FIELD, "distance mean (Mpc)"), (DISTANCE_STD_FIELD, "distance σ (Mpc)"))
 
 
 def _far_per_year(slot: Mapping[str, Any]) -> str:

@@ -50,7 +50,8 @@ def _events(kind: str, events: Mapping[str, Mapping[str, Any]], best: Mapping[tu
                    "sortable events")
     if len(rows) > TALL:
         listed = f'<div class="tall">{listed}</div>'
-    return f"<h3 id=\"{text(kind)}\">{text(kind)} <span class=\"muted\">{len(ordered)} events</span></h3>" + listed + more
+    count = f"{len(ordered)} event{'' if len(ordered) == 1 else 's'}"
+    return f"<h3 id=\"{text(kind)}\">{text(kind)} <span class=\"muted\">{count}</span></h3>" + listed + more
 
 
 def _transients(transients: Mapping[str, Mapping[str, Any]], stems: Mapping[tuple[str, str], str]) -> str:

@@ -62,9 +62,11 @@ def _coincidence_table(slot: Mapping[str, Any], context: PageContext) -> str:
         event = context.linked.get((item["kind"], item["event"]), {})
         rows.append(row([context.slot_link(item["kind"], item["event"]), text(item["kind"]), when(event.get("time")),
                          text(event.get("headline")), fixed(item.get("dt_days"), 2), number(item.get("n_chance"), 3),
-                         *(generic(item.get(key)) for key in extra)],
+                         *(number(item.get(key), 3) if isinstance(item.get(key), float) else generic(item.get(key))
+                           for key in extra)],
                         {"data-slot": item["event"], "data-kind": item["kind"]}))
-    return table(["event", "kind", "time (UTC)", "summary", "dt (days)", "n_chance", *extra], rows,
+    return table(["event", "kind", "time (UTC)", "summary", "dt (days)", "n_chance",
+                  *(name.replace("_", " ") for name in extra)], rows,
                  "sortable coincidences")
 
 
