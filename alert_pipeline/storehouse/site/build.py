@@ -19,17 +19,20 @@ summaries already made) and written by the main process as they come.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import logging
 import multiprocessing
 import os
+import re
+import signal
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from alert_pipeline.durable import create_new, sync_filesystem, write_atomically
+from alert_pipeline.durable import create_new, open_regular, sync_filesystem, write_atomically
 from alert_pipeline.storehouse import kinds
 from alert_pipeline.storehouse.enrich import crossmatch
 from alert_pipeline.storehouse.enrich import tns as tns_state
@@ -56,7 +59,8 @@ PARALLEL_FROM = 400
 #: The cost of pages a worker is given at a time.
 CHUNK = 500
 #: What rendering a slot of unexpected values may raise: that slot has no page, the rest is made.
-UNRENDERABLE = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError, ZeroDivisionError)
+UNRENDERABLE = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError, ZeroDivisionError,
+                RecursionError, MemoryError)
 #: Chunks given to each worker ahead of the one being written.
 WINDOW = 3
 #: What one page costs to render, in transient pages, where it differs much: a gw page draws its sky map.
@@ -140,30 +144,64 @@ def _linked(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str,
     return {pair: summary_of(by_id[pair]) for pair in pairs if pair in by_id}
 
 
-#: A file to write: (path, bytes, whether a file is there already).
+#: A file to write: (path, bytes, whether to replace it atomically rather than create it in place).
 Write = tuple[str, bytes, bool]
+#: The temporary files a replacement writes (``<dir>/.tmp-<pid>``, and ``<name>.tmp-<pid>`` of
+#: ``write_atomically``): one left by a killed run is removed by the next.
+TEMP_NAME = re.compile(r"\.tmp-(\d+)$")
 
 
 def to_write(path: str, data: bytes, recorded: str | None, exists: bool) -> tuple[str, Write | None]:
     """The digest of ``data`` and the write it needs: none when the file exists with the
     recorded digest (or, with none recorded, the same bytes: a lost state costs renders,
-    not writes)."""
+    not writes). A page the state records is never created in place: a run killed between
+    creating and writing it would leave an empty file the next run takes for the page."""
     found = _bytes_digest(data)
     if exists and (found == recorded or recorded is None and _same_bytes(path, data)):
         return found, None
-    return found, (path, data, exists)
+    return found, (path, data, exists or recorded is not None)
 
 
 def write(item: Write) -> None:
-    """A new file created in place, an existing one replaced atomically."""
-    path, data, exists = item
-    if exists:
-        write_atomically(path, data, durable=False)
-        return
+    """A new file created in place, any other replaced atomically (a temp file of a short
+    name, whatever the page's, then a rename)."""
+    path, data, replace = item
+    if not replace:
+        try:
+            create_new(path, data)
+            return
+        except FileExistsError:
+            pass
+    temp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temp)
     try:
-        create_new(path, data)
-    except FileExistsError:
-        write_atomically(path, data, durable=False)
+        create_new(temp, data)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def remove_stale_temps(directory: str, names: Iterable[str]) -> None:
+    """Remove the temporary files of ``names`` (in ``directory``) that a killed run left
+    (its process gone; a live one's are its own)."""
+    for name in names:
+        found = TEMP_NAME.search(name)
+        if found and not _alive(int(found.group(1))):
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+                os.unlink(os.path.join(directory, name))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # gone, or no pid at all
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _same_bytes(path: str, data: bytes) -> bool:
@@ -216,7 +254,7 @@ def _gw_image(stem: str, slot: Mapping[str, Any], context: PageContext) -> bytes
     if not isinstance(name, str) or os.path.basename(name) != name:
         return None
     try:
-        with open(os.path.join(_Shared.storehouse, GW, name), "rb") as handle:
+        with open_regular(os.path.join(_Shared.storehouse, GW, name)) as handle:  # a FIFO is refused, not waited on
             sky_map = read_skymap(handle)
     except (OSError, SkyMapError) as exc:
         log.warning("pages: gw %s: its sky map %s is unreadable (%s); the page has none", stem, name, exc)
@@ -237,18 +275,22 @@ def _job(kind: str, stem: str, path: str, recorded: str | None, exists: bool
     if slot is None or stamp is None:
         log.warning("pages: %s is not a readable slot; no page", path)
         return stem, None, []
-    found = summary(kind, stem, slot)
-    if kind == GW and isinstance(slot.get("skymap"), str):
-        found["skymap"] = os.path.basename(slot["skymap"])
-        stamp += "|" + str(state.file_stamp(os.path.join(os.path.dirname(path), found["skymap"])))
-    linked = links(kind, found)
     try:
+        found = summary(kind, stem, slot)
+        if kind == GW and isinstance(slot.get("skymap"), str):
+            found["skymap"] = os.path.basename(slot["skymap"])
+            stamp += "|" + str(state.file_stamp(os.path.join(os.path.dirname(path), found["skymap"])))
+        linked = links(kind, found)
         page_digest, writes = _render(kind, stem, slot, linked, recorded, exists)
+        return stem, record_of(stamp, found, linked, page_digest), writes
     except UNRENDERABLE as exc:  # a slot of values no page expects: named, and the rest of the site made
-        log.warning("pages: %s holds values its page cannot show (%s: %s); no page", path, type(exc).__name__,
-                    str(exc)[:200])
+        _cannot_show(path, exc)
         return stem, None, []
-    return stem, record_of(stamp, found, linked, page_digest), writes
+
+
+def _cannot_show(path: str, exc: BaseException) -> None:
+    log.warning("pages: %s holds values its page cannot show (%s: %s); no page", path, type(exc).__name__,
+                str(exc)[:200])
 
 
 def _chunk_jobs(jobs: list[tuple]) -> list[tuple[str, Record | None, list[Write]]]:
@@ -271,12 +313,22 @@ def _run_jobs(jobs: list[tuple], workers: int) -> Iterator[tuple[str, Record | N
         return
     size = max(1, CHUNK // cost)
     chunks = deque(jobs[start:start + size] for start in range(0, len(jobs), size))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         pending: deque = deque()
         while chunks or pending:
             while chunks and len(pending) < WINDOW * workers:
                 pending.append(pool.submit(_chunk_jobs, chunks.popleft()))
             yield from pending.popleft().result()
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker dies with the run: killed (the OOM killer, a timeout), the run leaves no
+    worker holding a copy of its memory (Linux's parent-death signal)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the run died before the signal was asked for
+        os._exit(1)
 
 
 def _summaries_only(kind: str, files: Mapping[str, str], recorded: Mapping[str, Record]) -> dict[str, Record]:
@@ -292,10 +344,13 @@ def _summaries_only(kind: str, files: Mapping[str, str], recorded: Mapping[str, 
         if slot is None:
             log.warning("pages: %s is not a readable slot; no page", path)
             continue
-        found = summary(kind, stem, slot)
-        if kind == GW and isinstance(slot.get("skymap"), str):
-            found["skymap"] = os.path.basename(slot["skymap"])
-        records[stem] = record_of(None, found, links(kind, found), None)  # stamp unset: its page is rendered
+        try:
+            found = summary(kind, stem, slot)
+            if kind == GW and isinstance(slot.get("skymap"), str):
+                found["skymap"] = os.path.basename(slot["skymap"])
+            records[stem] = record_of(None, found, links(kind, found), None)  # stamp unset: its page is rendered
+        except UNRENDERABLE as exc:
+            _cannot_show(path, exc)
     return records
 
 
@@ -322,6 +377,7 @@ def _pages(kind: str, files: Mapping[str, str], records: Mapping[str, Record], r
     directory = os.path.join(_Shared.out, kind)
     os.makedirs(directory, exist_ok=True)
     present = set(os.listdir(directory))
+    remove_stale_temps(directory, present)
     jobs, kept = [], {}
     slots = os.open(os.path.join(_Shared.storehouse, kind), os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -483,6 +539,7 @@ def run(storehouse: str, out: str | None = None, workers: int | None = None,
         clock[0] = now
 
     os.makedirs(out, exist_ok=True)
+    remove_stale_temps(out, os.listdir(out))
     if not os.path.lexists(os.path.join(out, SITE_MARK)):
         write_atomically(os.path.join(out, SITE_MARK), b"made by transient_kind_builder.py pages\n", durable=False)
     rules = _rules(storehouse)

@@ -12,7 +12,18 @@ from typing import Any
 from alert_pipeline.storehouse.messengers.gw import DISTANCE_MEAN_FIELD, DISTANCE_STD_FIELD
 from alert_pipeline.storehouse.site import plots
 from alert_pipeline.storehouse.site.context import PageContext
-from alert_pipeline.storehouse.site.markup import MISSING, fixed, generic, number, page, row, table, text, values
+from alert_pipeline.storehouse.site.markup import (
+    MISSING,
+    finite,
+    fixed,
+    generic,
+    number,
+    page,
+    row,
+    table,
+    text,
+    values,
+)
 from alert_pipeline.storehouse.site.summaries import transient_ids
 
 #: Fields never listed among an event's values (shown elsewhere on the page, or internal).
@@ -111,12 +122,12 @@ def region(kind: str, slot: Mapping[str, Any], rules: Mapping[str, Any]) -> tupl
     """The event's error region on the sky (degrees) and its legend label."""
     dec = slot.get("dec_deg")
     errors = [slot.get(f"{axis}_err_{side}_deg") for axis in ("ra", "dec") for side in ("plus", "minus")]
-    if isinstance(dec, int | float) and all(isinstance(e, int | float) and math.isfinite(e) and e >= 0 for e in errors):
+    if finite(dec) and all(finite(e) and e >= 0 for e in errors):
         scale = math.cos(math.radians(dec))
         return ({"east": errors[0] * scale, "west": errors[1] * scale, "north": errors[2], "south": errors[3]},
                 "error region (as published)")
     for name in RADIUS_FIELDS:
-        if isinstance(slot.get(name), int | float) and math.isfinite(slot[name]) and slot[name] > 0:
+        if finite(slot.get(name)) and slot[name] > 0:
             return {"radius_deg": float(slot[name])}, "error circle"
     radius = rules.get(RULE_RADIUS.get(kind, ""))
     if isinstance(radius, int | float) and radius > 0:
@@ -132,7 +143,7 @@ def render_point(kind: str, slot: Mapping[str, Any], context: PageContext) -> by
     slot_id = str(slot.get("slot_id"))
     ra, dec = slot.get("ra_deg"), slot.get("dec_deg")
     plot = MISSING
-    if isinstance(ra, int | float) and isinstance(dec, int | float) and math.isfinite(ra) and math.isfinite(dec):
+    if finite(ra) and finite(dec):
         shape, label = region(kind, slot, context.rules)
         candidates = []
         for slot_id_ in transient_ids(slot):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from alert_pipeline.storehouse.site.markup import MISSING, generic, link, number, row, table, text, values, when
+from alert_pipeline.storehouse.site.markup import MISSING, finite, generic, link, number, row, table, text, values, when
 from alert_pipeline.storehouse.site.summaries import ALERT_KINDS, TRANSIENT
 
 #: Per kind, how many events the index lists (newest first); the rest are counted.
@@ -21,6 +21,10 @@ TALL = 15
 #: How many transients the index lists (those with a coincidence first by chance number).
 MOST_TRANSIENTS = 5000
 
+
+
+#: Whether a coincidence's n_chance is a number to rank by (a hand-edited slot's may be anything).
+_chance = finite
 
 def _href(kind: str, summary: Mapping[str, Any]) -> str:
     return f"{kind}/{summary['stem']}.html"
@@ -56,14 +60,15 @@ def _events(kind: str, events: Mapping[str, Mapping[str, Any]], best: Mapping[tu
 
 def _transients(transients: Mapping[str, Mapping[str, Any]], stems: Mapping[tuple[str, str], str]) -> str:
     chosen = [s for s in transients.values() if s.get("mm") or s.get("tns_type")]
-    chosen.sort(key=lambda s: (min((i.get("n_chance", 1e9) for i in s.get("mm", [])), default=1e9), s["id"]))
+    chosen.sort(key=lambda s: (min((i["n_chance"] for i in s.get("mm", []) if _chance(i.get("n_chance"))),
+                                   default=1e9), s["id"]))
     rows, classes, kinds = [], set(), set()
     for s in chosen[:MOST_TRANSIENTS]:
         shown_class = s.get("tns_type") or s.get("class") or ""
         its_kinds = sorted({item["kind"] for item in s.get("mm", [])})
         classes.add(shown_class)
         kinds.update(its_kinds)
-        best = min((i.get("n_chance") for i in s.get("mm", []) if isinstance(i.get("n_chance"), int | float)),
+        best = min((i.get("n_chance") for i in s.get("mm", []) if _chance(i.get("n_chance"))),
                    default=None)
         events = ", ".join(link(f"{i['kind']}/{stems[(i['kind'], i['event'])]}.html", text(i["event"]))
                            if (i["kind"], i["event"]) in stems else text(i["event"]) for i in s.get("mm", []))

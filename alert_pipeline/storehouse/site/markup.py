@@ -42,9 +42,20 @@ def number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
+def finite(value: Any) -> bool:
+    """Whether ``value`` is a finite number (not a bool; a 400-digit integer, which no float
+    holds, is not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def fixed(value: Any, decimals: int) -> str:
     """A number with a fixed count of decimals, or MISSING."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not finite(value):
         return MISSING
     return f"{value:.{decimals}f}"
 

@@ -32,7 +32,8 @@ def detections(slot: Mapping[str, Any]) -> list[tuple[float, str, Any, Any, Any]
     for band, data in (curve.items() if isinstance(curve, Mapping) else ()):
         if not isinstance(data, Mapping):
             continue
-        columns = [data.get(name) or [] for name in ("mjd", "mag", "mag_err", "candid")]
+        columns = [value if isinstance(value := data.get(name), list | tuple) else []  # an odd value: none
+                   for name in ("mjd", "mag", "mag_err", "candid")]
         for index, when in enumerate(columns[0]):
             if isinstance(when, int | float):
                 found.append((float(when), str(band), *(col[index] if index < len(col) else None

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from alert_pipeline.storehouse.site.markup import text
+from alert_pipeline.storehouse.site.markup import finite, text
 
 #: One colour per ZTF band (and a grey for any other band name).
 BAND_COLOURS = {"g": "#2ca02c", "r": "#d62728", "i": "#9467bd"}
@@ -88,8 +88,7 @@ def _legend(entries: Sequence[tuple[str, str]], left: float = WIDTH - RIGHT + 16
     return parts
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+_finite = finite
 
 
 def _points(curve: Mapping[str, Any]) -> list[tuple[float, float, float, bool]]:
@@ -116,9 +115,10 @@ def _limits(slot: Mapping[str, Any]) -> dict[str, list[tuple[float, float]]]:
         return found
     for band, curve in given.items():
         if isinstance(curve, Mapping):
-            mags = curve.get("mag", curve.get("maglim")) or []
-            found[str(band)] = [(float(t), float(m)) for t, m in zip(curve.get("mjd") or [], mags, strict=False)
-                                if _finite(t) and _finite(m)]
+            mjds, mags = curve.get("mjd"), curve.get("mag", curve.get("maglim"))
+            if isinstance(mjds, list | tuple) and isinstance(mags, list | tuple):  # an odd value: no limit
+                found[str(band)] = [(float(t), float(m)) for t, m in zip(mjds, mags, strict=False)
+                                    if _finite(t) and _finite(m)]
     return found
 
 

@@ -117,7 +117,7 @@ def mollweide_png(uniq: np.ndarray, density: np.ndarray, candidates: Sequence[tu
         handles.append(Line2D([], [], ls="", marker="o", mfc="#2ca02c", mec="black", label="candidates (by rank)"))
     figure.subplots_adjust(left=0.09, right=0.98, top=0.9, bottom=0.16)
     axes.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=8, ncols=3)
-    axes.set_title(title, fontsize=10, pad=14)
+    axes.set_title(title, fontsize=10, pad=14, parse_math=False)  # a "$" in an event id is text, not TeX
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()

@@ -25,9 +25,14 @@ ENERGIES = {"energy_tev": "TeV", "energy_eev": "EeV", "energy_kev": "keV", "ener
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    """A finite number as a float, else None (a 400-digit integer too: no float holds it)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _string(value: Any) -> str | None:
