@@ -53,12 +53,15 @@ def assert_clean(done: subprocess.CompletedProcess) -> None:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
+    return small_storehouse(tmp_path_factory.mktemp("round5") / "store")
+
+
+def small_storehouse(store: Path) -> Path:
     """The real S230518h alert and Auger's first rows, four transients (two in the gw map,
     AT2019dsg, one without position), cross-matched. No site yet."""
     from tests.test_crossmatch import AT2019DSG, EVENT_MJD, position_at_level, skymap_table, transient, write_transients
     from tests.test_messengers import ALERT, AUGER, load
 
-    store = tmp_path_factory.mktemp("round5") / "store"
     assert load(store, ALERT, AUGER).returncode == 0
     table = skymap_table()
     write_transients(store, [

@@ -29,7 +29,7 @@ import orjson
 import pytest
 
 from tests.conftest import SUBPROCESS_PYTHONPATH
-from tests.test_incremental_state_attack import assert_clean, differs_from_fresh, pages, run_builder
+from tests.test_incremental_state_attack import assert_clean, differs_from_fresh, pages, small_storehouse
 
 GW_EVENT = "S230518h"
 AUGER = "Auger-20040119T121801"  # an uhecr slot without candidates
@@ -48,22 +48,8 @@ def _deep(depth: int):
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
-    """The storehouse without a site (as test_incremental_state_attack's ``built``)."""
-    from tests.test_crossmatch import AT2019DSG, EVENT_MJD, position_at_level, skymap_table, transient, write_transients
-    from tests.test_messengers import ALERT, load
-    from tests.test_messengers import AUGER as AUGER_FILE
-
-    store = tmp_path_factory.mktemp("render") / "store"
-    assert load(store, ALERT, AUGER_FILE).returncode == 0
-    table = skymap_table()
-    write_transients(store, [
-        transient("ZTF23aaaaaaa", *position_at_level(table, 0.5), EVENT_MJD + 2.0, EVENT_MJD + 20),
-        transient("ZTF23aaaaaab", *position_at_level(table, 0.3), EVENT_MJD + 3.0, EVENT_MJD + 20),
-        transient("ZTF19aapreis", *AT2019DSG, 58582.46, 58800.0),
-        transient("ZTF21aaaaaaz", None, None, 59000.0, 59001.0)])
-    done = run_builder("crossmatch", "--storehouse", str(store))
-    assert done.returncode == 0, done.stderr
-    return store
+    """The storehouse without a site (test_incremental_state_attack's)."""
+    return small_storehouse(tmp_path_factory.mktemp("render") / "store")
 
 
 @pytest.fixture
