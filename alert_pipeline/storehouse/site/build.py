@@ -63,8 +63,8 @@ UNRENDERABLE = (ValueError, TypeError, KeyError, AttributeError, IndexError, Ove
                 RecursionError, MemoryError)
 #: Chunks given to each worker ahead of the one being written.
 WINDOW = 3
-#: What one page costs to render, in transient pages, where it differs much: a gw page draws its sky map.
 GW = "gw"
+#: What one page costs to render, in transient pages, where it differs much: a gw page draws its sky map.
 RENDER_COST = {GW: 500}
 IMAGE_SUFFIX = ".png"
 #: The file that marks a directory as a site ``pages`` made (so it may write there again).
@@ -200,7 +200,7 @@ def _alive(pid: int) -> bool:
     except (ProcessLookupError, OverflowError):  # gone, or no pid at all
         return False
     except PermissionError:  # another user's process
-        return True
+        pass
     return True
 
 
