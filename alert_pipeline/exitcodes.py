@@ -113,16 +113,18 @@ def exit_code_for(error: BaseException, failures: Sequence[Failure]) -> Failure 
     return None
 
 
-def run_mapped(body: Callable[[], int], failures: Sequence[Failure], log: logging.Logger, tool: str,
-               mask: Callable[[str], str] = lambda text: text) -> int:
+def run_mapped(body: Callable[[], int], failures: Sequence[Failure] | Callable[[], Sequence[Failure]],
+               log: logging.Logger, tool: str, mask: Callable[[str], str] = lambda text: text) -> int:
     """``body()``'s exit code; whatever it raises becomes the code of the first rung of
     ``failures`` that catches it, with its log line (``mask`` applied: a password in a
     database error never reaches the log). Anything else is a bug: logged with its
-    traceback, EXIT_FAILURE. One ladder for every tool: no traceback escapes a command."""
+    traceback, EXIT_FAILURE. One ladder for every tool: no traceback escapes a command.
+    ``failures`` may be a function giving the ladder, called only when ``body`` raised
+    (its rungs' modules are then imported only by a run that needs them)."""
     try:
         return body()
     except Exception as error:  # noqa: BLE001 - every error becomes a documented exit code
-        failure = exit_code_for(error, failures)
+        failure = exit_code_for(error, failures() if callable(failures) else failures)
         if failure is None:
             log.exception(mask(f"{tool} failed with an unexpected error"))
             return EXIT_FAILURE

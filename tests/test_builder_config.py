@@ -283,3 +283,39 @@ def test_the_builders_failures_keep_their_codes(tmp_path):
     assert builder("load-messengers", "--storehouse", tmp_path / "s").returncode == 2
     done = builder("rebuild-index", "--storehouse", blocked, "--kind", "transient")
     assert done.returncode == 2 and "no storehouse at" in done.stderr and "Traceback" not in done.stderr
+
+
+# ----------------------------------------------------------------- what a sub-command loads
+LOADED = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import transient_kind_builder
+code = transient_kind_builder.main(sys.argv[2:])
+heavy = sorted(name for name in ("psycopg", "pyarrow.parquet", "lsdb", "hats") if name in sys.modules)
+print("LOADED", code, ",".join(heavy) or "-")
+"""
+
+
+@pytest.mark.parametrize(("argv", "code", "loaded"), [
+    (["paths", "--storehouse", "{tmp}/store"], 0, "-"),
+    (["rebuild-index", "--storehouse", "{tmp}/nowhere"], 2, "-"),
+    (["pages", "--storehouse", "{tmp}/nowhere"], 2, "-"),  # a failure: its table is made, and still no driver
+    (["tns", "--storehouse", "{tmp}/store", "{tmp}/missing.csv"], None, "-"),
+    (["load-galaxies", "--storehouse", "{tmp}/store", "{tmp}/missing.txt"], None, "pyarrow.parquet"),
+    (["build", "--storehouse", "{tmp}/store", "--dsn", "postgresql://nobody@127.0.0.1:1/none"], 3, "psycopg"),
+])
+def test_a_sub_command_loads_the_database_driver_and_arrow_only_when_it_needs_them(tmp_path, argv, code, loaded):
+    """Every builder run paid for psycopg, Parquet and hats-import at start (~0.5 s of CPU,
+    ``benchmarks``/README): now only ``build``, ``load-fink``, ``load-galaxies`` and ``hosts``
+    load them. A database error still gets its exit code (the driver's rung of the table is
+    read when a command failed)."""
+    from alert_pipeline.exitcodes import EXIT_DATABASE
+
+    done = subprocess.run([sys.executable, "-c", LOADED, str(REPO), *(arg.format(tmp=tmp_path) for arg in argv)],
+                          capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"})
+    got_code, got_loaded = done.stdout.splitlines()[-1].split()[1:]
+    assert got_loaded == loaded, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    if code is not None:
+        assert int(got_code) == (EXIT_DATABASE if argv[0] == "build" else code), done.stderr[-2000:]

@@ -88,10 +88,15 @@ def main(argv: Sequence[str] | None, description: str, epilog: str) -> int:
     args = parser(description, epilog).parse_args(command_line)
     configure_logging(logging.INFO)
     module = command_module(args.command)
-    from alert_pipeline.storehouse.builder.failures import FAILURES
     from alert_pipeline.storehouse.fink.db import mask_secrets_in
-    return run_mapped(lambda: _run(module, args), (*getattr(module, "FAILURES", ()), *FAILURES), log, TOOL,
-                      lambda text: mask_secrets_in(text, getattr(args, "dsn", None) or ""))
+    return run_mapped(lambda: _run(module, args), lambda: (*getattr(module, "FAILURES", ()), *_failures()), log,
+                      TOOL, lambda text: mask_secrets_in(text, getattr(args, "dsn", None) or ""))
+
+
+def _failures() -> tuple:
+    """The shared exception table, made when a command failed (``failures.failures``)."""
+    from alert_pipeline.storehouse.builder.failures import failures
+    return failures()
 
 
 def _run(module: ModuleType, args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import logging
 from alert_pipeline.exitcodes import EXIT_OK
 from alert_pipeline.storehouse.builder import settings
 from alert_pipeline.storehouse.builder._common import add_settings, required
-from alert_pipeline.storehouse.fink.build import KINDS, build
+from alert_pipeline.storehouse.kinds import built_from_rows
 
 HELP = "build the transient and minor_body slots (default)"
 DESCRIPTION = "Build the transient and minor_body slots from the events table."
@@ -19,7 +19,7 @@ log = logging.getLogger("transient_kind_builder")
 
 def _add_parser_args(parser: argparse.ArgumentParser) -> None:
     add_settings(parser, *settings.BUILDER)
-    parser.add_argument("--kind", choices=KINDS, help="build only this kind (default: both)")
+    parser.add_argument("--kind", choices=built_from_rows(), help="build only this kind (default: both)")
     parser.add_argument("--allow-shrink", action="store_true",
                         help="remove slots even when more than half of those on disk would go")
     parser.add_argument("--full", action="store_true",
@@ -28,6 +28,8 @@ def _add_parser_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from alert_pipeline.storehouse.fink.build import KINDS, build  # the database driver with it
+
     dsn = required(args, settings.DSN, "no database")
     storehouse = required(args, settings.STOREHOUSE, "no storehouse")
     report = build(dsn, storehouse, args.table, args.source, allow_shrink=args.allow_shrink,

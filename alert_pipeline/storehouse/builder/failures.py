@@ -1,10 +1,12 @@
 """The builder's exception → exit-code table, shared by every sub-command (a sub-command's
 own ``FAILURES`` come first). ``exitcodes.run_mapped`` walks it; the first rung that
-catches an error gives the code and the log line."""
+catches an error gives the code and the log line. The database driver's errors have their
+rung when the driver is loaded: a command that never loaded it cannot have raised them, and
+a failed run need not load it to say so (``failures``)."""
 
 from __future__ import annotations
 
-import psycopg
+import sys
 
 from alert_pipeline.errors import ConfigError
 from alert_pipeline.exitcodes import (
@@ -16,8 +18,7 @@ from alert_pipeline.exitcodes import (
     Failure,
     first_line,
 )
-from alert_pipeline.storehouse.fink.build import ShrinkRefused
-from alert_pipeline.storehouse.fink.db import BuildError, TableNameError
+from alert_pipeline.storehouse.fink.db import BuildError, ShrinkRefused, TableNameError
 from alert_pipeline.storehouse.messengers.gcn import GcnError
 
 FAILURES: tuple[Failure, ...] = (
@@ -26,6 +27,15 @@ FAILURES: tuple[Failure, ...] = (
     Failure((GcnError,), EXIT_SERVICE, "{tool}: {error}; nothing of the batch in hand was committed"),
     Failure((ShrinkRefused,), EXIT_SHRINK, "{tool} refused to remove slots: {error}"),
     Failure((BuildError,), EXIT_DATABASE, "{tool} failed: {error}"),
-    Failure((psycopg.Error,), EXIT_DATABASE, "{tool} failed: database error: {error}", first_line),
     Failure((OSError,), EXIT_OUTPUT, "{tool} failed: cannot read or write a file: {error}"),
 )
+#: The driver's rung, put before the file errors' when the driver is loaded.
+DRIVER_SAYS = "{tool} failed: database error: {error}"
+
+
+def failures() -> tuple[Failure, ...]:
+    """``FAILURES`` with the database driver's rung when a command loaded the driver."""
+    driver = sys.modules.get("psycopg")
+    if driver is None:
+        return FAILURES
+    return (*FAILURES[:-1], Failure((driver.Error,), EXIT_DATABASE, DRIVER_SAYS, first_line), FAILURES[-1])

@@ -9,7 +9,6 @@ import logging
 from alert_pipeline.exitcodes import EXIT_CONFIG, EXIT_OK, EXIT_OUTPUT, Failure
 from alert_pipeline.storehouse.builder import settings
 from alert_pipeline.storehouse.builder._common import add_settings, required
-from alert_pipeline.storehouse.enrich import hosts
 from alert_pipeline.storehouse.galaxies.query import CatalogueUnreadable
 from alert_pipeline.storehouse.messengers.events import Skipped
 from alert_pipeline.storehouse.slots import one_writer
@@ -32,6 +31,8 @@ def _add_parser_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from alert_pipeline.storehouse.enrich import hosts  # LSDB and Arrow with it
+
     storehouse = required(args, settings.STOREHOUSE, "no storehouse")
     chosen = hosts.HostSettings(args.catalogue, args.host_candidates_top, args.host_max_kpc, args.host_cap_arcmin,
                                 args.dask_scheduler or None)

@@ -9,8 +9,7 @@ import logging
 from alert_pipeline.exitcodes import EXIT_INPUT_UNUSED, EXIT_OK, Failure
 from alert_pipeline.storehouse.builder import settings
 from alert_pipeline.storehouse.builder._common import add_settings, required
-from alert_pipeline.storehouse.galaxies import store
-from alert_pipeline.storehouse.galaxies.read import GalaxyFileError
+from alert_pipeline.storehouse.galaxies import GalaxyFileError
 from alert_pipeline.storehouse.slots import one_writer
 
 HELP = "load a galaxy catalogue (GLADE+ text or a CSV) as a HATS catalogue"
@@ -33,6 +32,8 @@ def _add_parser_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from alert_pipeline.storehouse.galaxies import store  # Arrow and hats-import with it
+
     storehouse = required(args, settings.STOREHOUSE, "no storehouse")
     with one_writer(storehouse, "load-galaxies", create=True):
         summary = store.load(storehouse, args.catalogue, args.files, args.dask_scheduler or None)

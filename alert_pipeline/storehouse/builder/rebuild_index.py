@@ -11,7 +11,6 @@ from alert_pipeline.exitcodes import EXIT_OK
 from alert_pipeline.storehouse import kinds
 from alert_pipeline.storehouse.builder import settings
 from alert_pipeline.storehouse.builder._common import add_settings, required
-from alert_pipeline.storehouse.fink.build import KINDS, rebuild_index
 from alert_pipeline.storehouse.layout import StorehouseLayout
 from alert_pipeline.storehouse.slots import one_writer
 
@@ -32,8 +31,9 @@ def _main(args: argparse.Namespace) -> int:
         raise ConfigError(f"rebuild-index: no storehouse at {storehouse} (nothing to rebuild)")
     with one_writer(storehouse, "rebuild-index"):
         for kind in [args.kind] if args.kind else kinds.names():
-            if not args.kind and kind not in KINDS and not os.path.isdir(StorehouseLayout.at(storehouse).kind(kind)):
+            if not args.kind and kind not in kinds.built_from_rows() and not os.path.isdir(StorehouseLayout.at(storehouse).kind(kind)):
                 continue  # a kind never loaded into this storehouse
-            index = rebuild_index(storehouse, kind)
+            spec = kinds.spec(kind)
+            index = spec.store(storehouse).rebuild_index(spec.index_fields)
             log.info("%s index rebuilt: %d slots in %s", kind, index["count"], storehouse)
     return EXIT_OK

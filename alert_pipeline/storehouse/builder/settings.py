@@ -24,7 +24,7 @@ from alert_pipeline.settings import (
     settings_of,
 )
 from alert_pipeline.storehouse.enrich.tns import DEFAULT_RADIUS_ARCSEC
-from alert_pipeline.storehouse.fink.db import DEFAULT_SOURCE, DEFAULT_TABLE, TableNameError, table_identifier
+from alert_pipeline.storehouse.fink.db import DEFAULT_SOURCE, DEFAULT_TABLE, TableNameError, table_parts
 from alert_pipeline.storehouse.kinds import match_rules
 from alert_pipeline.storehouse.messengers import gcn
 from alert_pipeline.storehouse.site.build import DEFAULT_SITE
@@ -53,7 +53,7 @@ def _non_empty(value: str) -> str | None:
 def _table_name(value: str) -> str | None:
     """The database's own rule for a table name (an identifier, never SQL)."""
     try:
-        table_identifier(value)
+        table_parts(value)
     except TableNameError as exc:
         return str(exc)
     return None

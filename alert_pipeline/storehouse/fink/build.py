@@ -39,7 +39,7 @@ from alert_pipeline.storehouse.fink import incremental, locks, minor_body, queri
 from alert_pipeline.storehouse.fink.db import (
     DEFAULT_SOURCE,
     DEFAULT_TABLE,
-    BuildError,
+    ShrinkRefused,
     connect,
     json_guard,
     require_table,
@@ -55,11 +55,6 @@ KIND = transient.KIND
 #: The kinds this build makes from the events table (the registry's kinds with a RowSource).
 KINDS = kind_registry.built_from_rows()
 SKIP_REASONS = ("invalid_json", "missing_keys", "bad_object_id", "bad_time", "too_deep", "duplicate_candid")
-
-
-class ShrinkRefused(BuildError):
-    """The source gave far fewer groups than the storehouse holds (a typo in --source or
-    --table, an emptied table): the slots were kept."""
 
 
 @dataclass
@@ -393,9 +388,3 @@ def _count_scope(connection: psycopg.Connection, roster: Roster) -> None:
     for label, objects, cross_labelled in connection.execute(queries.SCOPE):
         roster.naive_class_tallies[IN_SCOPE[label][0]] = objects
         roster.cross_labelled = cross_labelled
-
-
-def rebuild_index(storehouse: str, kind: str = transient.KIND) -> dict[str, Any]:
-    """Rebuild one kind's ``index.json`` from its slot files (any registered kind)."""
-    spec = kind_registry.spec(kind)
-    return spec.store(storehouse).rebuild_index(spec.index_fields)

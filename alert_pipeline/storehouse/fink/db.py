@@ -1,12 +1,19 @@
-"""What the build and the load share: the connection, table names, Julian dates."""
+"""What the build and the load share: the connection, table names, Julian dates.
+
+The database driver is imported when a connection, a DSN or an SQL identifier is first made:
+the sub-commands that never reach the database (and the kinds, which read this module's dates)
+start without it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import TYPE_CHECKING
 
-import psycopg
-from psycopg import sql
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql
 
 DEFAULT_TABLE = "events"
 DEFAULT_SOURCE = "fink_transients"
@@ -25,6 +32,11 @@ class TableNameError(BuildError):
     """--table is not a table name (a usage error, not a database one)."""
 
 
+class ShrinkRefused(BuildError):
+    """The source gave far fewer groups than the storehouse holds (a typo in --source or
+    --table, an emptied table): the slots were kept."""
+
+
 def jd_to_datetime(jd: float) -> dt.datetime | None:
     """A Julian date as a UTC datetime; None when it is outside what a datetime holds."""
     try:
@@ -40,14 +52,21 @@ def jd_to_iso(jd: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def table_identifier(name: str) -> sql.Identifier:
-    """``table`` or ``schema.table`` as a quoted SQL identifier; anything else is refused
-    (names are taken as typed: ``Events`` is not ``events``)."""
+def table_parts(name: str) -> list[str]:
+    """``table`` or ``schema.table`` split in its parts; anything else is refused with
+    ``TableNameError`` (names are taken as typed: ``Events`` is not ``events``)."""
     parts = name.split(".")
     if not 1 <= len(parts) <= 2 or not all(_IDENTIFIER.match(part) for part in parts):
         raise TableNameError(f"invalid table name {name!r}: use TABLE or SCHEMA.TABLE, each a letter or '_' followed "
                          "by letters, digits or '_' (at most 63)")
-    return sql.Identifier(*parts)
+    return parts
+
+
+def table_identifier(name: str) -> sql.Identifier:
+    """``table`` or ``schema.table`` as a quoted SQL identifier (``table_parts``' rule)."""
+    from psycopg import sql
+
+    return sql.Identifier(*table_parts(name))
 
 
 def safe_dsn(dsn: str) -> str:
@@ -64,6 +83,8 @@ def safe_dsn(dsn: str) -> str:
             user = authority[: authority.rfind("@")].split(":", 1)[0]
             authority = f"{user}:***@{authority[authority.rfind('@') + 1:]}"
         return mask_secrets_in(f"{scheme}://{authority}{tail}", dsn)
+    import psycopg
+
     try:
         params = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
@@ -74,6 +95,8 @@ def safe_dsn(dsn: str) -> str:
 
 def dsn_secrets(dsn: str) -> list[str]:
     """Every text of ``dsn`` that may be (part of) its password, longest first."""
+    if not dsn.strip():  # no database given: nothing to hide, and no driver to load to know it
+        return []
     found = []
     if "://" in dsn:
         rest = dsn.split("://", 1)[1]
@@ -82,6 +105,8 @@ def dsn_secrets(dsn: str) -> list[str]:
             password = userinfo.split(":", 1)[1]
             found += [password, *password.split("@")]
         found += re.findall(r"[?&]password=([^&]+)", dsn)
+    import psycopg
+
     try:
         found.append(psycopg.conninfo.conninfo_to_dict(dsn).get("password") or "")
     except psycopg.ProgrammingError:
@@ -97,6 +122,8 @@ def mask_secrets_in(text: str, dsn: str) -> str:
 
 
 def connect(dsn: str) -> psycopg.Connection:
+    import psycopg
+
     try:
         return psycopg.connect(dsn, connect_timeout=10)
     except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
@@ -123,6 +150,8 @@ def json_guard(connection: psycopg.Connection, column: sql.Composable) -> sql.Co
 
     A PL/pgSQL guard rather than ``pg_input_is_valid``: that one still raises on text
     nested beyond PostgreSQL's stack depth, which this catches like any other error."""
+    from psycopg import sql
+
     connection.execute("""
         CREATE OR REPLACE FUNCTION pg_temp.tk_is_json(value text) RETURNS boolean
         LANGUAGE plpgsql IMMUTABLE AS $$

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from alert_pipeline.durable import open_regular
+from alert_pipeline.storehouse.galaxies import GalaxyFileError
 
 log = logging.getLogger("transient_kind_builder")
 
@@ -58,10 +59,6 @@ MAX_LINE_BYTES = 1 << 20
 MAX_FIRST_LINE = 64 << 10
 NULLS = ("null", "", "NULL", "nan", "NaN")
 BAD_REASONS = ("malformed", "missing", "nonpositive_distance", "off_sky")
-
-
-class GalaxyFileError(ValueError):
-    """A file that is not a galaxy file this reader knows; nothing of it is used."""
 
 
 @dataclass
