@@ -373,16 +373,29 @@ def test_no_storehouse_or_a_site_over_it_is_refused(tmp_path, demo):
     assert a_file.read_text() == "mine\n"
 
 
+def plotted(svg: str) -> dict[str, list[tuple[float, float]]]:
+    """The light curve's points by colour: each band's dots are one path of ``M x y h0`` (a disc each)."""
+    found = {}
+    for path, colour in re.findall(r'<path class="points" d="([^"]+)" stroke="(#\w+)"', svg):
+        found[colour] = [(float(x), float(y)) for x, y in re.findall(r"M([\d.]+) ([\d.]+)h0", path)]
+    return found
+
+
 def test_light_curve_draws_brighter_up_each_band_in_its_colour_with_limits():
     from alert_pipeline.storehouse.site.plots import BAND_COLOURS, light_curve
 
     svg = light_curve({"slot_id": "X", "light_curve": {"g": {"mjd": [60000.0, 60010.0], "mag": [18.0, 20.0],
                                                             "mag_err": [0.1, 0.1], "positive": [True, True]}},
                        "upper_limits": {"r": {"mjd": [59995.0], "maglim": [20.5]}}})
-    points = [(float(x), float(y), colour) for x, y, colour in
-              re.findall(r'<circle cx="([\d.]+)" cy="([\d.]+)" r="3.5" fill="(#\w+)"', svg)]
+    drawn = plotted(svg)
+    assert list(drawn) == [BAND_COLOURS["g"]] and "hollow" not in svg  # both points positive
+    points = drawn[BAND_COLOURS["g"]]
     assert len(points) == 2 and points[0][1] < points[1][1]  # 18 mag is drawn above 20 mag
-    assert points[0][0] < points[1][0] and {p[2] for p in points} == {BAND_COLOURS["g"]}
+    assert points[0][0] < points[1][0]
+    bars = re.findall(r'M([\d.]+) ([\d.]+)V([\d.]+)', re.search(r'class="bars" d="([^"]+)"', svg).group(1))
+    assert [float(x) for x, _, _ in bars] == [x for x, _ in points]  # an error bar through each point
+    assert all(float(top) < y < float(bottom) for (_, top, bottom), (_, y) in zip(bars, points, strict=True))
+    assert len(re.findall(r"h8l-4 7z", re.search(r'class="limits" d="([^"]+)"', svg).group(1))) == 1
     assert "g band" in svg and "r upper limit" in svg and "MJD (days)" in svg and "magnitude (AB" in svg
     assert light_curve({"slot_id": "Y", "light_curve": {}}) == ""
 
@@ -399,9 +412,21 @@ def test_a_light_curve_of_odd_values_draws_the_usable_points_and_never_fails(ban
     svg = light_curve({"slot_id": "X", "light_curve": {"g": band}})
     usable = [t for t in band["mjd"] if type(t) in (int, float) and t == t] if isinstance(band["mjd"], list) else []
     green = BAND_COLOURS["g"]
-    assert svg.count("<circle cx=") == len(usable) == svg.count(f'fill="{green}" stroke="{green}"/>') - bool(usable)
-    assert re.search(f'<line [^>]*stroke="{green}"', svg) is None  # no error bar from an odd error list
-    assert f'fill="#fff" stroke="{green}"' not in svg  # nor a hollow point from an odd sign list
+    assert len(plotted(svg).get(green, [])) == len(usable)
+    assert 'class="bars"' not in svg  # no error bar from an odd error list
+    assert 'class="hollow"' not in svg  # nor a hollow point from an odd sign list
+
+
+def test_negative_differences_are_drawn_hollow_over_their_dots():
+    from alert_pipeline.storehouse.site.plots import BAND_COLOURS, light_curve
+
+    svg = light_curve({"slot_id": "X", "light_curve": {"r": {"mjd": [60000.0, 60001.0, 60002.0],
+                                                            "mag": [18.0, 19.0, 20.0],
+                                                            "positive": [True, False, True]}}})
+    dots = plotted(svg)[BAND_COLOURS["r"]]
+    hollow = [tuple(map(float, xy)) for xy in
+              re.findall(r"M([\d.]+) ([\d.]+)h0", re.search(r'class="hollow" d="([^"]+)"', svg).group(1))]
+    assert len(dots) == 3 and hollow == [dots[1]] and "negative difference" in svg
 
 
 @pytest.mark.parametrize(("low", "high", "labels"), [(18.0, 19.0, ["18.0", "18.2", "18.4", "18.6", "18.8", "19.0"]),
@@ -414,7 +439,8 @@ def test_tick_labels_show_each_tick_exactly(low, high, labels):
     from alert_pipeline.storehouse.site import plots
 
     frame = plots._Frame((low, high), (0.0, 1.0))
-    shown = re.findall(r'text-anchor="middle">([^<]+)</text>', "".join(frame.axes("x", "y")))[:-2]  # then the axis labels
+    x_ticks = re.search(r'<g class="x-ticks"[^>]*>(.*?)</g>', "".join(frame.axes("x", "y"))).group(1)
+    shown = re.findall(r">([^<]+)</text>", x_ticks)
     assert shown == labels
 
 
