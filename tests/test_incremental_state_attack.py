@@ -231,6 +231,39 @@ def test_records_of_a_wrong_shape_cost_a_full_render_never_a_traceback_or_a_stal
     assert "records" in done.stderr and "rendered again" in done.stderr  # said, not silently trusted
 
 
+def _prefixed(tail: bytes):
+    """Every summary beginning as its slot's (id and stem first) and going on with ``tail``."""
+    import orjson
+    import pyarrow as pa
+
+    def change(table):
+        summaries = [orjson.dumps({"id": slot_id, "stem": stem})[:-1] + b"," + tail
+                     for slot_id, stem in zip(table["id"].to_pylist(), table["stem"].to_pylist(), strict=True)]
+        return table.set_column(table.schema.get_field_index("summary"), "summary", pa.array(summaries, pa.binary()))
+    return change
+
+
+@pytest.mark.parametrize("tail", [b'"class":', b'"id":"someone else"}', b'"stem":"other"}'],
+                         ids=["not JSON after its id", "a second id", "a second stem"])
+def test_a_summary_that_begins_as_its_slots_but_is_not_costs_a_full_render_when_first_needed(store, tmp_path, tail):
+    """Summaries are decoded when a page first needs them, not at load (a rerun with nothing
+    new decodes none): one that begins with its slot's id and stem but is not JSON, or names
+    another slot further on, is found then; the run starts again with no state, says so,
+    and makes the site a fresh build makes."""
+    event = read_slot(store, "gw", GW_EVENT)
+    event["far_hz"] = 1e-12  # the gw page is rendered: it decodes its candidates' summaries
+    write_slot(store, "gw", GW_EVENT, event)
+    rewrite_records(store, _prefixed(tail))
+    with_matching_digest(store)
+    done = pages(store)
+    assert_clean(done)
+    assert "records are unreadable" in done.stderr and "rendered again" in done.stderr
+    assert differs_from_fresh(store, tmp_path / "fresh") == []
+    again = pages(store)  # the state saved by that run is sound
+    assert_clean(again)
+    assert json.loads(again.stdout)["files_written"] == 0 and "unreadable" not in again.stderr
+
+
 def _tolerated():
     import pyarrow as pa
 

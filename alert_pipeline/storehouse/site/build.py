@@ -544,9 +544,29 @@ def run(storehouse: str, out: str | None = None, workers: int | None = None,
         write_atomically(os.path.join(out, SITE_MARK), b"made by transient_kind_builder.py pages\n", durable=False)
     rules = _rules(storehouse)
     # The cross-match's rules are drawn on pages (a cosmic ray's radius): new rules, every page rendered again.
-    data, before = state.load(storehouse, out, f"{state.site_version()}-{digest(rules)}")
+    version = f"{state.site_version()}-{digest(rules)}"
+    data, before = state.load(storehouse, out, version)
     _Shared.storehouse, _Shared.out, _Shared.rules = storehouse, out, rules
     counts: Counter = Counter()
+    try:
+        _make(storehouse, out, names, data, before, workers, counts, phase)
+    except state.RecordsUnreadable as exc:  # found when a summary was first needed: the records are no state
+        log.warning("pages: the site's records are unreadable (%s); every page is rendered again", exc)
+        data, before = state.empty(out, version), {}
+        _make(storehouse, out, names, data, before, workers, counts, phase)
+    if timer:
+        timer("(of the pages' phases, writing their files)", counts["writing_ns"] / 1e9)
+    records = _Shared.records
+    return {"site": out, "pages": sum(len(found) for found in records.values()),
+            "by_kind": {kind: len(found) for kind, found in records.items()}, "rendered": counts["rendered"],
+            "files_written": counts["files_written"], "files_removed": counts["files_removed"],
+            "unreadable_slots": counts["unreadable"], "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _make(storehouse: str, out: str, names: list[str], data: dict[str, Any], before: dict[str, dict[str, Record]],
+          workers: int, counts: Counter, phase: Callable[[str], None]) -> None:
+    """The run's phases from the loaded state (``before``): events' summaries, the transients'
+    and minor bodies' pages, the events' pages, what went, the index, the state."""
     files = {kind: slot_files(storehouse, kind, before.get(kind, {})) for kind in names}
     records: dict[str, dict[str, Record]] = {}
     changed: set[str] = set()
@@ -577,9 +597,3 @@ def run(storehouse: str, out: str | None = None, workers: int | None = None,
         sync_filesystem(out)
         state.save(storehouse, data, records)
     phase("sync and state")
-    if timer:
-        timer("(of the pages' phases, writing their files)", counts["writing_ns"] / 1e9)
-    return {"site": out, "pages": sum(len(found) for found in records.values()),
-            "by_kind": {kind: len(found) for kind, found in records.items()}, "rendered": counts["rendered"],
-            "files_written": counts["files_written"], "files_removed": counts["files_removed"],
-            "unreadable_slots": counts["unreadable"], "seconds": round(time.perf_counter() - started, 3)}

@@ -9,7 +9,9 @@ the summary of a slot it links to changed (or appeared, or went) since the state
 every page was made from the summaries the state records.
 
 The records are a columnar Arrow file in ``state/pages/`` (``records-<generation>.arrow``:
-read at once, every summary decoded and checked to be its slot's); ``pages.json``
+read at once, every summary checked to begin with its slot's id and stem, and decoded when a
+page or the index first needs it, and checked again then: a summary that is not its slot's
+raises ``RecordsUnreadable`` and the run starts again with no state); ``pages.json``
 names it (and its digest), the site directory and the site's version (its style, script and page
 code, and the cross-match's rules the pages draw), and is written last, so it commits the records. Another directory or version is no state. A
 state that is missing, unreadable or of another layout is no state either: the next run
@@ -48,17 +50,22 @@ KIND_NAME, STEM = r"^[a-z][a-z0-9_]*$", r"^[^/\x00.][^/\x00]*$"
 LINK_SEPARATOR = "/"
 
 
+class RecordsUnreadable(Exception):  # noqa: N818 - not a ValueError: no per-slot guard may take it
+    """A recorded summary, decoded when first needed, is not its slot's: the records are no state."""
+
+
 @dataclass(slots=True)
 class Record:
     """What the site knows of one slot. ``summary`` is its JSON as stored (compared and written
-    as bytes), ``decoded`` the same summary as a dict (read-only)."""
+    as bytes), ``decoded`` the same summary as a dict once decoded (read it with ``summary_of``)."""
 
     stamp: str | None
     slot_id: str
+    stem: str
     summary: bytes
     links: list[str]
     page: str | None
-    decoded: dict[str, Any]
+    decoded: dict[str, Any] | None = None
 
 
 def link_key(kind: str, slot_id: str) -> str:
@@ -66,12 +73,28 @@ def link_key(kind: str, slot_id: str) -> str:
 
 
 def record_of(stamp: str | None, found: dict[str, Any], links: list[tuple[str, str]], page: str | None) -> Record:
-    return Record(stamp, found["id"], orjson.dumps(found), [link_key(*pair) for pair in links], page, found)
+    return Record(stamp, found["id"], found["stem"], orjson.dumps(found), [link_key(*pair) for pair in links], page,
+                  found)
 
 
 def summary_of(record: Record) -> dict[str, Any]:
-    """A record's summary (treat it as read-only)."""
+    """A record's summary (treat it as read-only), decoded on first use: a rerun with nothing
+    to render decodes none of 100,000. ``RecordsUnreadable`` when it is not its slot's."""
+    if record.decoded is None:
+        try:
+            decoded = orjson.loads(record.summary)
+        except orjson.JSONDecodeError as exc:
+            raise RecordsUnreadable(f"the summary of {record.stem} is not JSON ({exc})") from None
+        if not (isinstance(decoded, dict) and decoded.get("id") == record.slot_id
+                and decoded.get("stem") == record.stem):
+            raise RecordsUnreadable(f"the summary of {record.stem} is not its slot's")
+        record.decoded = decoded
     return record.decoded
+
+
+def summary_prefix(slot_id: str, stem: str) -> bytes:
+    """How a slot's summary begins (``summaries.summary`` puts its id and stem first)."""
+    return orjson.dumps({"id": slot_id, "stem": stem})[:-1] + b","
 
 
 def file_stamp(path: str, dir_fd: int | None = None) -> str | None:
@@ -106,15 +129,20 @@ def _records_directory(storehouse: str) -> str:
     return StorehouseLayout.at(storehouse).state_directory(STATE_NAME)
 
 
+def empty(out: str, version: str) -> dict[str, Any]:
+    """No state: every page is rendered (and written where its bytes differ)."""
+    return {"version": STATE_VERSION, "out": out, "site_version": version, "records": None, "index": None}
+
+
 def load(storehouse: str, out: str, version: str) -> tuple[dict[str, Any], dict[str, dict[str, Record]]]:
     """The recorded state for this site directory and version (its small part, and the
     records by kind and stem), or an empty one."""
     data = _state_file(storehouse).read()
-    empty = {"version": STATE_VERSION, "out": out, "site_version": version, "records": None, "index": None}
+    nothing = empty(out, version)
     if not (isinstance(data, dict) and data.get("version") == STATE_VERSION and data.get("out") == out
             and data.get("site_version") == version and isinstance(data.get("records"), str)
             and RECORDS_FILE.fullmatch(data["records"]) and isinstance(data.get("records_digest"), str)):
-        return empty, {}
+        return nothing, {}
     try:
         content = read_bounded(os.path.join(_records_directory(storehouse), data["records"]), MAX_RECORDS_BYTES)
         if _digest(content) != data["records_digest"]:
@@ -123,7 +151,7 @@ def load(storehouse: str, out: str, version: str) -> tuple[dict[str, Any], dict[
     except (OSError, ValueError, KeyError, TypeError, NotImplementedError, MemoryError) as exc:
         log.warning("pages: the site's records %s are unreadable (%s); every page is rendered again",
                     data["records"], str(exc)[:200])
-        return empty, {}
+        return nothing, {}
     return data, records
 
 
@@ -159,13 +187,13 @@ def _read_records(content: bytes) -> dict[str, dict[str, Record]]:
         for kind, stem, stamp, slot_id, summary, links, page in zip(
                 *(table[name].to_pylist() for name in ("kind", "stem", "stamp", "id", "summary", "links", "page")),
                 strict=True):
-            decoded = orjson.loads(summary)
-            if not (isinstance(decoded, dict) and decoded.get("id") == slot_id and decoded.get("stem") == stem):
+            if not summary.startswith(summary_prefix(slot_id, stem)):
                 raise ValueError(f"the summary of {kind}/{stem} is not its slot's")
             found = records.get(kind)
             if found is None:
                 found = records[kind] = {}
-            found[stem] = Record(stamp, slot_id, summary, links, page, decoded)
+            found[stem] = Record(stamp, slot_id, stem, summary, links, page)
+        gc.freeze()  # kept all run: no later collection walks them again
     return records
 
 
