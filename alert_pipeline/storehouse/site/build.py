@@ -48,7 +48,15 @@ from alert_pipeline.storehouse.site import event_pages, index, minor_body_page, 
 from alert_pipeline.storehouse.site.assets import ASSETS
 from alert_pipeline.storehouse.site.context import PageContext
 from alert_pipeline.storehouse.site.state import Record, link_key, record_of, summary_of
-from alert_pipeline.storehouse.site.summaries import ALERT_KINDS, MINOR_BODY, TRANSIENT, digest, links, summary
+from alert_pipeline.storehouse.site.summaries import (
+    ALERT_KINDS,
+    MINOR_BODY,
+    TRANSIENT,
+    digest,
+    links,
+    sky_map_name,
+    summary,
+)
 from alert_pipeline.storehouse.slots import is_reserved, utc_now
 
 log = logging.getLogger("transient_kind_builder")
@@ -277,8 +285,8 @@ def _job(kind: str, stem: str, path: str, recorded: str | None, exists: bool
         return stem, None, []
     try:
         found = summary(kind, stem, slot)
-        if kind == GW and isinstance(slot.get("skymap"), str):
-            found["skymap"] = os.path.basename(slot["skymap"])
+        if kind == GW and (sky_map := sky_map_name(slot.get("skymap"))) is not None:
+            found["skymap"] = sky_map
             stamp += "|" + str(state.file_stamp(os.path.join(os.path.dirname(path), found["skymap"])))
         linked = links(kind, found)
         page_digest, writes = _render(kind, stem, slot, linked, recorded, exists)
@@ -346,8 +354,8 @@ def _summaries_only(kind: str, files: Mapping[str, str], recorded: Mapping[str, 
             continue
         try:
             found = summary(kind, stem, slot)
-            if kind == GW and isinstance(slot.get("skymap"), str):
-                found["skymap"] = os.path.basename(slot["skymap"])
+            if kind == GW and (sky_map := sky_map_name(slot.get("skymap"))) is not None:
+                found["skymap"] = sky_map
             records[stem] = record_of(None, found, links(kind, found), None)  # stamp unset: its page is rendered
         except UNRENDERABLE as exc:
             _cannot_show(path, exc)
@@ -549,11 +557,13 @@ def run(storehouse: str, out: str | None = None, workers: int | None = None,
     _Shared.storehouse, _Shared.out, _Shared.rules = storehouse, out, rules
     counts: Counter = Counter()
     try:
-        _make(storehouse, out, names, data, before, workers, counts, phase)
+        _make(storehouse, out, names, data, before, before, workers, counts, phase)
     except state.RecordsUnreadable as exc:  # found when a summary was first needed: the records are no state
         log.warning("pages: the site's records are unreadable (%s); every page is rendered again", exc)
-        data, before = state.empty(out, version), {}
-        _make(storehouse, out, names, data, before, workers, counts, phase)
+        done = {name: counts[name] for name in ("files_written", "files_removed", "writing_ns")}
+        counts.clear()  # what the first attempt rendered is rendered again; what it wrote stays written
+        counts.update(done)
+        _make(storehouse, out, names, state.empty(out, version), {}, before, workers, counts, phase)
     if timer:
         timer("(of the pages' phases, writing their files)", counts["writing_ns"] / 1e9)
     records = _Shared.records
@@ -564,9 +574,11 @@ def run(storehouse: str, out: str | None = None, workers: int | None = None,
 
 
 def _make(storehouse: str, out: str, names: list[str], data: dict[str, Any], before: dict[str, dict[str, Record]],
-          workers: int, counts: Counter, phase: Callable[[str], None]) -> None:
+          recorded: dict[str, dict[str, Record]], workers: int, counts: Counter, phase: Callable[[str], None]) -> None:
     """The run's phases from the loaded state (``before``): events' summaries, the transients'
-    and minor bodies' pages, the events' pages, what went, the index, the state."""
+    and minor bodies' pages, the events' pages, what went, the index, the state. ``recorded``:
+    the pages the loaded records name (``before``'s, or, when the run starts again without a
+    state, the records found unreadable: their names were checked at load), whose slots went."""
     files = {kind: slot_files(storehouse, kind, before.get(kind, {})) for kind in names}
     records: dict[str, dict[str, Record]] = {}
     changed: set[str] = set()
@@ -588,8 +600,8 @@ def _make(storehouse: str, out: str, names: list[str], data: dict[str, Any], bef
         if kind not in ALERT_KINDS:
             records[kind] = _pages(kind, files[kind], records[kind], before.get(kind, {}), changed, workers, counts)
     phase("event pages")
-    for kind in set(before) | set(records):
-        _remove_gone(kind, records.get(kind, {}), before.get(kind, {}), counts)
+    for kind in set(recorded) | set(records):
+        _remove_gone(kind, records.get(kind, {}), recorded.get(kind, {}), counts)
     _index(storehouse, out, records, data, counts, not changed)
     _write_assets(out, counts)
     phase("index and assets")

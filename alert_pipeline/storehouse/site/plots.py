@@ -17,12 +17,16 @@ from alert_pipeline.storehouse.site.markup import finite, text
 BAND_COLOURS = {"g": "#2ca02c", "r": "#d62728", "i": "#9467bd"}
 OTHER_COLOUR = "#555555"
 WIDTH, HEIGHT = 640, 330
+#: The largest magnitude error drawn as a bar (a larger one is no measurement: the point has no bar).
+MAX_ERROR_MAG = 10.0
 LEFT, RIGHT, TOP, BOTTOM = 62, 150, 16, 48
 
 
 def ticks(low: float, high: float, count: int = 6) -> list[float]:
-    """Round tick values covering [low, high]."""
+    """Round tick values covering [low, high] (none for a range no float spans)."""
     span = high - low if high > low else 1.0
+    if not math.isfinite(span):
+        return []
     raw = span / count
     power = 10 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
@@ -101,6 +105,8 @@ def _points(curve: Mapping[str, Any]) -> list[tuple[float, float, float, bool]]:
             error = errors[index] if index < n_errors else None
             if type(error) is not float or not isfinite(error):
                 error = float(error) if _finite(error) else 0.0
+            if not 0.0 <= error <= MAX_ERROR_MAG:  # a negative or absurd error: the point without its bar
+                error = 0.0
             found.append((float(when), float(mag), error,
                           (positives[index] if index < n_positives else True) is not False))
     return found
@@ -155,7 +161,10 @@ def light_curve(slot: Mapping[str, Any]) -> str:
     pad_t = max((t1 - t0) * 0.05, 0.5)
     m0, m1 = min(m for _, m in every), max(m for _, m in every)
     pad_m = max((m1 - m0) * 0.08, max(errors, default=0.0), 0.2)
-    frame = _Frame((t0 - pad_t, t1 + pad_t), (m0 - pad_m, m1 + pad_m), flip_y=True)
+    x_range, y_range = (t0 - pad_t, t1 + pad_t), (m0 - pad_m, m1 + pad_m)
+    if not all(math.isfinite(high - low) for low, high in (x_range, y_range)):
+        return ""  # values no float range spans (a hand-edited ±1e308): nothing to draw
+    frame = _Frame(x_range, y_range, flip_y=True)
     parts = frame.axes("MJD (days)", "magnitude (AB, brighter up)")
     legend = []
     x0, sx = frame.x[0], frame.w / (frame.x[1] - frame.x[0])

@@ -35,6 +35,7 @@ import orjson
 
 from alert_pipeline.durable import write_atomically
 from alert_pipeline.storehouse.layout import StateFile, StorehouseLayout, read_bounded
+from alert_pipeline.storehouse.site.summaries import well_formed
 
 log = logging.getLogger("transient_kind_builder")
 #: The site's memory between runs: ``state/pages.json`` and ``state/pages/``.
@@ -86,7 +87,7 @@ def summary_of(record: Record) -> dict[str, Any]:
         except orjson.JSONDecodeError as exc:
             raise RecordsUnreadable(f"the summary of {record.stem} is not JSON ({exc})") from None
         if not (isinstance(decoded, dict) and decoded.get("id") == record.slot_id
-                and decoded.get("stem") == record.stem):
+                and decoded.get("stem") == record.stem and well_formed(decoded)):
             raise RecordsUnreadable(f"the summary of {record.stem} is not its slot's")
         record.decoded = decoded
     return record.decoded

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -89,10 +90,51 @@ def summary(kind: str, stem: str, slot: Mapping[str, Any]) -> dict[str, Any]:
                 "mm": coincidences(slot)}
     if kind == MINOR_BODY:
         return {**common, "designation": _string(slot.get("designation")), "first": _string(slot.get("first_detection")),
-                "n_alerts": slot.get("n_alerts") if isinstance(slot.get("n_alerts"), int) else None}
+                "n_alerts": slot.get("n_alerts") if type(slot.get("n_alerts")) is int else None}
     return {**common, "time": _string(slot.get("time")), "mjd": _number(slot.get("mjd")),
             "headline": event_headline(kind, slot), "retracted": slot.get("retracted") is True,
             "transients": transient_ids(slot)}
+
+
+#: What ``summary`` puts in each field (a summary read back from the site's records is checked against it).
+_TEXT_FIELDS = frozenset({"class", "subtype", "tns_name", "tns_type", "first", "designation", "time", "headline"})
+_NUMBER_FIELDS = frozenset({"first_mjd", "ra", "dec", "mjd"})
+
+
+def sky_map_name(value: Any) -> str | None:
+    """The file name of a gw slot's ``skymap`` (beside the slot), or None for one that names no file."""
+    if type(value) is not str:
+        return None
+    name = os.path.basename(value)
+    return name if name not in ("", ".", "..") and "\0" not in name else None
+
+
+def well_formed(found: Mapping[str, Any]) -> bool:
+    """Whether every field of a summary holds what ``summary`` writes there (text, a finite
+    float, a list of ids, coincidences naming their kind and event, a sky map's file name)."""
+    for key, value in found.items():
+        if key in _TEXT_FIELDS:
+            fits = value is None or type(value) is str
+        elif key in _NUMBER_FIELDS:
+            fits = value is None or type(value) is float and math.isfinite(value)
+        elif key in ("id", "stem"):
+            fits = type(value) is str
+        elif key == "n_alerts":
+            fits = value is None or type(value) is int
+        elif key == "retracted":
+            fits = type(value) is bool
+        elif key == "transients":
+            fits = type(value) is list and all(type(item) is str for item in value)
+        elif key == "mm":
+            fits = type(value) is list and all(type(item) is dict and type(item.get("kind")) is str
+                                               and type(item.get("event")) is str for item in value)
+        elif key == "skymap":
+            fits = sky_map_name(value) == value
+        else:
+            fits = False
+        if not fits:
+            return False
+    return True
 
 
 def links(kind: str, slot_summary: Mapping[str, Any]) -> list[tuple[str, str]]:
