@@ -268,24 +268,32 @@ def typed(setting: Setting, value: Any) -> Any:
         return value
     elif kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    raise ConfigError(f"{setting.name} = {value!r}: expected {'a whole number' if kind is int else kind.__name__}")
+    raise ConfigError(f"{setting.name} = {_shown(setting, value)}: expected "
+                      f"{'a whole number' if kind is int else kind.__name__}")
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def control_characters(name: str, value: Any) -> None:
+def control_characters(name: str, value: Any, secret: bool = False) -> None:
     """Refuse text with control characters (NUL, ESC, BEL, newlines …): no path, topic,
-    broker address or name holds one, and they would reach the logs raw."""
+    broker address or name holds one, and they would reach the logs raw. A secret's value
+    is not shown (a ``key=value`` connection string ending in a CRLF file's ``\\r``)."""
     if isinstance(value, str) and _CONTROL.search(value):
-        raise ConfigError(f"{name} = {mask_text(value)!r}: contains a control character")
+        shown = "(its value not shown: a secret)" if secret else repr(mask_text(value))
+        raise ConfigError(f"{name} = {shown}: contains a control character")
+
+
+def _shown(setting: Setting, value: Any) -> str:
+    """A setting's value as an error message shows it: a secret masked."""
+    return repr(_masked(value)) if setting.secret else repr(value)
 
 
 def checked(setting: Setting, raw: Any) -> Any:
     """A setting's value, typed and checked (``ConfigError`` naming it when it is not fit)."""
-    control_characters(setting.name, raw)
+    control_characters(setting.name, raw, setting.secret)
     value = None if raw is None else typed(setting, raw)
     problem = setting.check(value) if value is not None and setting.check else None
     if problem:
-        raise ConfigError(f"{setting.name} = {raw!r}: {problem}")
+        raise ConfigError(f"{setting.name} = {_shown(setting, raw)}: {problem}")
     return value

@@ -305,8 +305,8 @@ print("LOADED", code, ",".join(heavy) or "-")
     (["build", "--storehouse", "{tmp}/store", "--dsn", "postgresql://nobody@127.0.0.1:1/none"], 3, "psycopg"),
 ])
 def test_a_sub_command_loads_the_database_driver_and_arrow_only_when_it_needs_them(tmp_path, argv, code, loaded):
-    """Every builder run paid for psycopg, Parquet and hats-import at start (~0.5 s of CPU,
-    ``benchmarks``/README): now only ``build``, ``load-fink``, ``load-galaxies`` and ``hosts``
+    """Every builder run loaded psycopg, Parquet and hats-import at start (docs/benchmarks.md,
+    "Measured design choices"): now only ``build``, ``load-fink``, ``load-galaxies`` and ``hosts``
     load them. A database error still gets its exit code (the driver's rung of the table is
     read when a command failed)."""
     from alert_pipeline.exitcodes import EXIT_DATABASE
@@ -319,3 +319,18 @@ def test_a_sub_command_loads_the_database_driver_and_arrow_only_when_it_needs_th
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
     if code is not None:
         assert int(got_code) == (EXIT_DATABASE if argv[0] == "build" else code), done.stderr[-2000:]
+
+
+@pytest.mark.parametrize(("command", "how"), [("build", "DATABASE_URL"), ("load-fink", "DATABASE_URL"),
+                                               ("build", "--dsn")])
+def test_a_password_in_a_key_value_dsn_with_a_control_character_never_reaches_the_log(tmp_path, command, how):
+    """Before: a key=value DSN ending in a CRLF env file's '\\r' was refused (exit 2, right)
+    with its value quoted in the log, password included: a secret setting's value is no
+    longer shown in its error."""
+    (tmp_path / "f.json").write_text("[]")
+    extra = ["--storehouse", str(tmp_path / "s")] if command == "build" else [str(tmp_path / "f.json")]
+    dsn = "host=127.0.0.1 port=1 user=u password=secretpw\r"
+    given = {"DATABASE_URL": dsn} if how == "DATABASE_URL" else {}
+    done = builder(command, *extra, *(["--dsn", dsn.replace("\r", "\x01")] if how == "--dsn" else []), env=given)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "secretpw" not in done.stderr + done.stdout and "dsn" in done.stderr, done.stderr[-2000:]
