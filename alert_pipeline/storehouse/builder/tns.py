@@ -41,8 +41,9 @@ def _main(args: argparse.Namespace) -> int:
         raise ConfigError("tns: no TNS file or directory given (FILE_OR_DIR)")
     with one_writer(storehouse, "tns"):
         summary = tns.apply(storehouse, args.file, args.radius_arcsec)
-    log.info("tns: %d files applied, %s matched (%s), %d slots written (%d restored), %d disagreements",
-             sum(done["status"] == "applied" for done in summary["files"]), summary["matched"],
+    applied = sum(done["status"] == "applied" for done in summary["files"])
+    log.info("tns: %d %s applied, %s matched (%s), %d slots written (%d restored), %d disagreements",
+             applied, "file" if applied == 1 else "files", summary["matched"],
              summary["by_match"], summary["slots_written"], summary["slots_restored"], summary["disagreement_count"])
     print(json.dumps(summary, indent=1))
     unused = [left for left in summary["files_left_out"] if not left.get("ignored")]
