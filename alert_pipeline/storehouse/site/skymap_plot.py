@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -79,6 +80,11 @@ def sample(uniq: np.ndarray, values: np.ndarray, ra_deg: np.ndarray, dec_deg: np
     return values[found].reshape(ra_deg.shape)
 
 
+def _halo(patheffects: Any) -> list[Any]:
+    """A white outline under text drawn over the map (a rank over a contour, an hour label)."""
+    return [patheffects.withStroke(linewidth=2.5, foreground="white")]
+
+
 def mollweide_png(uniq: np.ndarray, density: np.ndarray, candidates: Sequence[tuple[str, float, float]],
                   title: str) -> bytes:
     """The map as PNG bytes: density shaded, 50 %/90 % contours, candidates numbered by rank,
@@ -86,6 +92,7 @@ def mollweide_png(uniq: np.ndarray, density: np.ndarray, candidates: Sequence[tu
     import matplotlib
 
     matplotlib.use("Agg")
+    from matplotlib import patheffects
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
@@ -104,10 +111,11 @@ def mollweide_png(uniq: np.ndarray, density: np.ndarray, candidates: Sequence[tu
     for rank, (_, cand_ra, cand_dec) in enumerate(candidates, 1):
         axes.plot(np.radians(180 - cand_ra), np.radians(cand_dec), marker="o", ms=6, mfc="#2ca02c", mec="black")
         axes.annotate(str(rank), (np.radians(180 - cand_ra), np.radians(cand_dec)), xytext=(4, 4),
-                      textcoords="offset points", fontsize=8)
+                      textcoords="offset points", fontsize=8, path_effects=_halo(patheffects))
     hours = np.arange(-150, 181, 30)
     axes.set_xticks(np.radians(hours))
-    axes.set_xticklabels([f"{(180 - h) % 360 // 15:.0f}h" for h in hours], fontsize=8)
+    axes.set_xticklabels([f"{(180 - h) % 360 // 15:.0f}h" for h in hours], fontsize=8,
+                         path_effects=_halo(patheffects))  # drawn inside the map: readable over a contour
     axes.set_xlabel("right ascension (hours, east left)")
     axes.set_ylabel("declination (deg)")
     axes.grid(True, color="#999", lw=0.4)
