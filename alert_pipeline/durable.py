@@ -14,6 +14,7 @@ import errno
 import os
 import re
 import stat
+import threading
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -70,10 +71,27 @@ def sync_filesystem(path: str) -> None:
         os.close(fd)
 
 
-def write_atomically(path: str, data: bytes, *, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory and a rename. The
-    temp file is created anew (``x``: a link planted under its name is not followed)."""
+#: The longest file name most file systems take (bytes).
+NAME_MAX = 255
+#: A temp file of ``write_atomically`` (either form of ``temp_name``); group 1 is the pid of the
+#: process writing it, so one that a killed run left can be told from a live run's.
+TEMP_NAME = re.compile(r"\.tmp-(\d+)(?:-\d+)?$")
+
+
+def temp_name(path: str) -> str:
+    """The temp file ``write_atomically`` writes ``path`` through: ``<path>.tmp-<pid>``, or,
+    when that name would be too long for the file system, ``<dir>/.tmp-<pid>-<thread>`` (a
+    name of 250 bytes can be replaced like any other; threads of one process never share one)."""
     temp = f"{path}.tmp-{os.getpid()}"
+    if len(os.fsencode(os.path.basename(temp))) <= NAME_MAX:
+        return temp
+    return os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-{threading.get_ident()}")
+
+
+def write_atomically(path: str, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same directory (``temp_name``) and a
+    rename. The temp file is created anew (``x``: a link planted under its name is not followed)."""
+    temp = temp_name(path)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(temp)  # left by a crashed run of the same pid
     try:

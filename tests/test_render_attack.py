@@ -28,8 +28,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests import test_incremental_state_attack as state_attack
 from tests.conftest import SUBPROCESS_PYTHONPATH
-from tests.test_incremental_state_attack import assert_clean, differs_from_fresh, pages, small_storehouse
+from tests.test_incremental_state_attack import assert_clean, differs_from_fresh, pages
 
 GW_EVENT = "S230518h"
 AUGER = "Auger-20040119T121801"  # an uhecr slot without candidates
@@ -46,25 +47,15 @@ def _deep(depth: int):
 
 # ------------------------------------------------------------------ storehouses
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory) -> Path:
-    """The storehouse without a site (test_incremental_state_attack's)."""
-    return small_storehouse(tmp_path_factory.mktemp("render") / "store")
+#: test_incremental_state_attack's storehouse without a site (built once for this module) and one
+#: copy of it with its site made by the command (its state recorded).
+built, sited = state_attack.built, state_attack.sited
 
 
 @pytest.fixture
-def store(base, tmp_path) -> Path:
+def store(built, tmp_path) -> Path:
     copy = tmp_path / "store"
-    shutil.copytree(base, copy, symlinks=True)
-    return copy
-
-
-@pytest.fixture(scope="module")
-def sited(base, tmp_path_factory) -> Path:
-    """A copy with its site made by the command (its state recorded)."""
-    copy = tmp_path_factory.mktemp("sited") / "store"
-    shutil.copytree(base, copy, symlinks=True)
-    assert_clean(pages(copy))
+    shutil.copytree(built, copy, symlinks=True)
     return copy
 
 
@@ -273,6 +264,32 @@ def test_a_slot_file_stem_of_250_characters_does_not_fail_every_run_once_its_pag
     path.write_text(json.dumps({"slot_id": stem, "kind": "transient", "subtype": "changed"}))
     assert_clean(pages(site_store))
     assert b"changed" in (site_store / "site" / "transient" / f"{stem}.html").read_bytes()
+
+
+def test_write_atomically_replaces_a_file_whose_temp_name_would_be_too_long(tmp_path):
+    """The short temp name is ``write_atomically``'s own (every caller's): a 250-byte name is
+    replaced like any other, through ``.tmp-<pid>-<thread>``, which ``TEMP_NAME`` knows as a
+    temp file of this pid; a short name keeps ``<name>.tmp-<pid>``."""
+    import threading
+
+    from alert_pipeline.durable import TEMP_NAME, temp_name, write_atomically
+
+    long = tmp_path / ("B" * 250)
+    long.write_bytes(b"old")
+    write_atomically(str(long), b"new", durable=False)
+    assert long.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == [long.name]
+    short_temp = os.path.basename(temp_name(str(long)))
+    assert short_temp == f".tmp-{os.getpid()}-{threading.get_ident()}"
+    assert int(TEMP_NAME.search(short_temp).group(1)) == os.getpid()
+    assert temp_name(str(tmp_path / "page.html")) == f"{tmp_path}/page.html.tmp-{os.getpid()}"
+    assert int(TEMP_NAME.search(f"page.html.tmp-{os.getpid()}").group(1)) == os.getpid()
+    from alert_pipeline.storehouse.site.build import remove_stale_temps
+
+    left = [".tmp-99999999-140000", "page.html.tmp-99999999", short_temp]  # two of a gone run, one of this one
+    for name in left:
+        (tmp_path / name).write_bytes(b"half")
+    remove_stale_temps(str(tmp_path), left)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([long.name, short_temp])
 
 
 # ------------------------------------------------------------------ killed mid-run, then rerun

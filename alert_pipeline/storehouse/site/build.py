@@ -24,7 +24,6 @@ import hashlib
 import logging
 import multiprocessing
 import os
-import re
 import signal
 import time
 from collections import Counter, deque
@@ -32,7 +31,7 @@ from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from alert_pipeline.durable import create_new, open_regular, sync_filesystem, write_atomically
+from alert_pipeline.durable import TEMP_NAME, create_new, open_regular, sync_filesystem, write_atomically
 from alert_pipeline.storehouse import kinds
 from alert_pipeline.storehouse.enrich import crossmatch
 from alert_pipeline.storehouse.enrich import tns as tns_state
@@ -154,9 +153,6 @@ def _linked(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str,
 
 #: A file to write: (path, bytes, whether to replace it atomically rather than create it in place).
 Write = tuple[str, bytes, bool]
-#: The temporary files a replacement writes (``<dir>/.tmp-<pid>``, and ``<name>.tmp-<pid>`` of
-#: ``write_atomically``): one left by a killed run is removed by the next.
-TEMP_NAME = re.compile(r"\.tmp-(\d+)$")
 
 
 def to_write(path: str, data: bytes, recorded: str | None, exists: bool) -> tuple[str, Write | None]:
@@ -171,8 +167,8 @@ def to_write(path: str, data: bytes, recorded: str | None, exists: bool) -> tupl
 
 
 def write(item: Write) -> None:
-    """A new file created in place, any other replaced atomically (a temp file of a short
-    name, whatever the page's, then a rename)."""
+    """A new file created in place, any other replaced atomically (``write_atomically``; the
+    sync is the run's, once)."""
     path, data, replace = item
     if not replace:
         try:
@@ -180,21 +176,12 @@ def write(item: Write) -> None:
             return
         except FileExistsError:
             pass
-    temp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(temp)
-    try:
-        create_new(temp, data)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+    write_atomically(path, data, durable=False)
 
 
 def remove_stale_temps(directory: str, names: Iterable[str]) -> None:
-    """Remove the temporary files of ``names`` (in ``directory``) that a killed run left
-    (its process gone; a live one's are its own)."""
+    """Remove the temporary files (``durable.TEMP_NAME``) of ``names`` (in ``directory``) that
+    a killed run left (its process gone; a live one's are its own)."""
     for name in names:
         found = TEMP_NAME.search(name)
         if found and not _alive(int(found.group(1))):

@@ -23,8 +23,6 @@ MOST_TRANSIENTS = 5000
 
 
 
-#: Whether a coincidence's n_chance is a number to rank by (a hand-edited slot's may be anything).
-_chance = finite
 
 def _href(kind: str, summary: Mapping[str, Any]) -> str:
     return f"{kind}/{summary['stem']}.html"
@@ -60,7 +58,7 @@ def _events(kind: str, events: Mapping[str, Mapping[str, Any]], best: Mapping[tu
 
 def _transients(transients: Mapping[str, Mapping[str, Any]], stems: Mapping[tuple[str, str], str]) -> str:
     chosen = [s for s in transients.values() if s.get("mm") or s.get("tns_type")]
-    chosen.sort(key=lambda s: (min((i["n_chance"] for i in s.get("mm", []) if _chance(i.get("n_chance"))),
+    chosen.sort(key=lambda s: (min((i["n_chance"] for i in s.get("mm", []) if finite(i.get("n_chance"))),
                                    default=1e9), s["id"]))
     rows, classes, kinds = [], set(), set()
     for s in chosen[:MOST_TRANSIENTS]:
@@ -68,7 +66,7 @@ def _transients(transients: Mapping[str, Mapping[str, Any]], stems: Mapping[tupl
         its_kinds = sorted({item["kind"] for item in s.get("mm", [])})
         classes.add(shown_class)
         kinds.update(its_kinds)
-        best = min((i.get("n_chance") for i in s.get("mm", []) if _chance(i.get("n_chance"))),
+        best = min((i.get("n_chance") for i in s.get("mm", []) if finite(i.get("n_chance"))),
                    default=None)
         events = ", ".join(link(f"{i['kind']}/{stems[(i['kind'], i['event'])]}.html", text(i["event"]))
                            if (i["kind"], i["event"]) in stems else text(i["event"]) for i in s.get("mm", []))

@@ -91,8 +91,6 @@ def _legend(entries: Sequence[tuple[str, str]], left: float = WIDTH - RIGHT + 16
     return parts
 
 
-_finite = finite
-
 
 def _points(curve: Mapping[str, Any]) -> list[tuple[float, float, float, bool]]:
     """(mjd, mag, error, positive) of a band's usable points."""
@@ -101,10 +99,10 @@ def _points(curve: Mapping[str, Any]) -> list[tuple[float, float, float, bool]]:
     n_errors, n_positives, isfinite = len(errors), len(positives), math.isfinite
     found = []
     for index, (when, mag) in enumerate(zip(mjds, mags, strict=False)):
-        if type(when) is float and type(mag) is float and isfinite(when + mag) or _finite(when) and _finite(mag):
+        if type(when) is float and type(mag) is float and isfinite(when + mag) or finite(when) and finite(mag):
             error = errors[index] if index < n_errors else None
             if type(error) is not float or not isfinite(error):
-                error = float(error) if _finite(error) else 0.0
+                error = float(error) if finite(error) else 0.0
             if not 0.0 <= error <= MAX_ERROR_MAG:  # a negative or absurd error: the point without its bar
                 error = 0.0
             found.append((float(when), float(mag), error,
@@ -123,7 +121,7 @@ def _limits(slot: Mapping[str, Any]) -> dict[str, list[tuple[float, float]]]:
             mjds, mags = curve.get("mjd"), curve.get("mag", curve.get("maglim"))
             if isinstance(mjds, list | tuple) and isinstance(mags, list | tuple):  # an odd value: no limit
                 found[str(band)] = [(float(t), float(m)) for t, m in zip(mjds, mags, strict=False)
-                                    if _finite(t) and _finite(m)]
+                                    if finite(t) and finite(m)]
     return found
 
 
