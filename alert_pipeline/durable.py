@@ -158,11 +158,19 @@ def not_regular(mode: int) -> str:
 
 def open_regular(path: str, follow_links: bool = False) -> BinaryIO:
     """``path`` opened for reading when it is a regular file: the one rule for every input
-    the tools read (retention deletes by the same rule). ``O_NONBLOCK`` makes a FIFO open
-    without waiting for a writer, so it is refused instead of hanging; the check is made on
+    the tools read (retention deletes by the same rule; ``open_regular_fd`` applies it).
+    ``NotRegularFile`` says what the path is."""
+    fd, _ = open_regular_fd(path, follow_links)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def open_regular_fd(path: str, follow_links: bool = False) -> tuple[int, os.stat_result]:
+    """``path``'s descriptor and status when it is a regular file. ``O_NONBLOCK`` makes a FIFO
+    open without waiting for a writer, so it is refused instead of hanging; the check is made on
     what was opened (``fstat``), so nothing can be swapped in between. A link inside an
     output directory is never followed; a path a user names may be a link to a regular file
-    (``follow_links``). ``NotRegularFile`` says what the path is."""
+    (``follow_links``)."""
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | (0 if follow_links else os.O_NOFOLLOW)
     try:
         fd = os.open(path, flags)
@@ -170,12 +178,23 @@ def open_regular(path: str, follow_links: bool = False) -> BinaryIO:
         if exc.errno == errno.ELOOP and not follow_links:
             raise NotRegularFile(errno.ELOOP, "a symbolic link (not followed)", path) from None
         raise
-    what = not_regular(os.fstat(fd).st_mode)
+    found = os.fstat(fd)
+    what = not_regular(found.st_mode)
     if what:
         os.close(fd)
         raise NotRegularFile(errno.EINVAL, what, path)
-    os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
+    return fd, found
+
+
+def read_up_to(fd: int, size: int) -> bytes:
+    """Up to ``size`` bytes from ``fd`` (fewer only at its end): one read for a file that has
+    them, then at most a MiB a read (a file that grew meanwhile costs what it grew by)."""
+    parts = [os.read(fd, size)]
+    got = len(parts[0])
+    while parts[-1] and got < size:
+        parts.append(os.read(fd, min(size - got, 1 << 20)))
+        got += len(parts[-1])
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def append_durably(path: str, data: bytes) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from alert_pipeline.durable import open_regular, write_atomically
+from alert_pipeline.durable import open_regular_fd, read_up_to, write_atomically
 
 log = logging.getLogger("storehouse")
 
@@ -138,16 +138,25 @@ def read_json_file(path: str) -> Any:
 def read_bounded(path: str, limit: int = MAX_JSON_BYTES) -> bytes:
     """The bytes of a file of the storehouse, which must be a regular file itself (a link,
     a FIFO or a device planted in its place is refused, never followed or waited on) of at
-    most ``limit`` bytes (``ValueError`` beyond). The read asks for the file's size, not the
-    limit, so a small file never costs the limit's memory."""
-    with open_regular(path) as handle:
-        expected = min(os.fstat(handle.fileno()).st_size, limit)
-        data = handle.read(expected + 1)
+    most ``limit`` bytes (``ValueError`` beyond)."""
+    return read_bounded_with_status(path, limit)[1]
+
+
+def read_bounded_with_status(path: str, limit: int = MAX_JSON_BYTES) -> tuple[os.stat_result, bytes]:
+    """``read_bounded``, with the status of the file read (taken on the open file before it
+    was read: a file rewritten meanwhile has changed since). The read asks for the file's
+    size, not the limit, so a small file never costs the limit's memory."""
+    fd, found = open_regular_fd(path)
+    try:
+        expected = min(found.st_size, limit)
+        data = read_up_to(fd, expected + 1)
         if len(data) > expected:  # the file grew while it was read: the rest, up to the limit
-            data += handle.read(limit + 1 - len(data))
+            data += read_up_to(fd, limit + 1 - len(data))
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise ValueError(f"{path} is larger than a storehouse JSON file may be ({limit} bytes)")
-    return data
+    return found, data
 
 
 def parse_json(data: bytes) -> Any:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import hashlib
 import logging
 import multiprocessing
@@ -39,7 +40,9 @@ from alert_pipeline.storehouse.layout import (
     SITE_DIRECTORY,
     StateFile,
     StorehouseLayout,
+    parse_json,
     read_bounded,
+    read_bounded_with_status,
     read_json_file,
     read_roster,
 )
@@ -111,9 +114,16 @@ def stamp_of(kind: str, path: str, recorded: Record | None) -> str | None:
     return stamp
 
 
-def read_slot(path: str) -> dict[str, Any] | None:
-    slot = read_json_file(path)
-    return slot if isinstance(slot, dict) else None
+def read_slot(path: str) -> tuple[str | None, dict[str, Any] | None]:
+    """The slot file's stamp and content ((None, None) when it cannot be read; a content
+    that is not an object: None). The stamp is the open file's, taken before it is read: a
+    slot rewritten meanwhile is rendered again next run."""
+    try:
+        found, data = read_bounded_with_status(path)
+        slot = parse_json(data)
+    except (OSError, ValueError, RecursionError):
+        return None, None
+    return state.stamp(found), slot if isinstance(slot, dict) else None
 
 
 class _Shared:
@@ -265,8 +275,7 @@ def _job(kind: str, stem: str, path: str, recorded: str | None, exists: bool
          ) -> tuple[str, Record | None, list[Write]]:
     """Read, summarise and render one slot; (stem, its new record or None when unreadable, files to write).
     The stamp is taken before the slot is read: a slot replaced meanwhile is rendered again next run."""
-    stamp = state.file_stamp(path)
-    slot = read_slot(path)
+    stamp, slot = read_slot(path)
     if slot is None or stamp is None:
         log.warning("pages: %s is not a readable slot; no page", path)
         return stem, None, []
@@ -308,13 +317,17 @@ def _run_jobs(jobs: list[tuple], workers: int) -> Iterator[tuple[str, Record | N
         return
     size = max(1, CHUNK // cost)
     chunks = deque(jobs[start:start + size] for start in range(0, len(jobs), size))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_die_with_parent,
-                             initargs=(os.getpid(),)) as pool:
-        pending: deque = deque()
-        while chunks or pending:
-            while chunks and len(pending) < WINDOW * workers:
-                pending.append(pool.submit(_chunk_jobs, chunks.popleft()))
-            yield from pending.popleft().result()
+    gc.freeze()  # what the workers inherit is never walked by their collector (nor copied for it)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+            pending: deque = deque()
+            while chunks or pending:
+                while chunks and len(pending) < WINDOW * workers:
+                    pending.append(pool.submit(_chunk_jobs, chunks.popleft()))
+                yield from pending.popleft().result()
+    finally:
+        gc.unfreeze()
 
 
 def _die_with_parent(parent: int) -> None:
@@ -335,7 +348,7 @@ def _summaries_only(kind: str, files: Mapping[str, str], recorded: Mapping[str, 
         if before is not None and stamp == before.stamp:
             records[stem] = before
             continue
-        slot = read_slot(path)
+        slot = read_slot(path)[1]
         if slot is None:
             log.warning("pages: %s is not a readable slot; no page", path)
             continue

@@ -105,6 +105,11 @@ def file_stamp(path: str, dir_fd: int | None = None) -> str | None:
         found = os.stat(path, dir_fd=dir_fd)
     except OSError:
         return None
+    return stamp(found)
+
+
+def stamp(found: os.stat_result) -> str:
+    """A file's stamp from its status."""
     return f"{found.st_ino}:{found.st_size}:{found.st_mtime_ns}:{found.st_ctime_ns}"
 
 
