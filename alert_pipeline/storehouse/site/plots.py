@@ -130,15 +130,23 @@ def _band_marks(points: Sequence[tuple[float, float, float, bool]], colour: str,
     """A band's points as three paths, not an element a point: error bars, dots (a zero-length
     stroke with round caps draws a disc) and the hollow centres of negative differences. A
     light curve of a hundred points is then a few hundred bytes of path data, not a few kB."""
-    placed = [(f"{LEFT + (when - x0) * sx:.1f}", TOP + (mag - y0) * sy, error * sy, positive)
-              for when, mag, error, positive in points]
-    bars = "".join([f"M{x} {y - e:.1f}V{y + e:.1f}" for x, y, e, _ in placed if e])
-    dots = "".join([f"M{x} {y:.1f}h0" for x, y, _, _ in placed])
-    hollow = "".join([f"M{x} {y:.1f}h0" for x, y, _, positive in placed if not positive])
-    parts = [f'<path class="bars" d="{bars}" stroke="{colour}"/>'] if bars else []
-    parts.append(f'<path class="points" d="{dots}" stroke="{colour}" stroke-width="8" stroke-linecap="round"/>')
+    bars, dots, hollow = [], [], []
+    for when, mag, error, positive in points:
+        x = f"M{LEFT + (when - x0) * sx:.1f} "
+        y = TOP + (mag - y0) * sy
+        dot = f"{x}{y:.1f}h0"
+        dots.append(dot)
+        if error:
+            half = error * sy
+            bars.append(f"{x}{y - half:.1f}V{y + half:.1f}")
+        if not positive:
+            hollow.append(dot)
+    parts = [f'<path class="bars" d="{"".join(bars)}" stroke="{colour}"/>'] if bars else []
+    parts.append(f'<path class="points" d="{"".join(dots)}" stroke="{colour}" stroke-width="8" '
+                 'stroke-linecap="round"/>')
     if hollow:
-        parts.append(f'<path class="hollow" d="{hollow}" stroke="#fff" stroke-width="6" stroke-linecap="round"/>')
+        parts.append(f'<path class="hollow" d="{"".join(hollow)}" stroke="#fff" stroke-width="6" '
+                     'stroke-linecap="round"/>')
     return parts
 
 
@@ -150,14 +158,21 @@ def light_curve(slot: Mapping[str, Any]) -> str:
         if isinstance(curve, Mapping) else {}
     bands = {band: points for band, points in bands.items() if points}
     limits = _limits(slot)
-    every = [(t, m) for points in bands.values() for t, m, _, _ in points] + \
-            [pair for pairs in limits.values() for pair in pairs]
-    if not every:
+    times, mags, errors = [], [], []
+    for points in bands.values():
+        for when, mag, error, _ in points:
+            times.append(when)
+            mags.append(mag)
+            errors.append(error)
+    for pairs in limits.values():
+        for when, mag in pairs:
+            times.append(when)
+            mags.append(mag)
+    if not times:
         return ""
-    errors = [e for points in bands.values() for _, _, e, _ in points]
-    t0, t1 = min(t for t, _ in every), max(t for t, _ in every)
+    t0, t1 = min(times), max(times)
     pad_t = max((t1 - t0) * 0.05, 0.5)
-    m0, m1 = min(m for _, m in every), max(m for _, m in every)
+    m0, m1 = min(mags), max(mags)
     pad_m = max((m1 - m0) * 0.08, max(errors, default=0.0), 0.2)
     x_range, y_range = (t0 - pad_t, t1 + pad_t), (m0 - pad_m, m1 + pad_m)
     if not all(math.isfinite(high - low) for low, high in (x_range, y_range)):
