@@ -7,7 +7,8 @@ in a temporary directory. Then, in this process:
 
 * first build: every page rendered and written (phases timed: where the time goes);
 * floor: as many files as the first build wrote, of the same sizes, written from a bare
-  template with the same calls (created in place, one filesystem sync), into a fresh directory;
+  template with the same calls (created in place, one filesystem sync), into a fresh directory,
+  right after the first build and again after the reruns (the ratio is against their mean);
 * rerun with nothing new, and rerun after one new neutrino on a transient (its page, the
   transient's page, the index);
 * the storehouse is cross-matched (``crossmatch``) before the first build, so the events
@@ -167,20 +168,29 @@ def main() -> int:
               f"{args.cosmic_rays} cosmic rays, made and cross-matched in {time.perf_counter() - started:.1f} s "
               f"(crossmatch {matched_s:.1f} s)")
         first, summary, phases = timed_run(storehouse)
+        written, pages = summary["files_written"], summary["pages"]
         floor_s, files, size = floor(os.path.join(storehouse, "site"), os.path.join(root, "floor"))
-        print(f"first build: {first:.2f} s, {summary['files_written']} files written ({summary['pages']} pages)")
-        print("  where the time goes: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in phases.items()))
-        print(f"floor (the same {files} files, {size / 2**20:.0f} MiB, from a bare template): {floor_s:.2f} s")
-        print(f"first build / floor: ratio {first / floor_s:.2f} (target <= 5)")
-        again, summary, phases = timed_run(storehouse)
-        print(f"rerun, nothing new: {again:.3f} s, {summary['files_written']} files written; "
-              f"ratio {again / first:.4f} of the first build (target <= 0.05)")
+        again, summary, _ = timed_run(storehouse)
+        rerun = (again, summary["files_written"])
         matched_s = one_new_event(storehouse)
-        new, summary, phases = timed_run(storehouse)
+        new, summary, _ = timed_run(storehouse)
+        # The floor again, minutes later, into a directory of its own: file creation on one disk moves
+        # by 2x between two quiet measurements, so the build is compared with both and with their mean.
+        later_s, _, _ = floor(os.path.join(root, "floor"), os.path.join(root, "floor-again"))
+        floors = (floor_s + later_s) / 2
+        print(f"first build: {first:.2f} s, {written} files written ({pages} pages)")
+        print("  where the time goes: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in phases.items()))
+        print(f"floor (the same {files} files, {size / 2**20:.0f} MiB, from a bare template): {floor_s:.2f} s right "
+              f"after the first build, {later_s:.2f} s after the reruns; mean {floors:.2f} s")
+        print(f"first build / floor: ratio {first / floors:.2f} against the mean (target <= 5); "
+              f"{first / floor_s:.2f} and {first / later_s:.2f} against each")
+        print(f"rerun, nothing new: {rerun[0]:.3f} s, {rerun[1]} files written; "
+              f"ratio {rerun[0] / first:.4f} of the first build (target <= 0.05)")
         print(f"rerun after one new event (its crossmatch {matched_s:.1f} s, not counted): {new:.3f} s, "
               f"{summary['rendered']} pages rendered, "
               f"{summary['files_written']} files written; ratio {new / first:.4f} of the first build")
         shutil.rmtree(os.path.join(root, "floor"))
+        shutil.rmtree(os.path.join(root, "floor-again"))
         load_s, _ = builder("load-messengers", "--storehouse", storehouse, ALERT)
         match_s, _ = builder("crossmatch", "--storehouse", storehouse)
         pages_s, done = builder("pages", "--storehouse", storehouse)
