@@ -189,12 +189,14 @@ def open_regular_fd(path: str, follow_links: bool = False) -> tuple[int, os.stat
 def read_up_to(fd: int, size: int) -> bytes:
     """Up to ``size`` bytes from ``fd`` (fewer only at its end): one read for a file that has
     them, then at most a MiB a read (a file that grew meanwhile costs what it grew by)."""
-    parts = [os.read(fd, size)]
-    got = len(parts[0])
-    while parts[-1] and got < size:
-        parts.append(os.read(fd, min(size - got, 1 << 20)))
-        got += len(parts[-1])
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    data = os.read(fd, size)
+    if not data or len(data) >= size:
+        return data
+    parts, got = [data], len(data)
+    while got < size and (more := os.read(fd, min(size - got, 1 << 20))):
+        parts.append(more)
+        got += len(more)
+    return data if len(parts) == 1 else b"".join(parts)
 
 
 def append_durably(path: str, data: bytes) -> None:

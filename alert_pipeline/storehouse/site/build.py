@@ -388,13 +388,14 @@ def _pages(kind: str, files: Mapping[str, str], records: Mapping[str, Record], r
     remove_stale_temps(directory, present)
     jobs, kept = [], {}
     slots = os.open(os.path.join(_Shared.storehouse, kind), os.O_RDONLY | os.O_DIRECTORY)
+    file_stamp, get_old, get_current = state.file_stamp, recorded.get, records.get
     try:
-        for stem, path in files.items():
-            old = recorded.get(stem)
-            current = records.get(stem, old)
+        for stem, path in files.items():  # a rerun's loop over every slot: kept short
+            old = get_old(stem)
+            current = get_current(stem, old)
             exists = f"{stem}.html" in present
-            if current is not None and current.stamp is not None and exists \
-                    and (current is not old or (state.file_stamp(f"{stem}.json", slots) if kind != GW
+            if current is not None and exists and current.stamp is not None \
+                    and (current is not old or (file_stamp(f"{stem}.json", slots) if kind != GW
                                                 else stamp_of(kind, path, current)) == current.stamp) \
                     and not (changed and any(key in changed for key in current.links)) \
                     and (kind != GW or "+" not in (current.page or "") or f"{stem}{IMAGE_SUFFIX}" in present):

@@ -12,7 +12,7 @@ The records are a columnar Arrow file in ``state/pages/`` (``records-<generation
 read at once, every summary checked to begin with its slot's id and stem, and decoded when a
 page or the index first needs it, and checked again then: a summary that is not its slot's
 raises ``RecordsUnreadable`` and the run starts again with no state); ``pages.json``
-names it (and its digest), the site directory and the site's version (its style, script and page
+names it (its digest, and its file's stamp when saved: the same file is not digested again), the site directory and the site's version (its style, script and page
 code, and the cross-match's rules the pages draw), and is written last, so it commits the records. Another directory or version is no state. A
 state that is missing, unreadable or of another layout is no state either: the next run
 renders every page, and writes only those whose bytes differ.
@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from alert_pipeline.durable import write_atomically
-from alert_pipeline.storehouse.layout import StateFile, StorehouseLayout, read_bounded
+from alert_pipeline.storehouse.layout import StateFile, StorehouseLayout, read_bounded_with_status
 from alert_pipeline.storehouse.site.summaries import well_formed
 
 log = logging.getLogger("transient_kind_builder")
@@ -150,8 +150,11 @@ def load(storehouse: str, out: str, version: str) -> tuple[dict[str, Any], dict[
             and RECORDS_FILE.fullmatch(data["records"]) and isinstance(data.get("records_digest"), str)):
         return nothing, {}
     try:
-        content = read_bounded(os.path.join(_records_directory(storehouse), data["records"]), MAX_RECORDS_BYTES)
-        if _digest(content) != data["records_digest"]:
+        found, content = read_bounded_with_status(os.path.join(_records_directory(storehouse), data["records"]),
+                                                  MAX_RECORDS_BYTES)
+        # The file as saved (the same inode, size, mtime and ctime: no write since) is the file
+        # digested then; any other (restored, copied, edited) is digested again.
+        if stamp(found) != data.get("records_stamp") and _digest(content) != data["records_digest"]:
             raise ValueError("not the file pages.json names (its digest differs)")
         records = _read_records(content)
     except (OSError, ValueError, KeyError, TypeError, NotImplementedError, MemoryError) as exc:
@@ -235,8 +238,9 @@ def save(storehouse: str, data: dict[str, Any], records: Mapping[str, Mapping[st
     with pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
     content = sink.getvalue()
-    write_atomically(os.path.join(directory, name), content)
-    data["records"], data["records_digest"] = name, _digest(content)
+    path = os.path.join(directory, name)
+    write_atomically(path, content)
+    data["records"], data["records_digest"], data["records_stamp"] = name, _digest(content), file_stamp(path)
     _state_file(storehouse).write(data)
     for found in os.listdir(directory):
         if RECORDS_FILE.fullmatch(found) and found != name:
