@@ -10,6 +10,7 @@ data files (tests/data/messengers/README.md names them)."""
 from __future__ import annotations
 
 import functools
+import gc
 import http.server
 import json
 import os
@@ -539,7 +540,9 @@ def test_pages_rendered_by_worker_processes_are_a_single_process_site_written_by
         monkeypatch.setattr(build, "WINDOW", 1)
         writers = []
         monkeypatch.setattr(build, "write", lambda item, seen=writers: (seen.append(os.getpid()), real_write(item)))
+        frozen = gc.get_freeze_count()
         done = build.run(str(store), workers=workers)
+        assert gc.get_freeze_count() == frozen  # the heap frozen for the workers' fork is thawed after them
         # besides the pages and images: the index and the assets, which the main process writes itself
         assert done["files_written"] == len(writers) + 1 + len(ASSETS) and set(writers) == {os.getpid()}
         assert done["rendered"] == done["pages"] and done["unreadable_slots"] == 0

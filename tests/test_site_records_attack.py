@@ -156,3 +156,31 @@ def test_a_light_curve_of_finite_but_huge_values_never_fails(band):
     else:  # the points drawn, the absurd error without its bar, the other's bar kept
         assert len(re.findall(r"h0", re.search(r'class="points" d="([^"]+)"', svg).group(1))) == 2
         assert len(re.findall(r"V", re.search(r'class="bars" d="([^"]+)"', svg).group(1))) == 1
+
+
+def test_records_changed_in_place_with_their_mtime_put_back_are_digested_and_refused(store, tmp_path):
+    """The records file is digested only when its stamp is not the one saved beside its digest:
+    a byte changed in place, the size kept and the mtime set back (``touch -d``), still changes
+    the ctime no user can set, so the digest is taken, differs, and the run renders every page."""
+    import os
+
+    from tests.test_incremental_state_attack import records_path
+
+    assert pages(store).returncode == 0
+    saved = json.loads((store / "state" / "pages.json").read_text())
+    path = records_path(store)
+    before = os.stat(path)
+    assert saved["records_stamp"] == f"{before.st_ino}:{before.st_size}:{before.st_mtime_ns}:{before.st_ctime_ns}"
+    content = bytearray(path.read_bytes())
+    at = content.index(b"ZTF") + 3  # a byte of a slot id inside the records: the size stays
+    content[at] = ord("Q") if content[at] != ord("Q") else ord("R")
+    with open(path, "r+b") as handle:  # in place: the same inode
+        handle.write(bytes(content))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+    done = pages(store)
+    _clean(done)
+    assert "its digest differs" in done.stderr and "every page is rendered again" in done.stderr
+    assert json.loads(done.stdout)["rendered"] == json.loads(done.stdout)["pages"] > 0
+    assert differs_from_fresh(store, tmp_path / "fresh") == []

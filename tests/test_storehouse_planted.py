@@ -99,3 +99,43 @@ def test_a_hand_edited_build_mark_gives_a_full_build(pg_url, table, tmp_path):
         assert json.loads((store / "transient" / f"{first['slot_id']}.json").read_text())["n_alerts"] == \
             first["n_alerts"]
         assert type(json.loads(state.read_text())["high_water"]) is int
+
+
+def test_a_storehouse_file_is_read_whole_with_the_status_of_the_file_read(tmp_path):
+    """``read_bounded_with_status``: the bytes of the file opened and that file's own status
+    (the site stamps a slot with it), bounded, refusing what is not a regular file."""
+    import threading
+
+    import pytest
+
+    from alert_pipeline.durable import NotRegularFile, read_up_to
+    from alert_pipeline.storehouse.layout import read_bounded_with_status
+
+    path = tmp_path / "slot.json"
+    data = bytes(range(256)) * 5000  # over a MiB: more than one read of the loop's size
+    path.write_bytes(data)
+    found, got = read_bounded_with_status(str(path))
+    assert got == data and (found.st_ino, found.st_size) == (os.stat(path).st_ino, len(data))
+    with pytest.raises(ValueError, match="larger than"):
+        read_bounded_with_status(str(path), len(data) - 1)
+    (tmp_path / "link.json").symlink_to(path)
+    os.mkfifo(tmp_path / "fifo.json")
+    for planted in ("link.json", "fifo.json"):  # refused at once: never followed, never waited on
+        with pytest.raises(NotRegularFile):
+            read_bounded_with_status(str(tmp_path / planted))
+    reader, writer = os.pipe()  # a source that gives its bytes in pieces: read_up_to gathers them
+
+    def trickle() -> None:
+        for start in range(0, 3000, 1000):
+            os.write(writer, data[start:start + 1000])
+        os.close(writer)
+
+    thread = threading.Thread(target=trickle)
+    thread.start()
+    try:
+        assert read_up_to(reader, 2500) == data[:2500]
+        assert read_up_to(reader, 2500) == data[2500:3000]  # fewer only at the end
+        assert read_up_to(reader, 10) == b""
+    finally:
+        thread.join()
+        os.close(reader)

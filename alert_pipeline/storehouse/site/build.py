@@ -568,6 +568,7 @@ def run(storehouse: str, out: str | None = None, workers: int | None = None,
     if timer:
         timer("(of the pages' phases, writing their files)", counts["writing_ns"] / 1e9)
     records = _Shared.records
+    _Shared.records, _Shared.by_id = {}, None  # a process that runs again starts from its state, not these
     return {"site": out, "pages": sum(len(found) for found in records.values()),
             "by_kind": {kind: len(found) for kind, found in records.items()}, "rendered": counts["rendered"],
             "files_written": counts["files_written"], "files_removed": counts["files_removed"],

@@ -227,17 +227,27 @@ def save(storehouse: str, data: dict[str, Any], records: Mapping[str, Mapping[st
     taken = [int(found.group(1)) for found in map(RECORDS_FILE.fullmatch, [data.get("records") or "",
                                                                          *os.listdir(directory)]) if found]
     name = f"records-{max(taken, default=0) + 1}.arrow"  # never a name in use, whatever holds it
-    rows = list(_rows(records))
     schema = _schema()
-    columns = ([row[0] for row in rows], [row[1] for row in rows], [row[2].stamp for row in rows],
-               [row[2].slot_id for row in rows], [row[2].summary for row in rows], [row[2].links for row in rows],
-               [row[2].page for row in rows])
-    table = pa.Table.from_arrays([pa.array(values, field.type) for values, field in zip(columns, schema, strict=True)],
-                                 schema=schema)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
-    content = sink.getvalue()
+    with _no_collection():  # columns of 100,000 values each: nothing in them is a cycle to look for
+        columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
+        kinds, stems, stamps, ids, summaries, links, pages = (column.append for column in columns)
+        for kind, found in records.items():
+            for stem, record in found.items():
+                kinds(kind)
+                stems(stem)
+                stamps(record.stamp)
+                ids(record.slot_id)
+                summaries(record.summary)
+                links(record.links)
+                pages(record.page)
+        table = pa.Table.from_arrays([pa.array(values, field.type) for values, field in zip(columns, schema,
+                                                                                              strict=True)],
+                                     schema=schema)
+        del columns
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        content = sink.getvalue()
     path = os.path.join(directory, name)
     write_atomically(path, content)
     data["records"], data["records_digest"], data["records_stamp"] = name, _digest(content), file_stamp(path)
@@ -246,9 +256,3 @@ def save(storehouse: str, data: dict[str, Any], records: Mapping[str, Mapping[st
         if RECORDS_FILE.fullmatch(found) and found != name:
             with contextlib.suppress(IsADirectoryError, FileNotFoundError, PermissionError):
                 os.unlink(os.path.join(directory, found))  # a directory planted under such a name stays
-
-
-def _rows(records: Mapping[str, Mapping[str, Record]]) -> Iterator[tuple[str, str, Record]]:
-    for kind, found in records.items():
-        for stem, record in found.items():
-            yield kind, stem, record
