@@ -572,3 +572,13 @@ def test_a_slot_its_page_cannot_show_is_named_and_skipped_the_rest_made(demo, tm
     assert not (store / "site" / "transient" / f"{victim}.html").exists()
     assert len(list((store / "site" / "transient").glob("*.html"))) == done["by_kind"]["transient"] > 5
     assert victim in caplog.text and "cannot show" in caplog.text and "TypeError" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["ZTF19aapreis", "a b", "é", "x/y", "", "\u0663", "ZTF_1", "abc~", "<b>", "C?x=1#y"])
+def test_a_slot_id_in_an_outside_url_is_quoted_as_urllib_quotes_a_path_segment(value):
+    """``markup.quoted``'s shortcut for plain ids gives what ``urllib.parse.quote`` gives for every id."""
+    import urllib.parse
+
+    from alert_pipeline.storehouse.site.markup import quoted
+
+    assert quoted(value) == urllib.parse.quote(value, safe="")

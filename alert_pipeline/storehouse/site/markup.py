@@ -68,6 +68,8 @@ def link(href: str, label: str, external: bool = False) -> str:
 
 def quoted(value: str) -> str:
     """A path segment (a slot id in an outside site's URL)."""
+    if value.isascii() and value.isalnum():  # a ZTF id: nothing to quote (letters and digits are unreserved)
+        return value
     return urllib.parse.quote(value, safe="")
 
 
