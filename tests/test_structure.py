@@ -21,7 +21,7 @@ FLOORS: list[tuple[str, ...]] = [
      "alert_pipeline.exitcodes", "alert_pipeline.settings", "alert_pipeline.kafka_settings",
      "alert_pipeline.quarantine", "alert_pipeline.steps"),
     ("alert_pipeline.consumer", "alert_pipeline.storehouse.layout", "alert_pipeline.storehouse.backend",
-     "alert_pipeline.storehouse.slots"),
+     "alert_pipeline.storehouse.slots", "alert_pipeline.storehouse.collector"),
     ("alert_pipeline.report", "alert_pipeline.storehouse.fink", "alert_pipeline.storehouse.messengers",
      "alert_pipeline.storehouse.galaxies"),
     ("alert_pipeline.storehouse.kinds",),

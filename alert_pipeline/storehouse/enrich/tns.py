@@ -68,6 +68,7 @@ import orjson
 
 from alert_pipeline.durable import NotRegularFile, not_regular, open_regular, write_atomically
 from alert_pipeline.storehouse import kinds
+from alert_pipeline.storehouse.collector import held_off
 from alert_pipeline.storehouse.fink.transient import FINK_SUBTYPES, refine, subtype_of_class
 from alert_pipeline.storehouse.layout import (
     ENRICHED_FIELDS,
@@ -1223,8 +1224,9 @@ def apply(storehouse: str, path: str, radius_arcsec: float = DEFAULT_RADIUS_ARCS
     if not chosen.files and not state.data.get("catalogue") and given_file:
         raise TnsFileError(f"{path}: nothing to apply")
     _prune(state.data["applied"], state.data["seen"])
-    return _refresh(store, spec, state, catalogue if changed else None, updates, radius_arcsec, files,
-                    chosen.left_out)
+    with held_off():  # the index's and the catalogue's hundreds of thousands of rows: no cycle among them
+        return _refresh(store, spec, state, catalogue if changed else None, updates, radius_arcsec, files,
+                        chosen.left_out)
 
 
 def _superseded(read: TnsFile, data: dict[str, Any]) -> str:

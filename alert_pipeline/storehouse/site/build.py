@@ -33,7 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from alert_pipeline.durable import TEMP_NAME, create_new, open_regular, sync_filesystem, write_atomically
-from alert_pipeline.storehouse import kinds
+from alert_pipeline.storehouse import collector, kinds
 from alert_pipeline.storehouse.enrich import crossmatch
 from alert_pipeline.storehouse.enrich import tns as tns_state
 from alert_pipeline.storehouse.layout import (
@@ -317,22 +317,21 @@ def _run_jobs(jobs: list[tuple], workers: int) -> Iterator[tuple[str, Record | N
         return
     size = max(1, CHUNK // cost)
     chunks = deque(jobs[start:start + size] for start in range(0, len(jobs), size))
-    gc.freeze()  # what the workers inherit is never walked by their collector (nor copied for it)
-    try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
-            pending: deque = deque()
-            while chunks or pending:
-                while chunks and len(pending) < WINDOW * workers:
-                    pending.append(pool.submit(_chunk_jobs, chunks.popleft()))
-                yield from pending.popleft().result()
-    finally:
-        gc.unfreeze()
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker,
+                             initargs=(os.getpid(),)) as pool:
+        pending: deque = deque()
+        while chunks or pending:
+            while chunks and len(pending) < WINDOW * workers:
+                pending.append(pool.submit(_chunk_jobs, chunks.popleft()))
+            yield from pending.popleft().result()
 
 
-def _die_with_parent(parent: int) -> None:
-    """A worker dies with the run: killed (the OOM killer, a timeout), the run leaves no
-    worker holding a copy of its memory (Linux's parent-death signal)."""
+def _start_worker(parent: int) -> None:
+    """A worker's collector never walks what it inherited (``gc.freeze``, in the worker: the
+    objects' pages are not copied for it), and the worker dies with the run: killed (the OOM
+    killer, a timeout), the run leaves no worker holding a copy of its memory (Linux's
+    parent-death signal)."""
+    gc.freeze()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the run died before the signal was asked for
@@ -413,10 +412,20 @@ def _pages(kind: str, files: Mapping[str, str], records: Mapping[str, Record], r
             counts["writing_ns"] += time.perf_counter_ns() - started
         counts["files_written"] += len(writes)
         if record is not None:
-            kept[stem] = record
+            kept[stem] = _as_shown(record, records.get(stem))
         else:
             counts["unreadable"] += 1
     return kept
+
+
+def _as_shown(record: Record, shown: Record | None) -> Record:
+    """The record to keep of an event's slot read again for its page: when the slot changed
+    since its summary was taken for the other pages of this run (an update landing meanwhile),
+    the summary those pages show, unstamped: the next run reads the slot again, and renders
+    its page and the pages that show it."""
+    if shown is None or shown.summary == record.summary:
+        return record
+    return Record(None, shown.slot_id, shown.stem, shown.summary, shown.links, record.page, shown.decoded)
 
 
 def _remove_gone(kind: str, kept: Mapping[str, Record], recorded: Mapping[str, Record], counts: Counter) -> None:
@@ -554,21 +563,24 @@ def run(storehouse: str, out: str | None = None, workers: int | None = None,
     rules = _rules(storehouse)
     # The cross-match's rules are drawn on pages (a cosmic ray's radius): new rules, every page rendered again.
     version = f"{state.site_version()}-{digest(rules)}"
-    data, before = state.load(storehouse, out, version)
-    _Shared.storehouse, _Shared.out, _Shared.rules = storehouse, out, rules
     counts: Counter = Counter()
-    try:
-        _make(storehouse, out, names, data, before, before, workers, counts, phase)
-    except state.RecordsUnreadable as exc:  # found when a summary was first needed: the records are no state
-        log.warning("pages: the site's records are unreadable (%s); every page is rendered again", exc)
-        done = {name: counts[name] for name in ("files_written", "files_removed", "writing_ns")}
-        counts.clear()  # what the first attempt rendered is rendered again; what it wrote stays written
-        counts.update(done)
-        _make(storehouse, out, names, state.empty(out, version), {}, before, workers, counts, phase)
+    with collector.freezing() as freeze:
+        data, before = state.load(storehouse, out, version)
+        freeze()  # the records, kept all run: no collection walks them again (thawed when the run ends)
+        _Shared.storehouse, _Shared.out, _Shared.rules = storehouse, out, rules
+        try:
+            _make(storehouse, out, names, data, before, before, workers, counts, phase)
+        except state.RecordsUnreadable as exc:  # found when a summary was first needed: the records are no state
+            log.warning("pages: the site's records are unreadable (%s); every page is rendered again", exc)
+            done = {name: counts[name] for name in ("files_written", "files_removed", "writing_ns")}
+            counts.clear()  # what the first attempt rendered is rendered again; what it wrote stays written
+            counts.update(done)
+            _make(storehouse, out, names, state.empty(out, version), {}, before, workers, counts, phase)
+        finally:
+            records = _Shared.records
+            _Shared.records, _Shared.by_id = {}, None  # a process that runs again starts from its state, not these
     if timer:
         timer("(of the pages' phases, writing their files)", counts["writing_ns"] / 1e9)
-    records = _Shared.records
-    _Shared.records, _Shared.by_id = {}, None  # a process that runs again starts from its state, not these
     return {"site": out, "pages": sum(len(found) for found in records.values()),
             "by_kind": {kind: len(found) for kind, found in records.items()}, "rendered": counts["rendered"],
             "files_written": counts["files_written"], "files_removed": counts["files_removed"],

@@ -22,18 +22,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import hashlib
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from alert_pipeline.durable import write_atomically
+from alert_pipeline.storehouse.collector import held_off
 from alert_pipeline.storehouse.layout import StateFile, StorehouseLayout, read_bounded_with_status
 from alert_pipeline.storehouse.site.summaries import well_formed
 
@@ -145,6 +145,12 @@ def load(storehouse: str, out: str, version: str) -> tuple[dict[str, Any], dict[
     records by kind and stem), or an empty one."""
     data = _state_file(storehouse).read()
     nothing = empty(out, version)
+    if isinstance(data, dict) and isinstance(data.get("out"), str) and data["out"] != out:
+        log.info("pages: the site's state is that of %s, not of %s: every page is rendered (and written where it "
+                 "differs); the next run into this directory has its state", data["out"], out)
+    elif isinstance(data, dict) and data.get("site_version") not in (None, version):
+        log.info("pages: the site's code or the cross-match's rules changed since the last run: every page is "
+                 "rendered again (and written where it differs)")
     if not (isinstance(data, dict) and data.get("version") == STATE_VERSION and data.get("out") == out
             and data.get("site_version") == version and isinstance(data.get("records"), str)
             and RECORDS_FILE.fullmatch(data["records"]) and isinstance(data.get("records_digest"), str)):
@@ -192,7 +198,7 @@ def _read_records(content: bytes) -> dict[str, dict[str, Record]]:
         if pc.all(pc.match_substring_regex(table[column], pattern), min_count=0).as_py() is not True:
             raise ValueError(f"a {column} that is not a file name")
     records: dict[str, dict[str, Record]] = {}
-    with _no_collection():  # 100,000 new objects, none in a cycle: the collector's passes find nothing
+    with held_off():  # 100,000 new objects, none in a cycle: the collector's passes find nothing
         for kind, stem, stamp, slot_id, summary, links, page in zip(
                 *(table[name].to_pylist() for name in ("kind", "stem", "stamp", "id", "summary", "links", "page")),
                 strict=True):
@@ -202,19 +208,7 @@ def _read_records(content: bytes) -> dict[str, dict[str, Record]]:
             if found is None:
                 found = records[kind] = {}
             found[stem] = Record(stamp, slot_id, stem, summary, links, page)
-        gc.freeze()  # kept all run: no later collection walks them again
     return records
-
-
-@contextlib.contextmanager
-def _no_collection() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def save(storehouse: str, data: dict[str, Any], records: Mapping[str, Mapping[str, Record]]) -> None:
@@ -228,7 +222,7 @@ def save(storehouse: str, data: dict[str, Any], records: Mapping[str, Mapping[st
                                                                          *os.listdir(directory)]) if found]
     name = f"records-{max(taken, default=0) + 1}.arrow"  # never a name in use, whatever holds it
     schema = _schema()
-    with _no_collection():  # columns of 100,000 values each: nothing in them is a cycle to look for
+    with held_off():  # columns of 100,000 values each: nothing in them is a cycle to look for
         columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
         kinds, stems, stamps, ids, summaries, links, pages = (column.append for column in columns)
         for kind, found in records.items():
