@@ -1,7 +1,7 @@
 """``pages`` (the storehouse's static site) against the floor of writing the same files, same run.
 
 A storehouse of N transient slots (light curves of 2-39 points in g/r/i, random sky
-positions and times over three years, 1 % with a TNS record), G gw events (the real S230518h sky map, G copies),
+positions and times over three years, 1 % with a TNS record), G gw events (the real BAYESTAR sky map of MS181101ab, G copies),
 400 neutrinos and 3,000 cosmic rays (by default), written directly as slot files, is made
 in a temporary directory. Then, in this process:
 

@@ -582,3 +582,18 @@ def test_a_slot_id_in_an_outside_url_is_quoted_as_urllib_quotes_a_path_segment(v
     from alert_pipeline.storehouse.site.markup import quoted
 
     assert quoted(value) == urllib.parse.quote(value, safe="")
+
+
+def test_a_run_into_another_site_directory_says_why_every_page_is_rendered(demo, tmp_path):
+    """The state is one site directory's: a run with another ``--out`` renders every page and says
+    why; the next run into that directory renders none."""
+    store = tmp_path / "store"
+    shutil.copytree(demo, store, ignore=shutil.ignore_patterns("site", "pages*"))
+    first = builder("pages", "--storehouse", str(store))
+    assert first.returncode == 0, first.stderr[-2000:]
+    elsewhere = builder("pages", "--storehouse", str(store), "--out", str(tmp_path / "published"))
+    assert elsewhere.returncode == 0, elsewhere.stderr[-2000:]
+    assert f"the site's state is that of {store / 'site'}, not of {tmp_path / 'published'}" in elsewhere.stderr
+    assert json.loads(elsewhere.stdout)["rendered"] == json.loads(elsewhere.stdout)["pages"] > 0
+    again = builder("pages", "--storehouse", str(store), "--out", str(tmp_path / "published"))
+    assert json.loads(again.stdout)["rendered"] == 0 and "state is that of" not in again.stderr
