@@ -129,10 +129,17 @@ def file_stamp(path: str) -> bytes | None:
 def read_json_file(path: str) -> Any:
     """A JSON file's content, or None when it is missing or not JSON (orjson, falling
     back to json for what orjson refuses)."""
+    return read_json_file_with_status(path)[1]
+
+
+def read_json_file_with_status(path: str) -> tuple[os.stat_result | None, Any]:
+    """``read_json_file``, with the status of the file read (``read_bounded_with_status``);
+    (None, None) when it cannot be read or is not JSON."""
     try:
-        return parse_json(read_bounded(path))
+        found, data = read_bounded_with_status(path)
+        return found, parse_json(data)
     except (OSError, ValueError, RecursionError):
-        return None
+        return None, None
 
 
 def read_bounded(path: str, limit: int = MAX_JSON_BYTES) -> bytes:

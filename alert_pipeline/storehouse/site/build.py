@@ -40,10 +40,9 @@ from alert_pipeline.storehouse.layout import (
     SITE_DIRECTORY,
     StateFile,
     StorehouseLayout,
-    parse_json,
     read_bounded,
-    read_bounded_with_status,
     read_json_file,
+    read_json_file_with_status,
     read_roster,
 )
 from alert_pipeline.storehouse.site import event_pages, index, minor_body_page, state, transient_page
@@ -118,10 +117,8 @@ def read_slot(path: str) -> tuple[str | None, dict[str, Any] | None]:
     """The slot file's stamp and content ((None, None) when it cannot be read; a content
     that is not an object: None). The stamp is the open file's, taken before it is read: a
     slot rewritten meanwhile is rendered again next run."""
-    try:
-        found, data = read_bounded_with_status(path)
-        slot = parse_json(data)
-    except (OSError, ValueError, RecursionError):
+    found, slot = read_json_file_with_status(path)
+    if found is None:
         return None, None
     return state.stamp(found), slot if isinstance(slot, dict) else None
 

@@ -199,7 +199,7 @@ def _read_records(content: bytes) -> dict[str, dict[str, Record]]:
             raise ValueError(f"a {column} that is not a file name")
     records: dict[str, dict[str, Record]] = {}
     with held_off():  # 100,000 new objects, none in a cycle: the collector's passes find nothing
-        for kind, stem, stamp, slot_id, summary, links, page in zip(
+        for kind, stem, slot_stamp, slot_id, summary, links, page in zip(
                 *(table[name].to_pylist() for name in ("kind", "stem", "stamp", "id", "summary", "links", "page")),
                 strict=True):
             if not summary.startswith(summary_prefix(slot_id, stem)):
@@ -207,7 +207,7 @@ def _read_records(content: bytes) -> dict[str, dict[str, Record]]:
             found = records.get(kind)
             if found is None:
                 found = records[kind] = {}
-            found[stem] = Record(stamp, slot_id, stem, summary, links, page)
+            found[stem] = Record(slot_stamp, slot_id, stem, summary, links, page)
     return records
 
 
@@ -223,21 +223,13 @@ def save(storehouse: str, data: dict[str, Any], records: Mapping[str, Mapping[st
     name = f"records-{max(taken, default=0) + 1}.arrow"  # never a name in use, whatever holds it
     schema = _schema()
     with held_off():  # columns of 100,000 values each: nothing in them is a cycle to look for
-        columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
-        kinds, stems, stamps, ids, summaries, links, pages = (column.append for column in columns)
-        for kind, found in records.items():
-            for stem, record in found.items():
-                kinds(kind)
-                stems(stem)
-                stamps(record.stamp)
-                ids(record.slot_id)
-                summaries(record.summary)
-                links(record.links)
-                pages(record.page)
+        rows = [(kind, stem, record.stamp, record.slot_id, record.summary, record.links, record.page)
+                for kind, found in records.items() for stem, record in found.items()]
+        columns = list(zip(*rows, strict=True)) or [() for _ in schema]
         table = pa.Table.from_arrays([pa.array(values, field.type) for values, field in zip(columns, schema,
                                                                                               strict=True)],
                                      schema=schema)
-        del columns
+        del rows, columns
         sink = pa.BufferOutputStream()
         with pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
